@@ -1,0 +1,394 @@
+"""The docker backend: one private bridge network and one container per node.
+
+Every object this backend creates carries ``squall.run=<run>`` plus the pid
+of the process that owns it, so ``squall.cluster.cleanup`` can find what a
+runner killed with SIGKILL left behind. The store's code is bind-mounted
+read-only (never baked into the image), so editing ``system/`` needs no
+rebuild. Data lives in a labelled docker volume per node: it survives
+kill/start like a disk survives a crash, and its writes go to the host's
+filesystem rather than through the image's overlay.
+
+A node's HTTP port is published on 127.0.0.1 only. We pick the host port
+ourselves instead of letting Docker choose, because Docker picks a *new*
+random port every time a container starts again, which would silently move a
+node's client URL after each kill/start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shlex
+import shutil
+import socket
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import yaml
+from docker.models.containers import Container
+
+import docker
+import system
+from squall.cluster import net
+from squall.cluster.base import Cluster, ClusterError, ClusterSpec, Grudge
+from squall.cluster.image import ensure_image
+
+LABEL_RUN = "squall.run"
+LABEL_NODE = "squall.node"
+LABEL_OWNER = "squall.owner_pid"
+LABEL_CREATED = "squall.created"
+LABEL_TMP = "squall.tmpdir"  # host directory holding the node configs, removed by cleanup
+
+NODE_PORT = 8000
+DATA_DIR = "/var/lib/squall"
+CONFIG_PATH = "/etc/squall/node.yaml"
+SYSTEM_MOUNT = "/opt/squall/system"
+NODE_COMMAND = ["python3", "-m", "system.node", "--config", CONFIG_PATH]
+DOCKER_EXTRA_KEYS = {"env", "cap_add", "devices", "volumes", "command_prefix", "security_opt"}
+_NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        return docker.from_env(version="auto")
+    except docker.errors.DockerException as exc:
+        raise ClusterError(f"cannot reach the Docker engine ({exc}); start Docker "
+                           "or use the local backend") from None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DockerCluster(Cluster):
+    supports = frozenset({"kill", "pause", "partition", "exec", "collect-data"})
+
+    def __init__(self, spec: ClusterSpec, client: docker.DockerClient | None = None,
+                 progress: Callable[[str], None] | None = None,
+                 healthy_timeout: float = 60.0) -> None:
+        super().__init__(spec)
+        if not _NAME_OK.match(spec.name):
+            raise ClusterError(f"run name {spec.name!r} cannot name Docker objects; use letters, "
+                               "digits, '_', '.' or '-', starting with a letter or digit")
+        self._docker_extra = self._checked_docker_extra(spec.extra.get("docker", {}))
+        self._peer_urls: dict[str, dict[str, str]] = spec.extra.get("peer_urls") or {}
+        self._client = client
+        self._say = progress or (lambda _msg: None)
+        self.healthy_timeout = healthy_timeout
+        self.network_name = f"squall-{spec.name}"
+        self._containers: dict[str, Container] = {}
+        self._ports: dict[str, int] = {}
+        self._tmp: Path | None = None
+        self._grudge: dict[str, set[str]] = {}
+
+    @staticmethod
+    def _checked_docker_extra(extra: Any) -> dict[str, Any]:
+        if not isinstance(extra, dict):
+            raise ClusterError(f"spec.extra['docker'] must be a dict, not {type(extra).__name__}")
+        unknown = set(extra) - DOCKER_EXTRA_KEYS
+        if unknown:
+            raise ClusterError(f"spec.extra['docker'] has unknown keys {sorted(unknown)}; "
+                               f"known: {sorted(DOCKER_EXTRA_KEYS)}")
+        return extra
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def _labels(self, node: str | None = None) -> dict[str, str]:
+        labels = {LABEL_RUN: self.spec.name, LABEL_OWNER: str(os.getpid()),
+                  LABEL_CREATED: str(int(time.time()))}
+        if self._tmp is not None:
+            labels[LABEL_TMP] = str(self._tmp)
+        if node is not None:
+            labels[LABEL_NODE] = node
+        return labels
+
+    # -- lifecycle -------------------------------------------------------
+    def up(self) -> None:
+        atexit.register(self.down)
+        try:
+            image = ensure_image(self._say, self.client)
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"squall-{self.spec.name}-"))
+            self.client.networks.create(self.network_name, driver="bridge",
+                                        labels=self._labels())
+            for node in self.nodes:
+                self._write_config(node)
+                self._ports[node] = _free_port()
+            self._say(f"starting {len(self.nodes)} containers on {self.network_name}")
+            with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+                started = list(pool.map(lambda n: self._run_container(image, n), self.nodes))
+            self._containers = dict(zip(self.nodes, started, strict=True))
+            self._wait_healthy_or_explain()
+        except BaseException:
+            self.down()
+            raise
+
+    def _write_config(self, node: str) -> None:
+        assert self._tmp is not None
+        peers = {p: f"http://{p}:{NODE_PORT}" for p in self.nodes}
+        peers.update(self._peer_urls.get(node, {}))
+        config = {
+            "id": node,
+            "data_dir": DATA_DIR,
+            "listen": f"0.0.0.0:{NODE_PORT}",
+            "peers": peers,
+            "election_timeout_ms": list(self.spec.election_timeout_ms),
+            "heartbeat_ms": self.spec.heartbeat_ms,
+            "snapshot_every": self.spec.snapshot_every,
+            "snapshot_codec": self.spec.snapshot_codec,
+            "digest_every": self.spec.digest_every,
+            "bugs": self.spec.bugs_for(node),
+        }
+        (self._tmp / f"{node}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def _run_kwargs(self, image: str, node: str) -> dict[str, Any]:
+        """Everything ``containers.run`` gets for one node, with spec.extra['docker'] merged in."""
+        assert self._tmp is not None
+        extra = self._docker_extra
+        volume = self.client.volumes.create(f"squall-{self.spec.name}-{node}-data",
+                                            labels=self._labels(node))
+        volumes: dict[str, dict[str, str]] = {
+            str(Path(system.__file__).parent): {"bind": SYSTEM_MOUNT, "mode": "ro"},
+            str(self._tmp / f"{node}.yaml"): {"bind": CONFIG_PATH, "mode": "ro"},
+            volume.name: {"bind": DATA_DIR, "mode": "rw"},
+        }
+        # A caller's volume at the same path replaces ours (e.g. a FUSE backing dir).
+        theirs = extra.get("volumes", {})
+        taken = {v["bind"] for v in theirs.values()}
+        volumes = {k: v for k, v in volumes.items() if v["bind"] not in taken} | theirs
+        return dict(
+            image=image,
+            command=list(extra.get("command_prefix", [])) + NODE_COMMAND,
+            name=f"squall-{self.spec.name}-{node}",
+            hostname=node,
+            labels=self._labels(node),
+            detach=True,
+            network=self.network_name,
+            networking_config={self.network_name: self.client.api.create_endpoint_config(
+                aliases=[node])},
+            ports={f"{NODE_PORT}/tcp": ("127.0.0.1", self._ports[node])},
+            cap_add=sorted({"NET_ADMIN", *extra.get("cap_add", [])}),
+            devices=list(extra.get("devices", [])),
+            security_opt=list(extra.get("security_opt", [])) or None,
+            environment=dict(extra.get("env", {})),
+            volumes=volumes,
+        )
+
+    def _run_container(self, image: str, node: str) -> Container:
+        try:
+            return self.client.containers.run(**self._run_kwargs(image, node))
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"could not start the container for {node}: {exc}") from None
+
+    def _wait_healthy_or_explain(self) -> None:
+        try:
+            self.wait_healthy(self.healthy_timeout)
+        except ClusterError as exc:
+            silent = [n for n in self.nodes if not self.status(n, 0.5)] or self.nodes
+            tails = "\n".join(f"--- {n} (last lines of its log) ---\n{self.log_tail(n)}"
+                              for n in silent)
+            raise ClusterError(f"{exc}\n{tails}") from None
+
+    def log_tail(self, node: str, lines: int = 20) -> str:
+        try:
+            return self.container(node).logs(tail=lines).decode(errors="replace")
+        except docker.errors.APIError as exc:
+            return f"(no log: {exc})"
+
+    def down(self) -> None:
+        atexit.unregister(self.down)
+        try:
+            client = self.client
+        except ClusterError:
+            return
+        flt = {"label": f"{LABEL_RUN}={self.spec.name}"}
+        for c in client.containers.list(all=True, filters=flt):
+            _quietly(lambda c=c: c.remove(force=True, v=True))
+        for n in client.networks.list(filters=flt):
+            _quietly(n.remove)
+        for v in client.volumes.list(filters=flt):
+            _quietly(lambda v=v: v.remove(force=True))
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._containers.clear()
+        self._grudge.clear()
+
+    # -- addressing ------------------------------------------------------
+    def container(self, node: str) -> Container:
+        try:
+            return self._containers[node]
+        except KeyError:
+            raise ClusterError(f"no container for node {node!r}: the cluster is not up, or "
+                               f"the node is not one of {self.nodes}") from None
+
+    def client_url(self, node: str) -> str:
+        if node not in self._ports:
+            raise ClusterError(f"node {node!r} has no client port; is the cluster up?")
+        return f"http://127.0.0.1:{self._ports[node]}"
+
+    def container_pid(self, node: str) -> int:
+        """The host PID of the node's first process (for nsenter); 0 if it is not running."""
+        c = self.container(node)
+        c.reload()
+        return int(c.attrs["State"]["Pid"])
+
+    def node_ip(self, node: str) -> str:
+        """The node's address on the cluster network ('' while it is stopped)."""
+        c = self.container(node)
+        c.reload()
+        return str(c.attrs["NetworkSettings"]["Networks"][self.network_name]["IPAddress"])
+
+    def gateway_ip(self) -> str:
+        """The host's address on the cluster network: where client traffic comes from."""
+        network = self.client.networks.get(self.network_name)
+        return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+
+    # -- faults ----------------------------------------------------------
+    def kill(self, node: str) -> None:
+        """SIGKILLs the node's container and waits until Docker sees it exited."""
+        c = self.container(node)
+        try:
+            c.kill()
+        except docker.errors.APIError as exc:
+            if "is not running" not in str(exc):
+                raise ClusterError(f"could not kill {node}: {exc}") from None
+        c.wait(timeout=30)
+
+    def start(self, node: str) -> None:
+        """Starts a killed node again: same data volume, same config, same client port."""
+        c = self.container(node)
+        try:
+            c.start()
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"could not start {node}: {exc}") from None
+        if self._grudge:
+            # The restarted container has a fresh network namespace (no rules) and
+            # perhaps a new address that other nodes' rules do not know yet.
+            self._reapply_grudge()
+
+    def pause(self, node: str) -> None:
+        self._signal(node, "SIGSTOP")
+
+    def resume(self, node: str) -> None:
+        self._signal(node, "SIGCONT")
+
+    def _signal(self, node: str, sig: str) -> None:
+        # The node runs as the container's PID 1 (no init in between), so the
+        # signal reaches the store process itself; an init would be stopped instead.
+        try:
+            self.container(node).kill(signal=sig)
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"could not send {sig} to {node}: {exc}") from None
+
+    def exec(self, node: str, argv: Sequence[str], timeout: float = 30) -> tuple[int, str]:
+        """Runs argv inside the node; (exit code, stdout+stderr). 124 means it timed out."""
+        wrapped = ["timeout", "-k", "1", str(timeout), *argv]
+        try:
+            rc, out = self.container(node).exec_run(wrapped)
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"could not exec {list(argv)} on {node}: {exc}") from None
+        return int(rc), out.decode(errors="replace")
+
+    def is_running(self, node: str) -> bool:
+        c = self.container(node)
+        try:
+            c.reload()
+        except docker.errors.NotFound:
+            return False
+        return bool(c.status == "running")
+
+    # -- partitions ------------------------------------------------------
+    def partition(self, grudge: Grudge) -> None:
+        """Makes each node drop packets from the nodes its grudge names (replacing any old one)."""
+        net.validate_grudge(grudge, self.nodes)
+        self._grudge = {n: set(peers) for n, peers in grudge.items()}
+        self._reapply_grudge()
+
+    def heal(self) -> None:
+        self._grudge = {}
+        self._on_running(lambda n: net.HEAL_COMMANDS)
+
+    def _reapply_grudge(self) -> None:
+        running = [n for n in self.nodes if self.is_running(n)]
+        ips = {n: self.node_ip(n) for n in running}
+        # Stopped peers send nothing; when they start, start() comes back here.
+        grudge = {n: {p for p in peers if p in ips or p == net.CLIENT}
+                  for n, peers in self._grudge.items() if n in ips}
+        drops = net.drop_commands(grudge, ips, self.gateway_ip())
+        self._on_running(lambda n: net.HEAL_COMMANDS + drops.get(n, []))
+
+    def _on_running(self, commands: Callable[[str], list[list[str]]]) -> None:
+        """Runs each running node's command list in one shell, all nodes at once."""
+        def run(node: str) -> None:
+            script = " && ".join(shlex.join(c) for c in commands(node))
+            rc, out = self.exec(node, ["sh", "-c", script], timeout=15)
+            if rc != 0:
+                raise ClusterError(f"iptables failed on {node} (exit {rc}): {out.strip()}; "
+                                   "the container needs cap_add NET_ADMIN")
+        running = [n for n in self.nodes if self.is_running(n)]
+        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            list(pool.map(run, running))
+
+    def reachability(self, timeout: float = 1.0) -> dict[tuple[str, str], bool]:
+        """Probes every running node -> node pair from inside the containers.
+
+        ``(a, b) -> True`` when an HTTP request from a to b:8000 got any answer.
+        """
+        running = [n for n in self.nodes if self.is_running(n)]
+        targets = {n: f"http://{n}:{NODE_PORT}/health" for n in self.nodes}
+
+        def probe(src: str) -> dict[str, bool]:
+            rc, out = self.exec(src, net.probe_argv(targets, timeout), timeout=timeout + 10)
+            return net.parse_probe(out)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            seen = dict(zip(running, pool.map(probe, running), strict=True))
+        return {(a, b): seen[a][b] for a in running for b in self.nodes if a != b}
+
+    # -- collection ------------------------------------------------------
+    def collect(self, dest: Path, data: bool = False) -> None:
+        """Writes ``dest/<node>/node.log`` and, with ``data``, ``dest/<node>/data/``."""
+        for node in self.nodes:
+            out = Path(dest) / node
+            out.mkdir(parents=True, exist_ok=True)
+            c = self.container(node)
+            (out / "node.log").write_bytes(c.logs(stdout=True, stderr=True))
+            if data:
+                self._copy_data(c, out / "data")
+
+    @staticmethod
+    def _copy_data(c: Container, target: Path) -> None:
+        stream, _stat = c.get_archive(DATA_DIR)
+        with tempfile.TemporaryDirectory(prefix="squall-collect-") as tmp:
+            tar_path = Path(tmp) / "data.tar"
+            with open(tar_path, "wb") as f:
+                for chunk in stream:
+                    f.write(chunk)
+            with tarfile.open(tar_path) as tar:
+                tar.extractall(tmp, filter="data")
+            # The archive's root is the directory's own name ("squall").
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.move(str(Path(tmp) / Path(DATA_DIR).name), str(target))
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    """Runs a removal that may race with another remover (already gone is fine)."""
+    try:
+        action()
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if "removal" not in str(exc) and "No such" not in str(exc):
+            raise

@@ -1,0 +1,108 @@
+"""Network partitions the way Jepsen makes them: iptables DROP on the receiver.
+
+A grudge maps each node to the nodes it must not hear from. For every node
+with a grudge we append ``iptables -A INPUT -s <peer ip> -j DROP`` inside its
+own network namespace. Dropping (not rejecting) on INPUT is deliberate: the
+sender sees silence, exactly like a cut cable, so its TCP connections hang
+and time out instead of failing fast with a reset that a real partition
+would never send.
+
+The special name ``client`` in a grudge stands for the host (the bridge
+gateway, where every client and the runner's own probes come from). Without
+it, a partition only cuts node-to-node traffic and clients can still reach
+every node — which is what most tests want: clients see each side of the
+split, and the checker judges what each side answered.
+
+Rules live in the container's network namespace. Docker builds a new one
+when a killed container starts again (verified: the rules are gone and the
+address may change), so the backend re-applies the active grudge after each
+start; see ``DockerCluster.start``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+from squall.cluster.base import ClusterError, Grudge
+
+CLIENT = "client"  # grudge member meaning "the host": clients and the runner
+
+HEAL_COMMANDS: list[list[str]] = [["iptables", "-F", "-w"], ["iptables", "-X", "-w"]]
+
+
+def validate_grudge(grudge: Grudge, nodes: Iterable[str]) -> None:
+    """Raises ClusterError if the grudge names a node the cluster does not have."""
+    known = set(nodes)
+    for node, peers in grudge.items():
+        if node not in known:
+            raise ClusterError(
+                f"grudge names node {node!r}, which this cluster lacks; nodes are {sorted(known)}"
+            )
+        if isinstance(peers, str):
+            raise ClusterError(
+                f"grudge[{node!r}] is the string {peers!r}; it must be a set of node names"
+            )
+        unknown = set(peers) - known - {CLIENT}
+        if unknown:
+            raise ClusterError(
+                f"grudge[{node!r}] names {sorted(unknown)}, unknown; use node names "
+                f"{sorted(known)} or {CLIENT!r} for the host"
+            )
+
+
+def drop_commands(grudge: Grudge, ips: Mapping[str, str], gateway: str) -> dict[str, list[list[str]]]:
+    """The iptables argv lists to run on each node to apply ``grudge``.
+
+    Pure: ``ips`` maps node -> its current address on the cluster network,
+    ``gateway`` is the host's address on it (the source of client traffic).
+    """
+    out: dict[str, list[list[str]]] = {}
+    for node in sorted(grudge):
+        cmds = []
+        for peer in sorted(grudge[node]):
+            if peer == node:
+                continue  # a node never drops its own traffic (loopback stays up)
+            source = gateway if peer == CLIENT else ips[peer]
+            cmds.append(["iptables", "-A", "INPUT", "-s", source, "-j", "DROP", "-w"])
+        if cmds:
+            out[node] = cmds
+    return out
+
+
+# Runs inside a node: tries every target at once and prints {target: bool}.
+# Any HTTP answer (even an error status) counts as reachable: the question is
+# whether packets get through, not whether the node is healthy.
+_PROBE = r"""
+import json, sys, threading, urllib.request, urllib.error
+targets, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
+seen = {}
+def probe(name, url):
+    try:
+        urllib.request.urlopen(url, timeout=timeout).read()
+        seen[name] = True
+    except urllib.error.HTTPError:
+        seen[name] = True
+    except Exception:
+        seen[name] = False
+threads = [threading.Thread(target=probe, args=item) for item in targets.items()]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(seen))
+"""
+
+
+def probe_argv(targets: Mapping[str, str], timeout: float) -> list[str]:
+    """argv that, run inside a node, prints which of ``targets`` (name -> URL) answer."""
+    return ["python3", "-c", _PROBE, json.dumps(dict(targets)), str(timeout)]
+
+
+def parse_probe(output: str) -> dict[str, bool]:
+    """Reads the probe's output (its last line is the JSON verdict)."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        raise ClusterError("the reachability probe printed nothing; is python3 in the node image?")
+    try:
+        return {k: bool(v) for k, v in json.loads(lines[-1]).items()}
+    except ValueError:
+        raise ClusterError(f"the reachability probe printed no JSON: {output[-500:]!r}") from None
