@@ -1,0 +1,160 @@
+"""Bounded failover: after a fault hits the leader, service comes back in time.
+
+For every fault window (``squall.history.fault_windows``) we measure, from the
+moment the fault took effect, how long until the first acknowledged write
+*invoked after it* completed, and the same for reads. Ops invoked before the
+fault do not count: an op already in flight at the old leader says nothing
+about whether a new one can make progress.
+
+Only faults that hit the leader are judged against ``failover_bound``: a
+kill, pause or disk stall whose targets include ``value.leader``, or a
+partition that leaves the leader without a majority. Other faults (and
+clock skew or slow links, which need no failover) are listed with their
+times but not judged.
+
+A fault that takes out a majority cannot be recovered from until it ends,
+by design of any quorum system, so for those the clock starts at the end of
+the fault instead (``measured_from: "end"``). A judged fault after which no
+write (or read) is acknowledged before the run ends is a failure: the
+cluster never recovered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from checkers.base import CheckContext
+from checkers.stats import NS, Timed, quantile, timed_ops, write_fs
+from squall.history import OK, fault_windows
+
+JUDGED_KINDS = ("kill", "pause", "partition", "disk-stall")
+DEFAULT_BOUND_S = 2.0
+
+
+def _nodes(ctx: CheckContext) -> list[str]:
+    nodes = ctx.test.get("nodes") or list(ctx.nodes)
+    if isinstance(nodes, int):  # "nodes: 5" in a config means n1..n5
+        return [f"n{i}" for i in range(1, nodes + 1)]
+    return [str(n) for n in nodes]
+
+
+def _majority(n: int) -> int:
+    return n // 2 + 1
+
+
+def _partition_isolates(leader: str, grudge: Mapping[str, Collection[str]],
+                        nodes: Sequence[str]) -> bool:
+    """True if the leader can no longer exchange messages with a majority.
+
+    Raft needs both directions (append entries out, acks back), so a node
+    counts as reachable only if neither side holds a grudge against the other.
+    """
+    cut_from = set(grudge.get(leader, ()))
+    reach = {n for n in nodes if n == leader or (n not in cut_from
+                                                  and leader not in set(grudge.get(n, ())))}
+    return len(reach) < _majority(len(nodes))
+
+
+def _value(window: Mapping[str, Any]) -> dict[str, Any]:
+    """The fault's completion value (targets, leader, grudge), or {} if it carried none."""
+    value = window.get("value")
+    return value if isinstance(value, dict) else {}
+
+
+def _classify(window: Mapping[str, Any], nodes: Sequence[str]) -> tuple[bool, bool]:
+    """(hits the leader, takes out a majority) for one fault window."""
+    value = _value(window)
+    leader = value.get("leader")
+    targets = set(value.get("targets") or [])
+    kind = window["fault"]
+    if kind not in JUDGED_KINDS:
+        return False, False
+    if kind == "partition" and value.get("grudge"):
+        hits = leader is not None and _partition_isolates(leader, value["grudge"], nodes)
+        # No side keeps a majority if the biggest well-connected group is a minority.
+        majority_gone = all(_partition_isolates(n, value["grudge"], nodes) for n in nodes)
+        return hits, majority_gone
+    hits = leader is not None and leader in targets
+    return hits, len(nodes) - len(targets & set(nodes)) < _majority(len(nodes))
+
+
+def _first_ack(ops: Sequence[Timed], since: int, writes: frozenset[str], want_write: bool
+               ) -> float | None:
+    """Seconds from ``since`` to the first ok op of the wanted kind invoked after it."""
+    ends = [t.end for t in ops
+            if t.outcome == OK and t.start >= since and (t.f in writes) == want_write]
+    return round((min(ends) - since) / NS, 3) if ends else None
+
+
+def _judge(row: dict[str, Any], bound: float, had_writes: bool, had_reads: bool) -> list[str]:
+    problems = []
+    label = f"{row['fault']} at {row['start_s']:.1f}s (leader {row['leader']})"
+    for kind, present in (("write", had_writes), ("read", had_reads)):
+        took = row[f"{kind}_recovery_s"]
+        if not present:
+            continue
+        if took is None:
+            problems.append(f"after {label} no {kind} was ever acknowledged again")
+        elif took > bound:
+            problems.append(f"after {label} the first {kind} took {took:.2f}s > bound {bound:g}s")
+    return problems
+
+
+def _by_kind(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for kind in sorted({r["fault"] for r in rows}):
+        mine = [r for r in rows if r["fault"] == kind]
+        entry: dict[str, Any] = {"count": len(mine), "judged": sum(r["judged"] for r in mine)}
+        for what in ("write", "read"):
+            vals = [r[f"{what}_recovery_s"] for r in mine
+                    if r["judged"] and r[f"{what}_recovery_s"] is not None]
+            entry[f"{what}_p50_s"] = quantile(vals, 0.5)
+            entry[f"{what}_max_s"] = max(vals) if vals else None
+        out[kind] = entry
+    return out
+
+
+def check_failover(ctx: CheckContext) -> dict[str, Any]:
+    bound = float(ctx.test.get("failover_bound", DEFAULT_BOUND_S))
+    nodes = _nodes(ctx)
+    writes = write_fs(ctx.test)
+    ops = timed_ops(ctx.history)
+    had_writes = any(t.f in writes for t in ops)
+    had_reads = any(t.f not in writes for t in ops)
+    rows, problems = [], []
+    for w in fault_windows(ctx.history):
+        hits, majority_gone = _classify(w, nodes)
+        since = w["end"] if majority_gone else w["start"]
+        value = _value(w)
+        row = {
+            "fault": w["fault"],
+            "start_s": round(w["start"] / NS, 3),
+            "end_s": round(w["end"] / NS, 3),
+            "leader": value.get("leader"),
+            "targets": value.get("targets"),
+            "hits_leader": hits,
+            "judged": hits,
+            "measured_from": "end" if majority_gone else "start",
+            "write_recovery_s": _first_ack(ops, since, writes, True),
+            "read_recovery_s": _first_ack(ops, since, writes, False),
+        }
+        row_problems = _judge(row, bound, had_writes, had_reads) if hits else []
+        row["ok"] = not row_problems if hits else None
+        rows.append(row)
+        problems += row_problems
+    res: dict[str, Any] = {
+        "valid": not problems,
+        "bound_s": bound,
+        "faults": rows,
+        "by_kind": _by_kind(rows),
+        "failures": problems,
+    }
+    if problems:
+        res["why"] = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    elif not any(r["judged"] for r in rows):
+        # Nothing to judge is not a failure of the system; say so rather than go unknown,
+        # which would turn every run with only link or clock faults into exit code 2.
+        res["note"] = ("no fault hit the leader, so failover was never exercised" if rows
+                       else "no faults were injected")
+    return res

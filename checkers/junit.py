@@ -1,0 +1,65 @@
+"""JUnit XML from a composed results dict, for CI systems that read it.
+
+One testcase per checker: ``valid: false`` becomes a failure (message = the
+checker's one-sentence ``why``), ``"unknown"`` becomes skipped with its
+reason, true passes. The checker's whole result rides along in system-out so
+nothing is lost on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+RESULTS_XML = "results.xml"
+
+
+def why_of(result: Mapping[str, Any]) -> str:
+    """A checker's own one-sentence reason, or the best stand-in it offers."""
+    for key in ("why", "summary", "message", "error"):
+        if result.get(key):
+            return str(result[key])
+    return f"valid is {result.get('valid')!r}"
+
+
+def checker_results(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The per-checker entries of a composed results dict (those carrying ``valid``)."""
+    return {k: v for k, v in results.items() if isinstance(v, Mapping) and "valid" in v}
+
+
+def junit_xml(results: Mapping[str, Any], suite: str = "squall") -> str:
+    """Renders the results as a JUnit XML document (a string)."""
+    cases = checker_results(results)
+    failures = sum(1 for r in cases.values() if r["valid"] is False)
+    skipped = sum(1 for r in cases.values() if r["valid"] not in (True, False))
+    total_s = sum(float(r.get("seconds", 0) or 0) for r in cases.values())
+    root = ET.Element("testsuites", name=suite, tests=str(len(cases)),
+                      failures=str(failures), skipped=str(skipped))
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)),
+                       failures=str(failures), errors="0", skipped=str(skipped),
+                       time=f"{total_s:.3f}")
+    for name, res in cases.items():
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.checkers", name=name,
+                             time=f"{float(res.get('seconds', 0) or 0):.3f}")
+        if res["valid"] is False:
+            ET.SubElement(case, "failure", message=why_of(res), type="invalid").text = why_of(res)
+        elif res["valid"] is not True:
+            ET.SubElement(case, "skipped", message=f"unknown: {why_of(res)}")
+        out = ET.SubElement(case, "system-out")
+        out.text = json.dumps(res, indent=1, sort_keys=True, default=str)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(results: Mapping[str, Any], path: str | os.PathLike[str],
+                suite: str = "squall") -> Path:
+    """Writes ``results.xml`` (or ``path`` if it names a file) and returns its path."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_XML
+    p.write_text(junit_xml(results, suite), encoding="utf-8")
+    return p
