@@ -1,0 +1,203 @@
+"""Sequential specifications the linearizability search checks against.
+
+A model is a small value: ``init`` (the state before any operation),
+``step(state, input, output) -> (ok, new_state)`` and a few helpers. The
+search in ``checkers.linearizable`` knows nothing about registers or
+key-value stores; it only calls ``step``.
+
+Conventions shared by every model here:
+
+* an operation's *input* is ``(f, arg)`` after ``prepare`` normalised it
+  (values made hashable: lists become tuples), so states and inputs can be
+  cached in sets;
+* its *output* is what the client observed: the value read, ``True`` for a
+  write or cas that succeeded, ``False`` for a cas whose precondition failed,
+  or ``UNKNOWN`` for an indeterminate (``info``) operation, whose output is
+  never checked;
+* every model is per key: ``partition_by_key`` is True, and ``step`` sees the
+  state of one key only (P-compositionality, Herlihy & Wing): a keyed history
+  is linearizable iff each key's sub-history is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+
+class _Unknown:
+    """The output of an indeterminate operation: anything may have been returned."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+    def __reduce__(self) -> str:
+        # Pickles as the module-level name so the singleton survives a process pool.
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+
+Step = Callable[[Any, Any, Any], tuple[bool, Any]]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A sequential specification (see the module docstring for the conventions)."""
+
+    name: str
+    init: Hashable
+    step: Step
+    fs: frozenset[str]  # the operation names this model understands
+    readonly: frozenset[str]  # ops with no effect: an indeterminate one can be dropped
+    aliases: tuple[tuple[str, str], ...] = ()  # other names for the same op
+    partition_by_key: bool = True
+
+    def canonical_f(self, f: str) -> str:
+        """The model's name for ``f``; raises ValueError naming the known ones."""
+        f = dict(self.aliases).get(f, f)
+        if f not in self.fs:
+            known = ", ".join(sorted(self.fs | {a for a, _ in self.aliases}))
+            raise ValueError(f"operation f={f!r} is unknown to the {self.name} model; known: {known}")
+        return f
+
+    def prepare(self, f: str, arg: Any) -> tuple[str, Any]:
+        """Normalises an invocation into the hashable input ``step`` expects."""
+        f = self.canonical_f(f)
+        if f == "cas":
+            return f, _cas_arg(arg)
+        return f, freeze(arg)
+
+    def describe_op(self, inp: tuple[str, Any], output: Any) -> str:
+        f, arg = inp
+        if output is UNKNOWN:
+            shown = "?"
+        elif f in self.readonly:
+            shown = repr(output)
+        elif f == "cas":
+            shown = "ok" if output else "failed"
+        else:
+            shown = "ok"
+        if f in self.readonly:
+            return f"{f}() -> {shown}"
+        if f == "cas":
+            return f"cas({arg[0]!r} -> {arg[1]!r}) -> {shown}"
+        return f"{f}({arg!r}) -> {shown}"
+
+    def describe_state(self, state: Any) -> str:
+        return repr(state)
+
+
+def freeze(value: Any) -> Hashable:
+    """Makes a JSON/EDN value hashable (lists -> tuples, dicts -> sorted pairs)."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+    return value
+
+
+def _cas_arg(arg: Any) -> tuple[Hashable, Hashable]:
+    """A cas argument as (from, to), from ``[from, to]`` or ``{"from", "to"}``."""
+    if isinstance(arg, dict) and "from" in arg and "to" in arg:
+        return freeze(arg["from"]), freeze(arg["to"])
+    if isinstance(arg, list | tuple) and len(arg) == 2:
+        return freeze(arg[0]), freeze(arg[1])
+    raise ValueError(f"a cas value must be [from, to] or {{\"from\", \"to\"}}, got {arg!r}")
+
+
+# --- register: read / write ------------------------------------------------
+
+
+def register_step(state: Any, inp: tuple[str, Any], out: Any) -> tuple[bool, Any]:
+    f, arg = inp
+    if f == "write":
+        return True, arg
+    return out is UNKNOWN or out == state, state
+
+
+# --- CAS register: read / write / cas (etcd-style) --------------------------
+
+
+def cas_register_step(state: Any, inp: tuple[str, Any], out: Any) -> tuple[bool, Any]:
+    f, arg = inp
+    if f == "read":
+        return out is UNKNOWN or out == state, state
+    if f == "write":
+        return True, arg
+    frm, to = arg
+    if out is UNKNOWN:
+        # It may have happened: if it did, the precondition decided its effect.
+        return True, (to if state == frm else state)
+    if out:
+        return state == frm, to
+    # A cas that failed its precondition is an observation: the value was not `from`.
+    return state != frm, state
+
+
+# --- key-value: get / put / append (Porcupine's kv test model) ---------------
+
+
+def kv_step(state: Any, inp: tuple[str, Any], out: Any) -> tuple[bool, Any]:
+    f, arg = inp
+    if f == "get":
+        return out is UNKNOWN or out == state, state
+    if f == "put":
+        return True, arg
+    return True, state + arg  # append
+
+
+REGISTER = Model(
+    name="register",
+    init=None,
+    step=register_step,
+    fs=frozenset({"read", "write"}),
+    readonly=frozenset({"read"}),
+)
+
+CAS_REGISTER = Model(
+    name="cas-register",
+    init=None,
+    step=cas_register_step,
+    fs=frozenset({"read", "write", "cas"}),
+    readonly=frozenset({"read"}),
+)
+
+KV = Model(
+    name="kv",
+    init="",  # a missing key reads as the empty string, as in Porcupine's kv model
+    step=kv_step,
+    fs=frozenset({"get", "put", "append"}),
+    readonly=frozenset({"get"}),
+)
+
+# The scheduler's task status: a CAS register per task whose transitions are
+# written {from, to}; reads return the status, "create" sets the first one.
+TASK_STATE = Model(
+    name="task-state",
+    init=None,
+    step=cas_register_step,
+    fs=frozenset({"read", "write", "cas"}),
+    readonly=frozenset({"read"}),
+    aliases=(("transition", "cas"), ("create", "write"), ("set", "write")),
+)
+
+MODELS: dict[str, Model] = {m.name: m for m in (REGISTER, CAS_REGISTER, KV, TASK_STATE)}
+
+
+def get_model(name: str) -> Model:
+    """The model called ``name``; raises ValueError listing the known ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"model {name!r} is unknown; known: {', '.join(sorted(MODELS))}"
+        ) from None
