@@ -24,8 +24,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import docker
 import docker.errors
+
+import docker
 
 SUITE = "bookworm"
 # Everything a node or a nemesis needs inside the container. python3-aiohttp
@@ -177,3 +178,26 @@ def _import_rootfs(client: docker.DockerClient, base: str, say: Progress) -> Non
             str(tar_path), repository=repo, tag=tag,
             changes=['CMD ["/bin/bash"]', f"LABEL {LABEL}=base"],
         )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m squall.cluster.image [--tag-latest]``: builds the image, prints its tag.
+
+    ``--tag-latest`` also tags it ``squall-node:latest`` for docker-compose.yml.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m squall.cluster.image", description=main.__doc__)
+    parser.add_argument("--tag-latest", action="store_true",
+                        help=f"also tag the image {REPO}:latest (what docker-compose.yml runs)")
+    args = parser.parse_args(argv)
+    client = _client()
+    tag = ensure_image(print, client)
+    if args.tag_latest:
+        client.images.get(tag).tag(REPO, "latest")
+        print(f"tagged {tag} as {REPO}:latest")
+    print(tag)
+
+
+if __name__ == "__main__":
+    main()

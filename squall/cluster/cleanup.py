@@ -1,0 +1,113 @@
+"""Removes what runners killed with SIGKILL left behind.
+
+``DockerCluster.down`` runs on normal exit and through ``atexit``, but
+nothing runs after SIGKILL (or a crashed machine session). Every object the
+docker backend creates is labelled with its run and the pid of its owner, so
+leftovers are exactly the labelled objects whose owner no longer lives.
+Objects whose owner still runs belong to someone's live test and are left
+alone: several people and CI share one Docker engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import docker.errors
+
+import docker
+from squall.cluster.docker import (
+    LABEL_CREATED,
+    LABEL_OWNER,
+    LABEL_RUN,
+    LABEL_TMP,
+    docker_client,
+)
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When ``pid`` started (unix time), or None if unknown (no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22 of stat; fields here start at field 3
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """Whether the process that created an object (per its labels) still runs.
+
+    A pid alone is not enough: after a reboot or a long day the pid may
+    belong to another process, so a process that started after the object
+    was created cannot be its owner.
+    """
+    try:
+        pid = int(labels.get(LABEL_OWNER, ""))
+    except ValueError:
+        return False  # unlabelled owner: nobody will ever clean it up but us
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    started = _process_start_time(pid)
+    created = float(labels.get(LABEL_CREATED, "0") or 0)
+    return started is None or started <= created + 2.0
+
+
+def cleanup_leftovers(client: docker.DockerClient | None = None,
+                      only_run: str | None = None) -> list[str]:
+    """Removes containers, networks and volumes of dead runners; returns their names.
+
+    ``only_run`` limits the sweep to one run id (tests use it so they never
+    touch another person's leftovers).
+    """
+    client = client or docker_client()
+    label = LABEL_RUN if only_run is None else f"{LABEL_RUN}={only_run}"
+    flt = {"label": label}
+    removed: list[str] = []
+    tmpdirs: set[str] = set()
+    for c in client.containers.list(all=True, filters=flt):
+        if not owner_alive(c.labels):
+            tmpdirs.add(c.labels.get(LABEL_TMP, ""))
+            if _remove(lambda c=c: c.remove(force=True, v=True)):
+                removed.append(c.name)
+    # Networks and volumes after containers: Docker refuses to remove them while in use.
+    for n in client.networks.list(filters=flt):
+        labels = n.attrs.get("Labels") or {}
+        if not owner_alive(labels):
+            tmpdirs.add(labels.get(LABEL_TMP, ""))
+            if _remove(n.remove):
+                removed.append(n.name)
+    for v in client.volumes.list(filters=flt):
+        if not owner_alive(v.attrs.get("Labels") or {}) and _remove(lambda v=v: v.remove(force=True)):
+            removed.append(v.name)
+    for tmp in sorted(t for t in tmpdirs if t):
+        # Only our own config directories: never follow a label to anywhere else.
+        if Path(tmp).name.startswith("squall-") and Path(tmp).is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _remove(action: Callable[[], object]) -> bool:
+    try:
+        action()
+        return True
+    except docker.errors.NotFound:
+        return False  # someone else removed it first
+
+
+def main() -> None:
+    for name in cleanup_leftovers():
+        print(f"removed {name}")
+
+
+if __name__ == "__main__":
+    main()

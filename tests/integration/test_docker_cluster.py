@@ -1,0 +1,145 @@
+"""The docker backend against the real store: lifecycle, failover, collection, teardown."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from squall.cluster.base import ClusterSpec
+from squall.cluster.docker import LABEL_RUN, DockerCluster, docker_client
+
+pytestmark = pytest.mark.docker
+
+
+def run_id(tag: str) -> str:
+    return f"test-{tag}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+def leftovers(run: str) -> list[str]:
+    client = docker_client()
+    flt = {"label": f"{LABEL_RUN}={run}"}
+    return ([c.name for c in client.containers.list(all=True, filters=flt)]
+            + [n.name for n in client.networks.list(filters=flt)]
+            + [v.name for v in client.volumes.list(filters=flt)])
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[DockerCluster]:
+    c = DockerCluster(ClusterSpec(name=run_id("cluster"), nodes=5))
+    try:
+        c.up()
+        yield c
+    finally:
+        c.down()
+    assert leftovers(c.spec.name) == [], "down() left labelled objects behind"
+
+
+def wait_for(what: str, check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"within {timeout:.0f}s, never: {what}")
+
+
+def put(cluster: DockerCluster, node: str, key: str, value: str) -> bool:
+    try:
+        r = requests.put(f"{cluster.client_url(node)}/kv/{key}", json={"value": value}, timeout=2)
+    except requests.RequestException:
+        return False
+    return r.status_code == 200
+
+
+def test_containers_publish_only_on_loopback_without_privilege(cluster: DockerCluster) -> None:
+    for node in cluster.nodes:
+        attrs = cluster.container(node).attrs
+        bindings = [b for bs in attrs["HostConfig"]["PortBindings"].values() for b in bs]
+        assert bindings and all(b["HostIp"] == "127.0.0.1" for b in bindings), bindings
+        assert attrs["HostConfig"]["Privileged"] is False
+        assert "NET_ADMIN" in attrs["HostConfig"]["CapAdd"]
+        assert attrs["Config"]["Hostname"] == node
+        assert attrs["Config"]["Labels"]["squall.node"] == node
+
+
+def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(cluster: DockerCluster) -> None:
+    old = cluster.leader(timeout=30)
+    assert old is not None, "no leader before the kill"
+    url_before = cluster.client_url(old)
+    cluster.kill(old)
+    assert not cluster.is_running(old)
+    new = wait_for("a new leader agreed by a majority",
+                   lambda: (n := cluster.leader(timeout=1)) not in (None, old) and n)
+    assert wait_for("a write acknowledged after the failover",
+                    lambda: put(cluster, new, "after-kill", "1"))
+    cluster.start(old)
+    assert cluster.client_url(old) == url_before, "a restart must keep the node's client URL"
+    status = wait_for(f"{old} answering /status as a follower of {new}",
+                      lambda: (s := cluster.status(old)) and s.get("leader") == new and s)
+    assert status["role"] == "follower"
+    target = cluster.status(new)["commit_index"]  # type: ignore[index]
+    wait_for(f"{old} applying the log up to index {target}",
+             lambda: (s := cluster.status(old)) and s.get("applied_index", -1) >= target)
+
+
+def test_pause_silences_a_node_until_resume(cluster: DockerCluster) -> None:
+    node = cluster.nodes[-1]
+    cluster.pause(node)
+    try:
+        assert cluster.status(node, timeout=0.5) is None, "a SIGSTOPped node answered"
+        assert cluster.is_running(node), "a paused container must still count as running"
+    finally:
+        cluster.resume(node)
+    wait_for(f"{node} answering again after SIGCONT", lambda: cluster.status(node) is not None)
+
+
+def test_exec_returns_exit_code_and_output(cluster: DockerCluster) -> None:
+    assert cluster.exec("n1", ["sh", "-c", "echo hello; exit 3"]) == (3, "hello\n")
+    assert cluster.exec("n1", ["sleep", "5"], timeout=0.5)[0] == 124
+
+
+def test_collect_copies_logs_and_data(cluster: DockerCluster, tmp_path: Path) -> None:
+    cluster.collect(tmp_path, data=True)
+    for node in cluster.nodes:
+        assert (tmp_path / node / "node.log").stat().st_size > 0, f"{node} log is empty"
+        files = [p for p in (tmp_path / node / "data").rglob("*") if p.is_file()]
+        assert files, f"no data files collected from {node}"
+
+
+def test_down_removes_everything_and_is_idempotent() -> None:
+    c = DockerCluster(ClusterSpec(name=run_id("down"), nodes=3))
+    try:
+        c.up()
+        assert len(leftovers(c.spec.name)) == 3 + 1 + 3  # containers, network, volumes
+    finally:
+        c.down()
+        c.down()
+    assert leftovers(c.spec.name) == []
+
+
+def test_extra_docker_options_reach_every_container() -> None:
+    spec = ClusterSpec(name=run_id("extra"), nodes=3, extra={"docker": {
+        "env": {"SQUALL_TEST_MARK": "yes"}, "cap_add": ["SYS_ADMIN"],
+        "command_prefix": ["sh", "-c", 'touch /tmp/wrapped && exec "$@"', "wrapper"]}})
+    c = DockerCluster(spec)
+    try:
+        c.up()
+        for node in c.nodes:
+            assert c.exec(node, ["sh", "-c", "echo $SQUALL_TEST_MARK"]) == (0, "yes\n")
+            assert c.exec(node, ["test", "-e", "/tmp/wrapped"])[0] == 0, "prefix did not run"
+            assert "SYS_ADMIN" in c.container(node).attrs["HostConfig"]["CapAdd"]
+    finally:
+        c.down()
+
+
+def test_unknown_extra_docker_key_is_refused_before_anything_starts() -> None:
+    from squall.cluster.base import ClusterError
+
+    with pytest.raises(ClusterError, match="unknown keys.*'privileged'"):
+        DockerCluster(ClusterSpec(name=run_id("bad"), extra={"docker": {"privileged": True}}))
