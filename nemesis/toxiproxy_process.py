@@ -1,0 +1,153 @@
+"""Starting, finding and stopping a Toxiproxy server process.
+
+A real ``toxiproxy-server`` is used when one is on PATH and the upstreams are
+plain addresses; otherwise (always for docker, whose upstreams are node
+names only Squall's server can resolve) ``python -m nemesis.toxiproxy_server``
+runs as a child process. A separate process rather than a thread: the proxy
+pumps every byte between nodes, and in its own interpreter it competes for
+no GIL with the runner's client workers.
+
+Every server started here carries ``--label squall.nemesis=<run>`` on its
+command line (ours) or a pidfile (Shopify's), so ``cleanup`` can find and
+stop what a crashed runner left behind, by pid, and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+LABEL = "squall.nemesis"
+STATE_DIR = Path(os.environ.get("SQUALL_NEMESIS_STATE", "/tmp/squall-nemesis"))
+
+
+class ToxiproxyError(RuntimeError):
+    """The Toxiproxy server could not be started or reached; the message says why."""
+
+
+@dataclass
+class ToxiproxyServerProcess:
+    host: str
+    port: int
+    kind: str                      # "squall" or "shopify"
+    process: subprocess.Popen[bytes]
+    run: str
+
+    @property
+    def api(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        (STATE_DIR / f"{self.run}.pid").unlink(missing_ok=True)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def start(run: str, host: str = "127.0.0.1", seed: int = 0, docker_network: str | None = None,
+          prefer_shopify: bool = True, timeout: float = 10.0) -> ToxiproxyServerProcess:
+    """Starts a server listening on ``host`` and returns once its API answers."""
+    port = free_port(host)
+    binary = shutil.which("toxiproxy-server")
+    if binary and prefer_shopify and docker_network is None:
+        argv, kind = [binary, "-host", host, "-port", str(port)], "shopify"
+    else:
+        argv = [sys.executable, "-m", "nemesis.toxiproxy_server", "--host", host,
+                "--port", str(port), "--seed", str(seed), "--label", f"{LABEL}={run}"]
+        if docker_network:
+            argv += ["--docker-network", docker_network]
+        kind = "squall"
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    log = open(STATE_DIR / f"{run}.log", "wb")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # Ctrl-C in the terminal is the runner's
+    log.close()
+    (STATE_DIR / f"{run}.pid").write_text(f"{proc.pid}\n")
+    server = ToxiproxyServerProcess(host, port, kind, proc, run)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (STATE_DIR / f"{run}.log").read_text(errors="replace")[-1000:]
+            server.stop()
+            raise ToxiproxyError(f"the toxiproxy server exited with {proc.returncode}: {tail}")
+        try:
+            if requests.get(server.api + "/version", timeout=0.5).status_code == 200:
+                return server
+        except requests.RequestException:
+            time.sleep(0.05)
+    server.stop()
+    raise ToxiproxyError(f"the toxiproxy server on {host}:{port} did not answer in {timeout:.0f}s")
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def leftovers(run: str | None = None) -> list[int]:
+    """Pids of toxiproxy servers started by this module (for ``run``, or any run)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _cmdline(int(entry.name))
+        if "nemesis.toxiproxy_server" not in argv:
+            continue
+        labels = [a for a in argv if a.startswith(f"{LABEL}=")]
+        if labels and (run is None or labels[0] == f"{LABEL}={run}"):
+            found.add(int(entry.name))
+    if STATE_DIR.exists():
+        for pidfile in STATE_DIR.glob("*.pid"):
+            if run is not None and pidfile.stem != run:
+                continue
+            try:
+                pid = int(pidfile.read_text().strip())
+            except ValueError:
+                continue
+            if any("toxiproxy" in a for a in _cmdline(pid)):
+                found.add(pid)
+    return sorted(found)
+
+
+def cleanup(run: str | None = None) -> list[int]:
+    """Stops leftover servers (SIGTERM, then SIGKILL) and returns their pids."""
+    pids = leftovers(run)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 5
+    for pid in pids:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if Path(f"/proc/{pid}").exists():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for pidfile in STATE_DIR.glob("*.pid") if STATE_DIR.exists() else []:
+        if run is None or pidfile.stem == run:
+            pidfile.unlink(missing_ok=True)
+    return pids
