@@ -34,7 +34,7 @@ from typing import Any
 from checkers._lin_search import Outcome, search
 from checkers.base import CheckContext, Checker
 from checkers.models import UNKNOWN, Model, get_model
-from squall.history import FAIL, INFO, INVOKE, OK, HistoryError, Op, Process, fault_windows
+from squall.history import FAIL, INFO, INVOKE, OK, HistoryError, Op, Process
 
 INF = math.inf
 # Below this much sequential work, a process pool costs more than it saves.
@@ -320,10 +320,11 @@ def linearizable_checker(
     def check_ctx(ctx: CheckContext) -> dict[str, Any]:
         res = check(m, ctx.history, time_limit=time_limit, keyed=keyed)
         if res["valid"] is False and ctx.run_dir is not None:
+            from checkers._lin_report import fault_bands
             from checkers.linear_html import write_html
 
             path = ctx.run_dir / "linear.html"
-            write_html(path, res, fault_windows(ctx.history))
+            write_html(path, res, fault_bands(ctx.history))
             res["html"] = str(path)
         return res
 
