@@ -1,0 +1,126 @@
+"""Bounded failover on hand-written histories (times in seconds)."""
+
+from __future__ import annotations
+
+from synth_run import Hist, ctx
+
+from checkers.failover import check_failover
+
+ISOLATE_N1 = {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}
+
+
+def steady(h: Hist, t0: float, t1: float, step: float = 0.1, process: int = 0) -> Hist:
+    """One write and one read every ``step`` seconds, all acknowledged, each 10 ms long."""
+    t = t0
+    while t < t1:
+        h.op(process, "write", ["k", 1], t, t + 0.01)
+        h.op(process + 1, "read", ["k", None], t, t + 0.01, result=["k", 1])
+        t += step
+    return h
+
+
+def outage(h: Hist, t0: float, t1: float) -> Hist:
+    """Ops invoked in [t0, t1) all fail fast: no leader."""
+    t, p = t0, 50
+    while t < t1:
+        h.op(p, "write", ["k", 2], t, t + 0.01, "fail")
+        h.op(p + 1, "read", ["k", None], t, t + 0.01, "fail")
+        t += 0.1
+    return h
+
+
+def leader_kill(recover_after: float, kill_at: float = 5.0) -> Hist:
+    h = Hist().fault("kill", kill_at, kill_at + 8.0, leader="n1", targets=["n1"])
+    steady(h, 0.0, kill_at)
+    outage(h, kill_at, kill_at + recover_after)
+    return steady(h, kill_at + recover_after, 20.0)
+
+
+def test_writes_back_within_the_bound_is_valid_with_recovery_times() -> None:
+    res = check_failover(ctx(leader_kill(recover_after=1.0), failover_bound=2))
+    assert res["valid"] is True
+    row = res["faults"][0]
+    assert row["judged"] is True and row["ok"] is True
+    assert 1.0 <= row["write_recovery_s"] <= 1.05 and 1.0 <= row["read_recovery_s"] <= 1.05
+
+
+def test_a_five_second_failover_against_a_two_second_bound_is_invalid() -> None:
+    res = check_failover(ctx(leader_kill(recover_after=5.0), failover_bound=2))
+    assert res["valid"] is False
+    assert res["faults"][0]["ok"] is False
+    assert "kill at 5.0s" in res["why"] and "5.01s > bound 2s" in res["why"]
+
+
+def test_a_cluster_that_never_recovers_is_invalid() -> None:
+    h = Hist().fault("kill", 5.0, None, leader="n1", targets=["n1"])
+    outage(steady(h, 0.0, 5.0), 5.0, 20.0)
+    res = check_failover(ctx(h))
+    assert res["valid"] is False
+    assert res["faults"][0]["write_recovery_s"] is None
+    assert "no write was ever acknowledged again" in res["why"]
+
+
+def test_ops_in_flight_before_the_fault_do_not_count_as_recovery() -> None:
+    h = Hist().fault("kill", 5.0, 9.0, leader="n1", targets=["n1"])
+    h.op(7, "write", ["k", 3], 4.99, 5.5)  # invoked before, acked after the kill
+    outage(h, 5.0, 8.0)
+    steady(h, 8.0, 10.0)
+    res = check_failover(ctx(h))
+    assert res["faults"][0]["write_recovery_s"] >= 3.0
+
+
+def test_a_fault_that_misses_the_leader_is_listed_but_not_judged() -> None:
+    h = Hist().fault("kill", 5.0, 8.0, leader="n1", targets=["n2"])
+    outage(steady(h, 0.0, 5.0), 5.0, 10.0)  # even a long outage is not failover's verdict
+    steady(h, 10.0, 12.0)
+    res = check_failover(ctx(h))
+    assert res["valid"] is True
+    assert res["faults"][0]["judged"] is False and res["faults"][0]["ok"] is None
+    assert "no fault hit the leader" in res["note"]
+
+
+def test_a_partition_isolating_the_leader_is_judged() -> None:
+    h = Hist().fault("partition", 5.0, 10.0, leader="n1", targets=["n1"], grudge=ISOLATE_N1)
+    outage(steady(h, 0.0, 5.0), 5.0, 9.0)
+    steady(h, 9.0, 12.0)
+    res = check_failover(ctx(h, failover_bound=2))
+    assert res["faults"][0]["hits_leader"] is True
+    assert res["valid"] is False
+
+
+def test_a_partition_leaving_the_leader_a_majority_is_not_judged() -> None:
+    grudge = {"n3": ["n1", "n2"], "n1": ["n3"], "n2": ["n3"]}
+    h = Hist().fault("partition", 5.0, 10.0, leader="n1", targets=["n3"], grudge=grudge)
+    steady(h, 0.0, 12.0)
+    res = check_failover(ctx(h))
+    assert res["faults"][0]["hits_leader"] is False
+
+
+def test_a_fault_taking_out_a_majority_is_timed_from_its_end() -> None:
+    h = Hist().fault("kill", 5.0, 10.0, leader="n1", targets=["n1", "n2"])
+    outage(steady(h, 0.0, 5.0), 5.0, 10.5)
+    steady(h, 10.5, 12.0)
+    res = check_failover(ctx(h, failover_bound=2))
+    row = res["faults"][0]
+    assert row["measured_from"] == "end"
+    assert res["valid"] is True and 0.5 <= row["write_recovery_s"] <= 0.55
+
+
+def test_link_and_clock_faults_are_never_judged() -> None:
+    h = Hist().fault("link", 2.0, 3.0, leader="n1", targets=["n1"])
+    h.fault("clock", 4.0, 5.0, leader="n1", targets=["n1"])
+    outage(steady(h, 0.0, 2.0), 2.0, 8.0)
+    res = check_failover(ctx(h))
+    assert [r["judged"] for r in res["faults"]] == [False, False]
+
+
+def test_by_kind_gives_p50_and_max_per_fault_kind() -> None:
+    h = Hist()
+    for start, back in ((5.0, 0.5), (15.0, 1.5), (25.0, 1.0)):
+        h.fault("pause", start, start + 3.0, leader="n1", targets=["n1"])
+        outage(h, start, start + back)
+        steady(h, start + back, start + 5.0)
+    res = check_failover(ctx(h))
+    pause = res["by_kind"]["pause"]
+    assert pause["count"] == 3 and pause["judged"] == 3
+    assert 1.0 <= pause["write_p50_s"] <= 1.05 and 1.5 <= pause["write_max_s"] <= 1.55
