@@ -43,7 +43,9 @@ def test_cleanup_removes_everything_a_sigkilled_runner_left(tmp_path: Path) -> N
     try:
         assert runner.stdout is not None
         line = runner.stdout.readline()  # bounded by up()'s own health timeout
-        assert line.strip() == "UP", f"the runner never brought its cluster up: {line}"
+        if line.strip() != "UP":
+            raise AssertionError(f"the runner never brought its cluster up:\n{line}"
+                                 + runner.stdout.read()[-3000:])
         tmpdir = docker_client().networks.get(f"squall-{run}").attrs["Labels"][LABEL_TMP]
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=10)
