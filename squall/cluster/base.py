@@ -93,8 +93,8 @@ class Cluster(abc.ABC):
     def partition(self, grudge: Grudge) -> None:
         raise ClusterError(f"the {type(self).__name__} backend cannot partition the network")
 
-    def heal(self) -> None:
-        """Removes every network fault. Backends without partitions have none."""
+    def heal(self) -> None:  # noqa: B027 - optional: backends without partitions have nothing to heal
+        """Removes every network fault."""
 
     @abc.abstractmethod
     def collect(self, dest: Path) -> None:

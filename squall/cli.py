@@ -1,0 +1,230 @@
+"""``squall``: run a chaos test, re-check a history, (re)build a report, keep a
+cluster up for poking, browse the store of runs.
+
+Exit codes (DESIGN.md): 0 valid, 1 invalid, 2 unknown, 3 the run itself
+failed or the input was bad. Bad input — a typo in a flag, a bad YAML, an
+unknown nemesis — is one line on stderr and exit 3, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from squall.config import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Jepsen-style fault injection for a replicated scheduler store.")
+cluster_app = typer.Typer(no_args_is_help=True, help="A cluster left running for a person to poke at.")
+app.add_typer(cluster_app, name="cluster")
+
+err = Console(stderr=True)
+EXIT_BAD_INPUT = 3
+
+
+class BadInput(Exception):
+    pass
+
+
+@app.command()
+def run(
+    file: Annotated[Path | None, typer.Option("-f", "--file", help="YAML test file; flags override it")] = None,
+    workload: Annotated[str | None, typer.Option(help="register | set | scheduler")] = None,
+    nemesis: Annotated[str | None, typer.Option(help="comma list (kill,pause,partition,link,disk-stall,clock), none, or a YAML schedule file")] = None,
+    nodes: Annotated[int | None, typer.Option(help="cluster size (default 5)")] = None,
+    time_limit: Annotated[str | None, typer.Option("--time-limit", help="seconds of load, e.g. 60 or 2m")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="client workers (default 10)")] = None,
+    rate: Annotated[float | None, typer.Option(help="target ops/s over all workers; 0 = unthrottled")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed for every random choice (printed and stored)")] = None,
+    backend: Annotated[str | None, typer.Option(help="docker | local")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="directory of runs (default ./store)")] = None,
+    bug: Annotated[list[str] | None, typer.Option("--bug", help="switch a store bug mode on: stale-read, early-ack, lossy-snapshot, no-fsync")] = None,
+    snapshot_every: Annotated[int | None, typer.Option("--snapshot-every")] = None,
+    snapshot_codec: Annotated[str | None, typer.Option("--snapshot-codec", help="dump | rows")] = None,
+    failover_bound: Annotated[float | None, typer.Option("--failover-bound", help="seconds (default 2)")] = None,
+    nemesis_interval: Annotated[float | None, typer.Option("--nemesis-interval", help="seconds between random faults (default 10)")] = None,
+    replay: Annotated[Path | None, typer.Option("--replay", help="repeat a stored run: its config, seed and fault timeline")] = None,
+    name: Annotated[str | None, typer.Option(help="test name (directory under the store)")] = None,
+) -> None:
+    """Run a chaos test and check it. Exit 0 valid, 1 invalid, 2 unknown, 3 failed."""
+    from squall import config as cfgmod
+    from squall import runner
+
+    overrides: dict[str, object] = {
+        "workload": workload, "nodes": nodes, "time_limit": time_limit,
+        "concurrency": concurrency, "rate": rate, "seed": seed, "backend": backend,
+        "store": store, "bugs": bug or None, "snapshot_every": snapshot_every,
+        "snapshot_codec": snapshot_codec, "failover_bound": failover_bound,
+        "nemesis_interval": nemesis_interval, "name": name,
+    }
+    if nemesis is not None:
+        if nemesis.endswith((".yaml", ".yml")) or Path(nemesis).is_file():
+            overrides["nemesis_file"] = nemesis
+        else:
+            overrides["nemesis"] = nemesis
+    base_file = str(file) if file else None
+    if replay is not None:
+        from squall.store import resolve_run_dir
+
+        run_dir = resolve_run_dir(replay)
+        base_file = str(run_dir / "test.yaml")
+        overrides["replay"] = str(run_dir)
+    cfg = cfgmod.build(base_file, overrides)
+    cfg = cfg.resolved()
+    _preflight(cfg)
+    raise typer.Exit(runner.run(cfg, err))
+
+
+def _preflight(cfg: object) -> None:
+    """Refuses impossible combinations before anything starts."""
+    from nemesis.registry import validate_names
+
+    names = getattr(cfg, "nemesis", [])
+    validate_names(names)
+
+
+@app.command()
+def check(
+    history: Annotated[Path, typer.Argument(help="history.jsonl, a Jepsen EDN history, or a Porcupine log; or a run directory")],
+    model: Annotated[str, typer.Option(help="cas-register | kv | register | task-state")] = "cas-register",
+    format: Annotated[str | None, typer.Option("--format", help="jsonl | edn | etcd-log | porcupine-kv (detected when absent)")] = None,
+    html: Annotated[Path | None, typer.Option(help="write the counterexample page here")] = None,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds before the verdict is unknown")] = 60.0,
+) -> None:
+    """Check a history for linearizability; prints JSON; exit 0/1/2 (3 for bad input)."""
+    from checkers.check_cmd import run_check
+
+    path = history
+    if path.is_dir():
+        if (path / "test.yaml").exists() and (path / "history.jsonl").exists():
+            from squall.runner import check_run_dir
+
+            raise typer.Exit(check_run_dir(path.resolve(), err))
+        raise BadInput(f"{path} is a directory without history.jsonl; give a history file or a run directory")
+    raise typer.Exit(run_check(str(path), model=model, fmt=format, html=str(html) if html else None,
+                               time_limit=time_limit))
+
+
+@app.command()
+def analyze(run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")]) -> None:
+    """Re-check a stored run (all checkers) and rewrite its results and report."""
+    from squall.runner import check_run_dir
+    from squall.store import resolve_run_dir
+
+    raise typer.Exit(check_run_dir(resolve_run_dir(run_dir), err))
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")]) -> None:
+    """Regenerate report.html for a run directory."""
+    from squall.report import write_report
+    from squall.store import resolve_run_dir
+
+    path = write_report(resolve_run_dir(run_dir))
+    print(path)
+
+
+@app.command()
+def serve(
+    store: Annotated[Path, typer.Option(help="directory of runs")] = Path("store"),
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8080,
+) -> None:
+    """Browse the store of runs (newest first) at http://127.0.0.1:PORT/."""
+    from squall.serve import serve as serve_
+
+    serve_(store, port)
+
+
+@app.command()
+def matrix(
+    suite: Annotated[Path, typer.Argument(help="suite YAML (suites/matrix.yaml is the nightly one)")] = Path("suites/matrix.yaml"),
+    seed: Annotated[int | None, typer.Option(help="seed for every case (default: a fresh one per case)")] = None,
+    store: Annotated[str | None, typer.Option(help="directory of runs")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="run just these cases")] = None,
+) -> None:
+    """Run the proof matrix: every seeded bug caught, the correct store valid."""
+    from squall.matrix import run_matrix
+
+    raise typer.Exit(run_matrix(suite, seed=seed, store=store, only=only, console=err))
+
+
+@app.command()
+def image() -> None:
+    """Build (or find) the node image; prints its tag."""
+    from squall.cluster.image import ensure_image
+
+    print(ensure_image(lambda m: err.print(m)))
+
+
+@cluster_app.command("up")
+def cluster_up(
+    nodes: Annotated[int, typer.Option()] = 5,
+    backend: Annotated[str, typer.Option()] = "docker",
+    bug: Annotated[list[str] | None, typer.Option("--bug")] = None,
+) -> None:
+    """Start a cluster and leave it running; prints its client addresses."""
+    from squall.standing import cluster_up as up
+
+    up(nodes=nodes, backend=backend, bugs=bug or [], console=err)
+
+
+@cluster_app.command("down")
+def cluster_down() -> None:
+    """Remove the standing cluster (and any leftovers of killed runs)."""
+    from squall.standing import cluster_down as down
+
+    down(console=err)
+
+
+@cluster_app.command("status")
+def cluster_status() -> None:
+    """Show each node of the standing cluster: role, term, indexes."""
+    from squall.standing import cluster_status as status
+
+    status(console=err)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: maps every kind of bad input to one line and exit 3."""
+    from squall.history import HistoryError
+
+    try:
+        _reap_leftovers()
+        rv = app(args=argv, standalone_mode=False)
+        return int(rv or 0)
+    except (ConfigError, BadInput, HistoryError, FileNotFoundError, ValueError) as exc:
+        err.print(f"squall: {exc}", markup=False)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        # Click's exceptions (typer vendors its own copy in newer releases, so
+        # match by shape, not by class): usage errors carry format_message,
+        # Exit carries exit_code, Abort is Ctrl-C at a prompt.
+        if hasattr(exc, "format_message"):
+            err.print(f"squall: {exc.format_message()} (see squall --help)", markup=False)
+            return EXIT_BAD_INPUT
+        if type(exc).__name__ == "Abort":
+            err.print("squall: aborted")
+            return EXIT_BAD_INPUT
+        if isinstance(getattr(exc, "exit_code", None), int):
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        raise
+
+
+def _reap_leftovers() -> None:
+    """Every squall command first removes what a killed runner left behind."""
+    try:
+        from squall.cluster.cleanup import cleanup_leftovers
+
+        removed = cleanup_leftovers()
+    except Exception:  # noqa: BLE001 - no Docker here is fine: nothing to reap
+        return
+    if removed:
+        err.print(f"squall: removed leftovers of a killed run: {', '.join(removed)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

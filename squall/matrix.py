@@ -1,0 +1,161 @@
+"""The proof matrix: a green run means something only if a broken store goes red.
+
+A suite (YAML) lists cases — workload, faults, store bug mode, expected
+verdict and the checker that must catch it — runs each as a real ``squall
+run``, and prints a table: case, expected, got, which checker decided, time
+to detection (the first invalid evidence in the history, from the start of
+the run), and the run directory. Exit 0 only if every case came out as
+expected.
+
+```yaml
+defaults: {backend: docker, nodes: 5, time_limit: 30}
+cases:
+  - name: stale-read
+    run: {workload: register, nemesis_file: schedules/isolate-leader.yaml, bugs: [stale-read]}
+    expect: invalid
+    caught_by: [linearizable]
+```
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from squall import config as cfgmod
+from squall.runner import run as run_one
+
+EXPECT = {"valid": True, "invalid": False, "unknown": "unknown"}
+
+
+@dataclass
+class Case:
+    name: str
+    options: dict[str, Any]
+    expect: bool | str
+    caught_by: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    case: Case
+    got: Any
+    deciders: list[str]
+    detection_s: float | None
+    seconds: float
+    run_dir: str
+    figures: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        if self.got != self.case.expect:
+            return False
+        return all(c in self.deciders for c in self.case.caught_by)
+
+
+def load_suite(path: str | Path, only: list[str] | None = None) -> list[Case]:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise cfgmod.ConfigError(f"suite {p}: {exc}") from None
+    defaults = dict(data.get("defaults") or {})
+    cases: list[Case] = []
+    for i, raw in enumerate(data.get("cases") or []):
+        if "name" not in raw or "expect" not in raw:
+            raise cfgmod.ConfigError(f"suite {p}: case #{i + 1} needs a name and an expect")
+        if raw["expect"] not in EXPECT:
+            raise cfgmod.ConfigError(
+                f"suite {p}: case {raw['name']}: expect must be one of {', '.join(EXPECT)}")
+        options = {**defaults, **(raw.get("run") or {})}
+        if "nemesis_file" in options:  # relative to the suite file
+            options["nemesis_file"] = str((p.parent / options["nemesis_file"]).resolve())
+        cases.append(Case(raw["name"], options, EXPECT[raw["expect"]], list(raw.get("caught_by") or [])))
+    if only:
+        unknown = set(only) - {c.name for c in cases}
+        if unknown:
+            raise cfgmod.ConfigError(f"suite {p} has no case {sorted(unknown)}")
+        cases = [c for c in cases if c.name in only]
+    return cases
+
+
+def run_case(case: Case, seed: int | None, store: str | None, console: Console) -> Outcome:
+    options = dict(case.options)
+    if seed is not None:
+        options["seed"] = seed
+    if store:
+        options["store"] = store
+    options.setdefault("name", f"matrix-{case.name}")
+    cfg = cfgmod.RunConfig(**cfgmod.normalize(options, f"case {case.name}"))
+    t0 = time.monotonic()
+    code = run_one(cfg, console)
+    seconds = time.monotonic() - t0
+    run_dir = Path(cfg.store) / (cfg.name or "") / "latest"
+    results: dict[str, Any] = {}
+    if (run_dir / "results.json").exists():
+        results = json.loads((run_dir / "results.json").read_text())
+    got: Any = results.get("valid", "unknown") if code != 3 else "run failed"
+    deciders = [k for k, v in results.items() if isinstance(v, dict) and v.get("valid") is False]
+    return Outcome(case, got, deciders, detection_seconds(results), seconds,
+                   str(run_dir.resolve()) if run_dir.exists() else "-", figures(results))
+
+
+def detection_seconds(results: dict[str, Any]) -> float | None:
+    """The earliest time (s since start) any failing checker points at."""
+    times = []
+    for res in results.values():
+        if isinstance(res, dict) and res.get("valid") is False:
+            t = res.get("first_bad_time")
+            if isinstance(t, int | float):
+                times.append(t / 1e9)
+    return min(times) if times else None
+
+
+def figures(results: dict[str, Any]) -> dict[str, Any]:
+    """A few numbers worth a column: write latency under the read storm, failover."""
+    out: dict[str, Any] = {}
+    starv = results.get("starvation") or {}
+    for k in ("write_p50_ms", "write_p99_ms", "write_max_ms"):
+        if k in starv:
+            out[k] = starv[k]
+    fo = results.get("failover") or {}
+    if isinstance(fo.get("max_s"), int | float):
+        out["failover_max_s"] = fo["max_s"]
+    return out
+
+
+def render(outcomes: list[Outcome], console: Console) -> None:
+    table = Table("case", "expected", "got", "caught by", "detected at", "took", "figures", "run dir",
+                  title="squall matrix")
+    for o in outcomes:
+        mark = "[green]✔[/]" if o.passed else "[red]✘[/]"
+        det = f"{o.detection_s:.1f}s" if o.detection_s is not None else "-"
+        figs = " ".join(f"{k}={v}" for k, v in o.figures.items()) or "-"
+        table.add_row(f"{mark} {o.case.name}", json.dumps(o.case.expect), json.dumps(o.got),
+                      ",".join(o.deciders) or "-", det, f"{o.seconds:.0f}s", figs, o.run_dir)
+    console.print(table)
+
+
+def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = None,
+               only: list[str] | None = None, console: Console | None = None) -> int:
+    console = console or Console(stderr=True)
+    cases = load_suite(suite, only)
+    outcomes: list[Outcome] = []
+    for i, case in enumerate(cases, 1):
+        console.rule(f"[{i}/{len(cases)}] {case.name}")
+        outcomes.append(run_case(case, seed, store, console))
+    render(outcomes, console)
+    summary = {"cases": len(outcomes), "passed": sum(o.passed for o in outcomes),
+               "rows": [{"case": o.case.name, "expected": o.case.expect, "got": o.got,
+                         "caught_by": o.deciders, "detection_s": o.detection_s,
+                         "seconds": round(o.seconds, 1), "figures": o.figures,
+                         "run_dir": o.run_dir} for o in outcomes]}
+    print(json.dumps(summary, default=str))
+    return 0 if all(o.passed for o in outcomes) else 1

@@ -1,0 +1,76 @@
+"""history.jsonl: written as the run goes, read back strictly, well formed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from squall.history import (
+    HistoryError,
+    HistoryWriter,
+    Op,
+    fault_windows,
+    pair_ops,
+    read_history,
+)
+
+
+def _ops(*rows: tuple) -> list[Op]:
+    return [Op(process=p, type=t, f=f, value=v, index=i, time=i * 10)
+            for i, (p, t, f, v) in enumerate(rows)]
+
+
+def test_the_writer_stamps_index_and_time_and_flushes_each_line(tmp_path):
+    path = tmp_path / "history.jsonl"
+    w = HistoryWriter(path)
+    w.record(Op(process=0, type="invoke", f="write", value=["k", 1]))
+    # Readable before close: a SIGKILLed runner keeps every complete line.
+    first = json.loads(path.read_text().splitlines()[0])
+    assert first["index"] == 0 and first["time"] > 0 and first["value"] == ["k", 1]
+    w.record(Op(process=0, type="ok", f="write", value=["k", 1]))
+    w.close()
+    ops = read_history(path)
+    assert [o.index for o in ops] == [0, 1] and ops[0].time <= ops[1].time
+
+
+def test_a_truncated_last_line_is_named(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"process": 0, "type": "invoke", "f": "read", "value": null}\n{"process": 0, "ty')
+    with pytest.raises(HistoryError, match=r"history.jsonl:2: not valid JSON \(truncated"):
+        read_history(path)
+
+
+def test_an_unknown_type_is_named_with_its_line(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"process": 0, "type": "done", "f": "read"}\n')
+    with pytest.raises(HistoryError, match="h.jsonl:1: type 'done'"):
+        read_history(path)
+
+
+def test_every_invoke_is_paired_with_its_completion():
+    pairs = pair_ops(_ops((0, "invoke", "read", None), (1, "invoke", "write", 1),
+                          (1, "ok", "write", 1), (0, "info", "read", None), (2, "invoke", "read", None)))
+    assert [(p.invoke.process, p.type) for p in pairs] == [(0, "info"), (1, "ok"), (2, "info")]
+    assert pairs[2].complete is None
+
+
+def test_a_completion_without_an_invoke_is_rejected():
+    with pytest.raises(HistoryError, match="completes no invocation"):
+        pair_ops(_ops((0, "ok", "read", 1)))
+
+
+def test_a_process_cannot_invoke_twice_without_completing():
+    with pytest.raises(HistoryError, match="fresh process id"):
+        pair_ops(_ops((0, "invoke", "read", None), (0, "invoke", "read", None)))
+
+
+def test_fault_windows_open_at_start_and_close_at_stop():
+    ops = [Op(process="nemesis", type="info", f="start-kill", value={"targets": ["n1"]}, time=100),
+           Op(process=0, type="invoke", f="read", time=150),
+           Op(process="nemesis", type="info", f="stop-kill", value={"targets": ["n1"]}, time=300),
+           Op(process="nemesis", type="info", f="start-partition", value={}, time=400),
+           Op(process=0, type="ok", f="read", time=900)]
+    w = fault_windows(ops)
+    assert [(x["fault"], x["start"], x["end"]) for x in w] == [("kill", 100, 300), ("partition", 400, 900)]
+    assert w[1].get("unhealed") is True

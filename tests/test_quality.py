@@ -1,0 +1,35 @@
+"""Lint and types run with the tests, so CI holds the code to the house style."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["system", "squall", "workloads", "nemesis", "checkers"]
+
+
+def _tool(name: str) -> list[str]:
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; run ./scripts/setup (it installs the dev extras)")
+    return [found]
+
+
+def test_ruff_finds_nothing():
+    proc = subprocess.run([*_tool("ruff"), "check", *PACKAGES, "tests", "bench"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_mypy_finds_nothing():
+    proc = subprocess.run([*_tool("mypy"), "--no-error-summary"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
