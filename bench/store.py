@@ -117,7 +117,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     args = parser.parse_args()
     spec = ClusterSpec(name=f"bench-store-{os.getpid()}", nodes=5)
-    with DockerCluster(spec, progress=print) as cluster:
+    cluster = DockerCluster(spec, progress=print)
+    with cluster:
         print(f"write load: {args.clients} clients, {args.ops} writes to the leader")
         load = write_load(cluster, args.clients, args.ops)
         print(f"  {load['write_ops_per_s']:.0f} writes/s, p50 {load['write_p50_ms']:.1f} ms, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import docker.errors
@@ -76,7 +77,7 @@ def cleanup_leftovers(client: docker.DockerClient | None = None,
     for c in client.containers.list(all=True, filters=flt):
         if not owner_alive(c.labels):
             tmpdirs.add(c.labels.get(LABEL_TMP, ""))
-            if _remove(lambda c=c: c.remove(force=True, v=True)):
+            if _remove(partial(c.remove, force=True, v=True)):
                 removed.append(c.name)
     # Networks and volumes after containers: Docker refuses to remove them while in use.
     for n in client.networks.list(filters=flt):
@@ -86,7 +87,7 @@ def cleanup_leftovers(client: docker.DockerClient | None = None,
             if _remove(n.remove):
                 removed.append(n.name)
     for v in client.volumes.list(filters=flt):
-        if not owner_alive(v.attrs.get("Labels") or {}) and _remove(lambda v=v: v.remove(force=True)):
+        if not owner_alive(v.attrs.get("Labels") or {}) and _remove(partial(v.remove, force=True)):
             removed.append(v.name)
     for tmp in sorted(t for t in tmpdirs if t):
         # Only our own config directories: never follow a label to anywhere else.

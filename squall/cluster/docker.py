@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -215,11 +216,11 @@ class DockerCluster(Cluster):
             return
         flt = {"label": f"{LABEL_RUN}={self.spec.name}"}
         for c in client.containers.list(all=True, filters=flt):
-            _quietly(lambda c=c: c.remove(force=True, v=True))
+            _quietly(partial(c.remove, force=True, v=True))
         for n in client.networks.list(filters=flt):
             _quietly(n.remove)
         for v in client.volumes.list(filters=flt):
-            _quietly(lambda v=v: v.remove(force=True))
+            _quietly(partial(v.remove, force=True))
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._containers.clear()

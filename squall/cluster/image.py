@@ -180,6 +180,15 @@ def _import_rootfs(client: docker.DockerClient, base: str, say: Progress) -> Non
         )
 
 
+def tag_latest(progress: Progress | None = None, client: docker.DockerClient | None = None) -> str:
+    """Ensures the node image and tags it ``squall-node:latest`` (what docker-compose.yml runs)."""
+    client = client or _client()
+    tag = ensure_image(progress, client)
+    client.images.get(tag).tag(REPO, "latest")
+    (progress or (lambda _msg: None))(f"tagged {tag} as {REPO}:latest")
+    return tag
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m squall.cluster.image [--tag-latest]``: builds the image, prints its tag.
 
@@ -191,11 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag-latest", action="store_true",
                         help=f"also tag the image {REPO}:latest (what docker-compose.yml runs)")
     args = parser.parse_args(argv)
-    client = _client()
-    tag = ensure_image(print, client)
-    if args.tag_latest:
-        client.images.get(tag).tag(REPO, "latest")
-        print(f"tagged {tag} as {REPO}:latest")
+    tag = tag_latest(print) if args.tag_latest else ensure_image(print)
     print(tag)
 
 
