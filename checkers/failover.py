@@ -25,7 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from checkers.base import CheckContext
-from checkers.stats import NS, Timed, quantile, timed_ops, write_fs
+from checkers.stats import NS, Timed, fault_value, quantile, timed_ops, write_fs
 from squall.history import OK, fault_windows
 
 JUDGED_KINDS = ("kill", "pause", "partition", "disk-stall")
@@ -56,15 +56,9 @@ def _partition_isolates(leader: str, grudge: Mapping[str, Collection[str]],
     return len(reach) < _majority(len(nodes))
 
 
-def _value(window: Mapping[str, Any]) -> dict[str, Any]:
-    """The fault's completion value (targets, leader, grudge), or {} if it carried none."""
-    value = window.get("value")
-    return value if isinstance(value, dict) else {}
-
-
 def _classify(window: Mapping[str, Any], nodes: Sequence[str]) -> tuple[bool, bool]:
     """(hits the leader, takes out a majority) for one fault window."""
-    value = _value(window)
+    value = fault_value(window)
     leader = value.get("leader")
     targets = set(value.get("targets") or [])
     kind = window["fault"]
@@ -126,7 +120,7 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     for w in fault_windows(ctx.history):
         hits, majority_gone = _classify(w, nodes)
         since = w["end"] if majority_gone else w["start"]
-        value = _value(w)
+        value = fault_value(w)
         row = {
             "fault": w["fault"],
             "start_s": round(w["start"] / NS, 3),
@@ -146,6 +140,8 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     res: dict[str, Any] = {
         "valid": not problems,
         "bound_s": bound,
+        "faults_count": len(rows),
+        "faults_judged": sum(r["judged"] for r in rows),
         "faults": rows,
         "by_kind": _by_kind(rows),
         "failures": problems,

@@ -17,6 +17,12 @@ from squall.history import FAIL, INFO, OK, Op, client_ops, fault_windows, pair_o
 
 DEFAULT_WRITE_FS = ("write", "cas", "add", "transition", "put", "append")
 NS = 1_000_000_000
+# One colour per fault kind, shared by the plots and the report's timeline so
+# a reader matches them by eye.
+FAULT_COLOURS = {
+    "kill": "#d62728", "pause": "#9467bd", "partition": "#8c564b",
+    "link": "#17becf", "disk-stall": "#bcbd22", "clock": "#7f7f7f",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,17 @@ def windows_s(history: Sequence[Op]) -> list[dict[str, Any]]:
     return [
         {**w, "start_s": w["start"] / NS, "end_s": w["end"] / NS} for w in fault_windows(history)
     ]
+
+
+def fault_value(window: Mapping[str, Any]) -> dict[str, Any]:
+    """A fault window's completion value (targets, leader, grudge), or {} if it had none.
+
+    A bare list of nodes (the older ``start-kill [n1]`` shape) is read as the targets.
+    """
+    value = window.get("value")
+    if isinstance(value, list):
+        return {"targets": value, "leader": None}
+    return value if isinstance(value, dict) else {}
 
 
 def check_stats(ctx: CheckContext) -> dict[str, Any]:

@@ -201,8 +201,14 @@ def failover_table(results: Mapping[str, Any] | None) -> str:
 def _figures(res: Mapping[str, Any], most: int = 6) -> str:
     """A passing checker's headline numbers: its top-level scalars, so a row is not blank."""
     skip = {"valid", "seconds", "why", "note"}
-    pairs = [f"{k.replace('_', ' ')} {v}" for k, v in res.items()
-             if k not in skip and isinstance(v, int | float | str) and not isinstance(v, bool)]
+    pairs = []
+    for k, v in res.items():
+        if k in skip or not isinstance(v, int | float | str) or isinstance(v, bool):
+            continue
+        if k.endswith("_s") and isinstance(v, int | float):  # span_s 29.98 -> span 29.98s
+            pairs.append(f"{k[:-2].replace('_', ' ')} {v:g}s")
+        else:
+            pairs.append(f"{k.replace('_', ' ')} {v}")
     return ", ".join(pairs[:most])
 
 
@@ -262,10 +268,11 @@ def render(run: Run) -> str:
         "<h2>Latency and throughput</h2>" + (plots or "<p class='muted'>No plots.</p>"),
         "<h2>Failover</h2>" + failover_table(run.results),
         "<h2>Checkers</h2>" + checkers_table(run.results),
-        "<h2>Configuration</h2><pre>"
-        + _e(yaml.safe_dump(dict(run.test), sort_keys=False)) + "</pre>",
         "<h2>Replay</h2><p>Seed <b>" + _e(run.test.get("seed")) + "</b>. The exact command:</p>"
         f"<pre>{_e(replay_command(run.test))}</pre>",
+        # Flow style for leaf lists keeps node and nemesis lists on one line each.
+        "<h2>Configuration</h2><pre>"
+        + _e(yaml.safe_dump(dict(run.test), sort_keys=False, default_flow_style=None)) + "</pre>",
         "</body></html>",
     ]
     return "\n".join(out)
