@@ -1,0 +1,61 @@
+"""``python -m system.node --config FILE.yaml``: one store node, logging to stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from system.api import Api
+from system.config import Config, ConfigError, parse_args
+from system.fsutil import DamagedData
+from system.store import Store
+
+log = logging.getLogger("squall.node")
+
+
+async def serve(cfg: Config) -> None:
+    store = Store(cfg)
+    runner = web.AppRunner(Api(store).app(), access_log=None)
+    await runner.setup()
+    host, port = cfg.host_port
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    await store.start()
+    log.info("node %s serving on %s:%d (applied %d, bugs %s)", cfg.id, host, port, store.applied_index,
+             ",".join(sorted(cfg.bugs)) or "none")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("node %s stopping", cfg.id)
+    await store.stop()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
+                        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    with contextlib.suppress(AttributeError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as e:
+        log.error("bad configuration: %s", e)
+        return 2
+    try:
+        asyncio.run(serve(cfg))
+    except DamagedData as e:
+        # Serving from damaged state would hand out wrong answers: refuse.
+        log.error("refusing to start: %s", e)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The replicated state: committed log entries applied to SQLite, in order, exactly once.
+
+One writer connection, used only on the writer thread, applies entries one
+transaction each and records the applied index in the same transaction, so
+"applied" and "state" never disagree. Readers use their own connections on
+other threads: SQLite's WAL mode lets them read the last committed state
+while the writer goes on, so a read storm never blocks a write.
+
+The database file is scratch: on every start it is rebuilt from the newest
+snapshot plus the log, never trusted from a previous run (so a snapshot that
+lost data shows up as a different digest instead of being papered over).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from system import codecs, schema
+from system.schema import Rejected
+from system.wal import Entry
+
+T = TypeVar("T")
+META_DDL = "CREATE TABLE _meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # The log and snapshots carry durability; this file is rebuilt on start.
+    conn.execute("PRAGMA synchronous=OFF")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN")
+    conn.execute(META_DDL)
+    conn.executemany("INSERT INTO _meta VALUES (?, 0)", [("applied_index",), ("applied_term",)])
+    for t in schema.TABLES:
+        conn.execute(t.ddl)
+    conn.execute("COMMIT")
+
+
+def applied_of(conn: sqlite3.Connection) -> tuple[int, int]:
+    rows = dict(conn.execute("SELECT k, v FROM _meta").fetchall())
+    return int(rows["applied_index"]), int(rows["applied_term"])
+
+
+def digest_of(conn: sqlite3.Connection) -> str:
+    """SHA-256 of the logical state: every registered table's rows in key order, canonical JSON.
+
+    File bytes differ between replicas with equal state (page layout, free
+    lists), so the digest reads rows, never the file.
+    """
+    h = hashlib.sha256()
+    for t in sorted(schema.TABLES, key=lambda t: t.name):
+        h.update(f"table {t.name}\n".encode())
+        order = ", ".join(t.key)
+        for row in conn.execute(f"SELECT * FROM {t.name} ORDER BY {order}"):  # noqa: S608 (registered names)
+            h.update(schema.canonical(list(row)).encode() + b"\n")
+    return h.hexdigest()
+
+
+def apply_one(conn: sqlite3.Connection, e: Entry) -> Any:
+    """Applies one entry in its own transaction; returns its result (dedupe by request_id)."""
+    cmd = e.command
+    rid = cmd.get("request_id")
+    conn.execute("BEGIN")
+    try:
+        prior = rid and conn.execute("SELECT result FROM requests WHERE request_id = ?", (rid,)).fetchone()
+        if prior:
+            result = json.loads(prior[0])
+        else:
+            fn = schema.OPS.get(cmd.get("op", ""))
+            if fn is None:  # validated before append; an unknown op here is a newer peer's: refuse alike
+                result = {"error": "bad_request", "message": f"unknown op {cmd.get('op')!r}"}
+            else:
+                try:
+                    result = fn(conn, cmd)
+                except Rejected as r:
+                    result = {"error": r.code, **r.detail}
+            if rid:
+                conn.execute("INSERT INTO requests VALUES (?, ?)", (rid, schema.canonical(result)))
+        conn.execute("UPDATE _meta SET v = ? WHERE k = 'applied_index'", (e.index,))
+        conn.execute("UPDATE _meta SET v = ? WHERE k = 'applied_term'", (e.term,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+class StateMachine:
+    """Owns the SQLite files under ``data_dir``; every writer call runs on the caller's (writer) thread."""
+
+    def __init__(self, data_dir: Path, digest_every: int, lossy_lag: int = 0) -> None:
+        self.db_path = data_dir / "state.db"
+        self.digest_every = digest_every
+        self.lossy_lag = lossy_lag
+        self.conn: sqlite3.Connection | None = None
+        self.applied_index = 0
+        self.applied_term = 0
+        self._readers = threading.local()
+        self._generation = 0   # bumped on restore: reader connections reopen
+        self._shadow: sqlite3.Connection | None = None
+        self._shadow_queue: deque[Entry] = deque()
+        self.digests = DigestLog(data_dir / "digests.jsonl")
+
+    # -- lifecycle (writer thread) ---------------------------------------------
+    def _remove_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(str(self.db_path) + suffix).unlink()
+
+    def open_empty(self) -> None:
+        self.close()
+        self._remove_files()
+        self.conn = connect(self.db_path)
+        create_schema(self.conn)
+        self._after_open()
+
+    def restore(self, codec_name: str, data: bytes, index: int, term: int) -> str:
+        """Replaces the state by a snapshot's; returns the digest after restore."""
+        self.close()
+        self._remove_files()
+        codecs.get(codec_name).restore(data, self.db_path)
+        self.conn = connect(self.db_path)
+        self._after_open()
+        if (self.applied_index, self.applied_term) != (index, term):
+            raise ValueError(f"snapshot claims index {index} term {term} but holds state of "
+                             f"{self.applied_index} term {self.applied_term}")
+        d = digest_of(self.conn)
+        self.digests.record("restore", index, d)
+        return d
+
+    def _after_open(self) -> None:
+        assert self.conn is not None
+        self.applied_index, self.applied_term = applied_of(self.conn)
+        self._generation += 1
+        if self.lossy_lag:
+            self._shadow = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self.conn.backup(self._shadow)
+            self._shadow_queue.clear()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # -- applying (writer thread) -----------------------------------------------
+    def apply(self, entries: Iterable[Entry]) -> list[tuple[Entry, Any]]:
+        """Applies entries in order; returns each newly applied entry with its result."""
+        assert self.conn is not None
+        out: list[tuple[Entry, Any]] = []
+        for e in entries:
+            if e.index <= self.applied_index:
+                continue  # exactly once: already in the state
+            if e.index != self.applied_index + 1:
+                raise ValueError(f"apply gap: entry {e.index} after applied {self.applied_index}")
+            result = apply_one(self.conn, e)
+            self.applied_index, self.applied_term = e.index, e.term
+            if self._shadow is not None:   # bugs.LOSSY_SNAPSHOT: the lagging copy snapshots read
+                self._shadow_queue.append(e)
+                while len(self._shadow_queue) > self.lossy_lag:
+                    apply_one(self._shadow, self._shadow_queue.popleft())
+            if self.digest_every and e.index % self.digest_every == 0:
+                self.digests.record("apply", e.index, digest_of(self.conn))
+            out.append((e, result))
+        return out
+
+    def image(self, codec_name: str) -> tuple[int, int, bytes, str]:
+        """(index, term, encoded state, digest) at the applied index, for a snapshot."""
+        assert self.conn is not None
+        codec = codecs.get(codec_name)
+        d = digest_of(self.conn)
+        src = self._shadow if self._shadow is not None else self.conn
+        return self.applied_index, self.applied_term, codec.encode(src), d
+
+    def digest(self) -> tuple[int, str]:
+        assert self.conn is not None
+        return self.applied_index, digest_of(self.conn)
+
+    # -- reading (any reader thread) --------------------------------------------
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        r = self._readers
+        if getattr(r, "generation", None) != self._generation:
+            if getattr(r, "conn", None) is not None:
+                r.conn.close()
+            r.conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None)
+            r.generation = self._generation
+        return fn(r.conn)
+
+
+class DigestLog:
+    """``digests.jsonl``: every digest this node recorded, across restarts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def record(self, event: str, index: int, digest: str) -> None:
+        line = json.dumps({"event": event, "index": index, "digest": digest, "time": time.time()})
+        with self._lock, open(self.path, "a") as f:
+            f.write(line + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line torn by a kill is skipped
+                out.append(json.loads(line))
+        return out
