@@ -20,10 +20,26 @@ RESULTS_XML = "results.xml"
 
 def why_of(result: Mapping[str, Any]) -> str:
     """A checker's own one-sentence reason, or the best stand-in it offers."""
-    for key in ("why", "summary", "message", "error"):
+    for key in ("why", "summary", "message", "error", "unknown_reason"):
         if result.get(key):
             return str(result[key])
+    if "failed_key" in result:
+        return _linear_why(result)
     return f"valid is {result.get('valid')!r}"
+
+
+def _linear_why(result: Mapping[str, Any]) -> str:
+    """A sentence from the linearizability checker's counterexample (it has no ``why``)."""
+    ce = result.get("counterexample") or {}
+    head = f"linearizability failed on key {result['failed_key']}"
+    stuck = [o.get("desc") for o in ce.get("unlinearizable") or [] if o.get("desc")]
+    before = [o.get("desc") for o in ce.get("prefix_tail") or [] if o.get("desc")]
+    if not stuck:
+        return head
+    after = f" {before[-1]}" if before else ""
+    state = f" (the register held {ce['state_desc']})" if ce.get("state_desc") else ""
+    return f"{head}: {stuck[0]} cannot follow{after}{state}" if after else \
+        f"{head}: no order explains {stuck[0]}{state}"
 
 
 def checker_results(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

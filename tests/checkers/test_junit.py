@@ -44,3 +44,15 @@ def test_write_junit_into_a_run_dir_writes_results_xml(tmp_path: Path) -> None:
     path = write_junit(RESULTS, tmp_path)
     assert path == tmp_path / "results.xml"
     assert 'name="linear"' in path.read_text()
+
+
+def test_a_linearizability_result_without_why_gets_a_sentence_from_its_counterexample() -> None:
+    from checkers.junit import why_of
+    from checkers.linearizable import check
+    from squall.history import Op, reindex
+
+    h = reindex([Op(0, "invoke", "write", ["k", 4], time=1), Op(0, "ok", "write", ["k", 4], time=2),
+                 Op(1, "invoke", "read", ["k", None], time=3), Op(1, "ok", "read", ["k", 3], time=4)])
+    assert why_of(check("cas-register", h)) == (
+        "linearizability failed on key k: read() -> 3 cannot follow write(4) -> ok "
+        "(the register held 4)")
