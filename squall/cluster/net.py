@@ -71,8 +71,9 @@ def drop_commands(grudge: Grudge, ips: Mapping[str, str], gateway: str) -> dict[
 
 
 # Runs inside a node: tries every target at once and prints {target: bool}.
-# Any HTTP answer (even an error status) counts as reachable: the question is
-# whether packets get through, not whether the node is healthy.
+# Any answer counts as reachable, even an HTTP error or a refused connection
+# (a RST came back): the question is whether packets get through, not whether
+# the node is healthy. Only silence (a timeout) means cut.
 _PROBE = r"""
 import json, sys, threading, urllib.request, urllib.error
 targets, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
@@ -82,6 +83,10 @@ def probe(name, url):
         urllib.request.urlopen(url, timeout=timeout).read()
         seen[name] = True
     except urllib.error.HTTPError:
+        seen[name] = True
+    except urllib.error.URLError as exc:
+        seen[name] = isinstance(exc.reason, ConnectionRefusedError)
+    except ConnectionRefusedError:
         seen[name] = True
     except Exception:
         seen[name] = False
