@@ -25,7 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from checkers.base import CheckContext
-from checkers.stats import NS, Timed, fault_value, quantile, timed_ops, write_fs
+from checkers.stats import NS, Timed, fault_value, quantile, read_fs, timed_ops, write_fs
 from squall.history import OK, fault_windows
 
 JUDGED_KINDS = ("kill", "pause", "partition", "disk-stall")
@@ -73,11 +73,9 @@ def _classify(window: Mapping[str, Any], nodes: Sequence[str]) -> tuple[bool, bo
     return hits, len(nodes) - len(targets & set(nodes)) < _majority(len(nodes))
 
 
-def _first_ack(ops: Sequence[Timed], since: int, writes: frozenset[str], want_write: bool
-               ) -> float | None:
-    """Seconds from ``since`` to the first ok op of the wanted kind invoked after it."""
-    ends = [t.end for t in ops
-            if t.outcome == OK and t.start >= since and (t.f in writes) == want_write]
+def _first_ack(ops: Sequence[Timed], since: int, fs: frozenset[str]) -> float | None:
+    """Seconds from ``since`` to the first ok op with an ``f`` in ``fs`` invoked after it."""
+    ends = [t.end for t in ops if t.outcome == OK and t.start >= since and t.f in fs]
     return round((min(ends) - since) / NS, 3) if ends else None
 
 
@@ -114,8 +112,9 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     nodes = _nodes(ctx)
     writes = write_fs(ctx.test)
     ops = timed_ops(ctx.history)
+    reads = read_fs(ctx.test, ops)
     had_writes = any(t.f in writes for t in ops)
-    had_reads = any(t.f not in writes for t in ops)
+    had_reads = any(t.f in reads for t in ops)
     rows, problems = [], []
     for w in fault_windows(ctx.history):
         hits, majority_gone = _classify(w, nodes)
@@ -130,8 +129,8 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
             "hits_leader": hits,
             "judged": hits,
             "measured_from": "end" if majority_gone else "start",
-            "write_recovery_s": _first_ack(ops, since, writes, True),
-            "read_recovery_s": _first_ack(ops, since, writes, False),
+            "write_recovery_s": _first_ack(ops, since, writes),
+            "read_recovery_s": _first_ack(ops, since, reads),
         }
         row_problems = _judge(row, bound, had_writes, had_reads) if hits else []
         row["ok"] = not row_problems if hits else None

@@ -15,6 +15,11 @@ fresh process). A restore event, or the round trip, at an index no other
 source recorded cannot be compared; it is counted as unverified, not passed.
 
 A mismatch names both sources (node and event), the index and both digests.
+
+Nodes record apply digests only every ``digest_every`` entries while a
+restore lands wherever the snapshot plus log tail ends, so a restore is often
+unverified directly; a wrong restore still shows at the restored node's next
+recorded apply digest, which the other replicas recorded too.
 """
 
 from __future__ import annotations
@@ -96,6 +101,10 @@ def check_fidelity(ctx: CheckContext) -> dict[str, Any]:
     restarted = sorted(n for n, i in ctx.nodes.items() if i.get("restarts"))
     compared = sum(1 for seen in by_index.values() if len(seen) > 1)
     unverified = _unverified(by_index)
+    # The collector records {"error": ...} when the offline restore itself failed: the
+    # data could not be restored at all, which no digest comparison can pass.
+    rt_errors = {n: str(i["restore"]["error"]) for n, i in ctx.nodes.items()
+                 if isinstance(i.get("restore"), Mapping) and i["restore"].get("error")}
     res: dict[str, Any] = {
         "valid": not mismatches,
         "indexes_compared": compared,
@@ -104,6 +113,7 @@ def check_fidelity(ctx: CheckContext) -> dict[str, Any]:
         "converged": len(set(finals.values())) == 1,
         "restarted": restarted,
         "round_trips": {n: i["restore"] for n, i in ctx.nodes.items() if i.get("restore")},
+        "round_trip_errors": rt_errors,
         "mismatch_count": len(mismatches),
         "mismatches": mismatches[:SHOW],
         "unverified": unverified[:SHOW],
@@ -113,6 +123,11 @@ def check_fidelity(ctx: CheckContext) -> dict[str, Any]:
         res["why"] = f"digests differ {mismatches[0]['text']}" + (
             f" (and at {len(mismatches) - 1} more indexes)" if len(mismatches) > 1 else ""
         )
+    elif rt_errors:
+        node, err = sorted(rt_errors.items())[0]
+        res["valid"] = UNKNOWN
+        res["why"] = (f"the offline restore of {node}'s data failed, so its round trip could not "
+                      f"be compared: {err[:200]}")
     elif compared == 0:
         res["valid"] = UNKNOWN
         res["why"] = "no index was recorded by two sources, so nothing could be compared"

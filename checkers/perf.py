@@ -26,14 +26,10 @@ import matplotlib.pyplot as plt  # noqa: E402 - must follow the backend choice
 from matplotlib.axes import Axes  # noqa: E402
 
 from checkers.base import CheckContext  # noqa: E402
-from checkers.stats import NS, Timed, summary_s, timed_ops, windows_s  # noqa: E402
+from checkers.stats import FAULT_COLOURS, NS, Timed, summary_s, timed_ops, windows_s  # noqa: E402
 from squall.history import FAIL, INFO, OK  # noqa: E402
 
 OUTCOME_COLOURS = {OK: "#2b8cbe", FAIL: "#e34a33", INFO: "#fdae6b"}
-FAULT_COLOURS = {
-    "kill": "#d62728", "pause": "#9467bd", "partition": "#8c564b",
-    "link": "#17becf", "disk-stall": "#bcbd22", "clock": "#7f7f7f",
-}
 MARKERS = "o^sDvP*X<>"
 LATENCY_PNG = "latency-raw.png"
 RATE_PNG = "rate.png"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from checkers.base import UNKNOWN, CheckContext
-from checkers.stats import NS, Timed, summary_s, timed_ops, write_fs
+from checkers.stats import NS, Timed, read_fs, summary_s, timed_ops, write_fs
 from squall.history import fault_windows
 
 DEFAULT_BOUND_S = 1.0
@@ -43,7 +43,8 @@ def check_starvation(ctx: CheckContext) -> dict[str, Any]:
     writes_f = write_fs(ctx.test)
     ops = timed_ops(ctx.history)
     writes = [t for t in ops if t.f in writes_f]
-    reads = [t for t in ops if t.f not in writes_f]
+    reads_f = read_fs(ctx.test, ops)
+    reads = [t for t in ops if t.f in reads_f]
     windows = [(w["start"], w["end"] + int(grace * NS)) for w in fault_windows(ctx.history)]
     clean: list[Timed] = []
     faulted: list[Timed] = []

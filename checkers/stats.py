@@ -50,6 +50,14 @@ def write_fs(test: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(test.get("write_fs", DEFAULT_WRITE_FS))
 
 
+def read_fs(test: Mapping[str, Any], ops: Iterable[Timed]) -> frozenset[str]:
+    """The ``f`` values that are reads: ``test.read_fs`` if given, else every non-write seen."""
+    if test.get("read_fs"):
+        return frozenset(test["read_fs"])
+    writes = write_fs(test)
+    return frozenset(t.f for t in ops if t.f not in writes)
+
+
 def timed_ops(history: Sequence[Op]) -> list[Timed]:
     """Every client op, paired invoke→completion, in invocation order."""
     clients = client_ops(history)

@@ -74,3 +74,11 @@ def test_nodes_at_different_final_indexes_are_not_compared_but_reported() -> Non
 
 def test_nothing_collected_is_unknown() -> None:
     assert check({})["valid"] == "unknown"
+
+
+def test_a_round_trip_that_could_not_restore_is_unknown_and_names_the_node() -> None:
+    nodes = {"n1": node((80, "good")), "n2": node((80, "good"))}
+    nodes["n2"]["restore"] = {"error": "snapshot 70: checksum mismatch"}
+    res = check(nodes)
+    assert res["valid"] == "unknown"
+    assert "n2" in res["why"] and "checksum mismatch" in res["why"]
