@@ -128,6 +128,8 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
             "targets": value.get("targets"),
             "hits_leader": hits,
             "judged": hits,
+            "not_judged_because": None if hits else (
+                "leader untouched" if w["fault"] in JUDGED_KINDS else "needs no failover"),
             "measured_from": "end" if majority_gone else "start",
             "write_recovery_s": _first_ack(ops, since, writes),
             "read_recovery_s": _first_ack(ops, since, reads),

@@ -178,7 +178,7 @@ def failover_table(results: Mapping[str, Any] | None) -> str:
         return '<p class="muted">No failover checker ran.</p>'
     rows = []
     for f in fo["faults"]:
-        judged = "yes" if f["judged"] else "no (leader untouched)"
+        judged = "yes" if f["judged"] else f"no ({f.get('not_judged_because') or 'leader untouched'})"
         status = {True: "ok", False: "too slow / never", None: ""}[f.get("ok")]
         cls = {True: "", False: ' class="bad"', None: ' class="muted"'}[f.get("ok")]
         rows.append(f"<tr{cls}><td>{_e(f['fault'])}</td><td>{f['start_s']:.1f}–{f['end_s']:.1f}s"

@@ -112,6 +112,7 @@ def test_link_and_clock_faults_are_never_judged() -> None:
     outage(steady(h, 0.0, 2.0), 2.0, 8.0)
     res = check_failover(ctx(h))
     assert [r["judged"] for r in res["faults"]] == [False, False]
+    assert {r["not_judged_because"] for r in res["faults"]} == {"needs no failover"}
 
 
 def test_by_kind_gives_p50_and_max_per_fault_kind() -> None:
