@@ -23,6 +23,7 @@ and the clock and the memory bound are consulted once per 4096 backtracks.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -58,12 +59,15 @@ def search(
     outputs: Sequence[Any],
     calls: Sequence[float],
     returns: Sequence[float],
+    pure: Sequence[bool] | None = None,
     deadline: float | None = None,
     max_states: int | None = None,
     track: bool = False,
 ) -> Outcome:
     """Is this one partition linearizable? Operation i is (inputs[i], outputs[i]),
-    called at calls[i] and returned at returns[i] (inf if it never returned).
+    called at calls[i] and returned at returns[i] (inf: indeterminate, its
+    output is ``UNKNOWN``). ``pure[i]`` says op i never changes any state (a
+    read, a cas that observed a mismatch).
 
     Times are positions in the history, so distinct; an operation returning
     before another is called precedes it in real time, every other pair may
@@ -72,103 +76,192 @@ def search(
     common valid case never pays for it).
     """
     n = len(inputs)
-    events = sorted([(calls[i], 0, i) for i in range(n)] + [(returns[i], 1, i) for i in range(n)])
-    size = 2 * n + 2
+    pure = pure if pure is not None else [False] * n
+    finite = [i for i in range(n) if not math.isinf(returns[i])]
+    indeterminate = [i for i in range(n) if math.isinf(returns[i])]
+    events = sorted([(calls[i], 0, i) for i in range(n)] + [(returns[i], 1, i) for i in finite])
+    size = len(events) + 2
     tail = size - 1
     nxt = list(range(1, size + 1))
     prv = list(range(-1, size - 1))
-    match = [0] * size  # call event -> its return event; 0 marks a return event
+    # call event -> its return event, -1 for an indeterminate op (it has no
+    # return event: it may stay pending for ever); 0 marks a return event.
+    match = [0] * size
     opno = [0] * size
     call_of = [0] * n
     for node, (_, kind, i) in enumerate(events, start=1):
         opno[node] = i
         if kind == 0:
             call_of[i] = node
+            match[node] = -1
         else:
             match[call_of[i]] = node
     inp: list[Any] = [None] * size
     out: list[Any] = [None] * size
-    bit = [0] * size
+    forced = [False] * size
     for i in range(n):
         node = call_of[i]
         inp[node] = inputs[i]
         out[node] = outputs[i]
-        bit[node] = 1 << i
+        forced[node] = bool(pure[i])
+    # The linearized set is (low, rel, ib). Ops that returned are numbered in
+    # call order: every one below ``low`` is linearized, bit j of ``rel`` says
+    # whether op low + j is (bit 0 is always clear, so the form is canonical).
+    # That keeps the key as narrow as the window of open operations, where a
+    # plain bitset grows with the history: a long single-key history would
+    # cost memory quadratic in its length. Indeterminate ops may never be
+    # linearized and would pin ``low``, so they get their own bits in ``ib``.
+    rank = [-1] * size
+    ibit = [0] * size
+    for r, node in enumerate(sorted(call_of[i] for i in finite)):
+        rank[node] = r
+    for k, i in enumerate(indeterminate):
+        ibit[call_of[i]] = 1 << k
 
-    cache: set[tuple[int, Any]] = set()
+    cache: set[tuple[int, int, int, Any]] = set()
     add = cache.add
-    stack: list[tuple[int, Any, int]] = []
+    stack: list[tuple[int, Any, int, int, int]] = []
     push = stack.append
     pop = stack.pop
     state: Any = init
-    lin = 0
+    low = rel = ib = 0
     backtracks = 0
-    best_depth = -1
-    best: Best | None = None
+    trace = _Trace() if track else None
     e = nxt[0]
     while e != tail:
         r = match[e]
         if r:
             ok, new = step(state, inp[e], out[e])
-            if ok:
-                key = (lin | bit[e], new)
-                if key not in cache:
-                    add(key)
-                    push((e, state, lin))
-                    state = new
-                    lin = key[0]
-                    p = prv[e]
-                    q = nxt[e]
-                    nxt[p] = q
-                    prv[q] = p
+            if not ok:
+                e = nxt[e]
+                continue
+            j = rank[e]
+            if j < 0:
+                if new == state:
+                    # Taking effect here changes nothing, which "never" (always
+                    # allowed for an indeterminate op) already covers.
+                    e = nxt[e]
+                    continue
+                nlow = low
+                nrel = rel
+                nib = ib | ibit[e]
+            else:
+                nib = ib
+                j -= low
+                if j:
+                    nlow = low
+                    nrel = rel | (1 << j)
+                else:
+                    nrel = rel | 1
+                    j = (nrel ^ (nrel + 1)).bit_length() - 1  # trailing ones
+                    nrel >>= j
+                    nlow = low + j
+            key = (nlow, nrel, nib, new)
+            if key not in cache:
+                add(key)
+                push((e, state, low, rel, ib))
+                state = new
+                low = nlow
+                rel = nrel
+                ib = nib
+                p = prv[e]
+                q = nxt[e]
+                nxt[p] = q
+                prv[q] = p
+                if r > 0:
                     p = prv[r]
                     q = nxt[r]
                     nxt[p] = q
                     prv[q] = p
-                    if track and len(stack) > best_depth:
-                        best_depth = len(stack)
-                        best = _snapshot(stack, state, nxt, match, opno)
-                    e = nxt[0]
-                    continue
-            e = nxt[e]
-        else:
+                if trace is not None:
+                    trace.pushed(stack, state, nxt, match, opno)
+                e = nxt[0]
+                continue
+            if not forced[e]:
+                e = nxt[e]
+                continue
+            # A pure op that fits here is linearized first without loss of
+            # generality (it changes no state, and nothing still pending had
+            # to precede it); if that configuration was already explored and
+            # failed, so does this one: fall through to backtracking.
+        # Backtrack: pop the newest choice and try the next candidate after
+        # it. A popped pure op was a forced move, not a choice: keep popping.
+        while True:
             if not stack:
-                if track and best is None:
-                    best = _snapshot(stack, state, nxt, match, opno)
+                best = None
+                if trace is not None:
+                    if not trace.recorded:  # failed before linearizing anything
+                        trace.pushed(stack, state, nxt, match, opno)
+                    best = trace.best()
                 return Outcome(False, len(cache), best=best)
-            e, state, lin = pop()
+            e, state, low, rel, ib = pop()
             r = match[e]
-            p = prv[r]
-            q = nxt[r]
-            nxt[p] = r
-            prv[q] = r
+            if r > 0:
+                p = prv[r]
+                q = nxt[r]
+                nxt[p] = r
+                prv[q] = r
             p = prv[e]
             q = nxt[e]
             nxt[p] = e
             prv[q] = e
-            e = nxt[e]
-            backtracks += 1
-            if not backtracks & (CHECK_EVERY - 1):
-                if deadline is not None and time.monotonic() > deadline:
-                    return Outcome("unknown", len(cache), reason="time limit reached")
-                if max_states is not None and len(cache) > max_states:
-                    return Outcome(
-                        "unknown",
-                        len(cache),
-                        reason=f"explored more than {max_states} configurations (memory bound)",
-                    )
+            if not forced[e]:
+                break
+        if trace is not None:
+            trace.popped(len(stack))
+        e = nxt[e]
+        backtracks += 1
+        if not backtracks & (CHECK_EVERY - 1):
+            if deadline is not None and time.monotonic() > deadline:
+                return Outcome("unknown", len(cache), reason="time limit reached")
+            if max_states is not None and len(cache) > max_states:
+                return Outcome(
+                    "unknown",
+                    len(cache),
+                    reason=f"explored more than {max_states} configurations (memory bound)",
+                )
     return Outcome(True, len(cache))
 
 
-def _snapshot(
-    stack: list[tuple[int, Any, int]], state: Any, nxt: list[int], match: list[int], opno: list[int]
-) -> Best:
-    order = [opno[s[0]] for s in stack]
-    states = [s[1] for s in stack[1:]] + [state]
-    stuck: list[int] = []
-    e = nxt[0]
-    while e < len(match) - 1 and match[e]:
-        stuck.append(opno[e])
-        e = nxt[e]
-    blocking = opno[e] if e < len(match) - 1 else -1
-    return Best(order=order, states=states, stuck=stuck, blocking=blocking)
+class _Trace:
+    """Keeps the deepest stack seen, copying only what changed since the last
+    record (the part above the lowest point the stack fell to), so a long
+    history costs linear, not quadratic, time to trace."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.states: list[Any] = []
+        self.low_water = 0
+        self.stuck: list[int] = []
+        self.blocking = -1
+        self.recorded = False
+
+    def popped(self, depth: int) -> None:
+        if depth < self.low_water:
+            self.low_water = depth
+
+    def pushed(
+        self, stack: list[tuple[int, Any, int, int, int]], state: Any,
+        nxt: list[int], match: list[int], opno: list[int],
+    ) -> None:
+        if self.recorded and len(stack) <= len(self.order):
+            return
+        lw = self.low_water
+        del self.order[lw:]
+        del self.states[lw:]
+        self.order.extend(opno[s[0]] for s in stack[lw:])
+        # states[i] is the state after order[i]: the state before the next one
+        self.states.extend(s[1] for s in stack[lw + 1:])
+        self.states.append(state)
+        self.low_water = len(stack)
+        self.recorded = True
+        self.stuck = []
+        e = nxt[0]
+        tail = len(match) - 1
+        while e != tail and match[e]:
+            self.stuck.append(opno[e])
+            e = nxt[e]
+        self.blocking = opno[e] if e != tail else -1
+
+    def best(self) -> Best:
+        return Best(order=list(self.order), states=list(self.states), stuck=self.stuck, blocking=self.blocking)

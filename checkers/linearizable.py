@@ -13,11 +13,9 @@ How each completion type counts (docs/contracts.md §1):
   its precondition (``error: precondition_failed``), which *observed* that
   the value was not ``from`` and is checked as such;
 * ``info`` (or no completion): indeterminate. It may take effect at any point
-  after its invoke, or never, and its output is not checked: it is given a
-  return time after everything else, so the search may place it anywhere
-  after its call — placing it last is the same as "never", since nothing
-  after it can observe it. A read-only op that is indeterminate says
-  nothing and is dropped.
+  after its invoke, or never, and its output is not checked: it has no
+  return event, so the search may place it anywhere after its call or leave
+  it out. A read-only op that is indeterminate says nothing and is dropped.
 """
 
 from __future__ import annotations
@@ -171,18 +169,22 @@ def check_partition(
     model: Model, ops: Sequence[Operation], deadline: float | None, max_states: int | None,
     track: bool = False,
 ) -> Outcome:
-    return search(
-        model.init, model.step,
-        [o.input for o in ops], [o.output for o in ops],
-        [o.call for o in ops], [o.ret for o in ops],
-        deadline=deadline, max_states=max_states, track=track,
+    return search(model.init, model.step, *_columns(model, ops),
+                  deadline=deadline, max_states=max_states, track=track)
+
+
+def _columns(model: Model, ops: Sequence[Operation]) -> tuple[list[Any], ...]:
+    """The search's inputs: plain lists are cheap to index and to pickle."""
+    return (
+        [o.input for o in ops], [o.output for o in ops], [o.call for o in ops],
+        [o.ret for o in ops], [model.is_pure(o.input, o.output) for o in ops],
     )
 
 
 def _pool_job(model_name: str, key: Hashable, args: tuple[Any, ...]) -> tuple[Hashable, Outcome]:
     model = get_model(model_name)
-    inputs, outputs, calls, rets, deadline, max_states = args
-    return key, search(model.init, model.step, inputs, outputs, calls, rets, deadline, max_states)
+    columns, deadline, max_states = args
+    return key, search(model.init, model.step, *columns, deadline=deadline, max_states=max_states)
 
 
 def _run_parallel(
@@ -197,8 +199,7 @@ def _run_parallel(
         pending = {
             pool.submit(
                 _pool_job, model.name, key,
-                ([o.input for o in ops], [o.output for o in ops], [o.call for o in ops],
-                 [o.ret for o in ops], deadline, max_states),
+                (_columns(model, ops), deadline, max_states),
             )
             for key, ops in parts
         }

@@ -76,6 +76,13 @@ class Model:
             return f, _cas_arg(arg)
         return f, freeze(arg)
 
+    def is_pure(self, inp: tuple[str, Any], output: Any) -> bool:
+        """Does this op leave every state as it was? (The search linearizes such an
+        op as soon as it fits, without trying alternatives.)"""
+        if output is UNKNOWN:
+            return False
+        return inp[0] in self.readonly or (inp[0] == "cas" and output is False)
+
     def describe_op(self, inp: tuple[str, Any], output: Any) -> str:
         f, arg = inp
         if output is UNKNOWN:

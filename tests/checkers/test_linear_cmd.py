@@ -1,0 +1,75 @@
+"""`squall check`: verdict as JSON on stdout, exit 0/1/2, bad input exit 3 naming the line."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from checkers.check_cmd import run_check
+
+
+def _run(path: Path, model: str = "cas-register", **kw: object) -> tuple[int, dict | None, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = run_check(path, model, stdout=out, stderr=err, **kw)  # type: ignore[arg-type]
+    return rc, json.loads(out.getvalue()) if out.getvalue() else None, err.getvalue()
+
+
+def _jsonl(tmp_path: Path, ops: list[dict]) -> Path:
+    p = tmp_path / "history.jsonl"
+    p.write_text("".join(json.dumps(o) + "\n" for o in ops))
+    return p
+
+
+W = {"process": 0, "type": "invoke", "f": "write", "value": ["k", 1]}
+W_OK = {**W, "type": "ok"}
+R = {"process": 1, "type": "invoke", "f": "read", "value": ["k", None]}
+
+
+def test_valid_history_exits_zero(tmp_path: Path) -> None:
+    rc, res, _ = _run(_jsonl(tmp_path, [W, W_OK, R, {**R, "type": "ok", "value": ["k", 1]}]))
+    assert rc == 0 and res is not None and res["valid"] is True
+
+
+def test_invalid_history_exits_one_and_writes_the_page(tmp_path: Path) -> None:
+    html = tmp_path / "out.html"
+    rc, res, _ = _run(_jsonl(tmp_path, [W, W_OK, R, {**R, "type": "ok", "value": ["k", 3]}]), html=html)
+    assert rc == 1 and res is not None and res["valid"] is False
+    assert html.exists() and res["html"] == str(html)
+
+
+def test_time_limit_exits_two(tmp_path: Path) -> None:
+    ops = [{"process": p, "type": "invoke", "f": "write", "value": ["k", p]} for p in range(16)]
+    ops += [{**R, "process": 100}, {**R, "process": 100, "type": "ok", "value": ["k", 99]}]
+    ops += [{"process": p, "type": "info", "f": "write", "value": ["k", p]} for p in range(16)]
+    rc, res, _ = _run(_jsonl(tmp_path, ops), time_limit=0.05)
+    assert rc == 2 and res is not None and res["valid"] == "unknown"
+
+
+def test_truncated_line_exits_three_naming_it(tmp_path: Path) -> None:
+    p = tmp_path / "history.jsonl"
+    p.write_text(json.dumps(W) + "\n" + json.dumps(W_OK)[:15])
+    rc, res, err = _run(p)
+    assert rc == 3 and res is None and "history.jsonl:2" in err and "truncated" in err
+
+
+def test_unknown_f_exits_three_naming_the_line(tmp_path: Path) -> None:
+    rc, _, err = _run(_jsonl(tmp_path, [W, W_OK, {**R, "f": "incr"}]))
+    assert rc == 3 and "line 3" in err and "'incr' is unknown" in err
+
+
+def test_completion_without_invoke_exits_three_naming_the_line(tmp_path: Path) -> None:
+    rc, _, err = _run(_jsonl(tmp_path, [W, W_OK, {**R, "type": "ok"}]))
+    assert rc == 3 and "line 3" in err and "without an invoke" in err
+
+
+def test_unknown_model_exits_three(tmp_path: Path) -> None:
+    rc, _, err = _run(_jsonl(tmp_path, [W, W_OK]), model="queue")
+    assert rc == 3 and "known: " in err
+
+
+def test_format_can_be_given_explicitly(tmp_path: Path) -> None:
+    p = tmp_path / "h.log"
+    p.write_text("INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\n")
+    rc, res, _ = _run(p, fmt="etcd-log")
+    assert rc == 0 and res is not None and res["ops"] == 1

@@ -1,0 +1,156 @@
+"""The linearizability search: semantics of ok/fail/info, bounds, partitions, counterexamples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checkers.base import CheckContext
+from checkers.linearizable import check, linearizable_checker
+from squall.history import HistoryError, Op
+
+
+def H(*events: tuple[Any, ...]) -> list[Op]:
+    """History from (process, type, f, value[, error]) tuples, in order."""
+    ops = []
+    for i, e in enumerate(events):
+        p, t, f, v = e[:4]
+        ops.append(Op(process=p, type=t, f=f, value=v, error=e[4] if len(e) > 4 else None, index=i, time=i * 10))
+    return ops
+
+
+def test_sequential_write_then_read_is_linearizable() -> None:
+    h = H((0, "invoke", "write", 1), (0, "ok", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", 1))
+    assert check("register", h)["valid"] is True
+
+
+def test_stale_read_after_completed_write_is_not_linearizable() -> None:
+    h = H((0, "invoke", "write", 1), (0, "ok", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", None))
+    assert check("register", h)["valid"] is False
+
+
+def test_concurrent_read_may_see_old_or_new_value() -> None:
+    for seen in (None, 1):
+        h = H((0, "invoke", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", seen), (0, "ok", "write", 1))
+        assert check("register", h)["valid"] is True, seen
+
+
+def test_info_write_may_take_effect_long_after_it_was_invoked() -> None:
+    h = H((0, "invoke", "write", 1), (0, "info", "write", 1),
+          (1, "invoke", "read", None), (1, "ok", "read", None),
+          (2, "invoke", "read", None), (2, "ok", "read", 1))
+    assert check("register", h)["valid"] is True
+
+
+def test_info_write_may_never_take_effect() -> None:
+    h = H((0, "invoke", "write", 1), (0, "info", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", None))
+    assert check("register", h)["valid"] is True
+
+
+def test_info_write_cannot_take_effect_before_its_invoke() -> None:
+    h = H((1, "invoke", "read", None), (1, "ok", "read", 1), (0, "invoke", "write", 1), (0, "info", "write", 1))
+    assert check("register", h)["valid"] is False
+
+
+def test_unfinished_invoke_counts_as_indeterminate() -> None:
+    h = H((0, "invoke", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", 1))
+    assert check("register", h)["valid"] is True
+
+
+def test_failed_op_did_not_happen() -> None:
+    h = H((0, "invoke", "write", 1), (0, "fail", "write", 1, "not_leader"), (1, "invoke", "read", None), (1, "ok", "read", 1))
+    assert check("register", h)["valid"] is False
+
+
+def test_precondition_failed_cas_observes_the_value() -> None:
+    h = H((0, "invoke", "write", 1), (0, "ok", "write", 1),
+          (1, "invoke", "cas", [1, 2]), (1, "fail", "cas", [1, 2], "precondition_failed"))
+    assert check("cas-register", h)["valid"] is False
+
+
+def test_nemesis_ops_are_ignored() -> None:
+    h = H(("nemesis", "invoke", "start-partition", None), (0, "invoke", "write", 1),
+          ("nemesis", "info", "start-partition", {"n1": ["n2"]}), (0, "ok", "write", 1))
+    assert check("register", h)["valid"] is True
+
+
+def test_keys_are_checked_independently() -> None:
+    h = H((0, "invoke", "write", ["a", 1]), (0, "ok", "write", ["a", 1]),
+          (1, "invoke", "read", ["b", None]), (1, "ok", "read", ["b", None]),
+          (1, "invoke", "read", ["a", None]), (1, "ok", "read", ["a", 1]))
+    res = check("register", h)
+    assert res["valid"] is True and res["partitions"] == 2
+
+
+def test_invalid_key_is_named_with_the_stuck_ops_and_state() -> None:
+    h = H((0, "invoke", "write", ["a", 1]), (0, "ok", "write", ["a", 1]),
+          (0, "invoke", "write", ["b", 5]), (0, "ok", "write", ["b", 5]),
+          (1, "invoke", "read", ["b", None]), (1, "ok", "read", ["b", 4]))
+    res = check("register", h)
+    ce = res["counterexample"]
+    assert res["valid"] is False and res["failed_key"] == "b" == ce["key"]
+    assert ce["prefix_length"] == 1 and ce["state"] == 5
+    assert [o["desc"] for o in ce["unlinearizable"]] == ["read() -> 4"]
+    assert ce["blocking"]["invoke_index"] == 4
+
+
+def test_completion_without_invoke_is_refused_naming_it() -> None:
+    h = H((0, "invoke", "write", 1), (0, "ok", "write", 1), (3, "ok", "read", 1))
+    with pytest.raises(HistoryError, match="op 2: .*completion without an invoke"):
+        check("register", h)
+
+
+def test_unknown_f_is_refused_naming_it() -> None:
+    h = H((0, "invoke", "increment", 1), (0, "ok", "increment", 1))
+    with pytest.raises(HistoryError, match="op 0: .*'increment' is unknown"):
+        check("register", h)
+
+
+def _hard_history(n: int = 16) -> list[Op]:
+    """n concurrent indeterminate writes and a read no order can explain: 2^n configurations."""
+    events: list[tuple[Any, ...]] = [(p, "invoke", "write", p) for p in range(n)]
+    events += [(100, "invoke", "read", None), (100, "ok", "read", 99)]
+    events += [(p, "info", "write", p) for p in range(n)]
+    return H(*events)
+
+
+def test_time_limit_turns_into_unknown() -> None:
+    res = check("register", _hard_history(), time_limit=0.05)
+    assert res["valid"] == "unknown" and "time limit" in res["unknown_reason"]
+
+
+def test_state_bound_turns_into_unknown_instead_of_exhausting_memory() -> None:
+    res = check("register", _hard_history(), max_states=5000)
+    assert res["valid"] == "unknown" and "memory" in res["unknown_reason"]
+
+
+def _multi_key_history(bad_key: str | None) -> list[Op]:
+    events: list[tuple[Any, ...]] = []
+    for k in ("a", "b", "c", "d"):
+        events += [(0, "invoke", "write", [k, 1]), (1, "invoke", "read", [k, None]), (0, "ok", "write", [k, 1]),
+                   (1, "ok", "read", [k, 2 if k == bad_key else 1])]
+    return H(*events)
+
+
+@pytest.mark.parametrize("bad_key", [None, "c"])
+def test_process_pool_gives_the_same_verdict_as_sequential(bad_key: str | None) -> None:
+    h = _multi_key_history(bad_key)
+    seq = check("register", h, parallel=False)
+    par = check("register", h, parallel=True)
+    assert seq["valid"] is par["valid"] is (bad_key is None)
+    if bad_key:
+        assert par["failed_key"] == seq["failed_key"] == bad_key
+
+
+def test_checker_writes_linear_html_for_an_invalid_history(tmp_path: Path) -> None:
+    res = linearizable_checker("register")(CheckContext(history=_multi_key_history("c"), run_dir=tmp_path))
+    assert res["valid"] is False
+    page = (tmp_path / "linear.html").read_text()
+    assert "read() -&gt; 2" in page and res["html"].endswith("linear.html")
+
+
+def test_checker_writes_no_page_for_a_valid_history(tmp_path: Path) -> None:
+    res = linearizable_checker("register")(CheckContext(history=_multi_key_history(None), run_dir=tmp_path))
+    assert res["valid"] is True and not (tmp_path / "linear.html").exists()
