@@ -35,7 +35,7 @@ class Indeterminate(Exception):
     """The write was appended but its fate is unknown (timeout, or the entry was replaced)."""
 
 
-def open_state(data_dir: Path, cfg_codec: str, digest_every: int, lossy_lag: int, fsync: bool
+def open_state(data_dir: Path, digest_every: int, lossy: bool, fsync: bool
                ) -> tuple[Wal, StateMachine, SnapshotStore, dict[str, Any] | None]:
     """Recovery, shared by the node and the offline tool: newest snapshot, then the log tail.
 
@@ -45,7 +45,7 @@ def open_state(data_dir: Path, cfg_codec: str, digest_every: int, lossy_lag: int
     wal = Wal(data_dir / "raft.log", fsync)
     wal.open()
     snaps = SnapshotStore(data_dir / "snapshots", fsync)
-    sm = StateMachine(data_dir, digest_every, bugs.LOSSY_LAG if lossy_lag else 0)
+    sm = StateMachine(data_dir, digest_every, bugs.LOSSY_LAG if lossy else 0)
     found = snaps.latest()
     last: dict[str, Any] | None = None
     if found is None:
@@ -88,7 +88,7 @@ class Store:
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="sqlite-reader")
         self.io = ThreadPoolExecutor(1, thread_name_prefix="snapshot-io")
         self.wal, self.sm, self.snaps, self.last_snapshot = open_state(
-            cfg.data_dir, cfg.snapshot_codec, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync)
+            cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync)
         self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync)
         self.raft.load_meta()
         self.raft.commit_index = self.sm.applied_index
@@ -101,6 +101,7 @@ class Store:
         self._waiters: dict[int, tuple[int, asyncio.Future[Any]]] = {}
         self._applier: asyncio.Task[None] | None = None
         self._hint_at = 0.0
+        self._hint_index = -1
 
     async def start(self) -> None:
         await self.raft.start()
@@ -130,7 +131,9 @@ class Store:
             target = min(self.raft.commit_index, self.wal.last_index)
             start = self.sm.applied_index + 1
             if target < start:
-                await self.raft.committed.wait(1.0)
+                if self._hint_index != self.applied_index:   # idle: let the hint catch up
+                    self._write_hint()
+                await self.raft.committed.wait(HINT_EVERY)
                 continue
             batch = self.wal.slice(start, min(APPLY_BATCH, target - start + 1))
             results = await self.on_writer(self.sm.apply, batch)
@@ -144,12 +147,17 @@ class Store:
                         w[1].set_exception(Indeterminate())
             self.applied.notify()
             if loop.time() - self._hint_at > HINT_EVERY:
-                self._hint_at = loop.time()
-                loop.run_in_executor(self.io, write_json_atomic, self.cfg.data_dir / "commit-hint.json",
-                                     {"index": self.applied_index}, False)
+                self._write_hint()
             every = self.cfg.snapshot_every
             if every and self.applied_index - self._snapshot_index() >= every and not self.snapshot_in_progress:
                 asyncio.ensure_future(self.snapshot())
+
+    def _write_hint(self) -> None:
+        """Records the applied index (no fsync: a hint). Restart replays the log up to it at once."""
+        loop = asyncio.get_running_loop()
+        self._hint_at, self._hint_index = loop.time(), self.applied_index
+        loop.run_in_executor(self.io, write_json_atomic, self.cfg.data_dir / "commit-hint.json",
+                             {"index": self.applied_index}, False)
 
     def _snapshot_index(self) -> int:
         return self.last_snapshot["index"] if self.last_snapshot else 0
