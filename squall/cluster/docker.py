@@ -151,6 +151,7 @@ class DockerCluster(Cluster):
             "snapshot_codec": self.spec.snapshot_codec,
             "digest_every": self.spec.digest_every,
             "bugs": self.spec.bugs_for(node),
+            **self.spec.extra.get("node_config", {}),  # as the local backend: extra config keys
         }
         (self._tmp / f"{node}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 

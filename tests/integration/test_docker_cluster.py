@@ -138,6 +138,17 @@ def test_extra_docker_options_reach_every_container() -> None:
         c.down()
 
 
+def test_a_node_that_cannot_start_fails_up_with_its_log_and_leaves_nothing() -> None:
+    from squall.cluster.base import ClusterError
+
+    spec = ClusterSpec(name=run_id("broken"), nodes=3, extra={"docker": {
+        "command_prefix": ["sh", "-c", "echo squall-broken-node-marker >&2; exit 3", "x"]}})
+    c = DockerCluster(spec, healthy_timeout=3)
+    with pytest.raises(ClusterError, match="(?s)not healthy.*squall-broken-node-marker"):
+        c.up()
+    assert leftovers(spec.name) == [], "a failed up() must remove what it created"
+
+
 def test_unknown_extra_docker_key_is_refused_before_anything_starts() -> None:
     from squall.cluster.base import ClusterError
 
