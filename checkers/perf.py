@@ -90,7 +90,9 @@ def _rate_plot(ops: Sequence[Timed], windows: Sequence[dict[str, Any]], path: Pa
                 if t.f == f and t.outcome == outcome:
                     counts[min(nbins - 1, int(t.end / NS / width))] += 1
             if any(counts):
-                ax.plot([i * width for i in range(nbins)], [c / width for c in counts],
+                # The last bin is cut short by the end of the run; divide by what it covered.
+                cover = [max(min(width, span_s - i * width), width / 10) for i in range(nbins)]
+                ax.plot([i * width for i in range(nbins)], [c / w for c, w in zip(counts, cover, strict=True)],
                         color=colour, linestyle=style, lw=1.2, label=f"{f} {outcome}")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("operations / s")

@@ -108,10 +108,10 @@ def check_set(ctx: CheckContext) -> dict[str, Any]:
 def _problems(res: dict[str, Any]) -> list[str]:
     out = []
     for key, text in (
-        ("lost", "acknowledged adds missing from the final read"),
-        ("unexpected", "elements read that no add ever attempted"),
-        ("duplicated", "elements read more than once"),
-        ("failed_present", "elements present although every add of them failed"),
+        ("lost", "acknowledged adds lost"),
+        ("unexpected", "unexpected (never added)"),
+        ("duplicated", "duplicated"),
+        ("failed_present", "present although their add failed"),
     ):
         k = res[key]
         if k["count"]:
