@@ -1,0 +1,258 @@
+"""HTTP routes of the scheduler domain, mounted on the key-value API's server.
+
+Writes go through ``Api._write`` (one log entry each, the error codes of
+docs/contracts.md §2). Input is validated here, before anything is appended,
+so bad input changes nothing; what depends on the state (unknown job or
+task, a CAS whose ``from`` is not the current status) is refused by the apply
+function, alike on every replica. Reads are linearizable: a ReadIndex round,
+then one read transaction on a reader connection, so a read never mixes two
+states (getJobUpdateDetails is never torn) and never blocks the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+
+from system import bugs, scheduler
+from system.api import ApiError, json_body
+from system.raft import NotLeader
+from system.statemachine import applied_of
+
+if TYPE_CHECKING:
+    from system.api import Api
+
+T = TypeVar("T")
+BODY_LIMIT = 1 << 20
+
+
+def add_routes(app: web.Application, api: Api) -> None:
+    r = SchedulerRoutes(api)
+    job = "/jobs/{role}/{env}/{name}"
+    app.add_routes([
+        web.post("/jobs", r.create_job), web.get("/jobs", r.list_jobs), web.post(job + "/kill", r.kill_job),
+        web.post("/updates", r.start_update), web.get("/updates/{update_id}", r.update_details),
+        web.post("/updates/{update_id}/abort", r.abort_update),
+        web.get("/tasks", r.list_tasks), web.get("/tasks/{task_id}", r.get_task),
+        web.post("/tasks/{task_id}/status", r.change_state), web.put("/quotas/{role}", r.save_quota),
+    ])
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _name(body: dict[str, Any], key: str) -> str:
+    v = body.get(key)
+    if not isinstance(v, str) or not scheduler.NAME.match(v):
+        raise ApiError("bad_request", f"{key} must be 1..64 of letters, digits, '_' or '.'; got {v!r}")
+    return v
+
+
+def _count(body: dict[str, Any], key: str, low: int, high: int) -> int:
+    v = body.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+        raise ApiError("bad_request", f"{key} must be an integer in {low}..{high}; got {v!r}")
+    return v
+
+
+def _state(body: dict[str, Any], key: str) -> str:
+    v = body.get(key)
+    if v not in scheduler.STATES:
+        raise ApiError("bad_request", f"{key} must be a task state, one of {', '.join(scheduler.STATES)}; got {v!r}")
+    return str(v)
+
+
+def _job_param(value: str | None) -> str:
+    parts = (value or "").split("/")
+    if len(parts) != 3 or not all(scheduler.NAME.match(p) for p in parts):
+        raise ApiError("bad_request", f"job must be role/env/name; got {value!r}")
+    return value or ""
+
+
+def _tx(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], tuple[int, T]]:
+    """Runs ``fn`` inside one read transaction: everything it reads is one state."""
+    def run(conn: sqlite3.Connection) -> tuple[int, T]:
+        conn.execute("BEGIN")
+        try:
+            return applied_of(conn)[0], fn(conn)
+        finally:
+            conn.execute("COMMIT")
+    return run
+
+
+class SchedulerRoutes:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.store = api.store
+
+    async def _write(self, command: dict[str, Any], **extra: Any) -> web.Response:
+        resp = await self.api._write(command)
+        if not extra:
+            return resp
+        assert isinstance(resp.body, bytes)
+        return web.json_response({**json.loads(resp.body), **extra})
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[int, T]:
+        """A linearizable read: ReadIndex, wait until applied, then one read transaction."""
+        timeout = self.api.timeout
+        if bugs.STALE_READ not in self.api.cfg.bugs:   # bugs.STALE_READ: served from local state as is
+            try:
+                index = await self.store.raft.read_index(timeout)
+            except NotLeader as e:
+                raise self.api._not_leader(e.leader) from None
+            except TimeoutError:
+                raise ApiError("timeout", "leadership could not be confirmed in time") from None
+            if not await self.store.wait_applied(index, timeout):
+                raise ApiError("timeout", f"index {index} was not applied in time")
+        result: tuple[int, T] = await self.store.on_reader(self.store.sm.read, _tx(fn))
+        return result
+
+    # -- writes ---------------------------------------------------------------------
+    async def create_job(self, request: web.Request) -> web.Response:
+        body = await json_body(request, {"role", "env", "name", "instances", "task_config", "request_id"},
+                               {"role", "env", "name", "instances"}, BODY_LIMIT)
+        role, env, name = _name(body, "role"), _name(body, "env"), _name(body, "name")
+        job: dict[str, Any] = {"role": role, "env": env, "name": name,
+                               "instances": _count(body, "instances", 0, scheduler.MAX_INSTANCES),
+                               "task_config": body.get("task_config") or {}}
+        if not isinstance(job["task_config"], dict):
+            raise ApiError("bad_request", "task_config must be a JSON object")
+        self.api._check_value("task_config", job["task_config"])
+        rid = {"request_id": body["request_id"]} if "request_id" in body else {}
+        return await self._write({"op": "sched.CreateJob", "job": job, "ts": _now_ms(), **rid},
+                                 job=scheduler.job_key(role, env, name))
+
+    async def kill_job(self, request: web.Request) -> web.Response:
+        m = request.match_info
+        job = _job_param(f"{m['role']}/{m['env']}/{m['name']}")
+        return await self._write({"op": "sched.KillJob", "job": job, "ts": _now_ms()})
+
+    async def start_update(self, request: web.Request) -> web.Response:
+        body = await json_body(request, {"job", "instances", "batch_size", "update_id", "request_id"},
+                               {"job", "instances", "batch_size"}, BODY_LIMIT)
+        job = _job_param(body.get("job"))
+        n = _count(body, "instances", 1, scheduler.MAX_INSTANCES)
+        batch = _count(body, "batch_size", 1, scheduler.MAX_INSTANCES)
+        if batch > n:
+            raise ApiError("bad_request", f"batch_size {batch} is larger than instances {n}; use at most {n}")
+        # The leader names the update (Aurora: a UUID); the id is in the command, so apply stays deterministic.
+        uid = body.get("update_id") or uuid.uuid4().hex
+        if not isinstance(uid, str) or not scheduler.NAME.match(uid):
+            raise ApiError("bad_request", f"update_id must be 1..64 of letters, digits, '_' or '.'; got {uid!r}")
+        rid = {"request_id": body["request_id"]} if "request_id" in body else {}
+        return await self._write({"op": "sched.StartJobUpdate", "job": job, "update_id": uid, "instances": n,
+                                  "batch_size": batch, "ts": _now_ms(), **rid}, update_id=uid)
+
+    async def abort_update(self, request: web.Request) -> web.Response:
+        return await self._write({"op": "sched.AbortJobUpdate", "update_id": request.match_info["update_id"],
+                                  "ts": _now_ms()})
+
+    async def change_state(self, request: web.Request) -> web.Response:
+        body = await json_body(request, {"from", "to", "request_id"}, {"from", "to"}, BODY_LIMIT)
+        frm, to = _state(body, "from"), _state(body, "to")
+        if not scheduler.legal(frm, to):
+            allowed = ", ".join(sorted(scheduler.TRANSITIONS[frm])) or "nothing (it is terminal)"
+            raise ApiError("bad_request", f"{frm} -> {to} is not a legal task transition; from {frm} a task "
+                           f"may go to {allowed}")
+        rid = {"request_id": body["request_id"]} if "request_id" in body else {}
+        return await self._write({"op": "sched.ChangeState", "task_id": request.match_info["task_id"],
+                                  "from": frm, "to": to, "ts": _now_ms(), **rid})
+
+    async def save_quota(self, request: web.Request) -> web.Response:
+        role = request.match_info["role"]
+        if not scheduler.NAME.match(role):
+            raise ApiError("bad_request", f"role must be 1..64 of letters, digits, '_' or '.'; got {role!r}")
+        body = await json_body(request, {"cpu", "ram_mb", "disk_mb"}, {"cpu", "ram_mb", "disk_mb"}, BODY_LIMIT)
+        cpu = body["cpu"]
+        if not isinstance(cpu, int | float) or isinstance(cpu, bool) or cpu < 0:
+            raise ApiError("bad_request", f"cpu must be a non-negative number; got {cpu!r}")
+        quota = {"cpu": float(cpu), "ram_mb": _count(body, "ram_mb", 0, 1 << 40),
+                 "disk_mb": _count(body, "disk_mb", 0, 1 << 40)}
+        return await self._write({"op": "sched.SaveQuota", "role": role, "quota": quota})
+
+    # -- reads ----------------------------------------------------------------------
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        index, jobs = await self._read(read_jobs)
+        return web.json_response({"jobs": jobs, "index": index})
+
+    async def list_tasks(self, request: web.Request) -> web.Response:
+        job = _job_param(request.query.get("job"))
+        index, tasks = await self._read(lambda c: read_tasks(c, job))
+        if tasks is None:
+            raise ApiError("not_found", f"job {job} does not exist")
+        return web.json_response({"job": job, "tasks": tasks, "index": index})
+
+    async def get_task(self, request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        index, task = await self._read(lambda c: read_task(c, task_id))
+        if task is None:
+            raise ApiError("not_found", f"task {task_id} does not exist; list a job's tasks with GET /tasks?job=")
+        return web.json_response({**task, "index": index})
+
+    async def update_details(self, request: web.Request) -> web.Response:
+        uid = request.match_info["update_id"]
+        index, details = await self._read(lambda c: read_update_details(c, uid))
+        if details is None:
+            raise ApiError("not_found", f"update {uid} does not exist")
+        return web.json_response({**details, "index": index})
+
+
+# -- queries (run inside one read transaction) -------------------------------------------
+def read_jobs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    counts: dict[str, dict[str, int]] = {}
+    for job, status, n in conn.execute("SELECT job, status, count(*) FROM sched_tasks GROUP BY job, status"):
+        counts.setdefault(job, {})[status] = n
+    return [{"job": job, "role": role, "env": env, "name": name, "instances": n,
+             "task_config": json.loads(cfg), "tasks": counts.get(job, {})}
+            for job, role, env, name, n, cfg in conn.execute("SELECT * FROM sched_jobs ORDER BY job")]
+
+
+def read_tasks(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]] | None:
+    if conn.execute("SELECT 1 FROM sched_jobs WHERE job = ?", (job,)).fetchone() is None:
+        return None
+    return [{"task_id": t, "instance": i, "status": s, "update_id": u} for t, i, s, u in conn.execute(
+        "SELECT task_id, instance, status, update_id FROM sched_tasks WHERE job = ? ORDER BY instance, task_id",
+        (job,))]
+
+
+def read_task(conn: sqlite3.Connection, task_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT job, instance, status, update_id FROM sched_tasks WHERE task_id = ?",
+                       (task_id,)).fetchone()
+    if row is None:
+        return None
+    events = [{"status": s, "ts": ts, "index": i} for s, ts, i in conn.execute(
+        "SELECT status, ts, log_index FROM sched_task_events WHERE task_id = ? ORDER BY seq", (task_id,))]
+    return {"task_id": task_id, "job": row[0], "instance": row[1], "status": row[2], "update_id": row[3],
+            "events": events}
+
+
+def read_update_details(conn: sqlite3.Connection, uid: str) -> dict[str, Any] | None:
+    """getJobUpdateDetails: the update, its events, its instance events, its tasks' states.
+
+    Compact rows (lists, not objects) because readers storm this call; tasks
+    carry their event count and last event index so a reader can tell a
+    consistent view from a torn one.
+    """
+    row = conn.execute("SELECT job, instances, batch_size, status FROM sched_updates WHERE update_id = ?",
+                       (uid,)).fetchone()
+    if row is None:
+        return None
+    events = [{"status": s, "ts": ts, "index": i} for s, ts, i in conn.execute(
+        "SELECT status, ts, log_index FROM sched_update_events WHERE update_id = ? ORDER BY seq", (uid,))]
+    instance_events = conn.execute("SELECT instance, action, ts, log_index FROM sched_instance_events"
+                                   " WHERE update_id = ? ORDER BY seq", (uid,)).fetchall()
+    tasks = conn.execute(
+        "SELECT t.task_id, t.instance, t.status, count(e.seq), max(e.log_index) FROM sched_tasks t"
+        " JOIN sched_task_events e ON e.task_id = t.task_id WHERE t.update_id = ?"
+        " GROUP BY t.task_id ORDER BY t.instance", (uid,)).fetchall()
+    return {"update": {"update_id": uid, "job": row[0], "instances": row[1], "batch_size": row[2],
+                       "status": row[3], "events": events},
+            "instance_events": [list(r) for r in instance_events],
+            "tasks": [list(r) for r in tasks]}
