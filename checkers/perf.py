@@ -116,8 +116,9 @@ def check_perf(ctx: CheckContext) -> dict[str, Any]:
         "span_s": round(span_s, 3),
         "plots": [],
     }
-    if ctx.run_dir is None:
-        res["note"] = "no run directory, so no plots were drawn"
+    if ctx.run_dir is None or not ops:
+        res["note"] = ("no run directory, so no plots were drawn" if ops
+                       else "no client operations, so there is nothing to plot")
         return res
     title = str(ctx.test.get("name", "run"))
     run_dir = Path(ctx.run_dir)

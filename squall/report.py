@@ -87,6 +87,13 @@ def verdict_sentence(results: Mapping[str, Any] | None) -> str:
         return "unknown: the run has no results.json, so it was never checked"
     checks = checker_results(results)
     verdict = verdict_of(results)
+    errors = results.get("run_errors") or []
+    if errors and verdict is not False:
+        # A run that broke says little about the store; lead with why it broke.
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        return f"{'valid' if verdict is True else 'unknown'}: the run itself failed — {errors[0]}{more}"
+    if results.get("interrupted") and verdict is not False:
+        return "unknown: the run was interrupted before it finished, so its checks are partial"
     if verdict is True:
         return f"valid: all {len(checks)} checkers passed ({', '.join(checks)})"
     word = "invalid" if verdict is False else "unknown"
@@ -261,7 +268,8 @@ def render(run: Run) -> str:
         f"<h1>{_e(name)}</h1><div class='muted'>{_e(run.run_dir)} · "
         f"{run.op_count} ops over {run.span_ns / 1e9:.1f}s · seed {_e(run.test.get('seed'))}</div>",
         f"<div class='verdict' style='background:{colour}'>{_e(verdict_sentence(run.results))}</div>",
-        "".join(f"<p class='bad'>⚠ {_e(p)}</p>" for p in run.problems),
+        "".join(f"<p class='bad'>⚠ {_e(p)}</p>"
+                for p in run.problems + list((run.results or {}).get("run_errors") or [])),
         "<p><a href='linear.html'>Open the linearizability failure (linear.html)</a></p>"
         if linear else "",
         "<h2>Faults</h2>" + timeline_svg(run.windows, run.span_ns),

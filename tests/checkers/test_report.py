@@ -83,6 +83,13 @@ def test_an_unknown_verdict_names_the_undecided_checker() -> None:
     assert verdict_sentence(res) == "unknown: set — no final read succeeded"
 
 
+def test_a_run_that_broke_leads_with_its_error() -> None:
+    res = {"valid": "unknown", "run_errors": ["ModuleNotFoundError: No module named 'x'"],
+           "set": {"valid": "unknown", "why": "no final read succeeded"}}
+    assert verdict_sentence(res) == (
+        "unknown: the run itself failed — ModuleNotFoundError: No module named 'x'")
+
+
 def test_a_missing_run_dir_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_report(tmp_path / "nope")
