@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from system import codecs, schema
+from system.fsutil import DamagedData
 from system.schema import Rejected
 from system.wal import Entry
 
@@ -135,7 +136,7 @@ class StateMachine:
         self.conn = connect(self.db_path)
         self._after_open()
         if (self.applied_index, self.applied_term) != (index, term):
-            raise ValueError(f"snapshot claims index {index} term {term} but holds state of "
+            raise DamagedData(f"snapshot claims index {index} term {term} but holds state of "
                              f"{self.applied_index} term {self.applied_term}")
         d = digest_of(self.conn)
         self.digests.record("restore", index, d)
@@ -181,7 +182,11 @@ class StateMachine:
         assert self.conn is not None
         codec = codecs.get(codec_name)
         d = digest_of(self.conn)
-        src = self._shadow if self._shadow is not None else self.conn
+        src = self.conn
+        if self._shadow is not None:   # bugs.LOSSY_SNAPSHOT: the lagging copy, claiming the real index
+            src = self._shadow
+            src.execute("UPDATE _meta SET v = ? WHERE k = 'applied_index'", (self.applied_index,))
+            src.execute("UPDATE _meta SET v = ? WHERE k = 'applied_term'", (self.applied_term,))
         return self.applied_index, self.applied_term, codec.encode(src), d
 
     def digest(self) -> tuple[int, str]:
