@@ -62,6 +62,15 @@ def owner_alive(labels: dict[str, str]) -> bool:
     return started is None or started <= created + 2.0
 
 
+def run_objects(run: str, client: docker.DockerClient | None = None) -> list[str]:
+    """Names of every container, network and volume labelled with ``run``, live or not."""
+    client = client or docker_client()
+    flt = {"label": f"{LABEL_RUN}={run}"}
+    return ([c.name for c in client.containers.list(all=True, filters=flt)]
+            + [n.name for n in client.networks.list(filters=flt)]
+            + [v.name for v in client.volumes.list(filters=flt)])
+
+
 def cleanup_leftovers(client: docker.DockerClient | None = None,
                       only_run: str | None = None) -> list[str]:
     """Removes containers, networks and volumes of dead runners; returns their names.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from squall.cluster.cleanup import cleanup_leftovers, owner_alive
+from squall.cluster.cleanup import cleanup_leftovers, owner_alive, run_objects
 from squall.cluster.docker import LABEL_CREATED, LABEL_OWNER, LABEL_RUN, LABEL_TMP, docker_client
 
 pytestmark = pytest.mark.docker
@@ -28,14 +28,6 @@ RUNNER = textwrap.dedent("""
 """)
 
 
-def labelled(run: str) -> list[str]:
-    client = docker_client()
-    flt = {"label": f"{LABEL_RUN}={run}"}
-    return ([c.name for c in client.containers.list(all=True, filters=flt)]
-            + [n.name for n in client.networks.list(filters=flt)]
-            + [v.name for v in client.volumes.list(filters=flt)])
-
-
 def test_cleanup_removes_everything_a_sigkilled_runner_left(tmp_path: Path) -> None:
     run = f"test-cleanup-{os.getpid()}-{time.monotonic_ns() % 10**9}"
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, run], stdin=subprocess.PIPE,
@@ -49,9 +41,9 @@ def test_cleanup_removes_everything_a_sigkilled_runner_left(tmp_path: Path) -> N
         tmpdir = docker_client().networks.get(f"squall-{run}").attrs["Labels"][LABEL_TMP]
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=10)
-        assert len(labelled(run)) == 3 + 1 + 3, "SIGKILL should have left the cluster behind"
+        assert len(run_objects(run)) == 3 + 1 + 3, "SIGKILL should have left the cluster behind"
         removed = cleanup_leftovers(only_run=run)
-        assert labelled(run) == [], "cleanup left labelled objects"
+        assert run_objects(run) == [], "cleanup left labelled objects"
         assert f"squall-{run}-n1" in removed and f"squall-{run}" in removed
         assert not Path(tmpdir).exists(), "cleanup left the node config directory"
     finally:
@@ -66,7 +58,7 @@ def test_cleanup_leaves_objects_of_a_live_owner_alone() -> None:
     network = docker_client().networks.create(f"squall-{run}", labels=labels)
     try:
         assert cleanup_leftovers(only_run=run) == []
-        assert labelled(run) == [f"squall-{run}"]
+        assert run_objects(run) == [f"squall-{run}"]
     finally:
         network.remove()
 

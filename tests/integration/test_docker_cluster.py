@@ -11,21 +11,14 @@ import pytest
 import requests
 
 from squall.cluster.base import ClusterSpec
-from squall.cluster.docker import LABEL_RUN, DockerCluster, docker_client
+from squall.cluster.cleanup import run_objects
+from squall.cluster.docker import DockerCluster
 
 pytestmark = pytest.mark.docker
 
 
 def run_id(tag: str) -> str:
     return f"test-{tag}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-
-
-def leftovers(run: str) -> list[str]:
-    client = docker_client()
-    flt = {"label": f"{LABEL_RUN}={run}"}
-    return ([c.name for c in client.containers.list(all=True, filters=flt)]
-            + [n.name for n in client.networks.list(filters=flt)]
-            + [v.name for v in client.volumes.list(filters=flt)])
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +29,7 @@ def cluster() -> Iterator[DockerCluster]:
         yield c
     finally:
         c.down()
-    assert leftovers(c.spec.name) == [], "down() left labelled objects behind"
+    assert run_objects(c.spec.name) == [], "down() left labelled objects behind"
 
 
 def wait_for(what: str, check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
@@ -116,11 +109,11 @@ def test_down_removes_everything_and_is_idempotent() -> None:
     c = DockerCluster(ClusterSpec(name=run_id("down"), nodes=3))
     try:
         c.up()
-        assert len(leftovers(c.spec.name)) == 3 + 1 + 3  # containers, network, volumes
+        assert len(run_objects(c.spec.name)) == 3 + 1 + 3  # containers, network, volumes
     finally:
         c.down()
         c.down()
-    assert leftovers(c.spec.name) == []
+    assert run_objects(c.spec.name) == []
 
 
 def test_extra_docker_options_reach_every_container() -> None:
@@ -146,7 +139,7 @@ def test_a_node_that_cannot_start_fails_up_with_its_log_and_leaves_nothing() -> 
     c = DockerCluster(spec, healthy_timeout=3)
     with pytest.raises(ClusterError, match="(?s)not healthy.*squall-broken-node-marker"):
         c.up()
-    assert leftovers(spec.name) == [], "a failed up() must remove what it created"
+    assert run_objects(spec.name) == [], "a failed up() must remove what it created"
 
 
 def test_unknown_extra_docker_key_is_refused_before_anything_starts() -> None:
