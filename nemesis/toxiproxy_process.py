@@ -130,6 +130,15 @@ def leftovers(run: str | None = None) -> list[int]:
     return sorted(found)
 
 
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (dead, awaiting its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def cleanup(run: str | None = None) -> list[int]:
     """Stops leftover servers (SIGTERM, then SIGKILL) and returns their pids."""
     pids = leftovers(run)
@@ -140,9 +149,9 @@ def cleanup(run: str | None = None) -> list[int]:
             continue
     deadline = time.monotonic() + 5
     for pid in pids:
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if Path(f"/proc/{pid}").exists():
+        if _alive(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -1,0 +1,168 @@
+"""What every fault is: a value with setup, invoke and teardown.
+
+A fault (Jepsen's nemesis) is created before the cluster starts, so it can
+ask for what it needs in the containers (``configure``: a FUSE device, an
+environment variable, proxy URLs between peers). ``setup`` hands it the
+running cluster and its own seeded RNG; ``invoke`` takes a nemesis invoke op
+(``start-<kind>`` or ``stop-<kind>``) and returns its completion; ``teardown``
+undoes whatever is still in effect and must be safe to call twice.
+
+The completion's value is the contract checkers read: a dict with at least
+``targets`` (node ids the fault touched) and ``leader`` (the leader when the
+fault started, or None), plus the fault's own keys. A completion is ``ok``
+when the fault took effect and ``info`` (with ``error``) when it may have
+taken effect only in part: the report still shades the window.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from squall.cluster.base import Cluster, ClusterError, ClusterSpec
+from squall.history import INFO, NEMESIS, OK, Op
+
+TARGETS = ("leader", "random", "minority", "majority", "all")
+
+
+class NemesisError(ValueError):
+    """A fault was asked for something it cannot do; the message names the fix."""
+
+
+class Fault(abc.ABC):
+    """One kind of fault. Subclasses set ``kind`` and implement start/stop."""
+
+    kind: str = ""
+    # Option names a schedule event may pass to start (anything else is a typo).
+    options: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.cluster: Cluster | None = None
+        self.rng = random.Random(0)
+
+    # -- lifecycle -------------------------------------------------------
+    def configure(self, spec: ClusterSpec) -> None:  # noqa: B027 - optional hook
+        """Adds what the fault needs to the cluster spec; runs before ``up``."""
+
+    def setup(self, cluster: Cluster, rng: random.Random) -> None:
+        self.cluster = cluster
+        self.rng = rng
+
+    def invoke(self, op: Op) -> Op:
+        """Runs a start or stop op and returns its completion (ok, or info with error)."""
+        params = dict(op.value or {}) if isinstance(op.value, Mapping) else {}
+        leader = self._leader()
+        try:
+            if op.f == f"start-{self.kind}":
+                self.check_options(params)
+                value = self.start(params, leader)
+            elif op.f == f"stop-{self.kind}":
+                value = self.stop(params)
+            else:
+                raise NemesisError(f"the {self.kind} nemesis cannot run {op.f!r}; it runs "
+                                   f"start-{self.kind} and stop-{self.kind}")
+        except (ClusterError, NemesisError, OSError) as exc:
+            value = {"targets": params.get("nodes", []), "leader": leader}
+            return completion(op, INFO, value, error=f"{type(exc).__name__}: {exc}")
+        value.setdefault("leader", leader)
+        return completion(op, OK, value)
+
+    @abc.abstractmethod
+    def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
+        """Injects the fault; returns the completion value (with ``targets``)."""
+
+    @abc.abstractmethod
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Heals what the last start did; returns the completion value."""
+
+    def teardown(self) -> None:  # noqa: B027 - optional hook
+        """Heals anything still in effect. Safe when nothing is."""
+
+    def pinned(self, params: Mapping[str, Any], value: Mapping[str, Any]) -> dict[str, Any]:
+        """The start options with this run's random choices fixed, for replay."""
+        out = {k: v for k, v in params.items() if k not in ("target", "seconds")}
+        if "nodes" in self.options and value.get("targets"):
+            out["nodes"] = list(value["targets"])
+        elif "target" in params:
+            out["target"] = params["target"]
+        return out
+
+    # -- helpers ---------------------------------------------------------
+    @property
+    def live(self) -> Cluster:
+        if self.cluster is None:
+            raise NemesisError(f"the {self.kind} nemesis was invoked before setup(cluster, rng)")
+        return self.cluster
+
+    def _leader(self) -> str | None:
+        if self.cluster is None:
+            return None
+        try:
+            return self.cluster.leader(timeout=1.0)
+        except ClusterError:
+            return None
+
+    def check_options(self, params: Mapping[str, Any]) -> None:
+        unknown = set(params) - self.options
+        if unknown:
+            raise NemesisError(f"the {self.kind} nemesis takes {sorted(self.options)}; "
+                               f"{sorted(unknown)} is not one of them")
+
+    def pick_nodes(self, params: Mapping[str, Any], leader: str | None,
+                   default: str = "random") -> list[str]:
+        """Resolves ``nodes`` (explicit) or ``target`` (a TARGETS name) to node ids."""
+        return resolve_targets(self.live.nodes, params.get("nodes"),
+                               params.get("target", default), leader, self.rng)
+
+
+def resolve_targets(nodes: Sequence[str], explicit: Any, target: str, leader: str | None,
+                    rng: random.Random) -> list[str]:
+    """The nodes a target spec names; explicit ``nodes`` win over a ``target`` name."""
+    if explicit:
+        if isinstance(explicit, str):
+            explicit = [explicit]
+        unknown = [n for n in explicit if n not in nodes]
+        if unknown:
+            raise NemesisError(f"nodes {unknown} are not in this cluster ({', '.join(nodes)})")
+        return sorted(explicit)
+    shuffled = sorted(nodes)
+    rng.shuffle(shuffled)
+    if target == "leader":
+        if leader is None:
+            raise NemesisError("target 'leader' but no leader is agreed right now; "
+                               "use target 'random' or wait for an election")
+        return [leader]
+    if target == "random":
+        return shuffled[:1]
+    if target == "minority":
+        return sorted(shuffled[: (len(nodes) - 1) // 2])
+    if target == "majority":
+        return sorted(shuffled[: len(nodes) // 2 + 1])
+    if target == "all":
+        return sorted(nodes)
+    raise NemesisError(f"target {target!r} is unknown; known: {', '.join(TARGETS)} "
+                       "(or list the nodes: nodes: [n1, n2])")
+
+
+def completion(op: Op, type_: str, value: dict[str, Any], error: str | None = None) -> Op:
+    return Op(process=NEMESIS, type=type_, f=op.f, value=value, error=error)
+
+
+def merge_docker_extra(spec: ClusterSpec, extra: Mapping[str, Any]) -> None:
+    """Merges one fault's container needs into ``spec.extra["docker"]``.
+
+    Lists are unioned, dicts merged, and ``command_prefix`` wrappers are
+    chained: each prefix ends by exec'ing the argv after it, so two faults'
+    wrappers compose (the node process stays the last exec, and PID 1).
+    """
+    docker = spec.extra.setdefault("docker", {})
+    for key, value in extra.items():
+        if key == "command_prefix":
+            docker[key] = list(docker.get(key, [])) + list(value)
+        elif isinstance(value, Mapping):
+            docker[key] = {**docker.get(key, {}), **value}
+        else:
+            have = list(docker.get(key, []))
+            docker[key] = have + [v for v in value if v not in have]

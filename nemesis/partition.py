@@ -1,0 +1,59 @@
+"""Network partitions: a grudge computed as data, applied by the backend.
+
+The topology is chosen by name (``nemesis.grudges.TOPOLOGIES``) or given as
+an explicit grudge (``grudge: {n1: [n2, n3]}``, how a recorded run replays
+the exact cut). ``cluster.partition`` applies it (iptables DROP on the
+receiver, in the docker backend) and ``cluster.heal`` removes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nemesis import grudges
+from nemesis.base import Fault, NemesisError
+
+
+class Partition(Fault):
+    kind = "partition"
+    options = frozenset({"grudge"})
+
+    def __init__(self, grudge: str = "halves") -> None:
+        super().__init__()
+        if grudge not in grudges.TOPOLOGIES:
+            raise NemesisError(f"partition topology {grudge!r} is unknown; known: "
+                               f"{', '.join(grudges.TOPOLOGIES)}")
+        self.default = grudge
+        self.active = False
+
+    def grudge_for(self, spec: Any, leader: str | None) -> grudges.Grudge:
+        if isinstance(spec, dict):
+            g = grudges.from_json(spec)
+            unknown = (set(g) | set().union(*g.values())) - set(self.live.nodes) if g else set()
+            if unknown:
+                raise NemesisError(f"grudge names {sorted(unknown)}, not in this cluster "
+                                   f"({', '.join(self.live.nodes)})")
+            return g
+        try:
+            return grudges.topology(str(spec), self.live.nodes, self.rng, leader)
+        except grudges.GrudgeError as exc:
+            raise NemesisError(str(exc)) from None
+
+    def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
+        grudge = self.grudge_for(params.get("grudge", self.default), leader)
+        self.active = True
+        self.live.partition(grudge)
+        return {"targets": grudges.targets(grudge), "leader": leader,
+                "grudge": grudges.to_json(grudge)}
+
+    def pinned(self, params: Any, value: Any) -> dict[str, Any]:
+        return {"grudge": value["grudge"]} if value.get("grudge") else dict(params)
+
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.live.heal()
+        self.active = False
+        return {"targets": list(self.live.nodes)}
+
+    def teardown(self) -> None:
+        if self.cluster is not None and self.active:
+            self.stop({})

@@ -1,0 +1,112 @@
+"""Fault names -> factories, and which backend can run which fault.
+
+``--nemesis kill,partiton`` must fail before anything starts, with the list
+of names that exist; ``--backend local --nemesis partition`` likewise, with
+what to use instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from nemesis.base import Fault, NemesisError
+from nemesis.clock import Clock
+from nemesis.disk import DiskStall
+from nemesis.link import Link
+from nemesis.partition import Partition
+from nemesis.process import Kill, Pause
+
+FACTORIES: dict[str, Callable[..., Fault]] = {
+    "kill": Kill,
+    "pause": Pause,
+    "partition": Partition,
+    "link": Link,
+    "disk-stall": DiskStall,
+    "clock": Clock,
+}
+KNOWN = tuple(FACTORIES)
+
+# What each backend can inject. The local backend's nodes are plain processes
+# on 127.0.0.1: signals work and traffic can go through Toxiproxy, but there
+# is no network namespace to drop packets in, no container to mount FUSE in,
+# and libfaketime would have to wrap the process at start.
+SUPPORT: dict[str, frozenset[str]] = {
+    "docker": frozenset(KNOWN),
+    "local": frozenset({"kill", "pause", "link"}),
+}
+WHY_NOT = {
+    "partition": "it needs a network namespace per node (iptables); use link with toxic "
+                 "timeout to cut links instead, or --backend docker",
+    "disk-stall": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
+    "clock": "it preloads libfaketime in the node's container; use --backend docker",
+}
+
+
+class UnknownNemesis(NemesisError):
+    pass
+
+
+def validate_names(names: Iterable[str]) -> list[str]:
+    """The names, checked: a typo raises with the list of known ones."""
+    out = []
+    for raw in names:
+        name = str(raw).strip()
+        if not name:
+            continue
+        if name not in FACTORIES:
+            raise UnknownNemesis(f'nemesis "{name}" is unknown; known: {", ".join(KNOWN)}')
+        out.append(name)
+    return out
+
+
+def parse_names(text: str) -> list[str]:
+    """``"kill,partition"`` -> ``["kill", "partition"]``; ``"none"`` or ``""`` -> ``[]``."""
+    if text.strip() in ("", "none"):
+        return []
+    return validate_names(text.split(","))
+
+
+def backend_of(cluster_cls: type | object) -> str:
+    cls = cluster_cls if isinstance(cluster_cls, type) else type(cluster_cls)
+    name = cls.__name__.lower()
+    for backend in SUPPORT:
+        if name.startswith(backend):
+            return backend
+    return name
+
+
+def check_supported(names: Iterable[str], cluster_cls: type | object) -> None:
+    """Raises NemesisError naming every fault this backend cannot run, and why."""
+    names = validate_names(names)
+    backend = backend_of(cluster_cls)
+    supported = SUPPORT.get(backend)
+    if supported is None:
+        # An unknown backend: trust its own ``supports`` for what it declares.
+        declared = set(getattr(cluster_cls, "supports", ()))
+        supported = frozenset(n for n in names if n in declared)
+    missing = [n for n in names if n not in supported]
+    if missing:
+        reasons = "; ".join(f"{n}: {WHY_NOT.get(n, 'not implemented by this backend')}"
+                            for n in missing)
+        raise NemesisError(f"the {backend} backend cannot run nemesis {', '.join(missing)} "
+                           f"({reasons})")
+    if "link" in names and "partition" in names:
+        raise NemesisError("link and partition cannot run together: proxied peer traffic comes "
+                           "from the proxy, not the peer, so iptables grudges miss it; cut links "
+                           "with the link nemesis (toxic: timeout) instead")
+
+
+def build(names: Iterable[str], backend: str = "docker",
+          options: dict[str, dict[str, Any]] | None = None) -> dict[str, Fault]:
+    """One fault instance per name, with per-fault constructor options."""
+    faults: dict[str, Fault] = {}
+    for name in dict.fromkeys(validate_names(names)):
+        kwargs = dict((options or {}).get(name, {}))
+        if name == "link":
+            kwargs.setdefault("backend", backend)
+        try:
+            faults[name] = FACTORIES[name](**kwargs)
+        except TypeError as exc:
+            raise NemesisError(f"bad options for nemesis {name}: {exc}") from None
+    return faults

@@ -1,0 +1,205 @@
+"""Schedules, the registry and the runner's bookkeeping (no containers).
+
+The runner tests use a recording stand-in for the cluster: what is tested is
+the runner's own code (ordering, history ops, the executed timeline, final
+heal), not the faults' effect, which the docker tests check on real nodes.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nemesis import registry
+from nemesis.base import NemesisError
+from nemesis.runner import NemesisRunner
+from nemesis.schedule import Event, Schedule, load_schedule, parse_duration
+from squall.history import HistoryWriter, fault_windows, pair_ops
+
+
+def test_a_typo_names_every_known_nemesis() -> None:
+    with pytest.raises(NemesisError) as err:
+        registry.parse_names("kill,partiton")
+    assert str(err.value) == ('nemesis "partiton" is unknown; known: kill, pause, partition, '
+                              'link, disk-stall, clock')
+
+
+def test_local_backend_refuses_partition_and_says_what_to_use() -> None:
+    class LocalCluster:
+        supports = frozenset({"kill", "pause"})
+
+    registry.check_supported(["kill", "pause", "link"], LocalCluster)
+    with pytest.raises(NemesisError, match="local backend cannot run nemesis partition, clock"):
+        registry.check_supported(["kill", "partition", "clock"], LocalCluster)
+
+
+def test_docker_backend_accepts_every_fault_but_not_link_with_partition() -> None:
+    class DockerCluster:
+        pass
+
+    registry.check_supported(["kill", "pause", "partition", "disk-stall", "clock"], DockerCluster)
+    registry.check_supported(["link", "clock"], DockerCluster)
+    with pytest.raises(NemesisError, match="link and partition cannot run together"):
+        registry.check_supported(["link", "partition"], DockerCluster)
+
+
+def test_same_seed_gives_the_same_random_timeline() -> None:
+    names = ["kill", "partition", "pause", "clock"]
+    a = Schedule.random(names, seed=11, interval=10, time_limit=300)
+    b = Schedule.random(names, seed=11, interval=10, time_limit=300)
+    assert a == b and a.to_yaml() == b.to_yaml()
+    assert len(a.events) >= 5
+    assert Schedule.random(names, seed=12, interval=10, time_limit=300) != a
+
+
+def test_random_timeline_stays_inside_the_limit_one_fault_at_a_time() -> None:
+    s = Schedule.random(["kill", "partition"], seed=3, interval=2, time_limit=60)
+    end = 0.0
+    for ev in s.events:
+        assert ev.duration is not None
+        assert ev.at >= end, f"{ev} starts before the previous fault ended"
+        end = ev.at + ev.duration
+    assert end <= 60
+    assert {e.fault for e in s.events} == {"kill", "partition"}
+
+
+def test_yaml_timeline_parses_durations_and_options(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("seed: 5\nevents:\n"
+                    "  - {at: 10s, fault: partition, grudge: leader, for: 15s}\n"
+                    "  - {at: 500ms, fault: kill, target: minority, for: 1m}\n")
+    s = Schedule.from_yaml(path)
+    assert s.seed == 5
+    assert s.events[0] == Event(10.0, "partition", 15.0, {"grudge": "leader"})
+    assert s.events[1] == Event(0.5, "kill", 60.0, {"target": "minority"})
+
+
+def test_to_yaml_round_trips(tmp_path: Path) -> None:
+    s = Schedule.random(["kill", "clock", "link"], seed=9, interval=3, time_limit=40)
+    path = tmp_path / "t.yaml"
+    path.write_text(s.to_yaml())
+    assert Schedule.from_yaml(path) == s
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- {at: soon, fault: kill}\n", "is not a duration"),
+    ("- {at: 1s, fault: partiton}\n", 'nemesis "partiton" is unknown'),
+    ("- {fault: kill}\n", "missing at"),
+    ("- {at: 1s, fault: kill, for: 10s}\n- {at: 5s, fault: kill, for: 1s}\n", "overlap"),
+    ("just text\n", "expected a list of events"),
+])
+def test_bad_schedule_files_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(NemesisError, match=message):
+        Schedule.from_yaml(path)
+
+
+def test_duration_units() -> None:
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("2m") == 120
+    assert parse_duration(7) == 7.0
+
+
+def test_load_schedule_prefers_a_replayed_runs_timeline(tmp_path: Path) -> None:
+    (tmp_path / "nemesis-timeline.yaml").write_text("seed: 1\nevents:\n"
+                                                    "  - {at: 1s, fault: kill, nodes: [n2], for: 2s}\n")
+
+    class Cfg:
+        replay = str(tmp_path)
+        nemesis = ["partition"]
+        seed = 4
+
+    s = load_schedule(Cfg())
+    assert s.events == (Event(1.0, "kill", 2.0, {"nodes": ["n2"]}),)
+
+
+class RecordingCluster:
+    """Stands in for a backend: records calls, answers status like a healthy cluster."""
+
+    def __init__(self) -> None:
+        self.nodes = ["n1", "n2", "n3"]
+        self.calls: list[tuple[str, str]] = []
+        self.down: set[str] = set()
+
+    def leader(self, timeout: float = 1.0) -> str:
+        return "n1"
+
+    def kill(self, node: str) -> None:
+        self.calls.append(("kill", node))
+        self.down.add(node)
+
+    def start(self, node: str) -> None:
+        self.calls.append(("start", node))
+        self.down.discard(node)
+
+    def is_running(self, node: str) -> bool:
+        return node not in self.down
+
+    def partition(self, grudge: Any) -> None:
+        self.calls.append(("partition", str(sorted(grudge))))
+
+    def heal(self) -> None:
+        self.calls.append(("heal", ""))
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        assert not self.down, f"nodes {self.down} still down at the final heal"
+
+
+def test_runner_records_invoke_and_completion_with_the_value_contract(tmp_path: Path) -> None:
+    cluster = RecordingCluster()
+    schedule = Schedule((Event(0.0, "kill", 0.05, {"target": "leader"}),
+                         Event(0.1, "partition", None, {"grudge": "one"})), seed=2)
+    with HistoryWriter(tmp_path / "h.jsonl") as history:
+        runner = NemesisRunner(cluster, schedule, history.record, rng=random.Random(1))  # type: ignore[arg-type]
+        runner.start()
+        assert runner.wait(10), "the schedule did not finish within 10 s"
+        assert runner.active() == ["partition"]
+        runner.final_heal(timeout=1)
+        ops = history.ops
+    assert [(o.type, o.f) for o in ops] == [
+        ("invoke", "start-kill"), ("ok", "start-kill"), ("invoke", "stop-kill"), ("ok", "stop-kill"),
+        ("invoke", "start-partition"), ("ok", "start-partition"),
+        ("invoke", "stop-partition"), ("ok", "stop-partition")]
+    assert all(o.process == "nemesis" for o in ops)
+    assert ops[1].value["targets"] == ["n1"] and ops[1].value["leader"] == "n1"
+    assert set(ops[5].value) >= {"targets", "leader", "grudge"}
+    assert cluster.calls[:2] == [("kill", "n1"), ("start", "n1")]
+    assert cluster.calls[-1] == ("heal", "")
+    assert len(pair_ops(ops)) == 4
+    assert [w["fault"] for w in fault_windows(ops)] == ["kill", "partition"]
+    assert not any(w.get("unhealed") for w in fault_windows(ops))
+
+
+def test_executed_timeline_pins_the_choices_made(tmp_path: Path) -> None:
+    cluster = RecordingCluster()
+    schedule = Schedule((Event(0.0, "kill", 0.05, {"target": "random"}),
+                         Event(0.1, "partition", 0.05, {"grudge": "halves"})), seed=2)
+    with HistoryWriter(tmp_path / "h.jsonl") as history:
+        runner = NemesisRunner(cluster, schedule, history.record, rng=random.Random(1))  # type: ignore[arg-type]
+        runner.start()
+        assert runner.wait(10), "the schedule did not finish within 10 s"
+        runner.final_heal(timeout=1)
+        ops = history.ops
+    executed = runner.executed()
+    killed = ops[1].value["targets"]
+    assert executed.events[0].fault == "kill" and executed.events[0].params == {"nodes": killed}
+    assert executed.events[1].params == {"grudge": ops[5].value["grudge"]}
+    path = tmp_path / "timeline.yaml"
+    path.write_text(runner.executed_yaml())
+    assert Schedule.from_yaml(path) == executed
+
+
+def test_a_failing_fault_completes_info_with_the_error(tmp_path: Path) -> None:
+    cluster = RecordingCluster()
+    schedule = Schedule((Event(0.0, "kill", 0.01, {"nodes": ["n9"]}),), seed=0)
+    with HistoryWriter(tmp_path / "h.jsonl") as history:
+        runner = NemesisRunner(cluster, schedule, history.record)  # type: ignore[arg-type]
+        runner.start()
+        assert runner.wait(10)
+        runner.final_heal(timeout=1)
+        start = history.ops[1]
+    assert start.type == "info" and "n9" in (start.error or "")
