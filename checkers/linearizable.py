@@ -32,12 +32,14 @@ from typing import Any
 from checkers._lin_search import Outcome, search
 from checkers.base import CheckContext, Checker
 from checkers.models import UNKNOWN, Model, get_model
-from squall.history import FAIL, INFO, INVOKE, OK, HistoryError, Op, Process
+from squall.history import FAIL, INFO, INVOKE, NEMESIS, OK, HistoryError, Op, Process
 
 INF = math.inf
-# Below this much sequential work, a process pool costs more than it saves.
+# A process pool costs ~0.2 s to start plus the pickling of the partitions;
+# it pays only when the search still ahead is expected to take longer than
+# this. The estimate is checked once the sequential search has run a while.
 PARALLEL_AFTER_S = 0.3
-PARALLEL_MIN_OPS = 2000
+POOL_PAYS_S = 1.0
 DEFAULT_MAX_STATES = 4_000_000  # ~1 GB of cached configurations per partition
 
 
@@ -64,7 +66,7 @@ def is_keyed(history: Sequence[Op]) -> bool:
     """Jepsen ``independent`` values are [key, v]; a cas is [key, [from, to]]."""
     found = False
     for op in history:
-        if op.is_nemesis or op.type != INVOKE:
+        if op.type != INVOKE or op.process == NEMESIS:
             continue
         v = op.value
         if not isinstance(v, list | tuple) or len(v) != 2:
@@ -83,77 +85,84 @@ def to_operations(model: Model, history: Sequence[Op], keyed: bool | None = None
     """
     if keyed is None:
         keyed = is_keyed(history)
-    open_: dict[Process, tuple[int, Op]] = {}
-    pairs: list[tuple[int, Op, int, Op | None]] = []
+    open_: dict[Process, int] = {}
+    # One slot per invoke, in invoke order, filled by its completion: the
+    # operations come out sorted by call time without a sort.
+    slots: list[list[Any]] = []
     for pos, op in enumerate(history):
-        if op.is_nemesis:
+        proc = op.process
+        if proc == NEMESIS:
             continue
         if op.type == INVOKE:
-            if op.process in open_:
+            if proc in open_:
                 raise HistoryError(
-                    f"{where(op)}: process {op.process} invoked {op.f!r} while its op at "
-                    f"{where(open_[op.process][1])} has not completed; a process runs one op at a "
+                    f"{where(op)}: process {proc} invoked {op.f!r} while its op at "
+                    f"{where(slots[open_[proc]][1])} has not completed; a process runs one op at a "
                     "time (a process whose op ended info must take a fresh id)"
                 )
-            open_[op.process] = (pos, op)
+            open_[proc] = len(slots)
+            slots.append([pos, op, INF, None])
             continue
-        if op.process not in open_:
+        at = open_.pop(proc, None)
+        if at is None:
             raise HistoryError(
-                f"{where(op)}: {op.type} {op.f!r} on process {op.process} completes no "
+                f"{where(op)}: {op.type} {op.f!r} on process {proc} completes no "
                 "invocation (completion without an invoke); is the history cut at the start?"
             )
-        ipos, inv = open_.pop(op.process)
-        pairs.append((ipos, inv, pos, op))
-    pairs.extend((ipos, inv, INF, None) for ipos, inv in open_.values())  # type: ignore[misc]
-    pairs.sort(key=lambda p: p[0])
-    out: list[Operation] = []
-    for ipos, inv, cpos, comp in pairs:
-        operation = _operation(model, keyed, ipos, inv, cpos, comp)
-        if operation is not None:
-            out.append(operation)
-    return out
+        slot = slots[at]
+        slot[2] = pos
+        slot[3] = op
+    convert = _Converter(model, keyed)
+    out = [convert(*slot) for slot in slots]
+    return [o for o in out if o is not None]
 
 
-def _split(op: Op, keyed: bool) -> tuple[Hashable, Any]:
-    if not keyed:
-        return None, op.value
-    v = op.value
-    if not isinstance(v, list | tuple) or len(v) != 2:
-        raise HistoryError(f"{where(op)}: a keyed op's value must be [key, v], got {v!r}")
-    key = tuple(v[0]) if isinstance(v[0], list) else v[0]
-    return key, v[1]
+class _Converter:
+    """Turns one (invoke, completion) pair into an Operation, caching what
+    depends only on ``f`` (a 100k-op history has a handful of distinct fs)."""
 
+    def __init__(self, model: Model, keyed: bool) -> None:
+        self.model = model
+        self.keyed = keyed
+        self.fs: dict[str, str] = {}
 
-def _operation(
-    model: Model, keyed: bool, ipos: int, inv: Op, cpos: float, comp: Op | None
-) -> Operation | None:
-    key, arg = _split(inv, keyed)
-    try:
-        f = model.canonical_f(inv.f)
-        inp = model.prepare(f, None if f in model.readonly else arg)
-    except ValueError as exc:
-        raise HistoryError(f"{where(inv)}: {exc}") from None
-    if comp is not None and comp.f != inv.f:
-        raise HistoryError(
-            f"{where(comp)}: completion f={comp.f!r} does not match its invoke's f={inv.f!r} "
-            f"at {where(inv)}"
-        )
-    kind = comp.type if comp is not None else INFO
-    if kind == FAIL:
-        if f == "cas" and comp is not None and comp.error == "precondition_failed":
-            return Operation(inv.process, key, inp, False, ipos, cpos, inv, comp)
-        return None
-    if kind == INFO:
-        if f in model.readonly:
+    def split(self, op: Op) -> tuple[Hashable, Any]:
+        v = op.value
+        if not self.keyed:
+            return None, v
+        if not isinstance(v, list | tuple) or len(v) != 2:
+            raise HistoryError(f"{where(op)}: a keyed op's value must be [key, v], got {v!r}")
+        key = v[0]
+        return (tuple(key) if isinstance(key, list) else key), v[1]
+
+    def __call__(self, ipos: int, inv: Op, cpos: float, comp: Op | None) -> Operation | None:
+        model = self.model
+        key, arg = self.split(inv)
+        try:
+            f = self.fs.get(inv.f) or self.fs.setdefault(inv.f, model.canonical_f(inv.f))
+            readonly = f in model.readonly
+            inp = (f, None) if readonly else model.prepare(f, arg)
+        except ValueError as exc:
+            raise HistoryError(f"{where(inv)}: {exc}") from None
+        if comp is None:
+            kind = INFO
+        else:
+            kind = comp.type
+            if comp.f != inv.f:
+                raise HistoryError(
+                    f"{where(comp)}: completion f={comp.f!r} does not match its invoke's "
+                    f"f={inv.f!r} at {where(inv)}"
+                )
+        if kind == OK:
+            output = model.prepare(f, self.split(comp)[1])[1] if readonly else True  # type: ignore[arg-type]
+            return Operation(inv.process, key, inp, output, ipos, cpos, inv, comp)
+        if kind == FAIL:
+            if f == "cas" and comp is not None and comp.error == "precondition_failed":
+                return Operation(inv.process, key, inp, False, ipos, cpos, inv, comp)
+            return None
+        if readonly:  # an indeterminate read says nothing
             return None
         return Operation(inv.process, key, inp, UNKNOWN, ipos, INF, inv, comp)
-    assert kind == OK and comp is not None
-    if f in model.readonly:
-        ckey, got = _split(comp, keyed)
-        output = model.prepare(f, got)[1]
-    else:
-        output = True
-    return Operation(inv.process, key, inp, output, ipos, cpos, inv, comp)
 
 
 def partition(model: Model, operations: Sequence[Operation]) -> dict[Hashable, list[Operation]]:
@@ -181,35 +190,48 @@ def _columns(model: Model, ops: Sequence[Operation]) -> tuple[list[Any], ...]:
     )
 
 
-def _pool_job(model_name: str, key: Hashable, args: tuple[Any, ...]) -> tuple[Hashable, Outcome]:
+def _pool_job(
+    model_name: str, batch: list[tuple[Hashable, tuple[list[Any], ...]]],
+    deadline: float | None, max_states: int | None,
+) -> list[tuple[Hashable, Outcome]]:
+    """Checks a batch of partitions in a worker; stops at the first invalid one."""
     model = get_model(model_name)
-    columns, deadline, max_states = args
-    return key, search(model.init, model.step, *columns, deadline=deadline, max_states=max_states)
+    out = []
+    for key, columns in batch:
+        outcome = search(model.init, model.step, *columns, deadline=deadline, max_states=max_states)
+        out.append((key, outcome))
+        if outcome.valid is False:
+            break
+    return out
 
 
 def _run_parallel(
     model: Model, parts: list[tuple[Hashable, list[Operation]]], deadline: float | None,
     max_states: int | None, workers: int,
 ) -> dict[Hashable, Outcome]:
-    """Checks partitions in worker processes; the first invalid one cancels the rest."""
+    """Checks partitions in worker processes; the first invalid one cancels the rest.
+
+    Partitions go out in a few batches per worker (largest first, dealt
+    round-robin) rather than one job each: a thousand small keys would
+    otherwise cost more in inter-process traffic than in search.
+    """
     results: dict[Hashable, Outcome] = {}
+    ordered = sorted(parts, key=lambda kv: -len(kv[1]))
+    n_batches = min(len(ordered), workers * 4)
+    batches: list[list[tuple[Hashable, tuple[list[Any], ...]]]] = [[] for _ in range(n_batches)]
+    for i, (key, ops) in enumerate(ordered):
+        batches[i % n_batches].append((key, _columns(model, ops)))
     ctx = get_context("forkserver")  # never fork a process that may run threads
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
-        pending = {
-            pool.submit(
-                _pool_job, model.name, key,
-                (_columns(model, ops), deadline, max_states),
-            )
-            for key, ops in parts
-        }
+        pending = {pool.submit(_pool_job, model.name, b, deadline, max_states) for b in batches}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                key, outcome = fut.result()
-                results[key] = outcome
-                if outcome.valid is False:
-                    return results
+                for key, outcome in fut.result():
+                    results[key] = outcome
+                    if outcome.valid is False:
+                        return results
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return results
@@ -234,10 +256,10 @@ def check_operations(
     parts = sorted(partition(model, operations).items(), key=lambda kv: len(kv[1]))
     workers = min(os.cpu_count() or 1, 8)
     results: dict[Hashable, Outcome] = {}
-    remaining = sum(len(ops) for _, ops in parts)
+    total = remaining = sum(len(ops) for _, ops in parts)
     for i, (key, ops) in enumerate(parts):
         left = parts[i:]
-        if _use_pool(parallel, time.monotonic() - t0, remaining, len(left), workers):
+        if _use_pool(parallel, time.monotonic() - t0, total - remaining, remaining, len(left), workers):
             results.update(_run_parallel(model, left, deadline, max_states, workers))
             break
         outcome = check_partition(model, ops, deadline, max_states)
@@ -248,12 +270,19 @@ def check_operations(
     return _verdict(model, dict(parts), results, deadline, max_states, time.monotonic() - t0)
 
 
-def _use_pool(parallel: bool | None, elapsed: float, remaining: int, left: int, workers: int) -> bool:
+def _use_pool(
+    parallel: bool | None, elapsed: float, done: int, remaining: int, left: int, workers: int
+) -> bool:
     if parallel is False or workers < 2 or left < 2:
         return False
     if parallel:
         return True
-    return elapsed > PARALLEL_AFTER_S and remaining >= PARALLEL_MIN_OPS
+    if elapsed < PARALLEL_AFTER_S or done == 0:
+        return False
+    # Partitions run smallest first and search cost grows faster than size,
+    # so this per-op extrapolation underestimates: the pool is never taken
+    # for work it cannot win back.
+    return elapsed / done * remaining > POOL_PAYS_S
 
 
 def _verdict(

@@ -103,8 +103,13 @@ class Model:
         return repr(state)
 
 
+_SCALARS = frozenset({int, str, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Hashable:
     """Makes a JSON/EDN value hashable (lists -> tuples, dicts -> sorted pairs)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
     if isinstance(value, dict):
