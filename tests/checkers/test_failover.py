@@ -125,3 +125,24 @@ def test_by_kind_gives_p50_and_max_per_fault_kind() -> None:
     pause = res["by_kind"]["pause"]
     assert pause["count"] == 3 and pause["judged"] == 3
     assert 1.0 <= pause["write_p50_s"] <= 1.05 and 1.5 <= pause["write_max_s"] <= 1.55
+
+
+def test_a_read_nobody_tried_within_the_bound_is_not_judged() -> None:
+    # The set workload reads once, long after the load: that is not a slow failover.
+    h = Hist().fault("kill", 5.0, 8.0, leader="n1", targets=["n1"])
+    t = 0.0
+    while t < 12.0:
+        if not 5.0 <= t < 5.5:
+            h.op(0, "add", int(t * 10), t, t + 0.01)
+        t += 0.1
+    h.op(9, "read", None, 20.0, 20.1, result=[])
+    res = check_failover(ctx(h, write_fs=["add"], read_fs=["read"], failover_bound=2))
+    assert res["valid"] is True
+    assert res["faults"][0]["read_recovery_s"] > 14
+
+
+def test_load_ending_before_the_bound_after_a_fault_is_not_a_failure() -> None:
+    h = Hist().fault("kill", 5.0, 9.0, leader="n1", targets=["n1"])
+    outage(steady(h, 0.0, 5.0), 5.0, 6.0)  # the load stops a second into the fault
+    res = check_failover(ctx(h, failover_bound=2))
+    assert res["valid"] is True and res["faults"][0]["write_recovery_s"] is None
