@@ -118,9 +118,10 @@ class Raft:
 
     async def _persist(self) -> None:
         async with self._meta_lock:  # writes the newest values, so a late writer never regresses them
-            value = {"term": self.term, "vote": self.voted_for}
+            term, vote = self.term, self.voted_for
+            value = {"term": term, "vote": vote}
             await asyncio.get_running_loop().run_in_executor(None, write_json_atomic, self.meta_path, value, self.fsync)
-            self._persisted = (value["term"], value["vote"])
+            self._persisted = (term, vote)
 
     # -- roles ---------------------------------------------------------------
     def _become_follower(self, term: int, leader: str | None) -> None:

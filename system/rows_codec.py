@@ -115,10 +115,13 @@ class RowsCodec:
 
     def restore(self, data: bytes, db_path: Path) -> None:
         lines = data.splitlines()
-        meta = json.loads(lines[0]) if lines else {}
-        if meta.get("kind") != "meta" or meta.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} snapshot (first line {lines[0][:80]!r})" if lines
-                             else "empty rows snapshot")
+        try:
+            meta = json.loads(lines[0])
+        except (IndexError, ValueError):
+            meta = {}
+        if not isinstance(meta, dict) or meta.get("kind") != "meta" or meta.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} snapshot (it starts {data[:40]!r}); was it written by "
+                             "another codec? Its header names the codec to restore it with")
         conn = connect(db_path)
         try:
             create_schema(conn)

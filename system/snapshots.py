@@ -10,6 +10,7 @@ following entries the log no longer holds.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import json
@@ -37,7 +38,7 @@ class SnapshotMeta:
     bytes: int
     sha256: str
 
-    def header(self) -> bytes:
+    def header(self) -> builtins.bytes:
         d = {"format": FORMAT, "index": self.index, "term": self.term, "codec": self.codec,
              "bytes": self.bytes, "sha256": self.sha256}
         return json.dumps(d, sort_keys=True).encode() + b"\n"
