@@ -344,20 +344,8 @@ class DockerCluster(Cluster):
             list(pool.map(run, running))
 
     def reachability(self, timeout: float = 1.0) -> dict[tuple[str, str], bool]:
-        """Probes every running node -> node pair from inside the containers.
-
-        ``(a, b) -> True`` when an HTTP request from a to b:8000 got any answer.
-        """
-        running = [n for n in self.nodes if self.is_running(n)]
-        targets = {n: f"http://{n}:{NODE_PORT}/health" for n in self.nodes}
-
-        def probe(src: str) -> dict[str, bool]:
-            rc, out = self.exec(src, net.probe_argv(targets, timeout), timeout=timeout + 10)
-            return net.parse_probe(out)
-
-        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
-            seen = dict(zip(running, pool.map(probe, running), strict=True))
-        return {(a, b): seen[a][b] for a in running for b in self.nodes if a != b}
+        """``(a, b) -> True`` when a request from running node a to b:8000 got any answer."""
+        return net.reachability(self, NODE_PORT, timeout)
 
     # -- collection ------------------------------------------------------
     def collect(self, dest: Path, data: bool = False) -> None:
@@ -368,7 +356,28 @@ class DockerCluster(Cluster):
             c = self.container(node)
             (out / "node.log").write_bytes(c.logs(stdout=True, stderr=True))
             if data:
-                self._copy_data(c, out / "data")
+                self._copy_data_still(node, out / "data")
+
+    def _copy_data_still(self, node: str, target: Path) -> None:
+        # A live node keeps writing while tar reads, and a torn copy would fail
+        # the restore round trip for reasons of our own making; SIGSTOP freezes
+        # it so the copy is what a crash at that instant would have left.
+        freeze = self.is_running(node) and not self._stopped(node)  # never undo a pause fault
+        if freeze:
+            self.pause(node)
+        try:
+            self._copy_data(self.container(node), target)
+        finally:
+            if freeze:
+                self.resume(node)
+
+    def _stopped(self, node: str) -> bool:
+        """Whether the node's process is SIGSTOPped (Docker still calls that 'running')."""
+        try:
+            stat = Path(f"/proc/{self.container_pid(node)}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] == "T"
 
     @staticmethod
     def _copy_data(c: Container, target: Path) -> None:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
-from squall.cluster.base import ClusterError, Grudge
+from squall.cluster.base import Cluster, ClusterError, Grudge
 
 CLIENT = "client"  # grudge member meaning "the host": clients and the runner
 
@@ -111,3 +112,20 @@ def parse_probe(output: str) -> dict[str, bool]:
         return {k: bool(v) for k, v in json.loads(lines[-1]).items()}
     except ValueError:
         raise ClusterError(f"the reachability probe printed no JSON: {output[-500:]!r}") from None
+
+
+def reachability(cluster: Cluster, port: int, timeout: float = 1.0) -> dict[tuple[str, str], bool]:
+    """Probes every running node -> node pair from inside the nodes, all sources at once.
+
+    ``(a, b) -> True`` when an HTTP request from a to b:port got any answer.
+    """
+    running = [n for n in cluster.nodes if cluster.is_running(n)]
+    targets = {n: f"http://{n}:{port}/health" for n in cluster.nodes}
+
+    def probe(src: str) -> dict[str, bool]:
+        _rc, out = cluster.exec(src, probe_argv(targets, timeout), timeout=timeout + 10)
+        return parse_probe(out)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+        seen = dict(zip(running, pool.map(probe, running), strict=True))
+    return {(a, b): seen[a][b] for a in running for b in cluster.nodes if a != b}
