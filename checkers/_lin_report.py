@@ -61,7 +61,9 @@ def counterexample(
     order, states = best.order, best.states
     state = states[-1] if states else model.init
     rank = {opno: i for i, opno in enumerate(order)}
-    focus = order[-PREFIX_SHOWN:] + best.stuck
+    # An indeterminate op may always be left out, so it is never what blocks.
+    stuck = [i for i in best.stuck if not math.isinf(ops[i].ret)]
+    focus = order[-PREFIX_SHOWN:] + stuck
     lo = min((ops[i].call for i in focus), default=0)
     finite = [ops[i].ret for i in focus if not math.isinf(ops[i].ret)]
     hi = max(finite) if finite else max(ops[i].call for i in focus)
@@ -71,7 +73,7 @@ def counterexample(
         d = op_json(model, ops[i])
         d["linearized_at"] = rank.get(i)
         d["state_after"] = model.describe_state(states[rank[i]]) if i in rank else None
-        d["stuck"] = i in best.stuck
+        d["stuck"] = i in stuck
         d["blocking"] = i == best.blocking
         window_ops.append(d)
     return {
@@ -84,7 +86,7 @@ def counterexample(
         ],
         "state": _json(state),
         "state_desc": model.describe_state(state),
-        "unlinearizable": [op_json(model, ops[i]) for i in best.stuck],
+        "unlinearizable": [op_json(model, ops[i]) for i in stuck],
         "blocking": op_json(model, ops[best.blocking]) if best.blocking >= 0 else None,
         "window": [lo, hi],
         "window_ops": window_ops,

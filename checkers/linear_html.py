@@ -111,6 +111,12 @@ def render_svg(ce: dict[str, Any], bands: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _key_phrase(key: Any) -> str:
+    if key is None:
+        return "The history (one partition)"
+    return f"Key <code>{html.escape(json.dumps(key))}</code>"
+
+
 def render(result: dict[str, Any], bands: list[dict[str, Any]] | None = None) -> str:
     """The whole page for a linearizability result (invalid ones have a counterexample)."""
     ce = result.get("counterexample") or {}
@@ -128,7 +134,7 @@ def render(result: dict[str, Any], bands: list[dict[str, Any]] | None = None) ->
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>linearizability: {html.escape(str(result.get('valid')))}</title><style>{_CSS}</style></head><body>
 <h1>Linearizability: {html.escape(str(result.get('valid')))} ({html.escape(str(result.get('model')))})</h1>
-<p>Key <code>{html.escape(json.dumps(ce.get('key')))}</code>: the search linearized
+<p>{_key_phrase(ce.get('key'))}: the search linearized
 {ce.get('prefix_length', 0)} of the partition's {ce.get('partition_ops', 0)} operations; the model state
 after them is <code>{html.escape(str(ce.get('state_desc')))}</code>, from which none of the operations
 below can take effect before <code>{html.escape(str((ce.get('blocking') or {}).get('desc')))}</code>

@@ -160,3 +160,25 @@ def test_random_histories_cover_both_verdicts(verdicts: list[tuple[int, bool, An
 def test_random_histories_include_info_and_fail_ops() -> None:
     types = {o.type for seed in SEEDS for o in _generate(seed)}
     assert {"info", "fail", "ok"} <= types
+
+
+def test_counterexample_prefix_replays_to_the_reported_state() -> None:
+    from checkers.models import CAS_REGISTER, UNKNOWN, freeze
+
+    checked = 0
+    for seed in SEEDS:
+        res = check("cas-register", _generate(seed), keyed=True)
+        if res["valid"] is not False:
+            continue
+        ce = res["counterexample"]
+        assert ce["prefix_length"] == len(ce["prefix_tail"]), "small histories show their whole prefix"
+        state = CAS_REGISTER.init
+        for o in ce["prefix_tail"]:
+            output = UNKNOWN if o["output"] == "?" else freeze(o["output"])
+            ok, state = CAS_REGISTER.step(state, (o["f"], freeze(o["input"])), output)
+            assert ok, f"seed {seed}: prefix op {o['desc']} is not accepted in order"
+            assert CAS_REGISTER.describe_state(state) == o["state_after"]
+        assert state == freeze(ce["state"]), f"seed {seed}"
+        assert ce["unlinearizable"], f"seed {seed}: an invalid history names what could not go next"
+        checked += 1
+    assert checked >= 20
