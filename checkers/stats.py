@@ -8,6 +8,7 @@ say nothing (a cluster that refused every write passes a set checker).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,17 +124,30 @@ def fault_value(window: Mapping[str, Any]) -> dict[str, Any]:
 def check_stats(ctx: CheckContext) -> dict[str, Any]:
     """Counts per client f; invalid if some f was attempted but never succeeded."""
     by_f: dict[str, dict[str, int]] = {}
+    errors: dict[str, Counter[str]] = {}
     for t in timed_ops(ctx.history):
         c = by_f.setdefault(t.f, {"count": 0, OK: 0, FAIL: 0, INFO: 0})
         c["count"] += 1
         c[t.outcome] += 1
+        if t.complete is not None and t.complete.error:
+            errors.setdefault(t.f, Counter())[str(t.complete.error)] += 1
     if not by_f:
         return {"valid": UNKNOWN, "why": "the history has no client operations", "by_f": {}}
     never = sorted(f for f, c in by_f.items() if c[OK] == 0)
     totals = {k: sum(c[k] for c in by_f.values()) for k in ("count", OK, FAIL, INFO)}
-    res: dict[str, Any] = {"valid": not never, **totals, "by_f": by_f, "never_ok": never}
+    res: dict[str, Any] = {
+        "valid": not never, **totals, "by_f": by_f, "never_ok": never,
+        "errors": {f: dict(c.most_common(5)) for f, c in sorted(errors.items())},
+    }
     if never:
-        res["why"] = "; ".join(
-            f"none of {by_f[f]['count']} {f} operations succeeded" for f in never
-        )
+        res["why"] = "; ".join(_never_ok(f, by_f[f], errors.get(f)) for f in never)
     return res
+
+
+def _never_ok(f: str, counts: Mapping[str, int], errors: Counter[str] | None) -> str:
+    # The commonest error is usually the whole story (not_found: the route is missing).
+    text = f"none of {counts['count']} {f} operations succeeded"
+    if errors:
+        err, n = errors.most_common(1)[0]
+        text += f" (most common error: {err} ×{n})"
+    return text

@@ -33,3 +33,13 @@ def test_quantile_is_nearest_rank_of_seen_values() -> None:
     assert quantile([5, 1, 3], 0.5) == 3
     assert quantile(list(range(1, 101)), 0.99) == 99
     assert quantile([], 0.5) is None
+
+
+def test_the_commonest_error_of_an_f_that_never_succeeded_is_named() -> None:
+    h = Hist().op(1, "read", ["k", None], 0, 1)
+    for i in range(3):
+        h.op(10 + i, "add", i, i, i + 0.5, "fail")
+    ops = [o.with_(error="not_found") if o.type == "fail" else o for o in h.build()]
+    res = check_stats(ctx(ops))
+    assert res["errors"] == {"add": {"not_found": 3}}
+    assert res["why"] == "none of 3 add operations succeeded (most common error: not_found ×3)"
