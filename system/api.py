@@ -18,7 +18,7 @@ from aiohttp import web
 
 from system import bugs, schema
 from system.raft import NotLeader
-from system.statemachine import applied_of
+from system.statemachine import applied_of, digest_of
 from system.store import Indeterminate, Store
 
 log = logging.getLogger("squall.api")
@@ -168,7 +168,14 @@ class Api:
         return web.json_response(self.store.status())
 
     async def digest(self, request: web.Request) -> web.Response:
-        index, d = await self.store.on_writer(self.store.sm.digest)
+        def read(conn: sqlite3.Connection) -> tuple[int, str]:
+            conn.execute("BEGIN")   # one read transaction: the rows and the index of one state
+            try:
+                return applied_of(conn)[0], digest_of(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        index, d = await self.store.on_reader(self.store.sm.read, read)
         return web.json_response({"index": index, "digest": d})
 
     async def digest_history(self, request: web.Request) -> web.Response:

@@ -168,7 +168,18 @@ class LocalCluster(Cluster):
             if self.log_path(n).exists():
                 shutil.copy2(self.log_path(n), out / "node.log")
             if data and self.data_dir(n).exists():
-                shutil.copytree(self.data_dir(n), out / "data", dirs_exist_ok=True)
+                self._copy_frozen(n, out / "data")
+
+    def _copy_frozen(self, node: str, dest: Path) -> None:
+        """Copies a node's data with the node stopped (SIGSTOP), so the copy is what a crash would leave."""
+        freeze = self.is_running(node) and node not in self._paused
+        if freeze:
+            self._signal(node, signal.SIGSTOP)
+        try:
+            shutil.copytree(self.data_dir(node), dest, dirs_exist_ok=True)
+        finally:
+            if freeze:
+                self._signal(node, signal.SIGCONT)
 
     def _tails(self, lines: int = 15) -> str:
         out = []
