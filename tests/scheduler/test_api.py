@@ -90,7 +90,7 @@ def test_jobs_list_their_tasks_per_state_and_a_kill_ends_them(sched: Sched) -> N
 def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched, cluster: LocalCluster,
                                                                   readers: int) -> None:
     job = sched.create_job("torn", 0)
-    uid, tasks = sched.start_update(job, 60, 20)
+    uid, tasks = sched.start_update(job, 150, 50)
     url = cluster.client_url(sched.leader())
     stop = threading.Event()
     seen: list[dict[str, Any]] = []
@@ -120,4 +120,4 @@ def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched
     assert not torn, f"{len(torn)} of {len(seen)} details answers were torn, e.g. {torn[0]}"
     assert len({s["events"] for s in seen}) > 3, "the readers never overlapped the transitions"
     final = summarize(sched.ok("GET", f"/updates/{uid}"))
-    assert final["status"] == "ROLLED_FORWARD" and final["counts"] == {"RUNNING": 60}
+    assert final["status"] == "ROLLED_FORWARD" and final["counts"] == {"RUNNING": 150}

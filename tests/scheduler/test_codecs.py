@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,13 +130,13 @@ def test_a_node_restored_from_rows_and_one_restored_from_dump_agree(make_rows_cl
 
 
 @pytest.fixture
-def make_rows_cluster(tmp_path: Path) -> LocalCluster:
+def make_rows_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     from squall.cluster.base import ClusterSpec
 
     c = LocalCluster(ClusterSpec(name="rows", nodes=3, snapshot_codec="rows", snapshot_every=0,
                                  data_root=tmp_path / "rows"))
     try:
         c.up()
-        yield c  # type: ignore[misc]
+        yield c
     finally:
         c.down()
