@@ -188,17 +188,19 @@ def failover_table(results: Mapping[str, Any] | None) -> str:
         judged = "yes" if f["judged"] else f"no ({f.get('not_judged_because') or 'leader untouched'})"
         status = {True: "ok", False: "too slow / never", None: ""}[f.get("ok")]
         cls = {True: "", False: ' class="bad"', None: ' class="muted"'}[f.get("ok")]
+        # A fault that took out a majority is timed from its heal (see checkers.failover).
+        heal = " after heal" if f.get("measured_from") == "end" else ""
         rows.append(f"<tr{cls}><td>{_e(f['fault'])}</td><td>{f['start_s']:.1f}–{f['end_s']:.1f}s"
                     f"</td><td>{_e(_names(f.get('leader')))}</td><td>{_e(_names(f.get('targets')))}</td>"
-                    f"<td>{judged}</td><td>{_fmt_s(f['write_recovery_s'])}</td>"
-                    f"<td>{_fmt_s(f['read_recovery_s'])}</td><td>{status}</td></tr>")
+                    f"<td>{judged}</td><td>{_fmt_s(f['write_recovery_s'])}{heal}</td>"
+                    f"<td>{_fmt_s(f['read_recovery_s'])}{heal}</td><td>{status}</td></tr>")
     kinds = "".join(
         f"<tr><td>{_e(k)}</td><td>{v['count']}</td><td>{v['judged']}</td>"
         f"<td>{_fmt_s(v['write_p50_s'])}</td><td>{_fmt_s(v['write_max_s'])}</td>"
         f"<td>{_fmt_s(v['read_p50_s'])}</td><td>{_fmt_s(v['read_max_s'])}</td></tr>"
         for k, v in fo["by_kind"].items())
-    return (f"<p>Bound: {fo['bound_s']:g}s from the fault to the first acknowledged op "
-            "invoked after it.</p><table><tr><th>fault</th><th>active</th><th>leader</th>"
+    return (f"<p>Bound: {fo['bound_s']:g}s from the fault (or, for a fault that took out a "
+            "majority, from its heal) to the first acknowledged op invoked after it.</p><table><tr><th>fault</th><th>active</th><th>leader</th>"
             "<th>targets</th><th>judged</th><th>write back</th><th>read back</th><th></th></tr>"
             + "".join(rows) + "</table><table><tr><th>kind</th><th>faults</th><th>judged</th>"
             "<th>write p50</th><th>write max</th><th>read p50</th><th>read max</th></tr>"
