@@ -115,8 +115,17 @@ def search(
     ibit = [0] * size
     for r, node in enumerate(sorted(call_of[i] for i in finite)):
         rank[node] = r
-    for k, i in enumerate(indeterminate):
-        ibit[call_of[i]] = 1 << k
+    # Identical indeterminate ops (same input) are interchangeable: whichever
+    # was called first can stand in for the other at any point the other
+    # could take effect. So only orders where they take effect in call order
+    # are explored: op k may go only once its previous twin has (``need``).
+    need = [0] * size
+    last_twin: dict[Any, int] = {}
+    for k, i in enumerate(sorted(indeterminate, key=lambda i: call_of[i])):
+        node = call_of[i]
+        ibit[node] = 1 << k
+        need[node] = last_twin.get(inputs[i], 0)
+        last_twin[inputs[i]] = ibit[node]
 
     cache: set[tuple[int, int, int, Any]] = set()
     add = cache.add
@@ -137,9 +146,10 @@ def search(
                 continue
             j = rank[e]
             if j < 0:
-                if new == state:
+                if new == state or need[e] & ~ib:
                     # Taking effect here changes nothing, which "never" (always
-                    # allowed for an indeterminate op) already covers.
+                    # allowed for an indeterminate op) already covers; or its
+                    # earlier twin has not taken effect yet (see ``need``).
                     e = nxt[e]
                     continue
                 nlow = low

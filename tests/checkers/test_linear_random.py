@@ -18,13 +18,15 @@ from checkers.linearizable import check
 from squall.history import Op
 
 SEEDS = range(400)
+INFO_HEAVY_SEEDS = range(10_000, 10_200)  # identical indeterminate ops are common here
 
 
-def _generate(seed: int) -> list[Op]:
+def _generate(seed: int, info_rate: float = 0.12, values: int = 3) -> list[Op]:
     """A small history of a cas register (one or two keys) with info and fail ops.
 
     Outputs come from a simulated register, so many histories are valid; a
-    third of them get one read corrupted, so many are not.
+    third of them get one read corrupted, so many are not. A high
+    ``info_rate`` with few ``values`` makes identical indeterminate ops common.
     """
     rng = random.Random(seed)
     keys = ["a"] if rng.random() < 0.5 else ["a", "b"]
@@ -42,7 +44,8 @@ def _generate(seed: int) -> list[Op]:
         if action == "invoke":
             f = rng.choice(["read", "write", "cas"])
             k = rng.choice(keys)
-            arg = None if f == "read" else rng.randint(0, 2) if f == "write" else [rng.choice([None, 0, 1, 2]), rng.randint(0, 2)]
+            top = values - 1
+            arg = None if f == "read" else rng.randint(0, top) if f == "write" else [rng.choice([None, *range(values)]), rng.randint(0, top)]
             busy[p] = {"f": f, "k": k, "arg": arg, "applied": False, "result": None}
             free.remove(p)
             started += 1
@@ -65,7 +68,7 @@ def _generate(seed: int) -> list[Op]:
             if not st["applied"] and rng.random() < 0.8:
                 continue  # most ops take effect before they complete
             del busy[p]
-            if not st["applied"] or rng.random() < 0.12:
+            if not st["applied"] or rng.random() < info_rate:
                 ops.append(Op(process=p, type="info", f=st["f"], value=[st["k"], st["arg"]], error="timeout"))
                 free.append(next_proc)  # a process whose op ended info is never reused
                 next_proc += 1
@@ -98,7 +101,7 @@ def _brute_force(history: list[Op]) -> bool:
         if o.type == "fail" and o.error != "precondition_failed":
             continue
         ops.append({"inv": inv, "comp": o, "call": inv.index, "ret": o.index if o.type != "info" else None})
-    for p, i in pending.items():
+    for i in pending.values():
         ops.append({"inv": history[i], "comp": None, "call": i, "ret": None})
 
     def accepts(op: dict[str, Any], regs: dict[str, Any]) -> bool:
@@ -143,6 +146,9 @@ def verdicts() -> list[tuple[int, bool, Any]]:
     out = []
     for seed in SEEDS:
         h = _generate(seed)
+        out.append((seed, _brute_force(h), check("cas-register", h, keyed=True)["valid"]))
+    for seed in INFO_HEAVY_SEEDS:
+        h = _generate(seed, info_rate=0.5, values=2)
         out.append((seed, _brute_force(h), check("cas-register", h, keyed=True)["valid"]))
     return out
 
