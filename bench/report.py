@@ -81,13 +81,21 @@ def main() -> None:
     figures: dict[str, Any] = {"ops": args.ops, "history_lines": len(ops), "faults": args.faults}
     with tempfile.TemporaryDirectory(prefix="squall-bench-report-") as tmp:
         run_dir = Path(tmp)
-        test = {"name": "bench-report", "seed": args.seed, "nodes": NODES,
-                "command": ["python", "bench/report.py", "--seed", str(args.seed)]}
+        test = {
+            "name": "bench-report",
+            "seed": args.seed,
+            "nodes": NODES,
+            "command": ["python", "bench/report.py", "--seed", str(args.seed)],
+        }
         ctx = CheckContext(history=ops, test=test, run_dir=run_dir)
         results: dict[str, Any] = {}
-        for name, checker in (("stats", check_stats), ("set", check_set),
-                              ("failover", check_failover), ("starvation", check_starvation),
-                              ("perf", check_perf)):
+        for name, checker in (
+            ("stats", check_stats),
+            ("set", check_set),
+            ("failover", check_failover),
+            ("starvation", check_starvation),
+            ("perf", check_perf),
+        ):
             t0 = time.perf_counter()
             results[name] = checker(ctx)
             figures[f"{name}_s"] = round(time.perf_counter() - t0, 3)

@@ -44,16 +44,20 @@ def _majority(n: int) -> int:
     return n // 2 + 1
 
 
-def _partition_isolates(leader: str, grudge: Mapping[str, Collection[str]],
-                        nodes: Sequence[str]) -> bool:
+def _partition_isolates(
+    leader: str, grudge: Mapping[str, Collection[str]], nodes: Sequence[str]
+) -> bool:
     """True if the leader can no longer exchange messages with a majority.
 
     Raft needs both directions (append entries out, acks back), so a node
     counts as reachable only if neither side holds a grudge against the other.
     """
     cut_from = set(grudge.get(leader, ()))
-    reach = {n for n in nodes if n == leader or (n not in cut_from
-                                                  and leader not in set(grudge.get(n, ())))}
+    reach = {
+        n
+        for n in nodes
+        if n == leader or (n not in cut_from and leader not in set(grudge.get(n, ())))
+    }
     return len(reach) < _majority(len(nodes))
 
 
@@ -90,8 +94,11 @@ def _recovery(ops: Sequence[Timed], since: int, fs: frozenset[str]) -> dict[str,
     def s(x: int | None) -> float | None:
         return None if x is None else round((x - since) / NS, 3)
 
-    return {"back": s(min(acks, default=None)), "first_try": s(min(tries, default=None)),
-            "last_try": s(max(tries, default=None))}
+    return {
+        "back": s(min(acks, default=None)),
+        "first_try": s(min(tries, default=None)),
+        "last_try": s(max(tries, default=None)),
+    }
 
 
 def _judge(row: dict[str, Any], rec: dict[str, dict[str, Any]], bound: float) -> list[str]:
@@ -110,11 +117,14 @@ def _judge(row: dict[str, Any], rec: dict[str, dict[str, Any]], bound: float) ->
             continue
         if r["back"] is None:
             if r["last_try"] > bound:
-                problems.append(f"after {label} no {kind} was ever acknowledged again "
-                                f"(clients kept trying for {r['last_try']:.1f}s)")
+                problems.append(
+                    f"after {label} no {kind} was ever acknowledged again "
+                    f"(clients kept trying for {r['last_try']:.1f}s)"
+                )
         elif r["back"] > bound:
-            problems.append(f"after {label} the first {kind} took {r['back']:.2f}s "
-                            f"> bound {bound:g}s")
+            problems.append(
+                f"after {label} the first {kind} took {r['back']:.2f}s > bound {bound:g}s"
+            )
     return problems
 
 
@@ -124,8 +134,11 @@ def _by_kind(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         mine = [r for r in rows if r["fault"] == kind]
         entry: dict[str, Any] = {"count": len(mine), "judged": sum(r["judged"] for r in mine)}
         for what in ("write", "read"):
-            vals = [r[f"{what}_recovery_s"] for r in mine
-                    if r["judged"] and r[f"{what}_recovery_s"] is not None]
+            vals = [
+                r[f"{what}_recovery_s"]
+                for r in mine
+                if r["judged"] and r[f"{what}_recovery_s"] is not None
+            ]
             entry[f"{what}_p50_s"] = quantile(vals, 0.5)
             entry[f"{what}_max_s"] = max(vals) if vals else None
         out[kind] = entry
@@ -152,8 +165,9 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
             "targets": value.get("targets"),
             "hits_leader": hits,
             "judged": hits,
-            "not_judged_because": None if hits else (
-                "leader untouched" if w["fault"] in JUDGED_KINDS else "needs no failover"),
+            "not_judged_because": None
+            if hits
+            else ("leader untouched" if w["fault"] in JUDGED_KINDS else "needs no failover"),
             "measured_from": "end" if majority_gone else "start",
             "write_recovery_s": rec["write"]["back"],
             "read_recovery_s": rec["read"]["back"],
@@ -176,6 +190,9 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     elif not any(r["judged"] for r in rows):
         # Nothing to judge is not a failure of the system; say so rather than go unknown,
         # which would turn every run with only link or clock faults into exit code 2.
-        res["note"] = ("no fault hit the leader, so failover was never exercised" if rows
-                       else "no faults were injected")
+        res["note"] = (
+            "no fault hit the leader, so failover was never exercised"
+            if rows
+            else "no faults were injected"
+        )
     return res

@@ -52,8 +52,9 @@ def _seen(nodes: Mapping[str, Mapping[str, Any]]) -> Iterator[Seen]:
         if final and final.get("digest") is not None:
             yield Seen(node, "final", int(final["index"]), str(final["digest"]))
         for entry in info.get("digest_history") or []:
-            yield Seen(node, str(entry.get("event", "apply")), int(entry["index"]),
-                       str(entry["digest"]))
+            yield Seen(
+                node, str(entry.get("event", "apply")), int(entry["index"]), str(entry["digest"])
+            )
         rt = info.get("restore")
         if rt and rt.get("digest") is not None:
             yield Seen(node, "round-trip", int(rt["index"]), str(rt["digest"]))
@@ -67,13 +68,15 @@ def _mismatches(by_index: dict[int, list[Seen]]) -> list[dict[str, Any]]:
         ref = seen[0]
         for other in seen[1:]:
             if other.digest != ref.digest:
-                out.append({
-                    "index": index,
-                    "a": {"node": ref.node, "event": ref.event, "digest": ref.digest},
-                    "b": {"node": other.node, "event": other.event, "digest": other.digest},
-                    "text": f"at index {index} {ref.name()} had {ref.digest[:16]} but "
-                            f"{other.name()} had {other.digest[:16]}",
-                })
+                out.append(
+                    {
+                        "index": index,
+                        "a": {"node": ref.node, "event": ref.event, "digest": ref.digest},
+                        "b": {"node": other.node, "event": other.event, "digest": other.digest},
+                        "text": f"at index {index} {ref.name()} had {ref.digest[:16]} but "
+                        f"{other.name()} had {other.digest[:16]}",
+                    }
+                )
                 break
     return out
 
@@ -103,8 +106,11 @@ def check_fidelity(ctx: CheckContext) -> dict[str, Any]:
     unverified = _unverified(by_index)
     # The collector records {"error": ...} when the offline restore itself failed: the
     # data could not be restored at all, which no digest comparison can pass.
-    rt_errors = {n: str(i["restore"]["error"]) for n, i in ctx.nodes.items()
-                 if isinstance(i.get("restore"), Mapping) and i["restore"].get("error")}
+    rt_errors = {
+        n: str(i["restore"]["error"])
+        for n, i in ctx.nodes.items()
+        if isinstance(i.get("restore"), Mapping) and i["restore"].get("error")
+    }
     res: dict[str, Any] = {
         "valid": not mismatches,
         "indexes_compared": compared,
@@ -126,8 +132,10 @@ def check_fidelity(ctx: CheckContext) -> dict[str, Any]:
     elif rt_errors:
         node, err = sorted(rt_errors.items())[0]
         res["valid"] = UNKNOWN
-        res["why"] = (f"the offline restore of {node}'s data failed, so its round trip could not "
-                      f"be compared: {err[:200]}")
+        res["why"] = (
+            f"the offline restore of {node}'s data failed, so its round trip could not "
+            f"be compared: {err[:200]}"
+        )
     elif compared == 0:
         res["valid"] = UNKNOWN
         res["why"] = "no index was recorded by two sources, so nothing could be compared"

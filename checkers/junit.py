@@ -38,8 +38,11 @@ def _linear_why(result: Mapping[str, Any]) -> str:
         return head
     after = f" {before[-1]}" if before else ""
     state = f" (the register held {ce['state_desc']})" if ce.get("state_desc") else ""
-    return f"{head}: {stuck[0]} cannot follow{after}{state}" if after else \
-        f"{head}: no order explains {stuck[0]}{state}"
+    return (
+        f"{head}: {stuck[0]} cannot follow{after}{state}"
+        if after
+        else f"{head}: no order explains {stuck[0]}{state}"
+    )
 
 
 def checker_results(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -53,14 +56,31 @@ def junit_xml(results: Mapping[str, Any], suite: str = "squall") -> str:
     failures = sum(1 for r in cases.values() if r["valid"] is False)
     skipped = sum(1 for r in cases.values() if r["valid"] not in (True, False))
     total_s = sum(float(r.get("seconds", 0) or 0) for r in cases.values())
-    root = ET.Element("testsuites", name=suite, tests=str(len(cases)),
-                      failures=str(failures), skipped=str(skipped))
-    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)),
-                       failures=str(failures), errors="0", skipped=str(skipped),
-                       time=f"{total_s:.3f}")
+    root = ET.Element(
+        "testsuites",
+        name=suite,
+        tests=str(len(cases)),
+        failures=str(failures),
+        skipped=str(skipped),
+    )
+    ts = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(cases)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{total_s:.3f}",
+    )
     for name, res in cases.items():
-        case = ET.SubElement(ts, "testcase", classname=f"{suite}.checkers", name=name,
-                             time=f"{float(res.get('seconds', 0) or 0):.3f}")
+        case = ET.SubElement(
+            ts,
+            "testcase",
+            classname=f"{suite}.checkers",
+            name=name,
+            time=f"{float(res.get('seconds', 0) or 0):.3f}",
+        )
         if res["valid"] is False:
             ET.SubElement(case, "failure", message=why_of(res), type="invalid").text = why_of(res)
         elif res["valid"] is not True:
@@ -71,8 +91,9 @@ def junit_xml(results: Mapping[str, Any], suite: str = "squall") -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(results: Mapping[str, Any], path: str | os.PathLike[str],
-                suite: str = "squall") -> Path:
+def write_junit(
+    results: Mapping[str, Any], path: str | os.PathLike[str], suite: str = "squall"
+) -> Path:
     """Writes ``results.xml`` (or ``path`` if it names a file) and returns its path."""
     p = Path(path)
     if p.is_dir():

@@ -45,12 +45,20 @@ def shade_faults(ax: Axes, windows: Sequence[dict[str, Any]]) -> None:
     # Stagger labels by kind so overlapping faults do not print over each other.
     for w in windows:
         row = kinds.index(w["fault"])
-        ax.text(w["start_s"], 1.0 - 0.06 * row, f" {w['fault']}", transform=ax.get_xaxis_transform(),
-                fontsize=8, va="top", color=FAULT_COLOURS.get(w["fault"], "#555555"))
+        ax.text(
+            w["start_s"],
+            1.0 - 0.06 * row,
+            f" {w['fault']}",
+            transform=ax.get_xaxis_transform(),
+            fontsize=8,
+            va="top",
+            color=FAULT_COLOURS.get(w["fault"], "#555555"),
+        )
 
 
-def _latency_plot(ops: Sequence[Timed], windows: Sequence[dict[str, Any]], path: Path,
-                  title: str) -> None:
+def _latency_plot(
+    ops: Sequence[Timed], windows: Sequence[dict[str, Any]], path: Path, title: str
+) -> None:
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=100)
     shade_faults(ax, windows)
     fs = sorted({t.f for t in ops})
@@ -58,24 +66,33 @@ def _latency_plot(ops: Sequence[Timed], windows: Sequence[dict[str, Any]], path:
         for outcome, colour in OUTCOME_COLOURS.items():
             pts = [t for t in ops if t.f == f and t.outcome == outcome]
             if pts:
-                ax.scatter([t.start / NS for t in pts], [max(t.latency, 1) / 1e6 for t in pts],
-                           s=6 if outcome == OK else 14, c=colour, marker=MARKERS[i % len(MARKERS)], alpha=0.6,
-                           linewidths=0, label=f"{f} {outcome}")
+                ax.scatter(
+                    [t.start / NS for t in pts],
+                    [max(t.latency, 1) / 1e6 for t in pts],
+                    s=6 if outcome == OK else 14,
+                    c=colour,
+                    marker=MARKERS[i % len(MARKERS)],
+                    alpha=0.6,
+                    linewidths=0,
+                    label=f"{f} {outcome}",
+                )
     ax.set_yscale("log")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("latency (ms)")
     ax.set_title(f"{title}: latency of every operation")
     ax.grid(True, which="major", alpha=0.3)
     if fs:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=2,
-                  frameon=False)
+        ax.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=2, frameon=False
+        )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def _rate_plot(ops: Sequence[Timed], windows: Sequence[dict[str, Any]], path: Path,
-               title: str, span_s: float) -> None:
+def _rate_plot(
+    ops: Sequence[Timed], windows: Sequence[dict[str, Any]], path: Path, title: str, span_s: float
+) -> None:
     # About 100 bins over the run, in a round width a reader can take in at a glance.
     width = next((w for w in BIN_WIDTHS if w >= span_s / 100), BIN_WIDTHS[-1])
     nbins = max(1, int(span_s / width) + 1)
@@ -92,8 +109,14 @@ def _rate_plot(ops: Sequence[Timed], windows: Sequence[dict[str, Any]], path: Pa
             if any(counts):
                 # The last bin is cut short by the end of the run; divide by what it covered.
                 cover = [max(min(width, span_s - i * width), width / 10) for i in range(nbins)]
-                ax.plot([i * width for i in range(nbins)], [c / w for c, w in zip(counts, cover, strict=True)],
-                        color=colour, linestyle=style, lw=1.2, label=f"{f} {outcome}")
+                ax.plot(
+                    [i * width for i in range(nbins)],
+                    [c / w for c, w in zip(counts, cover, strict=True)],
+                    color=colour,
+                    linestyle=style,
+                    lw=1.2,
+                    label=f"{f} {outcome}",
+                )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("operations / s")
     ax.set_title(f"{title}: throughput (bins of {width:g}s)")
@@ -111,14 +134,19 @@ def check_perf(ctx: CheckContext) -> dict[str, Any]:
     span_s = max((o.time for o in ctx.history), default=0) / NS
     res: dict[str, Any] = {
         "valid": True,
-        "latency_s": {f: summary_s(t.latency for t in ops if t.f == f and t.outcome == OK)
-                      for f in sorted({t.f for t in ops})},
+        "latency_s": {
+            f: summary_s(t.latency for t in ops if t.f == f and t.outcome == OK)
+            for f in sorted({t.f for t in ops})
+        },
         "span_s": round(span_s, 3),
         "plots": [],
     }
     if ctx.run_dir is None or not ops:
-        res["note"] = ("no run directory, so no plots were drawn" if ops
-                       else "no client operations, so there is nothing to plot")
+        res["note"] = (
+            "no run directory, so no plots were drawn"
+            if ops
+            else "no client operations, so there is nothing to plot"
+        )
         return res
     title = str(ctx.test.get("name", "run"))
     run_dir = Path(ctx.run_dir)

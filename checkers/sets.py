@@ -85,12 +85,21 @@ def check_set(ctx: CheckContext) -> dict[str, Any]:
             continue
         missing = _acked_before(adds, r.start) - set(_read_elems(r))
         if missing:
-            stale.append({"op": r.complete.index if r.complete else None, "node": r.invoke.node,
-                          "missing": _klass(missing)})
+            stale.append(
+                {
+                    "op": r.complete.index if r.complete else None,
+                    "node": r.invoke.node,
+                    "missing": _klass(missing),
+                }
+            )
     res: dict[str, Any] = {
         **base,
-        "final_read": {"op": final.complete.index if final.complete else None,
-                       "node": final.invoke.node, "size": len(elems), "reads_ok": len(reads)},
+        "final_read": {
+            "op": final.complete.index if final.complete else None,
+            "node": final.invoke.node,
+            "size": len(elems),
+            "reads_ok": len(reads),
+        },
         "lost": _klass(lost),
         "unexpected": _klass(unexpected),
         "duplicated": _klass(duplicated),

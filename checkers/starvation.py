@@ -60,9 +60,15 @@ def check_starvation(ctx: CheckContext) -> dict[str, Any]:
         "reads": summary_s(t.latency for t in reads),
         "starved_count": len(starved),
         "starved": [
-            {"op": t.invoke.index, "f": t.f, "outcome": t.outcome, "node": t.invoke.node,
-             "start_s": round(t.start / NS, 3), "waited_s": round(t.latency / NS, 3),
-             "reads_in_flight": _readers_in_flight(t, reads)}
+            {
+                "op": t.invoke.index,
+                "f": t.f,
+                "outcome": t.outcome,
+                "node": t.invoke.node,
+                "start_s": round(t.start / NS, 3),
+                "waited_s": round(t.latency / NS, 3),
+                "reads_in_flight": _readers_in_flight(t, reads),
+            }
             for t in starved[:SHOW]
         ],
     }
@@ -75,6 +81,9 @@ def check_starvation(ctx: CheckContext) -> dict[str, Any]:
         )
     elif not clean:
         res["valid"] = UNKNOWN
-        res["why"] = ("no write ran outside a fault window, so starvation could not be judged"
-                      if writes else "the history has no writes")
+        res["why"] = (
+            "no write ran outside a fault window, so starvation could not be judged"
+            if writes
+            else "the history has no writes"
+        )
     return res

@@ -21,8 +21,12 @@ NS = 1_000_000_000
 # One colour per fault kind, shared by the plots and the report's timeline so
 # a reader matches them by eye.
 FAULT_COLOURS = {
-    "kill": "#d62728", "pause": "#9467bd", "partition": "#8c564b",
-    "link": "#17becf", "disk-stall": "#bcbd22", "clock": "#7f7f7f",
+    "kill": "#d62728",
+    "pause": "#9467bd",
+    "partition": "#8c564b",
+    "link": "#17becf",
+    "disk-stall": "#bcbd22",
+    "clock": "#7f7f7f",
 }
 
 
@@ -136,7 +140,10 @@ def check_stats(ctx: CheckContext) -> dict[str, Any]:
     never = sorted(f for f, c in by_f.items() if c[OK] == 0)
     totals = {k: sum(c[k] for c in by_f.values()) for k in ("count", OK, FAIL, INFO)}
     res: dict[str, Any] = {
-        "valid": not never, **totals, "by_f": by_f, "never_ok": never,
+        "valid": not never,
+        **totals,
+        "by_f": by_f,
+        "never_ok": never,
         "errors": {f: dict(c.most_common(5)) for f, c in sorted(errors.items())},
     }
     if never:

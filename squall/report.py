@@ -117,8 +117,11 @@ def _e(x: Any) -> str:
 
 def _badge(valid: Any) -> str:
     colour = VERDICT_COLOURS.get(valid if isinstance(valid, bool) else "unknown", "#9a6700")
-    word = {True: "valid", False: "invalid"}.get(valid, "unknown") if isinstance(valid, bool) \
+    word = (
+        {True: "valid", False: "invalid"}.get(valid, "unknown")
+        if isinstance(valid, bool)
         else "unknown"
+    )
     return f'<span class="badge" style="background:{colour}">{word}</span>'
 
 
@@ -134,25 +137,34 @@ def timeline_svg(windows: Sequence[Mapping[str, Any]], span_ns: int, width: int 
     def x(t_ns: int) -> float:
         return left + plot_w * (t_ns / 1e9) / span_s
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="fault timeline">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="fault timeline">'
+    ]
     for i, kind in enumerate(kinds):
         y = i * lane
-        parts.append(f'<text x="{left - 8}" y="{y + 17}" text-anchor="end" class="lane">'
-                     f'{_e(kind)}</text>')
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y + lane - 2}" '
-                     f'y2="{y + lane - 2}" stroke="#ddd"/>')
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 17}" text-anchor="end" class="lane">{_e(kind)}</text>'
+        )
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y + lane - 2}" '
+            f'y2="{y + lane - 2}" stroke="#ddd"/>'
+        )
     for w in windows:
         y = kinds.index(w["fault"]) * lane + 4
         x0, x1 = x(w["start"]), x(w["end"])
         value = fault_value(w)
-        tip = (f"{w['fault']} {w['start'] / 1e9:.1f}s–{w['end'] / 1e9:.1f}s "
-               f"targets {value.get('targets')} leader {value.get('leader')}"
-               + (" (never healed)" if w.get("unhealed") else ""))
+        tip = (
+            f"{w['fault']} {w['start'] / 1e9:.1f}s–{w['end'] / 1e9:.1f}s "
+            f"targets {value.get('targets')} leader {value.get('leader')}"
+            + (" (never healed)" if w.get("unhealed") else "")
+        )
         colour = FAULT_COLOURS.get(w["fault"], "#555")
         stroke = ' stroke="#000" stroke-dasharray="3 2"' if w.get("unhealed") else ""
-        parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 2):.1f}" height="{lane - 10}"'
-                     f' fill="{colour}" fill-opacity="0.75"{stroke}><title>{_e(tip)}</title></rect>')
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 2):.1f}" height="{lane - 10}"'
+            f' fill="{colour}" fill-opacity="0.75"{stroke}><title>{_e(tip)}</title></rect>'
+        )
         targets = ",".join(map(str, value.get("targets") or []))
         if x1 - x0 > 40 and targets:
             parts.append(f'<text x="{x0 + 4:.1f}" y="{y + 13}" class="in">{_e(targets)}</text>')
@@ -161,8 +173,9 @@ def timeline_svg(windows: Sequence[Mapping[str, Any]], span_ns: int, width: int 
     t = 0.0
     while t <= span_s:
         xt = left + plot_w * t / span_s
-        parts.append(f'<text x="{xt:.1f}" y="{axis_y + 10}" text-anchor="middle" class="tick">'
-                     f'{t:g}s</text>')
+        parts.append(
+            f'<text x="{xt:.1f}" y="{axis_y + 10}" text-anchor="middle" class="tick">{t:g}s</text>'
+        )
         t += step
     parts.append("</svg>")
     return "".join(parts)
@@ -170,8 +183,10 @@ def timeline_svg(windows: Sequence[Mapping[str, Any]], span_ns: int, width: int 
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}"><figcaption>' \
-           f'{_e(alt)}</figcaption></figure>'
+    return (
+        f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}"><figcaption>'
+        f"{_e(alt)}</figcaption></figure>"
+    )
 
 
 def _fmt_s(v: Any) -> str:
@@ -179,32 +194,47 @@ def _fmt_s(v: Any) -> str:
 
 
 def failover_table(results: Mapping[str, Any] | None) -> str:
-    fo = next((r for r in checker_results(results or {}).values()
-               if isinstance(r.get("faults"), list) and "by_kind" in r), None)
+    fo = next(
+        (
+            r
+            for r in checker_results(results or {}).values()
+            if isinstance(r.get("faults"), list) and "by_kind" in r
+        ),
+        None,
+    )
     if fo is None:
         return '<p class="muted">No failover checker ran.</p>'
     rows = []
     for f in fo["faults"]:
-        judged = "yes" if f["judged"] else f"no ({f.get('not_judged_because') or 'leader untouched'})"
+        judged = (
+            "yes" if f["judged"] else f"no ({f.get('not_judged_because') or 'leader untouched'})"
+        )
         status = {True: "ok", False: "too slow / never", None: ""}[f.get("ok")]
         cls = {True: "", False: ' class="bad"', None: ' class="muted"'}[f.get("ok")]
         # A fault that took out a majority is timed from its heal (see checkers.failover).
         heal = " after heal" if f.get("measured_from") == "end" else ""
-        rows.append(f"<tr{cls}><td>{_e(f['fault'])}</td><td>{f['start_s']:.1f}–{f['end_s']:.1f}s"
-                    f"</td><td>{_e(_names(f.get('leader')))}</td><td>{_e(_names(f.get('targets')))}</td>"
-                    f"<td>{judged}</td><td>{_fmt_s(f['write_recovery_s'])}{heal}</td>"
-                    f"<td>{_fmt_s(f['read_recovery_s'])}{heal}</td><td>{status}</td></tr>")
+        rows.append(
+            f"<tr{cls}><td>{_e(f['fault'])}</td><td>{f['start_s']:.1f}–{f['end_s']:.1f}s"
+            f"</td><td>{_e(_names(f.get('leader')))}</td><td>{_e(_names(f.get('targets')))}</td>"
+            f"<td>{judged}</td><td>{_fmt_s(f['write_recovery_s'])}{heal}</td>"
+            f"<td>{_fmt_s(f['read_recovery_s'])}{heal}</td><td>{status}</td></tr>"
+        )
     kinds = "".join(
         f"<tr><td>{_e(k)}</td><td>{v['count']}</td><td>{v['judged']}</td>"
         f"<td>{_fmt_s(v['write_p50_s'])}</td><td>{_fmt_s(v['write_max_s'])}</td>"
         f"<td>{_fmt_s(v['read_p50_s'])}</td><td>{_fmt_s(v['read_max_s'])}</td></tr>"
-        for k, v in fo["by_kind"].items())
-    return (f"<p>Bound: {fo['bound_s']:g}s from the fault (or, for a fault that took out a "
-            "majority, from its heal) to the first acknowledged op invoked after it.</p><table><tr><th>fault</th><th>active</th><th>leader</th>"
-            "<th>targets</th><th>judged</th><th>write back</th><th>read back</th><th></th></tr>"
-            + "".join(rows) + "</table><table><tr><th>kind</th><th>faults</th><th>judged</th>"
-            "<th>write p50</th><th>write max</th><th>read p50</th><th>read max</th></tr>"
-            + kinds + "</table>")
+        for k, v in fo["by_kind"].items()
+    )
+    return (
+        f"<p>Bound: {fo['bound_s']:g}s from the fault (or, for a fault that took out a "
+        "majority, from its heal) to the first acknowledged op invoked after it.</p><table><tr><th>fault</th><th>active</th><th>leader</th>"
+        "<th>targets</th><th>judged</th><th>write back</th><th>read back</th><th></th></tr>"
+        + "".join(rows)
+        + "</table><table><tr><th>kind</th><th>faults</th><th>judged</th>"
+        "<th>write p50</th><th>write max</th><th>read p50</th><th>read max</th></tr>"
+        + kinds
+        + "</table>"
+    )
 
 
 def _figures(res: Mapping[str, Any], most: int = 6) -> str:
@@ -230,9 +260,11 @@ def checkers_table(results: Mapping[str, Any] | None) -> str:
     for name, res in checker_results(results or {}).items():
         note = why_of(res) if res["valid"] is not True else res.get("note") or _figures(res)
         detail = _e(json.dumps(res, indent=1, sort_keys=True, default=str))
-        rows.append(f"<tr><td><b>{_e(name)}</b></td><td>{_badge(res['valid'])}</td>"
-                    f"<td>{_e(note)}<details><summary>details</summary><pre>{detail}</pre>"
-                    f"</details></td></tr>")
+        rows.append(
+            f"<tr><td><b>{_e(name)}</b></td><td>{_badge(res['valid'])}</td>"
+            f"<td>{_e(note)}<details><summary>details</summary><pre>{detail}</pre>"
+            f"</details></td></tr>"
+        )
     return "<table>" + "".join(rows) + "</table>" if rows else '<p class="muted">None.</p>'
 
 
@@ -270,10 +302,13 @@ def render(run: Run) -> str:
         f"<h1>{_e(name)}</h1><div class='muted'>{_e(run.run_dir)} · "
         f"{run.op_count} ops over {run.span_ns / 1e9:.1f}s · seed {_e(run.test.get('seed'))}</div>",
         f"<div class='verdict' style='background:{colour}'>{_e(verdict_sentence(run.results))}</div>",
-        "".join(f"<p class='bad'>⚠ {_e(p)}</p>"
-                for p in run.problems + list((run.results or {}).get("run_errors") or [])),
+        "".join(
+            f"<p class='bad'>⚠ {_e(p)}</p>"
+            for p in run.problems + list((run.results or {}).get("run_errors") or [])
+        ),
         "<p><a href='linear.html'>Open the linearizability failure (linear.html)</a></p>"
-        if linear else "",
+        if linear
+        else "",
         "<h2>Faults</h2>" + timeline_svg(run.windows, run.span_ns),
         "<h2>Latency and throughput</h2>" + (plots or "<p class='muted'>No plots.</p>"),
         "<h2>Failover</h2>" + failover_table(run.results),
@@ -282,7 +317,8 @@ def render(run: Run) -> str:
         f"<pre>{_e(replay_command(run.test))}</pre>",
         # Flow style for leaf lists keeps node and nemesis lists on one line each.
         "<h2>Configuration</h2><pre>"
-        + _e(yaml.safe_dump(dict(run.test), sort_keys=False, default_flow_style=None)) + "</pre>",
+        + _e(yaml.safe_dump(dict(run.test), sort_keys=False, default_flow_style=None))
+        + "</pre>",
         "</body></html>",
     ]
     return "\n".join(out)
@@ -292,8 +328,10 @@ def write_report(run_dir: str | Path) -> Path:
     """Writes ``report.html`` into the run directory and returns its path."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist; pass the directory "
-                                "a run wrote (store/<test>/<timestamp>)")
+        raise FileNotFoundError(
+            f"run directory {run_dir} does not exist; pass the directory "
+            "a run wrote (store/<test>/<timestamp>)"
+        )
     path = run_dir / REPORT_HTML
     path.write_text(render(load_run(run_dir)), encoding="utf-8")
     return path

@@ -64,16 +64,23 @@ def index_html(runs: list[RunEntry]) -> str:
     rows = []
     for r in runs:
         colour = VERDICT_COLOURS.get(r.valid if isinstance(r.valid, bool) else "unknown")
-        word = {True: "valid", False: "invalid"}.get(r.valid, "unknown") \
-            if isinstance(r.valid, bool) else "unknown"
+        word = (
+            {True: "valid", False: "invalid"}.get(r.valid, "unknown")
+            if isinstance(r.valid, bool)
+            else "unknown"
+        )
         href = html.escape(f"{r.path}/{REPORT_HTML}" if r.has_report else f"{r.path}/")
-        rows.append(f"<tr><td><span style='background:{colour};color:#fff;padding:1px 8px;"
-                    f"border-radius:4px'>{word}</span></td><td><a href='{href}'>"
-                    f"{html.escape(r.name)}</a></td></tr>")
+        rows.append(
+            f"<tr><td><span style='background:{colour};color:#fff;padding:1px 8px;"
+            f"border-radius:4px'>{word}</span></td><td><a href='{href}'>"
+            f"{html.escape(r.name)}</a></td></tr>"
+        )
     body = "".join(rows) or "<tr><td colspan=2>No runs yet.</td></tr>"
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>squall runs</title>"
-            "<style>body{font:15px system-ui,sans-serif;margin:24px}td{padding:3px 10px}"
-            "</style></head><body><h1>Squall runs</h1><table>" + body + "</table></body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>squall runs</title>"
+        "<style>body{font:15px system-ui,sans-serif;margin:24px}td{padding:3px 10px}"
+        "</style></head><body><h1>Squall runs</h1><table>" + body + "</table></body></html>"
+    )
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -96,8 +103,10 @@ def make_server(store_dir: str | os.PathLike[str], port: int = 8080) -> Threadin
     """A server over ``store_dir`` on 127.0.0.1:``port`` (0 picks a free port), not yet serving."""
     store = Path(store_dir)
     if not store.is_dir():
-        raise FileNotFoundError(f"store directory {store} does not exist; run a test first "
-                                "or pass the directory runs are written to")
+        raise FileNotFoundError(
+            f"store directory {store} does not exist; run a test first "
+            "or pass the directory runs are written to"
+        )
     return ThreadingHTTPServer((HOST, port), partial(_Handler, directory=str(store)))
 
 

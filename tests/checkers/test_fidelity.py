@@ -14,11 +14,17 @@ def check(nodes: dict[str, Any]) -> dict[str, Any]:
     return check_fidelity(CheckContext(history=[], nodes=nodes))
 
 
-def node(final: tuple[int, str], history: list[tuple[str, int, str]] | None = None,
-         restore: tuple[int, str] | None = None, restarts: int = 0) -> dict[str, Any]:
+def node(
+    final: tuple[int, str],
+    history: list[tuple[str, int, str]] | None = None,
+    restore: tuple[int, str] | None = None,
+    restarts: int = 0,
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "digest": {"index": final[0], "digest": final[1]},
-        "digest_history": [{"event": e, "index": i, "digest": d, "time": 0} for e, i, d in history or []],
+        "digest_history": [
+            {"event": e, "index": i, "digest": d, "time": 0} for e, i, d in history or []
+        ],
         "restarts": restarts,
     }
     if restore:
@@ -47,8 +53,7 @@ def test_a_restart_restoring_to_a_different_digest_is_invalid() -> None:
     res = check(node_digests(mismatch=True))
     assert res["valid"] is False
     m = res["mismatches"][0]
-    assert m["index"] == 700 and m["b"] == {"node": "n1", "event": "restore",
-                                            "digest": "bad0" * 16}
+    assert m["index"] == 700 and m["b"] == {"node": "n1", "event": "restore", "digest": "bad0" * 16}
 
 
 def test_a_round_trip_differing_from_a_replica_at_its_index_is_invalid() -> None:
@@ -58,16 +63,17 @@ def test_a_round_trip_differing_from_a_replica_at_its_index_is_invalid() -> None
 
 
 def test_a_restore_at_an_index_nobody_else_recorded_is_unverified_not_passed() -> None:
-    nodes = {"n1": node((100, "x"), history=[("restore", 37, "r37")], restarts=1),
-             "n2": node((100, "x"))}
+    nodes = {
+        "n1": node((100, "x"), history=[("restore", 37, "r37")], restarts=1),
+        "n2": node((100, "x")),
+    }
     res = check(nodes)
     assert res["valid"] is True
     assert res["unverified"] == [{"node": "n1", "event": "restore", "index": 37}]
 
 
 def test_nodes_at_different_final_indexes_are_not_compared_but_reported() -> None:
-    res = check({"n1": node((100, "x"), history=[("apply", 90, "y")]),
-                 "n2": node((90, "y"))})
+    res = check({"n1": node((100, "x"), history=[("apply", 90, "y")]), "n2": node((90, "y"))})
     assert res["valid"] is True
     assert res["converged"] is False and res["final_indexes"] == {"n1": 100, "n2": 90}
 

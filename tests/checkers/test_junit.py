@@ -17,7 +17,7 @@ RESULTS = {
 
 def cases(xml: str) -> dict[str, ET.Element]:
     root = ET.fromstring(xml.split("?>", 1)[1])
-    return {c.get("name"): c for c in root.iter("testcase")}
+    return {str(c.get("name")): c for c in root.iter("testcase")}
 
 
 def test_one_testcase_per_checker_and_suite_counts() -> None:
@@ -51,8 +51,15 @@ def test_a_linearizability_result_without_why_gets_a_sentence_from_its_counterex
     from checkers.linearizable import check
     from squall.history import Op, reindex
 
-    h = reindex([Op(0, "invoke", "write", ["k", 4], time=1), Op(0, "ok", "write", ["k", 4], time=2),
-                 Op(1, "invoke", "read", ["k", None], time=3), Op(1, "ok", "read", ["k", 3], time=4)])
+    h = reindex(
+        [
+            Op(0, "invoke", "write", ["k", 4], time=1),
+            Op(0, "ok", "write", ["k", 4], time=2),
+            Op(1, "invoke", "read", ["k", None], time=3),
+            Op(1, "ok", "read", ["k", 3], time=4),
+        ]
+    )
     assert why_of(check("cas-register", h)) == (
         "linearizability failed on key k: read() -> 3 cannot follow write(4) -> ok "
-        "(the register held 4)")
+        "(the register held 4)"
+    )

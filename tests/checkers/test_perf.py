@@ -13,8 +13,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_perf_draws_latency_and_rate_pngs_into_the_run_dir(tmp_path: Path) -> None:
-    res = check_perf(CheckContext(history=realistic_history(), test={"name": "t"},
-                                  run_dir=tmp_path))
+    res = check_perf(
+        CheckContext(history=realistic_history(), test={"name": "t"}, run_dir=tmp_path)
+    )
     assert res["valid"] is True and res["plots"] == [LATENCY_PNG, RATE_PNG]
     for name in (LATENCY_PNG, RATE_PNG):
         data = (tmp_path / name).read_bytes()

@@ -37,25 +37,42 @@ def test_the_report_is_one_file_in_the_run_dir(invalid_run: Path, page: str) -> 
 def test_the_report_loads_nothing_from_outside(page: str) -> None:
     srcs = re.findall(r'src="([^"]*)"', page)
     assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
-    assert "<link" not in page and "<script" not in page and "http://" not in page.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert (
+        "<link" not in page
+        and "<script" not in page
+        and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )
 
 
 def test_the_verdict_sentence_leads_with_the_linearizability_failure(page: str) -> None:
-    sentence = "invalid: linearizability failed on key 2: a read of 3 after a write of 4 " \
-               "was acknowledged (also invalid: fidelity)"
+    sentence = (
+        "invalid: linearizability failed on key 2: a read of 3 after a write of 4 "
+        "was acknowledged (also invalid: fidelity)"
+    )
     assert html.escape(sentence) in page
     assert page.index("verdict") < page.index("<h2>Faults</h2>")
 
 
 def test_the_report_carries_seed_and_exact_replay_command(page: str) -> None:
-    cmd = shlex.join(["squall", "run", "--workload", "register", "--nemesis",
-                      "kill,partition,link", "--seed", "7", "--time-limit", "30"])
+    cmd = shlex.join(
+        [
+            "squall",
+            "run",
+            "--workload",
+            "register",
+            "--nemesis",
+            "kill,partition,link",
+            "--seed",
+            "7",
+            "--time-limit",
+            "30",
+        ]
+    )
     assert html.escape(cmd) in page and "Seed <b>7</b>" in page
 
 
 def test_the_timeline_draws_one_bar_per_fault_window(page: str) -> None:
-    svg = page[page.index("<svg"):page.index("</svg>")]
+    svg = page[page.index("<svg") : page.index("</svg>")]
     assert svg.count("<rect") == 3
     assert all(k in svg for k in (">kill<", ">partition<", ">link<"))
 
@@ -78,16 +95,23 @@ def test_a_run_without_results_is_unknown_and_says_why(tmp_path: Path) -> None:
 
 
 def test_an_unknown_verdict_names_the_undecided_checker() -> None:
-    res = {"valid": "unknown", "stats": {"valid": True},
-           "set": {"valid": "unknown", "why": "no final read succeeded"}}
+    res = {
+        "valid": "unknown",
+        "stats": {"valid": True},
+        "set": {"valid": "unknown", "why": "no final read succeeded"},
+    }
     assert verdict_sentence(res) == "unknown: set — no final read succeeded"
 
 
 def test_a_run_that_broke_leads_with_its_error() -> None:
-    res = {"valid": "unknown", "run_errors": ["ModuleNotFoundError: No module named 'x'"],
-           "set": {"valid": "unknown", "why": "no final read succeeded"}}
+    res = {
+        "valid": "unknown",
+        "run_errors": ["ModuleNotFoundError: No module named 'x'"],
+        "set": {"valid": "unknown", "why": "no final read succeeded"},
+    }
     assert verdict_sentence(res) == (
-        "unknown: the run itself failed — ModuleNotFoundError: No module named 'x'")
+        "unknown: the run itself failed — ModuleNotFoundError: No module named 'x'"
+    )
 
 
 def test_a_missing_run_dir_is_a_clear_error(tmp_path: Path) -> None:
@@ -97,8 +121,11 @@ def test_a_missing_run_dir_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def store(tmp_path: Path) -> Path:
-    for name, valid, mtime in (("reg/old", True, 1000), ("reg/new", False, 3000),
-                               ("set/mid", "unknown", 2000)):
+    for name, valid, mtime in (
+        ("reg/old", True, 1000),
+        ("reg/new", False, 3000),
+        ("set/mid", "unknown", 2000),
+    ):
         run = tmp_path / name
         run.mkdir(parents=True)
         (run / "results.json").write_text(json.dumps({"valid": valid}))
@@ -111,7 +138,10 @@ def store(tmp_path: Path) -> Path:
 def test_runs_are_listed_newest_first_once_each(store: Path) -> None:
     runs = list_runs(store)
     assert [(r.path, r.valid) for r in runs] == [
-        ("reg/new", False), ("set/mid", "unknown"), ("reg/old", True)]
+        ("reg/new", False),
+        ("set/mid", "unknown"),
+        ("reg/old", True),
+    ]
 
 
 @pytest.fixture()

@@ -13,8 +13,9 @@ def adds(h: Hist, outcomes: dict[int, str], t: float = 0.0) -> Hist:
     return h
 
 
-def final_read(h: Hist, elems: list[int], t: float = 10.0, process: int = 900,
-               node: str = "n1") -> Hist:
+def final_read(
+    h: Hist, elems: list[int], t: float = 10.0, process: int = 900, node: str = "n1"
+) -> Hist:
     return h.op(process, "read", None, t, t + 0.1, "ok", result=elems, node=node)
 
 

@@ -20,8 +20,13 @@ def storm(h: Hist, t0: float, t1: float, readers: int = 8) -> Hist:
 def transitions(h: Hist, t0: float, t1: float, latency: float = 0.02, process: int = 1) -> Hist:
     t = t0
     while t < t1:
-        h.op(process, "transition", {"task": "t1", "from": "PENDING", "to": "RUNNING"},
-             t, t + latency)
+        h.op(
+            process,
+            "transition",
+            {"task": "t1", "from": "PENDING", "to": "RUNNING"},
+            t,
+            t + latency,
+        )
         t += 0.25
     return h
 
