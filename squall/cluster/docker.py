@@ -17,6 +17,7 @@ node's client URL after each kill/start.
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import os
 import re
 import shlex
@@ -80,8 +81,7 @@ class DockerCluster(Cluster):
         if not _NAME_OK.match(spec.name):
             raise ClusterError(f"run name {spec.name!r} cannot name Docker objects; use letters, "
                                "digits, '_', '.' or '-', starting with a letter or digit")
-        self._docker_extra = self._checked_docker_extra(spec.extra.get("docker", {}))
-        self._peer_urls: dict[str, dict[str, str]] = spec.extra.get("peer_urls") or {}
+        self._checked_docker_extra()  # fail before anything starts; re-read at up()
         self._client = client
         self._say = progress or (lambda _msg: None)
         self.healthy_timeout = healthy_timeout
@@ -91,8 +91,10 @@ class DockerCluster(Cluster):
         self._tmp: Path | None = None
         self._grudge: dict[str, set[str]] = {}
 
-    @staticmethod
-    def _checked_docker_extra(extra: Any) -> dict[str, Any]:
+    def _checked_docker_extra(self) -> dict[str, Any]:
+        # Read from the spec each time: nemeses add their needs to spec.extra
+        # after the cluster object exists but before up().
+        extra = self.spec.extra.get("docker", {})
         if not isinstance(extra, dict):
             raise ClusterError(f"spec.extra['docker'] must be a dict, not {type(extra).__name__}")
         unknown = set(extra) - DOCKER_EXTRA_KEYS
@@ -100,6 +102,10 @@ class DockerCluster(Cluster):
             raise ClusterError(f"spec.extra['docker'] has unknown keys {sorted(unknown)}; "
                                f"known: {sorted(DOCKER_EXTRA_KEYS)}")
         return extra
+
+    @property
+    def _peer_urls(self) -> dict[str, dict[str, str]]:
+        return self.spec.extra.get("peer_urls") or {}
 
     @property
     def client(self) -> docker.DockerClient:
@@ -138,13 +144,11 @@ class DockerCluster(Cluster):
 
     def _write_config(self, node: str) -> None:
         assert self._tmp is not None
-        peers = {p: f"http://{p}:{NODE_PORT}" for p in self.nodes}
-        peers.update(self._peer_urls.get(node, {}))
         config = {
             "id": node,
             "data_dir": DATA_DIR,
             "listen": f"0.0.0.0:{NODE_PORT}",
-            "peers": peers,
+            "peers": self.peer_urls(node),
             "election_timeout_ms": list(self.spec.election_timeout_ms),
             "heartbeat_ms": self.spec.heartbeat_ms,
             "snapshot_every": self.spec.snapshot_every,
@@ -158,7 +162,7 @@ class DockerCluster(Cluster):
     def _run_kwargs(self, image: str, node: str) -> dict[str, Any]:
         """Everything ``containers.run`` gets for one node, with spec.extra['docker'] merged in."""
         assert self._tmp is not None
-        extra = self._docker_extra
+        extra = self._checked_docker_extra()
         volume = self.client.volumes.create(f"squall-{self.spec.name}-{node}-data",
                                             labels=self._labels(node))
         volumes: dict[str, dict[str, str]] = {
@@ -254,8 +258,9 @@ class DockerCluster(Cluster):
 
     def gateway_ip(self) -> str:
         """The host's address on the cluster network: where client traffic comes from."""
-        network = self.client.networks.get(self.network_name)
-        return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+        ipam = self.client.networks.get(self.network_name).attrs["IPAM"]["Config"][0]
+        # Docker omits Gateway when it chose the default (the subnet's first host).
+        return str(ipam.get("Gateway") or ipaddress.ip_network(ipam["Subnet"])[1])
 
     # -- faults ----------------------------------------------------------
     def kill(self, node: str) -> None:
@@ -328,7 +333,7 @@ class DockerCluster(Cluster):
         # Stopped peers send nothing; when they start, start() comes back here.
         grudge = {n: {p for p in peers if p in ips or p == net.CLIENT}
                   for n, peers in self._grudge.items() if n in ips}
-        drops = net.drop_commands(grudge, ips, self.gateway_ip())
+        drops = net.drop_commands(grudge, ips, self.gateway_ip(), self._peer_urls)
         self._on_running(lambda n: net.HEAL_COMMANDS + drops.get(n, []))
 
     def _on_running(self, commands: Callable[[str], list[list[str]]]) -> None:
@@ -344,8 +349,16 @@ class DockerCluster(Cluster):
             list(pool.map(run, running))
 
     def reachability(self, timeout: float = 1.0) -> dict[tuple[str, str], bool]:
-        """``(a, b) -> True`` when a request from running node a to b:8000 got any answer."""
-        return net.reachability(self, NODE_PORT, timeout)
+        """``(a, b) -> True`` when a request from running node a to b got any answer.
+
+        Each node probes its peers at the URLs it uses itself (its peer_urls).
+        """
+        return net.reachability(self, lambda src: {
+            n: f"{url}/health" for n, url in self.peer_urls(src).items() if n != src}, timeout)
+
+    def peer_urls(self, node: str) -> dict[str, str]:
+        """How ``node`` reaches every node: direct, unless ``spec.extra["peer_urls"]`` reroutes it."""
+        return {p: f"http://{p}:{NODE_PORT}" for p in self.nodes} | self._peer_urls.get(node, {})
 
     # -- collection ------------------------------------------------------
     def collect(self, dest: Path, data: bool = False) -> None:

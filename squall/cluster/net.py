@@ -22,8 +22,9 @@ start; see ``DockerCluster.start``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from squall.cluster.base import Cluster, ClusterError, Grudge
 
@@ -52,23 +53,49 @@ def validate_grudge(grudge: Grudge, nodes: Iterable[str]) -> None:
             )
 
 
-def drop_commands(grudge: Grudge, ips: Mapping[str, str], gateway: str) -> dict[str, list[list[str]]]:
+def drop_commands(grudge: Grudge, ips: Mapping[str, str], gateway: str,
+                  peer_urls: Mapping[str, Mapping[str, str]] | None = None,
+                  ) -> dict[str, list[list[str]]]:
     """The iptables argv lists to run on each node to apply ``grudge``.
 
     Pure: ``ips`` maps node -> its current address on the cluster network,
-    ``gateway`` is the host's address on it (the source of client traffic).
+    ``gateway`` is the host's address on it (the source of client traffic),
+    ``peer_urls`` how each node reaches each peer when that is not direct.
     """
     out: dict[str, list[list[str]]] = {}
+
+    def add(node: str, rule: list[str]) -> None:
+        out.setdefault(node, []).append(["iptables", "-A", *rule, "-j", "DROP", "-w"])
+
     for node in sorted(grudge):
-        cmds = []
         for peer in sorted(grudge[node]):
             if peer == node:
                 continue  # a node never drops its own traffic (loopback stays up)
-            source = gateway if peer == CLIENT else ips[peer]
-            cmds.append(["iptables", "-A", "INPUT", "-s", source, "-j", "DROP", "-w"])
-        if cmds:
-            out[node] = cmds
+            add(node, ["INPUT", "-s", gateway if peer == CLIENT else ips[peer]])
+            if peer != CLIENT and peer_urls:
+                for src, dst in [(peer, node), (node, peer)]:
+                    proxy = _proxy_of((peer_urls.get(src) or {}).get(dst), dst)
+                    if proxy:
+                        add(src, ["OUTPUT", "-p", "tcp", "-d", proxy[0], "--dport", str(proxy[1])])
     return out
+
+
+def _proxy_of(url: str | None, peer: str) -> tuple[str, int] | None:
+    """(host, port) of a proxy a peer URL routes through, or None if it goes direct.
+
+    Proxied traffic (Toxiproxy for link faults) reaches the peer from the
+    proxy's address, so an INPUT rule on the peer's own address misses it.
+    The proxy has one listening port per (src, dst) pair, so dropping the
+    sender's packets to that port cuts exactly that pair's RPCs; cutting both
+    pairs' ports matches what a direct INPUT drop does to HTTP round trips
+    (a request or its answer is lost either way).
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.hostname in (None, peer):
+        return None
+    return parts.hostname, parts.port or 80
 
 
 # Runs inside a node: tries every target at once and prints {target: bool}.
@@ -114,16 +141,17 @@ def parse_probe(output: str) -> dict[str, bool]:
         raise ClusterError(f"the reachability probe printed no JSON: {output[-500:]!r}") from None
 
 
-def reachability(cluster: Cluster, port: int, timeout: float = 1.0) -> dict[tuple[str, str], bool]:
+def reachability(cluster: Cluster, urls_of: Callable[[str], Mapping[str, str]],
+                 timeout: float = 1.0) -> dict[tuple[str, str], bool]:
     """Probes every running node -> node pair from inside the nodes, all sources at once.
 
-    ``(a, b) -> True`` when an HTTP request from a to b:port got any answer.
+    ``urls_of(src)`` gives the URL ``src`` uses for each node (direct or
+    through a proxy); ``(a, b) -> True`` when a request from a to b got any answer.
     """
     running = [n for n in cluster.nodes if cluster.is_running(n)]
-    targets = {n: f"http://{n}:{port}/health" for n in cluster.nodes}
 
     def probe(src: str) -> dict[str, bool]:
-        _rc, out = cluster.exec(src, probe_argv(targets, timeout), timeout=timeout + 10)
+        _rc, out = cluster.exec(src, probe_argv(urls_of(src), timeout), timeout=timeout + 10)
         return parse_probe(out)
 
     with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
