@@ -290,6 +290,39 @@ svg text.in{font-size:11px;fill:#fff} code{background:#f6f8fa;padding:2px 4px}
 """
 
 
+def starvation_table(results: Mapping[str, Any] | None) -> str:
+    """Write latency with and without faults, when a starvation checker ran."""
+    st = next(
+        (r for r in checker_results(results or {}).values() if "writes_without_faults" in r),
+        None,
+    )
+    if st is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{label}</td><td>{v['count']}</td><td>{_fmt_s(v['p50'])}</td>"
+        f"<td>{_fmt_s(v['p99'])}</td><td>{_fmt_s(v['max'])}</td></tr>"
+        for label, v in (
+            ("writes, no fault active", st["writes_without_faults"]),
+            ("writes during or just after faults", st["writes_during_faults"]),
+            ("reads", st["reads"]),
+        )
+    )
+    return (
+        f"<h2>Write starvation</h2><p>Bound: no write may wait over {st['bound_s']:g}s while "
+        f"no fault is active; {st['starved_count']} did.</p><table><tr><th></th><th>ops</th>"
+        f"<th>p50</th><th>p99</th><th>max</th></tr>{rows}</table>"
+    )
+
+
+def files_list(run_dir: Path) -> str:
+    """Relative links to the run's own files (they sit beside the report)."""
+    names = ["history.jsonl", "results.json", "results.xml", "test.yaml", "linear.html"]
+    links = [f"<a href='{n}'>{n}</a>" for n in names if (run_dir / n).exists()]
+    if (run_dir / "nodes").is_dir():
+        links.append("<a href='nodes/'>nodes/</a> (logs, data, final digests)")
+    return "<h2>Files</h2><p>" + " · ".join(links) + "</p>" if links else ""
+
+
 def render(run: Run) -> str:
     verdict = verdict_of(run.results)
     colour = VERDICT_COLOURS.get(verdict if isinstance(verdict, bool) else "unknown")
@@ -312,6 +345,7 @@ def render(run: Run) -> str:
         "<h2>Faults</h2>" + timeline_svg(run.windows, run.span_ns),
         "<h2>Latency and throughput</h2>" + (plots or "<p class='muted'>No plots.</p>"),
         "<h2>Failover</h2>" + failover_table(run.results),
+        starvation_table(run.results),
         "<h2>Checkers</h2>" + checkers_table(run.results),
         "<h2>Replay</h2><p>Seed <b>" + _e(run.test.get("seed")) + "</b>. The exact command:</p>"
         f"<pre>{_e(replay_command(run.test))}</pre>",
@@ -319,6 +353,7 @@ def render(run: Run) -> str:
         "<h2>Configuration</h2><pre>"
         + _e(yaml.safe_dump(dict(run.test), sort_keys=False, default_flow_style=None))
         + "</pre>",
+        files_list(run.run_dir),
         "</body></html>",
     ]
     return "\n".join(out)

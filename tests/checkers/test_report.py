@@ -82,6 +82,15 @@ def test_the_report_links_linear_html_and_has_the_failover_table(page: str) -> N
     assert "<td>partition</td><td>18.0–23.0s</td><td>n2</td><td>n2, n3</td>" in page
 
 
+def test_the_report_shows_write_latency_with_and_without_faults(page: str) -> None:
+    assert "<h2>Write starvation</h2>" in page
+    assert "writes, no fault active" in page and "writes during or just after faults" in page
+
+
+def test_the_report_links_the_run_files_beside_it(page: str) -> None:
+    assert "<a href='history.jsonl'>" in page and "<a href='results.json'>" in page
+
+
 def test_a_valid_run_says_all_checkers_passed(tmp_path: Path) -> None:
     page = write_report(synthetic_run_dir(tmp_path / "ok", invalid=False)).read_text()
     assert "valid: all 5 checkers passed" in page and "linear.html" not in page
