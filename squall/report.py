@@ -190,7 +190,10 @@ def _img(path: Path, alt: str) -> str:
 
 
 def _fmt_s(v: Any) -> str:
-    return "—" if v is None else f"{v:.2f}s"
+    """Seconds for a person: milliseconds below one second, where 0.01s would hide detail."""
+    if v is None:
+        return "—"
+    return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f}s"
 
 
 def failover_table(results: Mapping[str, Any] | None) -> str:
