@@ -191,17 +191,28 @@ class SchedulerRoutes:
 
     async def get_task(self, request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]
-        index, task = await self._read(lambda c: read_task(c, task_id))
-        if task is None:
-            raise ApiError("not_found", f"task {task_id} does not exist; list a job's tasks with GET /tasks?job=")
-        return web.json_response({**task, "index": index})
+        return await self._read_json(lambda c: read_task(c, task_id),
+                                     f"task {task_id} does not exist; list a job's tasks with GET /tasks?job=")
 
     async def update_details(self, request: web.Request) -> web.Response:
         uid = request.match_info["update_id"]
-        index, details = await self._read(lambda c: read_update_details(c, uid))
-        if details is None:
-            raise ApiError("not_found", f"update {uid} does not exist")
-        return web.json_response({**details, "index": index})
+        return await self._read_json(lambda c: read_update_details(c, uid), f"update {uid} does not exist")
+
+    async def _read_json(self, fn: Callable[[sqlite3.Connection], dict[str, Any] | None], missing: str
+                         ) -> web.Response:
+        """A read whose answer is also encoded on the reader thread: a big getJobUpdateDetails answer
+        would otherwise hold the event loop (and with it Raft and every write) while it is encoded."""
+        def encoded(conn: sqlite3.Connection) -> bytes | None:
+            found = fn(conn)
+            if found is None:
+                return None
+            found["index"] = applied_of(conn)[0]
+            return json.dumps(found, separators=(",", ":")).encode()
+
+        _index, body = await self._read(encoded)
+        if body is None:
+            raise ApiError("not_found", missing)
+        return web.Response(body=body, content_type="application/json")
 
 
 # -- queries (run inside one read transaction) -------------------------------------------
