@@ -34,8 +34,9 @@ DEFAULT_BOUND_S = 2.0
 
 
 def _nodes(ctx: CheckContext) -> list[str]:
+    """The cluster's nodes: from the config (a list, or a count meaning n1..nN), else collected."""
     nodes = ctx.test.get("nodes") or list(ctx.nodes)
-    if isinstance(nodes, int):  # "nodes: 5" in a config means n1..n5
+    if isinstance(nodes, int):
         return [f"n{i}" for i in range(1, nodes + 1)]
     return [str(n) for n in nodes]
 
@@ -69,6 +70,8 @@ def _classify(window: Mapping[str, Any], nodes: Sequence[str]) -> tuple[bool, bo
     kind = window["fault"]
     if kind not in JUDGED_KINDS:
         return False, False
+    if not nodes:  # cluster size unknown: judge from the fault's start, the strict choice
+        return leader is not None and leader in targets, False
     if kind == "partition" and value.get("grudge"):
         hits = leader is not None and _partition_isolates(leader, value["grudge"], nodes)
         # No side keeps a majority if the biggest well-connected group is a minority.
@@ -147,12 +150,13 @@ def _by_kind(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def check_failover(ctx: CheckContext) -> dict[str, Any]:
     bound = float(ctx.test.get("failover_bound", DEFAULT_BOUND_S))
+    windows = fault_windows(ctx.history)
     nodes = _nodes(ctx)
     writes = write_fs(ctx.test)
     ops = timed_ops(ctx.history)
     reads = read_fs(ctx.test, ops)
     rows, problems = [], []
-    for w in fault_windows(ctx.history):
+    for w in windows:
         hits, majority_gone = _classify(w, nodes)
         since = w["end"] if majority_gone else w["start"]
         value = fault_value(w)

@@ -146,3 +146,12 @@ def test_load_ending_before_the_bound_after_a_fault_is_not_a_failure() -> None:
     outage(steady(h, 0.0, 5.0), 5.0, 6.0)  # the load stops a second into the fault
     res = check_failover(ctx(h, failover_bound=2))
     assert res["valid"] is True and res["faults"][0]["write_recovery_s"] is None
+
+
+def test_nodes_given_as_a_count_or_unknown_time_a_one_node_kill_from_its_start() -> None:
+    h = Hist().fault("kill", 5.0, 9.0, leader="n1", targets=["n1"])
+    outage(steady(h, 0.0, 5.0), 5.0, 6.0)
+    steady(h, 6.0, 10.0)
+    for nodes in (3, []):
+        res = check_failover(ctx(h, nodes=nodes))
+        assert res["faults"][0]["measured_from"] == "start", nodes
