@@ -22,6 +22,7 @@ cluster never recovered.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -81,27 +82,37 @@ def _classify(window: Mapping[str, Any], nodes: Sequence[str]) -> tuple[bool, bo
     return hits, len(nodes) - len(targets & set(nodes)) < _majority(len(nodes))
 
 
-def _recovery(ops: Sequence[Timed], since: int, fs: frozenset[str]) -> dict[str, Any]:
-    """When ops with an ``f`` in ``fs`` invoked after ``since`` were tried and first acked.
+class _Attempts:
+    """The ops of one kind (writes or reads), indexed for "what happened after time t".
 
-    Seconds from ``since``: ``back`` to the first acknowledgement, ``first_try``
-    and ``last_try`` to the first and last invocation (None when there was none).
+    Each fault asks when ops invoked after it were first tried and first
+    acknowledged; sorting once and keeping the suffix minimum of ack times
+    answers that in O(log n) per fault instead of a scan of the history.
     """
-    acks, tries = [], []
-    for t in ops:
-        if t.f in fs and t.start >= since:
-            tries.append(t.start)
-            if t.outcome == OK:
-                acks.append(t.end)
 
-    def s(x: int | None) -> float | None:
-        return None if x is None else round((x - since) / NS, 3)
+    def __init__(self, ops: Sequence[Timed], fs: frozenset[str]) -> None:
+        mine = sorted((t for t in ops if t.f in fs), key=lambda t: t.start)
+        self.starts = [t.start for t in mine]
+        inf = float("inf")
+        self.first_ack_from: list[float] = [inf] * (len(mine) + 1)
+        for i in range(len(mine) - 1, -1, -1):
+            end = mine[i].end if mine[i].outcome == OK else inf
+            self.first_ack_from[i] = min(end, self.first_ack_from[i + 1])
 
-    return {
-        "back": s(min(acks, default=None)),
-        "first_try": s(min(tries, default=None)),
-        "last_try": s(max(tries, default=None)),
-    }
+    def after(self, since: int) -> dict[str, Any]:
+        """Seconds from ``since``: ``back`` to the first ack of an op invoked after it,
+        ``first_try`` / ``last_try`` to the first and last such invocation (None: none)."""
+        i = bisect.bisect_left(self.starts, since)
+
+        def s(x: float) -> float | None:
+            return None if x == float("inf") else round((x - since) / NS, 3)
+
+        tried = i < len(self.starts)
+        return {
+            "back": s(self.first_ack_from[i]),
+            "first_try": s(self.starts[i]) if tried else None,
+            "last_try": s(self.starts[-1]) if tried else None,
+        }
 
 
 def _judge(row: dict[str, Any], rec: dict[str, dict[str, Any]], bound: float) -> list[str]:
@@ -154,13 +165,13 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     nodes = _nodes(ctx)
     writes = write_fs(ctx.test)
     ops = timed_ops(ctx.history)
-    reads = read_fs(ctx.test, ops)
+    attempts = {"write": _Attempts(ops, writes), "read": _Attempts(ops, read_fs(ctx.test, ops))}
     rows, problems = [], []
     for w in windows:
         hits, majority_gone = _classify(w, nodes)
         since = w["end"] if majority_gone else w["start"]
         value = fault_value(w)
-        rec = {"write": _recovery(ops, since, writes), "read": _recovery(ops, since, reads)}
+        rec = {"write": attempts["write"].after(since), "read": attempts["read"].after(since)}
         row = {
             "fault": w["fault"],
             "start_s": round(w["start"] / NS, 3),
