@@ -1,13 +1,18 @@
 """The Wing–Gong / Lowe search for one partition, written for CPython's speed.
 
 The history is a doubly linked list of call and return events sorted by
-time. The search walks it from the head: at a call it tries to linearize the
-operation now (the model accepts it from the current state), removes ("lifts")
-the call and its return from the list and starts again from the head; at a
-return it has met an operation that had to take effect before this point but
-could not, so it backtracks: pops the newest linearized operation, puts it
-back and tries the next candidate after it. The list is empty when every
-operation was linearized.
+time. The candidates to take effect next are the ops called before the first
+return event still in the list. The search tries one (the model accepts it
+from the current state), removes ("lifts") its call and return from the list
+and starts over; when no candidate fits it backtracks: pops the newest
+linearized operation, puts it back and tries the next candidate. It succeeds
+when no return event is left (indeterminate ops have none: they may stay
+pending for ever, which is "never took effect").
+
+Three prunings on top of Lowe's cache, each argued where it is applied: a
+pure op (a read) that fits is a forced move, not a choice; an indeterminate
+op is never placed where it changes nothing, and identical indeterminate ops
+take effect in call order; the op owning the first return is tried first.
 
 Lowe's refinement makes it practical: a configuration is (set of linearized
 operations, model state), and two paths reaching the same configuration have
@@ -81,12 +86,12 @@ def search(
     indeterminate = [i for i in range(n) if math.isinf(returns[i])]
     events = sorted([(calls[i], 0, i) for i in range(n)] + [(returns[i], 1, i) for i in finite])
     size = len(events) + 2
-    tail = size - 1
     nxt = list(range(1, size + 1))
     prv = list(range(-1, size - 1))
     # call event -> its return event, -1 for an indeterminate op (it has no
     # return event: it may stay pending for ever); 0 marks a return event.
     match = [0] * size
+    owner = [0] * size  # return event -> its call event (0 for the tail)
     opno = [0] * size
     call_of = [0] * n
     for node, (_, kind, i) in enumerate(events, start=1):
@@ -96,6 +101,7 @@ def search(
             match[node] = -1
         else:
             match[call_of[i]] = node
+            owner[node] = call_of[i]
     inp: list[Any] = [None] * size
     out: list[Any] = [None] * size
     forced = [False] * size
@@ -129,71 +135,96 @@ def search(
 
     cache: set[tuple[int, int, int, Any]] = set()
     add = cache.add
-    stack: list[tuple[int, Any, int, int, int]] = []
+    stack: list[tuple[int, Any, int, int, int, int]] = []
     push = stack.append
     pop = stack.pop
     state: Any = init
     low = rel = ib = 0
     backtracks = 0
     trace = _Trace() if track else None
-    e = nxt[0]
-    while e != tail:
+    # Candidates are the ops whose call precedes the first return event in
+    # the list. The op owning that return must take effect before it, so it
+    # is tried first ("urgent"); the others follow in call order. Trying the
+    # urgent op first is what Lowe's just-in-time linearization gets at: an
+    # op that is not yet needed (a slow append, an indeterminate write) is
+    # not placed speculatively ahead of ones that are.
+    x = nxt[0]
+    while match[x]:
+        x = nxt[x]
+    urg = owner[x]
+    if not urg:
+        return Outcome(True, 0)
+    e = urg
+    while True:
         r = match[e]
         if r:
             ok, new = step(state, inp[e], out[e])
-            if not ok:
-                e = nxt[e]
-                continue
-            j = rank[e]
-            if j < 0:
-                if new == state or need[e] & ~ib:
-                    # Taking effect here changes nothing, which "never" (always
-                    # allowed for an indeterminate op) already covers; or its
-                    # earlier twin has not taken effect yet (see ``need``).
-                    e = nxt[e]
-                    continue
-                nlow = low
-                nrel = rel
-                nib = ib | ibit[e]
-            else:
-                nib = ib
-                j -= low
-                if j:
+            if ok:
+                j = rank[e]
+                if j < 0:
+                    if new == state or need[e] & ~ib:
+                        # Taking effect here changes nothing, which "never"
+                        # (always allowed for an indeterminate op) already
+                        # covers; or its earlier twin has not (see ``need``).
+                        e = nxt[0] if e == urg else nxt[e]
+                        if e == urg:
+                            e = nxt[e]
+                        continue
                     nlow = low
-                    nrel = rel | (1 << j)
+                    nrel = rel
+                    nib = ib | ibit[e]
                 else:
-                    nrel = rel | 1
-                    j = (nrel ^ (nrel + 1)).bit_length() - 1  # trailing ones
-                    nrel >>= j
-                    nlow = low + j
-            key = (nlow, nrel, nib, new)
-            if key not in cache:
-                add(key)
-                push((e, state, low, rel, ib))
-                state = new
-                low = nlow
-                rel = nrel
-                ib = nib
-                p = prv[e]
-                q = nxt[e]
-                nxt[p] = q
-                prv[q] = p
-                if r > 0:
-                    p = prv[r]
-                    q = nxt[r]
+                    nib = ib
+                    j -= low
+                    if j:
+                        nlow = low
+                        nrel = rel | (1 << j)
+                    else:
+                        nrel = rel | 1
+                        j = (nrel ^ (nrel + 1)).bit_length() - 1  # trailing ones
+                        nrel >>= j
+                        nlow = low + j
+                key = (nlow, nrel, nib, new)
+                if key not in cache:
+                    add(key)
+                    push((e, state, low, rel, ib, urg))
+                    state = new
+                    low = nlow
+                    rel = nrel
+                    ib = nib
+                    p = prv[e]
+                    q = nxt[e]
                     nxt[p] = q
                     prv[q] = p
-                if trace is not None:
-                    trace.pushed(stack, state, nxt, match, opno)
-                e = nxt[0]
+                    if r > 0:
+                        p = prv[r]
+                        q = nxt[r]
+                        nxt[p] = q
+                        prv[q] = p
+                    if trace is not None:
+                        trace.pushed(stack, state, nxt, match, opno)
+                    x = nxt[0]
+                    while match[x]:
+                        x = nxt[x]
+                    urg = owner[x]
+                    if not urg:  # no return left: every op that returned is linearized
+                        return Outcome(True, len(cache))
+                    e = urg
+                    continue
+                if not forced[e]:
+                    e = nxt[0] if e == urg else nxt[e]
+                    if e == urg:
+                        e = nxt[e]
+                    continue
+                # A pure op that fits here is linearized first without loss
+                # of generality (it changes no state, and nothing still
+                # pending had to precede it); if that configuration was
+                # already explored and failed, so does this one.
+            else:
+                e = nxt[0] if e == urg else nxt[e]
+                if e == urg:
+                    e = nxt[e]
                 continue
-            if not forced[e]:
-                e = nxt[e]
-                continue
-            # A pure op that fits here is linearized first without loss of
-            # generality (it changes no state, and nothing still pending had
-            # to precede it); if that configuration was already explored and
-            # failed, so does this one: fall through to backtracking.
         # Backtrack: pop the newest choice and try the next candidate after
         # it. A popped pure op was a forced move, not a choice: keep popping.
         while True:
@@ -204,7 +235,7 @@ def search(
                         trace.pushed(stack, state, nxt, match, opno)
                     best = trace.best()
                 return Outcome(False, len(cache), best=best)
-            e, state, low, rel, ib = pop()
+            e, state, low, rel, ib, urg = pop()
             r = match[e]
             if r > 0:
                 p = prv[r]
@@ -219,7 +250,9 @@ def search(
                 break
         if trace is not None:
             trace.popped(len(stack))
-        e = nxt[e]
+        e = nxt[0] if e == urg else nxt[e]
+        if e == urg:
+            e = nxt[e]
         backtracks += 1
         if not backtracks & (CHECK_EVERY - 1):
             if deadline is not None and time.monotonic() > deadline:
@@ -230,7 +263,6 @@ def search(
                     len(cache),
                     reason=f"explored more than {max_states} configurations (memory bound)",
                 )
-    return Outcome(True, len(cache))
 
 
 class _Trace:
@@ -251,7 +283,7 @@ class _Trace:
             self.low_water = depth
 
     def pushed(
-        self, stack: list[tuple[int, Any, int, int, int]], state: Any,
+        self, stack: list[tuple[int, Any, int, int, int, int]], state: Any,
         nxt: list[int], match: list[int], opno: list[int],
     ) -> None:
         if self.recorded and len(stack) <= len(self.order):
