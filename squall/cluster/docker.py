@@ -328,15 +328,16 @@ class DockerCluster(Cluster):
         self._on_running(lambda n: net.HEAL_COMMANDS)
 
     def _reapply_grudge(self) -> None:
-        running = [n for n in self.nodes if self.is_running(n)]
-        ips = {n: self.node_ip(n) for n in running}
+        # One inspect per node gives both liveness and address ('' when stopped).
+        ips = {n: ip for n in self.nodes if (ip := self.node_ip(n))}
         # Stopped peers send nothing; when they start, start() comes back here.
         grudge = {n: {p for p in peers if p in ips or p == net.CLIENT}
                   for n, peers in self._grudge.items() if n in ips}
         drops = net.drop_commands(grudge, ips, self.gateway_ip(), self._peer_urls)
-        self._on_running(lambda n: net.HEAL_COMMANDS + drops.get(n, []))
+        self._on_running(lambda n: net.HEAL_COMMANDS + drops.get(n, []), list(ips))
 
-    def _on_running(self, commands: Callable[[str], list[list[str]]]) -> None:
+    def _on_running(self, commands: Callable[[str], list[list[str]]],
+                    running: list[str] | None = None) -> None:
         """Runs each running node's command list in one shell, all nodes at once."""
         def run(node: str) -> None:
             script = " && ".join(shlex.join(c) for c in commands(node))
@@ -344,7 +345,8 @@ class DockerCluster(Cluster):
             if rc != 0:
                 raise ClusterError(f"iptables failed on {node} (exit {rc}): {out.strip()}; "
                                    "the container needs cap_add NET_ADMIN")
-        running = [n for n in self.nodes if self.is_running(n)]
+        if running is None:
+            running = [n for n in self.nodes if self.is_running(n)]
         with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
             list(pool.map(run, running))
 
