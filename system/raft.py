@@ -162,6 +162,10 @@ class Raft:
             self._reset_timer()
 
     async def _election(self) -> None:
+        # Pre-vote first (Raft thesis §9.6): ask whether we could win without raising
+        # any term, so a node back from a pause or a partition cannot depose a live leader.
+        if not await self._poll(pre=True):
+            return
         self.term += 1
         self.role, self.voted_for, self.leader_id = "candidate", self.id, None
         term = self.term
@@ -169,29 +173,37 @@ class Raft:
         if self.term != term or self.role != "candidate":
             return
         log.info("term %d: election started", term)
-        req = {"term": term, "candidate": self.id, "last_index": self.wal.last_index,
-               "last_term": self.wal.last_term}
-        votes = 1
-        pending = [asyncio.ensure_future(self._rpc(p, "/raft/vote", req)) for p in self.peers]
-        if votes >= self.majority:
+        if await self._poll(pre=False) and self.term == term and self.role == "candidate":
             self._become_leader()
-        for fut in asyncio.as_completed(pending):
-            resp = await fut
-            if self.term != term or self.role != "candidate":
-                break
-            if resp is None:
-                continue
-            if resp["term"] > self.term:
-                self._become_follower(resp["term"], None)
-                await self._persist()
-                break
-            if resp.get("granted"):
-                votes += 1
-                if votes >= self.majority:
-                    self._become_leader()
-                    break
-        for p in pending:
-            p.cancel()
+
+    async def _poll(self, pre: bool) -> bool:
+        """True once a majority grants the (pre-)vote, False on a loss or a change of term/role."""
+        term, role = self.term, self.role
+        req = {"term": term + 1 if pre else term, "candidate": self.id, "last_index": self.wal.last_index,
+               "last_term": self.wal.last_term, "pre": pre}
+        votes = 1
+        if votes >= self.majority:
+            return True
+        pending = [asyncio.ensure_future(self._rpc(p, "/raft/vote", req)) for p in self.peers]
+        try:
+            for fut in asyncio.as_completed(pending):
+                resp = await fut
+                if self.term != term or self.role != role:
+                    return False
+                if resp is None:
+                    continue
+                if resp["term"] > self.term:
+                    self._become_follower(resp["term"], None)
+                    await self._persist()
+                    return False
+                if resp.get("granted"):
+                    votes += 1
+                    if votes >= self.majority:
+                        return True
+            return False
+        finally:
+            for p in pending:
+                p.cancel()
 
     def _become_leader(self) -> None:
         log.info("term %d: elected leader", self.term)
@@ -337,12 +349,14 @@ class Raft:
         term, cand = int(req["term"]), str(req["candidate"])
         lo = self.cfg.election_timeout_ms[0] / 1000
         sticky = self.role == "leader" or (self.leader_id is not None and self._now() - self._last_contact < lo)
+        mine = (self.wal.last_term, self.wal.last_index)
+        up_to_date = (int(req["last_term"]), int(req["last_index"])) >= mine
+        if req.get("pre"):   # a pre-vote changes nothing here
+            return {"term": self.term, "granted": term > self.term and up_to_date and not sticky}
         if term < self.term or (sticky and term > self.term):
             return {"term": self.term, "granted": False}
         if term > self.term:
             self._become_follower(term, None)
-        mine = (self.wal.last_term, self.wal.last_index)
-        up_to_date = (int(req["last_term"]), int(req["last_index"])) >= mine
         granted = up_to_date and self.voted_for in (None, cand)
         if granted:
             self.voted_for = cand
