@@ -24,7 +24,6 @@ import math
 import os
 import time
 from collections.abc import Hashable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -221,20 +220,26 @@ def _run_parallel(
     batches: list[list[tuple[Hashable, tuple[list[Any], ...]]]] = [[] for _ in range(n_batches)]
     for i, (key, ops) in enumerate(ordered):
         batches[i % n_batches].append((key, _columns(model, ops)))
+    # multiprocessing.Pool, not concurrent.futures: once a verdict is known
+    # the workers still searching must be killed (terminate), or a huge
+    # partition would keep the interpreter from exiting.
     ctx = get_context("forkserver")  # never fork a process that may run threads
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    pool = ctx.Pool(processes=workers)
     try:
-        pending = {pool.submit(_pool_job, model.name, b, deadline, max_states) for b in batches}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                for key, outcome in fut.result():
-                    results[key] = outcome
-                    if outcome.valid is False:
-                        return results
+        jobs = [(model.name, b, deadline, max_states) for b in batches]
+        for batch_result in pool.imap_unordered(_pool_star, jobs):
+            for key, outcome in batch_result:
+                results[key] = outcome
+                if outcome.valid is False:
+                    return results
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.terminate()
+        pool.join()
     return results
+
+
+def _pool_star(args: tuple[Any, ...]) -> list[tuple[Hashable, Outcome]]:
+    return _pool_job(*args)
 
 
 def check_operations(
@@ -262,6 +267,8 @@ def check_operations(
         if _use_pool(parallel, time.monotonic() - t0, total - remaining, remaining, len(left), workers):
             results.update(_run_parallel(model, left, deadline, max_states, workers))
             break
+        if deadline is not None and time.monotonic() > deadline:
+            break  # the partitions left are unchecked: the verdict is unknown
         outcome = check_partition(model, ops, deadline, max_states)
         results[key] = outcome
         remaining -= len(ops)
@@ -291,6 +298,8 @@ def _verdict(
 ) -> dict[str, Any]:
     from checkers._lin_report import counterexample  # only built when needed
 
+    t_end = time.monotonic()
+
     res: dict[str, Any] = {
         "valid": True,
         "model": model.name,
@@ -308,7 +317,10 @@ def _verdict(
         res["failed_key"] = _jsonable(key)
         # Re-run the failing partition with tracking on: it is deterministic,
         # and valid partitions never pay for recording the deepest prefix.
-        again = check_partition(model, parts[key], None, max_states, track=True)
+        # A deadline still applies (the re-run pays for tracing); if it runs
+        # out, the verdict stands and the counterexample says it is missing.
+        rerun_deadline = None if deadline is None else time.monotonic() + max(deadline - t_end, 1.0)
+        again = check_partition(model, parts[key], rerun_deadline, max_states, track=True)
         res["counterexample"] = counterexample(model, key, parts[key], again.best)
     elif unknown or len(results) < len(parts):
         res["valid"] = "unknown"

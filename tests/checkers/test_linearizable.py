@@ -154,3 +154,18 @@ def test_checker_writes_linear_html_for_an_invalid_history(tmp_path: Path) -> No
 def test_checker_writes_no_page_for_a_valid_history(tmp_path: Path) -> None:
     res = linearizable_checker("register")(CheckContext(history=_multi_key_history(None), run_dir=tmp_path))
     assert res["valid"] is True and not (tmp_path / "linear.html").exists()
+
+
+def test_pool_stops_the_other_workers_once_a_partition_is_invalid() -> None:
+    hard = [o.with_(value=["a", o.value]) for o in _hard_history(20)]
+    bad = H((200, "invoke", "write", ["b", 1]), (200, "ok", "write", ["b", 1]),
+            (201, "invoke", "read", ["b", None]), (201, "ok", "read", ["b", 2]))
+    h = [o.with_(index=i) for i, o in enumerate(hard + bad)]
+    res = check("register", h, parallel=True, keyed=True)
+    assert res["valid"] is False and res["failed_key"] == "b"
+    assert res["partitions_checked"] == 1, "the hard key's search was not waited for"
+
+
+def test_partitions_left_when_the_time_is_up_make_the_verdict_unknown() -> None:
+    res = check("register", _multi_key_history(None), time_limit=0.0, parallel=False)
+    assert res["valid"] == "unknown" and res["partitions_checked"] < res["partitions"]
