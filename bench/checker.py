@@ -140,7 +140,7 @@ def bench_kv(runs: int) -> dict[str, Any]:
     res: dict[str, Any] = {}
     for path in sorted((DATA / "kv").glob("*.txt")):
         h = load(path)
-        ms, r = best_of(runs * 4, lambda h=h: check("kv", h, parallel=False))
+        ms, r = best_of(runs * 4, lambda h=h: check("kv", h, parallel=False))  # type: ignore[misc]
         extra = f" (Porcupine 0.53 ms, ratio {ms / 0.53:.2f}x)" if path.stem == "c10-ok" else ""
         print(f"kv {path.stem:8s} {len(h):5d} events: {ms:8.2f} ms  valid={r['valid']}{extra}")
         res[f"kv_{path.stem}_ms"] = round(ms, 3)

@@ -65,6 +65,7 @@ def search(
     calls: Sequence[float],
     returns: Sequence[float],
     pure: Sequence[bool] | None = None,
+    *,
     deadline: float | None = None,
     max_states: int | None = None,
     track: bool = False,

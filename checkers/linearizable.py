@@ -181,7 +181,10 @@ def check_partition(
                   deadline=deadline, max_states=max_states, track=track)
 
 
-def _columns(model: Model, ops: Sequence[Operation]) -> tuple[list[Any], ...]:
+Columns = tuple[list[Any], list[Any], list[float], list[float], list[bool]]
+
+
+def _columns(model: Model, ops: Sequence[Operation]) -> Columns:
     """The search's inputs: plain lists are cheap to index and to pickle."""
     return (
         [o.input for o in ops], [o.output for o in ops], [o.call for o in ops],
@@ -190,7 +193,7 @@ def _columns(model: Model, ops: Sequence[Operation]) -> tuple[list[Any], ...]:
 
 
 def _pool_job(
-    model_name: str, batch: list[tuple[Hashable, tuple[list[Any], ...]]],
+    model_name: str, batch: list[tuple[Hashable, Columns]],
     deadline: float | None, max_states: int | None,
 ) -> list[tuple[Hashable, Outcome]]:
     """Checks a batch of partitions in a worker; stops at the first invalid one."""
@@ -217,7 +220,7 @@ def _run_parallel(
     results: dict[Hashable, Outcome] = {}
     ordered = sorted(parts, key=lambda kv: -len(kv[1]))
     n_batches = min(len(ordered), workers * 4)
-    batches: list[list[tuple[Hashable, tuple[list[Any], ...]]]] = [[] for _ in range(n_batches)]
+    batches: list[list[tuple[Hashable, Columns]]] = [[] for _ in range(n_batches)]
     for i, (key, ops) in enumerate(ordered):
         batches[i % n_batches].append((key, _columns(model, ops)))
     # multiprocessing.Pool, not concurrent.futures: once a verdict is known

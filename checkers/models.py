@@ -63,6 +63,8 @@ class Model:
 
     def canonical_f(self, f: str) -> str:
         """The model's name for ``f``; raises ValueError naming the known ones."""
+        if f in self.fs:
+            return f
         f = dict(self.aliases).get(f, f)
         if f not in self.fs:
             known = ", ".join(sorted(self.fs | {a for a, _ in self.aliases}))
@@ -71,7 +73,8 @@ class Model:
 
     def prepare(self, f: str, arg: Any) -> tuple[str, Any]:
         """Normalises an invocation into the hashable input ``step`` expects."""
-        f = self.canonical_f(f)
+        if f not in self.fs:
+            f = self.canonical_f(f)
         if f == "cas":
             return f, _cas_arg(arg)
         return f, freeze(arg)
