@@ -27,6 +27,7 @@ from typing import Any
 from squall.history import NEMESIS, TYPES, HistoryError, Op, op_from_json
 
 FORMATS = ("jsonl", "edn", "etcd-log")
+ALIASES = {"porcupine-kv": "edn", "jepsen": "edn", "porcupine-etcd": "etcd-log", "jepsen-log": "etcd-log"}
 
 
 class Keyword(str):
@@ -58,7 +59,7 @@ def load(path: str | os.PathLike[str], fmt: str | None = None) -> list[Op]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise HistoryError(f"{p}: cannot read the history: {exc.strerror}") from None
-    fmt = fmt or detect_format(text)
+    fmt = ALIASES.get(fmt, fmt) if fmt else detect_format(text)
     if fmt == "jsonl":
         ops = list(_jsonl(text, str(p)))
     elif fmt == "edn":
@@ -66,7 +67,8 @@ def load(path: str | os.PathLike[str], fmt: str | None = None) -> list[Op]:
     elif fmt == "etcd-log":
         ops = list(_etcd_log(text, str(p)))
     else:
-        raise HistoryError(f"format {fmt!r} is unknown; known: {', '.join(FORMATS)}")
+        known = ", ".join([*FORMATS, *ALIASES])
+        raise HistoryError(f"format {fmt!r} is unknown; known: {known}")
     return [o if o.index >= 0 else o.with_(index=i) for i, o in enumerate(ops)]
 
 

@@ -324,13 +324,32 @@ def _verdict(
         # out, the verdict stands and the counterexample says it is missing.
         rerun_deadline = None if deadline is None else time.monotonic() + max(deadline - t_end, 1.0)
         again = check_partition(model, parts[key], rerun_deadline, max_states, track=True)
-        res["counterexample"] = counterexample(model, key, parts[key], again.best)
+        res["counterexample"] = ce = counterexample(model, key, parts[key], again.best)
+        res["why"] = _why_invalid(key, ce, len(parts))
     elif unknown or len(results) < len(parts):
         res["valid"] = "unknown"
         reasons = sorted({o.reason or "" for o in results.values() if o.valid == "unknown"})
         res["unknown_reason"] = "; ".join(r for r in reasons if r) or "time limit reached"
         res["unknown_keys"] = [_jsonable(k) for k in unknown[:20]]
+        res["why"] = (
+            f"linearizability undecided: {res['unknown_reason']} after {seconds:.1f}s with "
+            f"{len(parts) - len(results) + len(unknown)} of {len(parts)} keys open; raise the "
+            "time limit, or use more keys so each stays small"
+        )
     return res
+
+
+def _why_invalid(key: Hashable, ce: dict[str, Any], n_parts: int) -> str:
+    """One sentence a person can act on (docs/contracts.md §5)."""
+    where_ = f"key {_jsonable(key)!r}" if n_parts > 1 or key is not None else "the history"
+    blocking = ce.get("blocking")
+    if not blocking:
+        return f"not linearizable on {where_}"
+    return (
+        f"not linearizable on {where_}: {blocking['desc']} by process {blocking['process']} "
+        f"(op {blocking['invoke_index']}) fits no order of the operations before it; the "
+        f"longest valid order found ({ce['prefix_length']} ops) leaves state {ce['state_desc']}"
+    )
 
 
 def _jsonable(key: Hashable) -> Any:

@@ -88,3 +88,8 @@ def test_garbage_line_in_etcd_log_is_named(tmp_path: Path) -> None:
     p = _write(tmp_path, "e.log", "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nnonsense\n")
     with pytest.raises(HistoryError, match=r"e.log:2: not a jepsen.util op line"):
         load(p)
+
+
+def test_cli_format_names_are_accepted_as_aliases(tmp_path: Path) -> None:
+    p = _write(tmp_path, "kv.txt", '{:process 0, :type :invoke, :f :get, :key "1", :value nil}\n')
+    assert load(p, "porcupine-kv")[0].value == ["1", None]

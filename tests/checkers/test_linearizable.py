@@ -169,3 +169,14 @@ def test_pool_stops_the_other_workers_once_a_partition_is_invalid() -> None:
 def test_partitions_left_when_the_time_is_up_make_the_verdict_unknown() -> None:
     res = check("register", _multi_key_history(None), time_limit=0.0, parallel=False)
     assert res["valid"] == "unknown" and res["partitions_checked"] < res["partitions"]
+
+
+def test_invalid_result_says_why_naming_key_op_and_state() -> None:
+    res = check("register", _multi_key_history("c"))
+    assert res["why"].startswith("not linearizable on key 'c': read() -> 2 by process 1")
+    assert "state 1" in res["why"]
+
+
+def test_unknown_result_says_why_and_what_to_do() -> None:
+    res = check("register", _hard_history(), time_limit=0.05)
+    assert "time limit" in res["why"] and "raise the time limit" in res["why"]
