@@ -12,32 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import docker.errors
 
 import docker
-from squall.cluster.docker import (
+from squall.cluster.dockerutil import (
     LABEL_CREATED,
     LABEL_OWNER,
     LABEL_RUN,
     LABEL_TMP,
     docker_client,
+    process_start_time,
+    quietly,
 )
-
-
-def _process_start_time(pid: int) -> float | None:
-    """When ``pid`` started (unix time), or None if unknown (no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])  # field 22 of stat; fields here start at field 3
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def owner_alive(labels: dict[str, str]) -> bool:
@@ -57,7 +46,7 @@ def owner_alive(labels: dict[str, str]) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by another user
-    started = _process_start_time(pid)
+    started = process_start_time(pid)
     created = float(labels.get(LABEL_CREATED, "0") or 0)
     return started is None or started <= created + 2.0
 
@@ -86,17 +75,17 @@ def cleanup_leftovers(client: docker.DockerClient | None = None,
     for c in client.containers.list(all=True, filters=flt):
         if not owner_alive(c.labels):
             tmpdirs.add(c.labels.get(LABEL_TMP, ""))
-            if _remove(partial(c.remove, force=True, v=True)):
+            if quietly(partial(c.remove, force=True, v=True)):
                 removed.append(c.name)
     # Networks and volumes after containers: Docker refuses to remove them while in use.
     for n in client.networks.list(filters=flt):
         labels = n.attrs.get("Labels") or {}
         if not owner_alive(labels):
             tmpdirs.add(labels.get(LABEL_TMP, ""))
-            if _remove(n.remove):
+            if quietly(n.remove):
                 removed.append(n.name)
     for v in client.volumes.list(filters=flt):
-        if not owner_alive(v.attrs.get("Labels") or {}) and _remove(partial(v.remove, force=True)):
+        if not owner_alive(v.attrs.get("Labels") or {}) and quietly(partial(v.remove, force=True)):
             removed.append(v.name)
     for tmp in sorted(t for t in tmpdirs if t):
         # Only our own config directories: never follow a label to anywhere else.
@@ -104,14 +93,6 @@ def cleanup_leftovers(client: docker.DockerClient | None = None,
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
     return removed
-
-
-def _remove(action: Callable[[], object]) -> bool:
-    try:
-        action()
-        return True
-    except docker.errors.NotFound:
-        return False  # someone else removed it first
 
 
 def main() -> None:

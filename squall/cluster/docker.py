@@ -22,8 +22,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -40,13 +38,19 @@ import docker
 import system
 from squall.cluster import net
 from squall.cluster.base import Cluster, ClusterError, ClusterSpec, Grudge
+from squall.cluster.dockerutil import (
+    LABEL_CREATED,
+    LABEL_NODE,
+    LABEL_OWNER,
+    LABEL_RUN,
+    LABEL_TMP,
+    copy_out,
+    docker_client,
+    free_port,
+    process_stopped,
+    quietly,
+)
 from squall.cluster.image import ensure_image
-
-LABEL_RUN = "squall.run"
-LABEL_NODE = "squall.node"
-LABEL_OWNER = "squall.owner_pid"
-LABEL_CREATED = "squall.created"
-LABEL_TMP = "squall.tmpdir"  # host directory holding the node configs, removed by cleanup
 
 NODE_PORT = 8000
 DATA_DIR = "/var/lib/squall"
@@ -55,20 +59,6 @@ SYSTEM_MOUNT = "/opt/squall/system"
 NODE_COMMAND = ["python3", "-m", "system.node", "--config", CONFIG_PATH]
 DOCKER_EXTRA_KEYS = {"env", "cap_add", "devices", "volumes", "command_prefix", "security_opt"}
 _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-
-
-def docker_client() -> docker.DockerClient:
-    try:
-        return docker.from_env(version="auto")
-    except docker.errors.DockerException as exc:
-        raise ClusterError(f"cannot reach the Docker engine ({exc}); start Docker "
-                           "or use the local backend") from None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class DockerCluster(Cluster):
@@ -128,11 +118,10 @@ class DockerCluster(Cluster):
         try:
             image = ensure_image(self._say, self.client)
             self._tmp = Path(tempfile.mkdtemp(prefix=f"squall-{self.spec.name}-"))
-            self.client.networks.create(self.network_name, driver="bridge",
-                                        labels=self._labels())
+            self._create_network()
             for node in self.nodes:
                 self._write_config(node)
-                self._ports[node] = _free_port()
+                self._ports[node] = free_port()
             self._say(f"starting {len(self.nodes)} containers on {self.network_name}")
             with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
                 started = list(pool.map(lambda n: self._run_container(image, n), self.nodes))
@@ -141,6 +130,16 @@ class DockerCluster(Cluster):
         except BaseException:
             self.down()
             raise
+
+    def _create_network(self) -> None:
+        try:
+            self.client.networks.create(self.network_name, driver="bridge", labels=self._labels())
+        except docker.errors.APIError as exc:
+            hint = ("Docker has no free address pool left: remove leftover networks "
+                    "(python -m squall.cluster.cleanup, `docker network ls`)"
+                    if "address pool" in str(exc) else "is a run with this name still up?")
+            raise ClusterError(f"could not create network {self.network_name}: {exc}; "
+                               f"{hint}") from None
 
     def _write_config(self, node: str) -> None:
         assert self._tmp is not None
@@ -221,11 +220,11 @@ class DockerCluster(Cluster):
             return
         flt = {"label": f"{LABEL_RUN}={self.spec.name}"}
         for c in client.containers.list(all=True, filters=flt):
-            _quietly(partial(c.remove, force=True, v=True))
+            quietly(partial(c.remove, force=True, v=True))
         for n in client.networks.list(filters=flt):
-            _quietly(n.remove)
+            quietly(n.remove)
         for v in client.volumes.list(filters=flt):
-            _quietly(partial(v.remove, force=True))
+            quietly(partial(v.remove, force=True))
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._containers.clear()
@@ -377,44 +376,12 @@ class DockerCluster(Cluster):
         # A live node keeps writing while tar reads, and a torn copy would fail
         # the restore round trip for reasons of our own making; SIGSTOP freezes
         # it so the copy is what a crash at that instant would have left.
-        freeze = self.is_running(node) and not self._stopped(node)  # never undo a pause fault
+        # Never undo a pause fault: Docker calls a SIGSTOPped container running.
+        freeze = self.is_running(node) and not process_stopped(self.container_pid(node))
         if freeze:
             self.pause(node)
         try:
-            self._copy_data(self.container(node), target)
+            copy_out(self.container(node), DATA_DIR, target)
         finally:
             if freeze:
                 self.resume(node)
-
-    def _stopped(self, node: str) -> bool:
-        """Whether the node's process is SIGSTOPped (Docker still calls that 'running')."""
-        try:
-            stat = Path(f"/proc/{self.container_pid(node)}/stat").read_text()
-        except OSError:
-            return False
-        return stat.rsplit(")", 1)[1].split()[0] == "T"
-
-    @staticmethod
-    def _copy_data(c: Container, target: Path) -> None:
-        stream, _stat = c.get_archive(DATA_DIR)
-        with tempfile.TemporaryDirectory(prefix="squall-collect-") as tmp:
-            tar_path = Path(tmp) / "data.tar"
-            with open(tar_path, "wb") as f:
-                for chunk in stream:
-                    f.write(chunk)
-            with tarfile.open(tar_path) as tar:
-                tar.extractall(tmp, filter="data")
-            # The archive's root is the directory's own name ("squall").
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.move(str(Path(tmp) / Path(DATA_DIR).name), str(target))
-
-
-def _quietly(action: Callable[[], object]) -> None:
-    """Runs a removal that may race with another remover (already gone is fine)."""
-    try:
-        action()
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if "removal" not in str(exc) and "No such" not in str(exc):
-            raise
