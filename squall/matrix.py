@@ -103,31 +103,48 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
         results = json.loads((run_dir / "results.json").read_text())
     got: Any = results.get("valid", "unknown") if code != 3 else "run failed"
     deciders = [k for k, v in results.items() if isinstance(v, dict) and v.get("valid") is False]
-    return Outcome(case, got, deciders, detection_seconds(results), seconds,
+    return Outcome(case, got, deciders, detection_seconds(results, run_dir / "history.jsonl"), seconds,
                    str(run_dir.resolve()) if run_dir.exists() else "-", figures(results))
 
 
-def detection_seconds(results: dict[str, Any]) -> float | None:
-    """The earliest time (s since start) any failing checker points at."""
-    times = []
-    for res in results.values():
-        if isinstance(res, dict) and res.get("valid") is False:
-            t = res.get("first_bad_time")
-            if isinstance(t, int | float):
-                times.append(t / 1e9)
+def detection_seconds(results: dict[str, Any], history_path: Path | None = None) -> float | None:
+    """The earliest moment (s since the run started) of evidence a failing checker points at.
+
+    Linearizability: the first op that could not be linearized. Set: the
+    invocation of the first lost element. Others point at no single op.
+    """
+    times: list[float] = []
+    lin = results.get("linearizable") or {}
+    if lin.get("valid") is False:
+        ce = lin.get("counterexample") or {}
+        blocking = ce.get("blocking")
+        ops = list(ce.get("unlinearizable") or []) + ([blocking] if isinstance(blocking, dict) else [])
+        for op in ops:
+            if isinstance(op, dict) and isinstance(op.get("time"), int | float):
+                times.append(op["time"] / 1e9)
+    sets = results.get("set") or {}
+    lost = (sets.get("lost") or {}).get("first") if isinstance(sets.get("lost"), dict) else None
+    if sets.get("valid") is False and lost and history_path is not None and history_path.exists():
+        from squall.history import iter_history
+
+        wanted = set(lost)
+        for op in iter_history(history_path):
+            if op.f == "add" and op.type == "invoke" and op.value in wanted:
+                times.append(op.time / 1e9)
+                break
     return min(times) if times else None
 
 
 def figures(results: dict[str, Any]) -> dict[str, Any]:
     """A few numbers worth a column: write latency under the read storm, failover."""
     out: dict[str, Any] = {}
-    starv = results.get("starvation") or {}
-    for k in ("write_p50_ms", "write_p99_ms", "write_max_ms"):
-        if k in starv:
-            out[k] = starv[k]
-    fo = results.get("failover") or {}
-    if isinstance(fo.get("max_s"), int | float):
-        out["failover_max_s"] = fo["max_s"]
+    writes = (results.get("starvation") or {}).get("writes") or {}
+    for k in ("p50", "p99", "max"):
+        if isinstance(writes.get(k), int | float):
+            out[f"write_{k}"] = writes[k]
+    for kind, row in ((results.get("failover") or {}).get("by_kind") or {}).items():
+        if isinstance(row.get("write_max_s"), int | float):
+            out[f"{kind}_failover_max_s"] = row["write_max_s"]
     return out
 
 

@@ -41,3 +41,5 @@ class RunProgress:
     def __exit__(self, *exc: object) -> None:
         self.live.update(self._render())
         self.live.__exit__(None, None, None)
+        if not self.console.is_terminal:
+            self.console.print()  # a piped log gets no cursor movement: end the line ourselves
