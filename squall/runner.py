@@ -233,7 +233,8 @@ class Run:
                 self.errors.append(f"could not store the nemesis timeline: {exc}")
         if self.cluster is not None:
             try:
-                collect_nodes(self.cluster, self.run_dir / "nodes", self.console)
+                collect_nodes(self.cluster, self.run_dir / "nodes", self.console,
+                              restarts=self._restarts())
             except Exception as exc:  # noqa: BLE001
                 self.errors.append(f"collecting node state failed: {exc}")
             try:
@@ -242,6 +243,16 @@ class Run:
                 self.errors.append(f"teardown failed: {exc}")
         if self.history is not None:
             self.history.close()
+
+    def _restarts(self) -> dict[str, int]:
+        """How often each node was killed (and so restarted) by the nemesis."""
+        counts: dict[str, int] = {}
+        for op in self.history.ops if self.history is not None else []:
+            if op.is_nemesis and op.f == "start-kill" and op.type != INVOKE:
+                targets = op.value.get("targets", []) if isinstance(op.value, dict) else op.value
+                for node in targets or []:
+                    counts[str(node)] = counts.get(str(node), 0) + 1
+        return counts
 
     def _check(self) -> int:
         return check_run_dir(self.run_dir, self.console, errors=self.errors,
