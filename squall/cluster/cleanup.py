@@ -15,9 +15,8 @@ import shutil
 from functools import partial
 from pathlib import Path
 
-import docker.errors
+from docker.client import DockerClient
 
-import docker
 from squall.cluster.dockerutil import (
     LABEL_CREATED,
     LABEL_OWNER,
@@ -51,7 +50,7 @@ def owner_alive(labels: dict[str, str]) -> bool:
     return started is None or started <= created + 2.0
 
 
-def run_objects(run: str, client: docker.DockerClient | None = None) -> list[str]:
+def run_objects(run: str, client: DockerClient | None = None) -> list[str]:
     """Names of every container, network and volume labelled with ``run``, live or not."""
     client = client or docker_client()
     flt = {"label": f"{LABEL_RUN}={run}"}
@@ -60,7 +59,7 @@ def run_objects(run: str, client: docker.DockerClient | None = None) -> list[str
             + [v.name for v in client.volumes.list(filters=flt)])
 
 
-def cleanup_leftovers(client: docker.DockerClient | None = None,
+def cleanup_leftovers(client: DockerClient | None = None,
                       only_run: str | None = None) -> list[str]:
     """Removes containers, networks and volumes of dead runners; returns their names.
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import docker.errors
 import yaml
+from docker.client import DockerClient
 from docker.models.containers import Container
 
-import docker
 import system
 from squall.cluster import net
 from squall.cluster.base import Cluster, ClusterError, ClusterSpec, Grudge
@@ -64,7 +64,7 @@ _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 class DockerCluster(Cluster):
     supports = frozenset({"kill", "pause", "partition", "exec", "collect-data"})
 
-    def __init__(self, spec: ClusterSpec, client: docker.DockerClient | None = None,
+    def __init__(self, spec: ClusterSpec, client: DockerClient | None = None,
                  progress: Callable[[str], None] | None = None,
                  healthy_timeout: float = 60.0) -> None:
         super().__init__(spec)
@@ -98,7 +98,7 @@ class DockerCluster(Cluster):
         return self.spec.extra.get("peer_urls") or {}
 
     @property
-    def client(self) -> docker.DockerClient:
+    def client(self) -> DockerClient:
         if self._client is None:
             self._client = docker_client()
         return self._client

@@ -1,4 +1,9 @@
-"""Small Docker and /proc helpers shared by the docker backend and the cleanup sweep."""
+"""Small Docker and /proc helpers shared by the docker backend and the cleanup sweep.
+
+The SDK's names come from ``docker.client``, not ``docker``: the repository's
+own ``docker/`` folder (compose configs) looks like a namespace package to
+mypy and hides the SDK's top-level names.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker.errors
+from docker.client import DockerClient, from_env
 from docker.models.containers import Container
 
-import docker
 from squall.cluster.base import ClusterError
 
 LABEL_RUN = "squall.run"
@@ -23,9 +28,9 @@ LABEL_CREATED = "squall.created"
 LABEL_TMP = "squall.tmpdir"  # host directory holding the node configs, removed by cleanup
 
 
-def docker_client() -> docker.DockerClient:
+def docker_client() -> DockerClient:
     try:
-        return docker.from_env(version="auto")
+        return from_env(version="auto")
     except docker.errors.DockerException as exc:
         raise ClusterError(f"cannot reach the Docker engine ({exc}); start Docker "
                            "or use the local backend") from None

@@ -25,8 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker.errors
-
-import docker
+from docker.client import DockerClient, from_env
 
 SUITE = "bookworm"
 # Everything a node or a nemesis needs inside the container. python3-aiohttp
@@ -93,16 +92,16 @@ def image_tag() -> str:
     return f"{REPO}:{h.hexdigest()[:12]}"
 
 
-def _client() -> docker.DockerClient:
+def _client() -> DockerClient:
     try:
-        return docker.from_env(version="auto")
+        return from_env(version="auto")
     except docker.errors.DockerException as exc:
         raise ImageError(
             f"cannot reach the Docker engine ({exc}); start Docker or use --backend local"
         ) from None
 
 
-def ensure_image(progress: Progress | None = None, client: docker.DockerClient | None = None) -> str:
+def ensure_image(progress: Progress | None = None, client: DockerClient | None = None) -> str:
     """Returns the node image's tag, building it first if this machine lacks it."""
     say = progress or (lambda _msg: None)
     client = client or _client()
@@ -146,7 +145,7 @@ def ensure_image(progress: Progress | None = None, client: docker.DockerClient |
     return tag
 
 
-def _import_rootfs(client: docker.DockerClient, base: str, say: Progress) -> None:
+def _import_rootfs(client: DockerClient, base: str, say: Progress) -> None:
     if shutil.which("debootstrap") is None:
         raise ImageError(
             "debootstrap is not installed and no registry is reachable to pull a base image; "
@@ -180,7 +179,7 @@ def _import_rootfs(client: docker.DockerClient, base: str, say: Progress) -> Non
         )
 
 
-def tag_latest(progress: Progress | None = None, client: docker.DockerClient | None = None) -> str:
+def tag_latest(progress: Progress | None = None, client: DockerClient | None = None) -> str:
     """Ensures the node image and tags it ``squall-node:latest`` (what docker-compose.yml runs)."""
     client = client or _client()
     tag = ensure_image(progress, client)
