@@ -96,6 +96,9 @@ class Api:
             web.post("/raft/vote", self.raft_vote), web.post("/raft/append", self.raft_append),
             web.post("/raft/snapshot", self.raft_snapshot),
         ])
+        # The scheduler domain's routes on the same server (its ops are registered by system.store).
+        from system import scheduler_api  # noqa: PLC0415 (it imports this module)
+        scheduler_api.add_routes(app, self)
         return app
 
     # -- helpers ---------------------------------------------------------------------

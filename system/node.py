@@ -32,10 +32,19 @@ async def serve(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(store.failed.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
     log.info("node %s stopping", cfg.id)
     await store.stop()
     await runner.cleanup()
+    if store.failure:
+        raise NodeFailed(store.failure)
+
+
+class NodeFailed(Exception):
+    """The node stopped itself rather than serve a state that may have diverged."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         # Serving from damaged state would hand out wrong answers: refuse.
         log.error("refusing to start: %s", e)
         return 3
+    except NodeFailed as e:
+        log.error("stopped: %s", e)
+        return 4
     return 0
 
 

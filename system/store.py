@@ -16,6 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+# Domains register their tables and ops on import; this must happen before any
+# state is opened (the schema is created from the registry) and before a digest is
+# taken (it covers the registered tables), in the node and the offline tool alike.
+import system.scheduler  # noqa: F401  (scheduler tables, ops and the rows codec)
 from system import bugs, snapshots
 from system.config import Config
 from system.fsutil import DamagedData, write_json_atomic
@@ -101,6 +105,8 @@ class Store:
         self._waiters: dict[int, tuple[int, asyncio.Future[Any]]] = {}
         self._applier: asyncio.Task[None] | None = None
         self._hint_at = 0.0
+        self.failed = asyncio.Event()   # set when the node must stop (see failure)
+        self.failure: str | None = None
         self._hint_index = -1
 
     async def start(self) -> None:
@@ -126,6 +132,18 @@ class Store:
 
     # -- applying --------------------------------------------------------------
     async def _apply_loop(self) -> None:
+        try:
+            await self._apply_forever()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            # An entry that cannot be applied here may apply elsewhere: going on would
+            # let this replica's state diverge, and stalling would hide it. Stop loudly.
+            log.critical("applying entry %d failed; stopping the node", self.sm.applied_index + 1, exc_info=True)
+            self.failure = f"apply of entry {self.sm.applied_index + 1} failed: {type(e).__name__}: {e}"
+            self.failed.set()
+
+    async def _apply_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             target = min(self.raft.commit_index, self.wal.last_index)
