@@ -226,6 +226,11 @@ class Store:
         return await asyncio.get_running_loop().run_in_executor(self.io, self.snaps.latest_blob)
 
     async def _install_snapshot(self, blob: bytes) -> int:
+        # Shielded: a leader that gives up waiting must not leave the state restored
+        # but the log not reset (or the reverse) here.
+        return await asyncio.shield(self._install(blob))
+
+    async def _install(self, blob: bytes) -> int:
         meta, payload = snapshots.parse(blob, "snapshot from the leader")
         if meta.index <= self.sm.applied_index:
             return self.sm.applied_index

@@ -10,8 +10,10 @@ with ``ftruncate``.
 
 Appends are grouped: ``append`` only buffers; ``sync(index)`` writes and
 fsyncs everything buffered so far in one system call pair, and callers that
-arrive while an fsync runs share the next one. All file operations run on one
-I/O thread, one at a time, so a truncate never races a write.
+arrive while an fsync runs share the next one. Every file operation is queued
+on one I/O thread at the moment its bookkeeping changes, so the file sees
+them in that order even when the coroutine that queued one is cancelled
+(aiohttp cancels a handler whose client hung up).
 
 Reading: a record whose checksum or length is wrong is corruption and the
 node refuses to start, with one exception: a torn *last* record, the trace of
@@ -195,9 +197,9 @@ class Wal:
             self._pending, self._pending_size = ([buf] if buf else []), len(buf)
         else:
             self._pending, self._pending_size = [], 0
-            assert self._fd is not None
-            os.ftruncate(self._fd, cut)
             self._written = cut
+            # Queued behind any write in flight, never beside it: the I/O thread runs in order.
+            self._io.submit(self._ftruncate, cut)
         self.durable_index = min(self.durable_index, index - 1)
 
     async def extend(self, entries: list[Entry]) -> None:
@@ -235,6 +237,10 @@ class Wal:
                 await asyncio.get_running_loop().run_in_executor(self._io, self._write, data)
                 # a truncate may have run while we waited: never claim more than exists
                 self.durable_index = max(self.durable_index, min(upto, self.last_index))
+
+    def _ftruncate(self, size: int) -> None:
+        assert self._fd is not None
+        os.ftruncate(self._fd, size)
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
