@@ -7,8 +7,9 @@ On a real 3-node cluster: one job update of ``instances`` instances in
 batches of ``batch``; ``drivers`` threads move its tasks PENDING → ASSIGNED →
 STARTING → RUNNING with compare-and-set status updates, first with no reader,
 then while ``readers`` clients call getJobUpdateDetails for the update in a
-loop. Readers run in their own processes so their JSON decoding does not
-steal this process's interpreter from the drivers' clocks. Prints p50/p99/max
+loop. Readers run in their own processes so they do not steal this
+process's interpreter from the drivers' clocks, and they read each answer
+without decoding it: the store is measured, not the client's JSON parser. Prints p50/p99/max
 of the status updates in both phases; goal with the readers: p99 <= 50 ms and
 max <= 500 ms. The last line is one JSON object.
 """
@@ -75,10 +76,9 @@ def reader_proc(url: str, threads: int, stop: Any, counts: Any) -> None:
         n = errors = 0
         while not stop.is_set():
             try:
-                r = s.get(url, timeout=30)
-                r.json()
+                r = s.get(url, timeout=30)   # the body is read, not decoded: the server is measured
                 n, errors = (n + 1, errors) if r.status_code == 200 else (n, errors + 1)
-            except (requests.RequestException, ValueError):
+            except requests.RequestException:
                 errors += 1
         with counts.get_lock():
             counts[0] += n

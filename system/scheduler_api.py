@@ -11,6 +11,7 @@ states (getJobUpdateDetails is never torn) and never blocks the writer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,7 +19,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 BODY_LIMIT = 1 << 20
+DETAILS_AT_ONCE = 2
 
 
 def add_routes(app: web.Application, api: Api) -> None:
@@ -113,6 +115,10 @@ class SchedulerRoutes:
     def __init__(self, api: Api) -> None:
         self.api = api
         self.store = api.store
+        self.details = SingleFlight()
+        # At most this many getJobUpdateDetails calls are served at once; the rest wait
+        # here without using the CPU, which the writer path (same process) needs.
+        self.details_slots = asyncio.Semaphore(DETAILS_AT_ONCE)
 
     async def _write(self, command: dict[str, Any], **extra: Any) -> web.Response:
         resp = await self.api._write(command)
@@ -121,18 +127,24 @@ class SchedulerRoutes:
         assert isinstance(resp.body, bytes)
         return web.json_response({**json.loads(resp.body), **extra})
 
+    async def _barrier(self) -> int:
+        """ReadIndex: the index a linearizable read must see, once this node has applied it."""
+        if bugs.STALE_READ in self.api.cfg.bugs:   # bugs.STALE_READ: served from local state as is
+            return 0
+        timeout = self.api.timeout
+        try:
+            index = await self.store.raft.read_index(timeout)
+        except NotLeader as e:
+            raise self.api._not_leader(e.leader) from None
+        except TimeoutError:
+            raise ApiError("timeout", "leadership could not be confirmed in time") from None
+        if not await self.store.wait_applied(index, timeout):
+            raise ApiError("timeout", f"index {index} was not applied in time")
+        return index
+
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[int, T]:
         """A linearizable read: ReadIndex, wait until applied, then one read transaction."""
-        timeout = self.api.timeout
-        if bugs.STALE_READ not in self.api.cfg.bugs:   # bugs.STALE_READ: served from local state as is
-            try:
-                index = await self.store.raft.read_index(timeout)
-            except NotLeader as e:
-                raise self.api._not_leader(e.leader) from None
-            except TimeoutError:
-                raise ApiError("timeout", "leadership could not be confirmed in time") from None
-            if not await self.store.wait_applied(index, timeout):
-                raise ApiError("timeout", f"index {index} was not applied in time")
+        await self._barrier()
         result: tuple[int, T] = await self.store.on_reader(self.store.sm.read, _tx(fn))
         return result
 
@@ -218,24 +230,85 @@ class SchedulerRoutes:
 
     async def update_details(self, request: web.Request) -> web.Response:
         uid = request.match_info["update_id"]
-        return await self._read_json(lambda c: read_update_details(c, uid), f"update {uid} does not exist")
+        async with self.details_slots:
+            return await self._details(uid)
+
+    async def _details(self, uid: str) -> web.Response:
+        at_least = await self._barrier()
+
+        async def read() -> tuple[int, bytes | None]:
+            index, body = await self.store.on_reader(self.store.sm.read, _tx(_encoded(
+                lambda c: read_update_details(c, uid))))
+            return index, body
+
+        body = await self.details.get(uid, at_least, read)
+        if body is None:
+            raise ApiError("not_found", f"update {uid} does not exist")
+        return web.Response(body=body, content_type="application/json")
 
     async def _read_json(self, fn: Callable[[sqlite3.Connection], dict[str, Any] | str | None], missing: str
                          ) -> web.Response:
-        """A read whose answer is also encoded on the reader thread: a big getJobUpdateDetails answer
-        would otherwise hold the event loop (and with it Raft and every write) while it is encoded.
-        ``fn`` returns an object, or an object's JSON text (built by SQLite), or None if missing."""
-        def encoded(conn: sqlite3.Connection) -> bytes | None:
-            found = fn(conn)
-            if found is None:
-                return None
-            text = found if isinstance(found, str) else json.dumps(found, separators=(",", ":"))
-            return f'{text[:-1]},"index":{applied_of(conn)[0]}}}'.encode()
-
-        _index, body = await self._read(encoded)
+        _index, body = await self._read(_encoded(fn))
         if body is None:
             raise ApiError("not_found", missing)
         return web.Response(body=body, content_type="application/json")
+
+
+def _encoded(fn: Callable[[sqlite3.Connection], dict[str, Any] | str | None]
+             ) -> Callable[[sqlite3.Connection], bytes | None]:
+    """A read whose answer is also encoded on the reader thread: a big getJobUpdateDetails answer
+    would otherwise hold the event loop (and with it Raft and every write) while it is encoded.
+    ``fn`` returns an object, or an object's JSON text (built by SQLite), or None if missing."""
+    def encoded(conn: sqlite3.Connection) -> bytes | None:
+        found = fn(conn)
+        if found is None:
+            return None
+        text = found if isinstance(found, str) else json.dumps(found, separators=(",", ":"))
+        return f'{text[:-1]},"index":{applied_of(conn)[0]}}}'.encode()
+    return encoded
+
+
+class SingleFlight:
+    """Concurrent reads of one key share one read transaction instead of each running their own.
+
+    A reader storm on getJobUpdateDetails asks for the same answer many times
+    a second; computing it once per applied state bounds the CPU the readers
+    take from the writer on a small machine, whatever their number. It stays
+    linearizable: a caller whose ReadIndex is ``r`` only takes an answer read
+    at an applied index ``>= r`` — a state that existed after its read began
+    (it was committed after ``r``) and no later than now.
+    """
+
+    KEEP = 64   # answers kept (one per update id being watched)
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, bytes]] = {}
+        self._running: dict[str, asyncio.Future[None]] = {}
+
+    async def get(self, key: str, at_least: int, read: Callable[[], Awaitable[tuple[int, bytes | None]]]
+                  ) -> bytes | None:
+        while True:
+            last = self._last.get(key)
+            if last is not None and last[0] >= at_least:
+                return last[1]
+            running = self._running.get(key)
+            if running is None:
+                break
+            await asyncio.shield(running)   # then look again: it may have read a recent enough state
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._running[key] = done
+        try:
+            index, body = await read()
+            newest = self._last.get(key)
+            if body is not None and (newest is None or newest[0] < index):
+                self._last.pop(key, None)
+                self._last[key] = (index, body)
+                while len(self._last) > self.KEEP:
+                    self._last.pop(next(iter(self._last)))
+            return body
+        finally:
+            del self._running[key]
+            done.set_result(None)
 
 
 # -- queries (run inside one read transaction) -------------------------------------------
