@@ -50,6 +50,8 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(code, e.reason or "bad request")
     except asyncio.CancelledError:
         raise
+    except ConnectionResetError:   # the client (often a killed peer) hung up mid-request
+        return error_response("bad_request", "connection lost while reading the request")
     except Exception as e:
         log.exception("internal error on %s %s", request.method, request.path)
         return error_response("internal", f"{type(e).__name__}: {e}")
