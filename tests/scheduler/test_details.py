@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from system import scheduler_api
-from system.wal import Entry
 from tests.scheduler.conftest import Applier
 from workloads.scheduler import summarize, torn_reasons
 
