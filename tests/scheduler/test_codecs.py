@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,9 +69,14 @@ def test_rows_restore_goes_through_the_apply_functions(apply: Applier, tmp_path:
     populate(apply)
     index, term, data, _ = apply.sm.image("rows")
     calls: list[str] = []
+    def counting(name: str, real: Any) -> Any:
+        def fn(conn: Any, cmd: dict[str, Any]) -> Any:
+            calls.append(name)
+            return real(conn, cmd)
+        return fn
+
     for name in ("sched.SaveTasks", "sched.SaveJobUpdateEvent", "kv.put"):
-        real = s.schema.OPS[name]
-        monkeypatch.setitem(s.schema.OPS, name, lambda c, cmd, real=real, name=name: (calls.append(name), real(c, cmd))[1])
+        monkeypatch.setitem(s.schema.OPS, name, counting(name, s.schema.OPS[name]))
     _restored(data, "rows", index, term, tmp_path / "r").close()
     tasks = apply.rows("SELECT count(*) FROM sched_tasks")[0][0]
     assert calls.count("sched.SaveTasks") == tasks, "each task is re-saved by SaveTasks, one by one"
