@@ -91,6 +91,7 @@ class Api:
         # Snapshots arrive whole in one request; client bodies are checked per handler.
         app = web.Application(middlewares=[errors_as_json], client_max_size=1 << 30)
         app.add_routes([
+            web.get("/kv", self.list_kv),
             web.get("/kv/{key}", self.get_kv), web.put("/kv/{key}", self.put_kv),
             web.post("/kv/{key}/cas", self.cas_kv), web.get("/status", self.status),
             web.get("/digest", self.digest), web.get("/digest/history", self.digest_history),
@@ -147,8 +148,10 @@ class Api:
         self._check_value("to", body["to"])
         return await self._write({"op": "kv.cas", "key": key, **body})
 
-    async def get_kv(self, request: web.Request) -> web.Response:
-        key = self._key(request)
+    async def _confirmed_read(self, fn: Any) -> Any:
+        """Runs ``fn(conn)`` on a reader connection once this node has confirmed, through
+        ReadIndex, that it still leads and has applied everything committed before the read
+        began: a linearizable read, never a local one on a node that might be deposed."""
         if bugs.STALE_READ not in self.cfg.bugs:   # bugs.STALE_READ skips all of this
             try:
                 index = await self.store.raft.read_index(self.timeout)
@@ -159,15 +162,30 @@ class Api:
             if not await self.store.wait_applied(index, self.timeout):
                 raise ApiError("timeout", f"index {index} was not applied in time")
 
-        def read(conn: sqlite3.Connection) -> tuple[int, Any]:
+        def read(conn: sqlite3.Connection) -> Any:
             conn.execute("BEGIN")
             try:
-                return applied_of(conn)[0], schema.read_kv(conn, key)
+                return applied_of(conn)[0], fn(conn)
             finally:
                 conn.execute("COMMIT")
 
-        applied, value = await self.store.on_reader(self.store.sm.read, read)
+        return await self.store.on_reader(self.store.sm.read, read)
+
+    async def get_kv(self, request: web.Request) -> web.Response:
+        key = self._key(request)
+        applied, value = await self._confirmed_read(lambda conn: schema.read_kv(conn, key))
         return web.json_response({"key": key, "value": value, "index": applied})
+
+    async def list_kv(self, request: web.Request) -> web.Response:
+        """``GET /kv?prefix=P``: every key starting with P and its value, in one read."""
+        unknown = set(request.query) - {"prefix"}
+        if unknown:
+            raise ApiError("bad_request", f"unknown query parameters {sorted(unknown)}; known: prefix")
+        prefix = request.query.get("prefix", "")
+        if len(prefix.encode()) > MAX_KEY:
+            raise ApiError("bad_request", f"prefix must be at most {MAX_KEY} bytes")
+        applied, items = await self._confirmed_read(lambda conn: schema.read_prefix(conn, prefix))
+        return web.json_response({"prefix": prefix, "items": items, "index": applied})
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.store.status())

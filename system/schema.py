@@ -112,3 +112,10 @@ def _txn(conn: sqlite3.Connection, cmd: dict[str, Any]) -> Any:
 
 def read_kv(conn: sqlite3.Connection, key: str) -> Any:
     return _get(conn, key)
+
+
+def read_prefix(conn: sqlite3.Connection, prefix: str) -> dict[str, Any]:
+    """Every key that starts with ``prefix`` (compared as text, not a LIKE pattern)."""
+    rows = conn.execute("SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+                        (len(prefix), prefix))
+    return {k: json.loads(v) for k, v in rows}

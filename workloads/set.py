@@ -3,8 +3,8 @@ returns everything. Lost (acknowledged, missing), unexpected (never tried),
 duplicated and recovered (indeterminate but present) elements are what the
 set checker reports.
 
-The store has no set type: element ``e`` is the key ``s/<e>`` and the final
-read is one linearizable prefix read (``GET /kv?prefix=s/``) on the leader.
+The store has no set type: element ``e`` is the key ``s-<e>`` and the final
+read is one linearizable prefix read (``GET /kv?prefix=s-``) on the leader.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from checkers.base import Checker
 from squall.client import Outcome, StoreClient
 from workloads.base import Invocation, Workload
 
-PREFIX = "s/"
+PREFIX = "s-"
 
 
 class SetWorkload(Workload):
