@@ -25,9 +25,9 @@ import os
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from multiprocessing import get_context
 from typing import Any
 
+from checkers._lin_pool import run_parallel
 from checkers._lin_search import Outcome, search
 from checkers.base import CheckContext, Checker
 from checkers.models import UNKNOWN, Model, get_model
@@ -192,57 +192,23 @@ def _columns(model: Model, ops: Sequence[Operation]) -> Columns:
     )
 
 
-def _pool_job(
-    model_name: str, batch: list[tuple[Hashable, Columns]],
-    deadline: float | None, max_states: int | None,
-) -> list[tuple[Hashable, Outcome]]:
-    """Checks a batch of partitions in a worker; stops at the first invalid one."""
-    model = get_model(model_name)
-    out = []
-    for key, columns in batch:
-        outcome = search(model.init, model.step, *columns, deadline=deadline, max_states=max_states)
-        out.append((key, outcome))
-        if outcome.valid is False:
-            break
-    return out
-
-
 def _run_parallel(
     model: Model, parts: list[tuple[Hashable, list[Operation]]], deadline: float | None,
     max_states: int | None, workers: int,
 ) -> dict[Hashable, Outcome]:
-    """Checks partitions in worker processes; the first invalid one cancels the rest.
-
-    Partitions go out in a few batches per worker (largest first, dealt
-    round-robin) rather than one job each: a thousand small keys would
-    otherwise cost more in inter-process traffic than in search.
-    """
-    results: dict[Hashable, Outcome] = {}
-    ordered = sorted(parts, key=lambda kv: -len(kv[1]))
-    n_batches = min(len(ordered), workers * 4)
-    batches: list[list[tuple[Hashable, Columns]]] = [[] for _ in range(n_batches)]
-    for i, (key, ops) in enumerate(ordered):
-        batches[i % n_batches].append((key, _columns(model, ops)))
-    # multiprocessing.Pool, not concurrent.futures: once a verdict is known
-    # the workers still searching must be killed (terminate), or a huge
-    # partition would keep the interpreter from exiting.
-    ctx = get_context("forkserver")  # never fork a process that may run threads
-    pool = ctx.Pool(processes=workers)
-    try:
-        jobs = [(model.name, b, deadline, max_states) for b in batches]
-        for batch_result in pool.imap_unordered(_pool_star, jobs):
-            for key, outcome in batch_result:
-                results[key] = outcome
-                if outcome.valid is False:
-                    return results
-    finally:
-        pool.terminate()
-        pool.join()
+    """Partitions checked by worker processes; any a worker could not finish
+    (it died) are checked here, so the verdict never depends on the pool."""
+    results = run_parallel(
+        model.name, [(k, _columns(model, ops)) for k, ops in parts], workers, deadline, max_states
+    )
+    if any(o.valid is False for o in results.values()):
+        return results
+    for key, ops in parts:
+        if key not in results:
+            results[key] = check_partition(model, ops, deadline, max_states)
+            if results[key].valid is False:
+                break
     return results
-
-
-def _pool_star(args: tuple[Any, ...]) -> list[tuple[Hashable, Outcome]]:
-    return _pool_job(*args)
 
 
 def check_operations(

@@ -179,3 +179,16 @@ def test_invalid_result_says_why_naming_key_op_and_state() -> None:
 def test_unknown_result_says_why_and_what_to_do() -> None:
     res = check("register", _hard_history(), time_limit=0.05)
     assert "time limit" in res["why"] and "raise the time limit" in res["why"]
+
+
+def test_partitions_a_worker_cannot_check_are_checked_in_process() -> None:
+    from dataclasses import replace
+
+    from checkers.models import REGISTER
+
+    # Workers look models up by name; an unregistered one kills them at start.
+    custom = replace(REGISTER, name="not-registered-anywhere")
+    res = check(custom, _multi_key_history("c"), parallel=True)
+    assert res["valid"] is False and res["failed_key"] == "c"
+    res = check(custom, _multi_key_history(None), parallel=True)
+    assert res["valid"] is True and res["partitions_checked"] == res["partitions"]
