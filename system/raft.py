@@ -192,9 +192,7 @@ class Raft:
                     return False
                 if resp is None:
                     continue
-                if resp["term"] > self.term:
-                    self._become_follower(resp["term"], None)
-                    await self._persist()
+                if await self._newer_term(resp):
                     return False
                 if resp.get("granted"):
                     votes += 1
@@ -270,16 +268,10 @@ class Raft:
         req = {"term": term, "leader": self.id, "prev_index": ni - 1, "prev_term": self.wal.term_at(ni - 1),
                "entries": [e.to_json() for e in entries], "commit": self.commit_index}
         resp = await self._rpc(peer, "/raft/append", req)
-        if resp is None:
-            return False
-        if resp["term"] > self.term:
-            self._become_follower(resp["term"], None)
-            await self._persist()
+        if resp is None or await self._newer_term(resp):
             return False
         if resp["success"]:
-            self.match_index[peer] = max(self.match_index[peer], resp["match"])
-            self.next_index[peer] = self.match_index[peer] + 1
-            self._advance_commit()
+            self._matched(peer, resp["match"])
         else:
             self.next_index[peer] = max(1, min(self.next_index[peer] - 1, resp.get("hint", ni - 1)))
         return True
@@ -290,16 +282,23 @@ class Raft:
             return False
         log.info("term %d: sending snapshot to %s (%d bytes)", term, peer, len(blob))
         resp = await self._rpc(peer, f"/raft/snapshot?term={term}&leader={self.id}", blob, timeout=30)
-        if resp is None:
+        if resp is None or await self._newer_term(resp):
             return False
-        if resp["term"] > self.term:
-            self._become_follower(resp["term"], None)
-            await self._persist()
+        self._matched(peer, resp["match"])
+        return True
+
+    async def _newer_term(self, resp: dict[str, Any]) -> bool:
+        """Steps down if a peer answered from a newer term (then True)."""
+        if resp["term"] <= self.term:
             return False
-        self.match_index[peer] = max(self.match_index[peer], resp["match"])
+        self._become_follower(resp["term"], None)
+        await self._persist()
+        return True
+
+    def _matched(self, peer: str, match: int) -> None:
+        self.match_index[peer] = max(self.match_index[peer], match)
         self.next_index[peer] = self.match_index[peer] + 1
         self._advance_commit()
-        return True
 
     async def _rpc(self, peer: str, path: str, body: Any, timeout: float | None = None) -> Any:
         """POSTs to a peer; None on any failure (the peer may be down, paused or cut off)."""
