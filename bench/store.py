@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from squall.cluster.base import ClusterSpec
 from squall.cluster.docker import DockerCluster
 
 POLL_S = 0.01
+MAX_FAILS_IN_A_ROW = 10
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -31,38 +34,50 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def write_load(cluster: DockerCluster, clients: int, ops: int) -> dict[str, float]:
-    """``clients`` threads write ``ops`` keys in total to the leader; latencies of acked writes."""
+    """``clients`` threads write ``ops`` keys in total to the leader; latencies of acked writes.
+
+    Gives up (SystemExit) when one client sees ``MAX_FAILS_IN_A_ROW`` failed
+    writes in a row: a store that stopped applying would otherwise hold the
+    bench for ops x timeout.
+    """
     leader = cluster.leader(timeout=30)
     if leader is None:
         raise SystemExit("no leader to benchmark against")
     url = cluster.client_url(leader)
     latencies: list[float] = []
-    errors = 0
+    errors: list[str] = []
     lock = threading.Lock()
+    give_up = threading.Event()
 
     def worker(w: int) -> None:
-        nonlocal errors
         session = requests.Session()
+        in_a_row = 0
         for i in range(w, ops, clients):
+            if give_up.is_set():
+                return
             t0 = time.perf_counter()
             try:
                 r = session.put(f"{url}/kv/k{i % 100}", json={"value": f"v{i}"}, timeout=5)
-                ok = r.status_code == 200
-            except requests.RequestException:
-                ok = False
+                error = None if r.status_code == 200 else f"{r.status_code} {r.text[:200]}"
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"
             with lock:
-                if ok:
+                if error is None:
                     latencies.append(time.perf_counter() - t0)
                 else:
-                    errors += 1
+                    errors.append(error)
+            in_a_row = 0 if error is None else in_a_row + 1
+            if in_a_row >= MAX_FAILS_IN_A_ROW:
+                give_up.set()
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
     wall = time.perf_counter() - start
-    if not latencies:
-        raise SystemExit(f"no write was acknowledged ({errors} errors)")
-    return {"write_ops": len(latencies), "write_errors": errors,
+    if give_up.is_set() or not latencies:
+        raise SystemExit(f"writes keep failing ({len(errors)} failed, {len(latencies)} acked); "
+                         f"last error: {errors[-1] if errors else '?'}")
+    return {"write_ops": len(latencies), "write_errors": len(errors),
             "write_ops_per_s": len(latencies) / wall,
             "write_p50_ms": 1000 * quantile(latencies, 0.5),
             "write_p99_ms": 1000 * quantile(latencies, 0.99)}
@@ -116,6 +131,8 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--kills", type=int, default=10)
     args = parser.parse_args()
+    # SIGTERM (e.g. `timeout`) must still tear the cluster down: atexit skips signals.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     spec = ClusterSpec(name=f"bench-store-{os.getpid()}", nodes=5)
     cluster = DockerCluster(spec, progress=print)
     with cluster:
