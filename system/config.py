@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,10 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
     values["election_timeout_ms"] = (int(lo_hi[0]), int(lo_hi[1]))
     if values.get("snapshot_codec", "dump") not in ("dump", "rows"):
         raise ConfigError(f"snapshot_codec must be dump or rows, got {values['snapshot_codec']!r}")
+    for key in ("heartbeat_ms", "snapshot_every", "digest_every", "max_value_bytes", "request_timeout_ms"):
+        v = values.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"{key} must be a non-negative integer, got {v!r}")
     try:
         values["bugs"] = bugmodes.resolve(raw.get("bugs") or [], env_bugs)
     except ValueError as e:
@@ -96,6 +100,3 @@ def parse_args(argv: list[str] | None = None) -> Config:
     a = p.parse_args(argv)
     return load(a.config, {"id": a.id, "data_dir": a.data_dir, "listen": a.listen})
 
-
-def with_data_dir(cfg: Config, data_dir: Path) -> Config:
-    return replace(cfg, data_dir=data_dir)

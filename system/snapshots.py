@@ -85,12 +85,6 @@ class SnapshotStore:
             old.unlink()
         return path
 
-    def write_blob(self, blob: bytes) -> tuple[SnapshotMeta, bytes]:
-        """Stores a snapshot received whole from the leader, after verifying it."""
-        meta, payload = parse(blob, "snapshot from the leader")
-        self.write(meta, payload)
-        return meta, payload
-
     def latest(self) -> tuple[SnapshotMeta, bytes] | None:
         for tmp in self.dir.glob("*.tmp"):
             log.warning("removing %s: a snapshot write interrupted before it completed", tmp.name)

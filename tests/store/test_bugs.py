@@ -55,3 +55,8 @@ def test_lossy_snapshot_restores_a_different_state(make_cluster: MakeCluster, bu
 def test_no_fsync_is_reported_in_status(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(1, bugs=["no-fsync"])
     wait_for("status naming the bug", lambda: (cluster.status("n1") or {}).get("bugs") == ["no-fsync"])
+
+
+def test_a_mistyped_number_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match="snapshot_every must be a non-negative integer"):
+        from_dict({"id": "n1", "data_dir": "/tmp/x", "snapshot_every": "1000"}, env_bugs="")
