@@ -219,16 +219,28 @@ class DockerCluster(Cluster):
         except ClusterError:
             return
         flt = {"label": f"{LABEL_RUN}={self.spec.name}"}
+        failed: list[str] = []  # try every removal before complaining about any
+
+        def remove(name: str, action: Callable[[], object]) -> None:
+            try:
+                quietly(action)
+            except docker.errors.APIError as exc:
+                failed.append(f"{name}: {exc}")
+
         for c in client.containers.list(all=True, filters=flt):
-            quietly(partial(c.remove, force=True, v=True))
+            remove(c.name, partial(c.remove, force=True, v=True))
         for n in client.networks.list(filters=flt):
-            quietly(n.remove)
+            remove(n.name, n.remove)  # fails if a foreign container is still attached
         for v in client.volumes.list(filters=flt):
-            quietly(partial(v.remove, force=True))
+            remove(v.name, partial(v.remove, force=True))
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._containers.clear()
         self._grudge.clear()
+        if failed:
+            raise ClusterError("could not remove everything of run " + self.spec.name + ": "
+                               + "; ".join(failed)
+                               + " — remove it by hand, or run python -m squall.cluster.cleanup after this process exits")
 
     # -- addressing ------------------------------------------------------
     def container(self, node: str) -> Container:
