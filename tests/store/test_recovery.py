@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from squall.cluster.local import LocalCluster
 from tests.store.conftest import MakeCluster
@@ -115,3 +116,16 @@ def test_an_interrupted_snapshot_write_is_ignored(make_cluster: MakeCluster) -> 
     cluster.start("n1")
     cluster.wait_healthy(20)
     assert Client(cluster).get("k") == -9
+
+
+def test_an_entry_that_cannot_be_applied_stops_the_node_loudly(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(1)
+    s = wait_for("a leader", lambda: (cluster.status("n1") or {}).get("role") == "leader" and cluster.status("n1"))
+    last = s["log"]["last_index"]
+    # A (buggy) leader of a newer term sends a put without a key: every replica would fail alike.
+    bad = {"term": s["term"] + 1, "leader": "n9", "prev_index": last, "prev_term": s["term"],
+           "entries": [{"i": last + 1, "t": s["term"] + 1, "c": {"op": "kv.put"}}], "commit": last + 1}
+    assert requests.post(cluster.client_url("n1") + "/raft/append", json=bad, timeout=5).json()["success"]
+    code = cluster.procs["n1"].wait(timeout=20)
+    text = cluster.log_path("n1").read_text()
+    assert code == 4 and f"apply of entry {last + 1} failed" in text, text[-1500:]
