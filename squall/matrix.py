@@ -32,7 +32,7 @@ from rich.table import Table
 from squall import config as cfgmod
 from squall.runner import run as run_one
 
-EXPECT = {"valid": True, "invalid": False, "unknown": "unknown"}
+EXPECT: dict[str, bool | str] = {"valid": True, "invalid": False, "unknown": "unknown"}
 
 
 @dataclass
