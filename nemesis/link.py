@@ -19,14 +19,15 @@ local backend everything is on 127.0.0.1.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from docker.client import from_env
 from toxiproxy import Toxiproxy
 
-import docker
 from nemesis import toxiproxy_process
 from nemesis.base import Fault, NemesisError
 from nemesis.toxics import DEFAULTS
@@ -46,8 +47,9 @@ TOXIC_DEFAULTS: dict[str, dict[str, float]] = {
 
 def docker0_gateway() -> str:
     """The host's address on Docker's default bridge: reachable from every container."""
-    net = docker.from_env(version="auto").networks.get("bridge")
-    return str(net.attrs["IPAM"]["Config"][0]["Gateway"])
+    ipam = from_env(version="auto").networks.get("bridge").attrs["IPAM"]["Config"][0]
+    # Docker omits Gateway when it chose the default: the subnet's first host.
+    return str(ipam.get("Gateway") or ipaddress.ip_network(ipam["Subnet"])[1])
 
 
 class Link(Fault):

@@ -404,9 +404,10 @@ def docker_resolver(network: str) -> Callable[[str], str]:
     docker backend names containers ``squall-<run>-<node>``). Unknown names
     are returned unchanged, so plain addresses keep working.
     """
-    import docker  # only this mode needs the SDK
+    import docker.errors  # only this mode needs the SDK
+    from docker.client import from_env  # not `docker.from_env`: see squall/cluster/dockerutil.py
 
-    client = docker.from_env(version="auto")
+    client = from_env(version="auto")
 
     def resolve(host: str) -> str:
         try:
