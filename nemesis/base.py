@@ -35,6 +35,8 @@ class Fault(abc.ABC):
     """One kind of fault. Subclasses set ``kind`` and implement start/stop."""
 
     kind: str = ""
+    # A fault whose command wrapper must exec the node directly is configured last.
+    configure_last: bool = False
     # Option names a schedule event may pass to start (anything else is a typo).
     options: frozenset[str] = frozenset()
 

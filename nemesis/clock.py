@@ -22,6 +22,8 @@ from squall.cluster.base import ClusterSpec
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 OFFSET_FILE = "/run/squall-clock"
+ENV = (f"LD_PRELOAD={LIBFAKETIME} FAKETIME_TIMESTAMP_FILE={OFFSET_FILE} FAKETIME_NO_CACHE=1 "
+       "FAKETIME_DONT_FAKE_MONOTONIC=1")
 
 
 class Clock(Fault):
@@ -35,18 +37,26 @@ class Clock(Fault):
         self._strobe: threading.Thread | None = None
         self._halt = threading.Event()
 
+    configure_last = True  # its wrapper must be the one that execs the node itself
+
     def configure(self, spec: ClusterSpec) -> None:
+        # libfaketime is preloaded into the node process only (the last
+        # wrapper), not container-wide: other tools (timeout, a Python FUSE
+        # daemon calling time.sleep) misbehave under it with a real monotonic
+        # clock. The offset file is reset first, so a restarted container
+        # comes back with an honest clock.
         merge_docker_extra(spec, {
-            "env": {
-                "LD_PRELOAD": LIBFAKETIME,
-                "FAKETIME_TIMESTAMP_FILE": OFFSET_FILE,
-                "FAKETIME_NO_CACHE": "1",
-                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            },
-            # The offset file must exist before the node's first clock read,
-            # and a restarted container must come back with an honest clock.
-            "command_prefix": ["sh", "-c", f'echo +0 > {OFFSET_FILE} && exec "$@"', "squall-clock"],
+            "command_prefix": ["sh", "-c", f'echo +0 > {OFFSET_FILE} && exec env {ENV} "$@"',
+                               "squall-clock"],
         })
+
+    def node_time(self, node: str) -> float:
+        """The node's wall clock as the node sees it (under the same libfaketime)."""
+        rc, out = self.live.exec(node, ["env", *ENV.split(), "python3", "-c",
+                                        "import time; print(time.time())"])
+        if rc != 0:
+            raise NemesisError(f"could not read the clock of {node} (exit {rc}): {out.strip()}")
+        return float(out.strip().splitlines()[-1])
 
     def set_offset(self, node: str, seconds: float) -> None:
         text = f"{seconds:+.3f}"

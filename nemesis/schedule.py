@@ -192,7 +192,7 @@ class Schedule:
         """Builds the faults and lets each add its needs to ``spec`` (call before ``up``)."""
         if not self.prepared:
             self.prepared.update(build(self.fault_names(), backend, options))
-            for fault in self.prepared.values():
+            for fault in sorted(self.prepared.values(), key=lambda f: f.configure_last):
                 fault.configure(spec)
         return self.prepared
 

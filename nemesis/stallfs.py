@@ -50,6 +50,7 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
         self.mode = "pass"
         self.blocked = 0
         self.cond = threading.Condition()
+        self.tick = threading.Event()
 
     # -- control --------------------------------------------------------
     def watch(self) -> None:
@@ -70,7 +71,9 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
                 tmp.write_text(state)
                 tmp.replace(self.control / "state")
                 last = state
-            time.sleep(WATCH_EVERY)
+            # Event.wait, not time.sleep: under a preloaded libfaketime that keeps
+            # the monotonic clock real, Python 3.11's sleep fails with EINVAL.
+            self.tick.wait(WATCH_EVERY)
 
     def gate(self, fsync: bool = False) -> None:
         with self.cond:
@@ -249,7 +252,7 @@ def main() -> None:
         if time.monotonic() > deadline:
             sys.exit(f"stallfs: {mount} was not mounted within 15 s; does the container have "
                      "--device /dev/fuse and --cap-add SYS_ADMIN?")
-        time.sleep(0.02)
+        threading.Event().wait(0.02)
     os.close(root)
     if cmd:
         os.execvp(cmd[0], cmd)
