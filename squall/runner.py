@@ -97,9 +97,12 @@ class Run:
         cfg = self.cfg
         self.console.print(f"[bold]squall[/] {cfg.name}  seed [bold]{cfg.seed}[/]  → {self.run_dir}")
         (self.run_dir / "test.yaml").write_text(dump_yaml(cfg, {"command": replay_command(cfg)}))
-        old_handler = signal.getsignal(signal.SIGINT)
+        old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._on_sigint)
+            # SIGTERM (a CI job's timeout, systemd) ends a run as gracefully as Ctrl-C:
+            # atexit alone would not run on it, and containers would be left behind.
+            for sig in old_handlers:
+                signal.signal(sig, self._on_sigint)
         try:
             self._load_phase()
         except KeyboardInterrupt:
@@ -111,15 +114,16 @@ class Run:
         finally:
             self._teardown()
             if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, old_handler)
+                for sig, handler in old_handlers.items():
+                    signal.signal(sig, handler)
         return self._check()
 
     def _on_sigint(self, _sig: int, _frame: Any) -> None:
         if self.stop.is_set():
             raise KeyboardInterrupt
         self.interrupted = True
-        self.console.print("[yellow]Ctrl-C: stopping load, healing faults, collecting what was "
-                           "recorded (Ctrl-C again to abort harder)[/]")
+        self.console.print(f"[yellow]{signal.Signals(_sig).name}: stopping load, healing faults, "
+                           "collecting what was recorded (Ctrl-C again to abort harder)[/]")
         self.stop.set()
 
     def _load_phase(self) -> None:
