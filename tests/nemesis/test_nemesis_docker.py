@@ -1,0 +1,247 @@
+"""Every fault on real containers: it takes effect, and it heals completely.
+
+Two small clusters per module run: one configured for clock skew and disk
+stalls (libfaketime + the FUSE wrapper) that also serves kill, pause and
+partition; one whose peers talk through Toxiproxy for link faults.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from nemesis.base import Fault
+from nemesis.runner import NemesisRunner
+from nemesis.schedule import Event, Schedule
+from squall.cluster.base import ClusterSpec
+from squall.cluster.docker import DockerCluster
+from squall.history import NEMESIS, Op
+
+pytestmark = pytest.mark.docker
+
+
+def wait_for(cond: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not happen within {timeout:.0f}s")
+
+
+def start(fault: Fault, **params: Any) -> Op:
+    kind = fault.kind
+    done = fault.invoke(Op(process=NEMESIS, type="invoke", f=f"start-{kind}", value=params))
+    assert done.type == "ok", f"start-{kind} failed: {done.error}"
+    assert {"targets", "leader"} <= set(done.value), done.value
+    return done
+
+
+def stop(fault: Fault) -> Op:
+    done = fault.invoke(Op(process=NEMESIS, type="invoke", f=f"stop-{fault.kind}", value={}))
+    assert done.type == "ok", f"stop-{fault.kind} failed: {done.error}"
+    return done
+
+
+def healed(cluster: DockerCluster) -> None:
+    cluster.wait_healthy(60)
+    assert all(cluster.is_running(n) for n in cluster.nodes)
+
+
+def put(cluster: DockerCluster, node: str, key: str, value: Any, timeout: float = 3.0) -> int | str:
+    try:
+        r = requests.put(f"{cluster.client_url(node)}/kv/{key}", json={"value": value},
+                         timeout=timeout)
+        return r.status_code
+    except requests.RequestException as exc:
+        return type(exc).__name__
+
+
+def leader_put(cluster: DockerCluster, key: str, value: Any) -> float:
+    """Writes through the current leader; returns how long the commit took."""
+    leader = cluster.leader(10)
+    assert leader, "no leader"
+    started = time.monotonic()
+    assert put(cluster, leader, key, value, timeout=10) == 200
+    return time.monotonic() - started
+
+
+def make_cluster(faults: list[str], nodes: int = 3) -> tuple[DockerCluster, dict[str, Fault]]:
+    spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=nodes, snapshot_every=0)
+    schedule = Schedule(tuple(Event(0, f, 1, {}) for f in faults))
+    built = schedule.prepare(spec)
+    cluster = DockerCluster(spec)
+    return cluster, built
+
+
+@pytest.fixture(scope="module")
+def fused() -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
+    cluster, faults = make_cluster(["kill", "pause", "partition", "clock", "disk-stall"])
+    try:
+        cluster.up()
+        for i, fault in enumerate(faults.values()):
+            fault.setup(cluster, random.Random(i))
+        yield cluster, faults
+    finally:
+        for fault in faults.values():
+            try:
+                fault.teardown()
+            finally:
+                pass
+        cluster.down()
+
+
+@pytest.fixture(scope="module")
+def linked() -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
+    cluster, faults = make_cluster(["link"])
+    try:
+        cluster.up()
+        faults["link"].setup(cluster, random.Random(0))
+        yield cluster, faults
+    finally:
+        faults["link"].teardown()
+        cluster.down()
+        faults["link"].close()  # type: ignore[attr-defined]
+
+
+def test_killed_node_is_unreachable_then_back(fused: Any) -> None:
+    cluster, faults = fused
+    done = start(faults["kill"], nodes=["n2"])
+    assert done.value["targets"] == ["n2"]
+    assert cluster.status("n2") is None and not cluster.is_running("n2")
+    stop(faults["kill"])
+    wait_for(lambda: cluster.status("n2"), "n2 answering after the restart")
+    healed(cluster)
+
+
+def test_paused_node_does_not_answer_then_does(fused: Any) -> None:
+    cluster, faults = fused
+    start(faults["pause"], nodes=["n3"])
+    assert cluster.status("n3", timeout=1.0) is None, "a paused node answered"
+    assert cluster.is_running("n3")
+    stop(faults["pause"])
+    wait_for(lambda: cluster.status("n3"), "n3 answering after SIGCONT")
+    healed(cluster)
+
+
+def test_partitioned_minority_cannot_commit_while_the_majority_does(fused: Any) -> None:
+    cluster, faults = fused
+    old = cluster.leader(10)
+    done = start(faults["partition"], grudge="leader")
+    assert done.value["leader"] == old
+    assert done.value["grudge"][old] == sorted(set(cluster.nodes) - {old})
+    majority = [n for n in cluster.nodes if n != old]
+
+    def new_leader() -> str | None:
+        views = [cluster.status(n) or {} for n in majority]
+        return next((v["id"] for v in views if v.get("role") == "leader"), None)
+
+    fresh = wait_for(new_leader, "a leader elected by the majority side")
+    assert put(cluster, fresh, "part-majority", 1) == 200
+    assert put(cluster, old, "part-minority", 1) != 200, "the isolated old leader committed"
+    stop(faults["partition"])
+    healed(cluster)
+    assert leader_put(cluster, "part-after", 2) >= 0
+
+
+def test_skewed_node_clock_differs_and_is_reset(fused: Any) -> None:
+    cluster, faults = fused
+    clock = faults["clock"]
+    done = start(clock, nodes=["n1"], offset=120)
+    assert done.value["offset"] == 120
+    assert abs(clock.node_time("n1") - time.time() - 120) < 5
+    assert abs(clock.node_time("n2") - time.time()) < 5, "the skew leaked to another node"
+    stop(clock)
+    assert abs(clock.node_time("n1") - time.time()) < 5
+    healed(cluster)
+
+
+def test_snapshot_during_a_disk_stall_waits_for_the_release(fused: Any) -> None:
+    cluster, faults = fused
+    for i in range(20):
+        leader_put(cluster, f"snap-{i}", "x" * 200)
+    stall_seconds = 3.0
+    done = start(faults["disk-stall"], target="leader", snapshot="trigger", seconds=stall_seconds)
+    node = done.value["targets"][0]
+    stalled_at = time.monotonic()
+    # Holding the fault for its duration is the behaviour under test.
+    time.sleep(stall_seconds)
+    released = stop(faults["disk-stall"])
+    assert time.monotonic() - stalled_at >= stall_seconds
+    snap = released.value["snapshots"][node]
+    assert snap.get("status") == 200, f"the snapshot did not complete: {snap}"
+    assert snap["took_s"] >= stall_seconds, f"the snapshot did not wait for the stall: {snap}"
+    assert snap["after_release_s"] >= 0, f"the snapshot finished before the release: {snap}"
+    healed(cluster)
+
+
+def test_eio_mode_fails_fsync_and_heals(fused: Any) -> None:
+    cluster, faults = fused
+    probe = ("import os; f = open('/var/lib/squall/eio-probe', 'wb'); f.write(b'x'); f.flush(); "
+             "os.fsync(f.fileno()); print('synced')")
+    start(faults["disk-stall"], nodes=["n2"], mode="eio", snapshot=False)
+    rc, out = cluster.exec("n2", ["python3", "-c", probe])
+    assert rc != 0 and "Errno 5" in out, f"fsync did not fail with EIO: {out}"
+    stop(faults["disk-stall"])
+    rc, out = cluster.exec("n2", ["python3", "-c", probe])
+    assert rc == 0 and "synced" in out, out
+    healed(cluster)
+
+
+def test_latency_toxic_raises_commit_round_trip(linked: Any) -> None:
+    cluster, faults = linked
+    link = faults["link"]
+    before = min(leader_put(cluster, f"lat-{i}", i) for i in range(3))
+    done = start(link, toxic="latency", target="all", attributes={"latency": 250, "jitter": 0})
+    assert done.value["toxic"]["attributes"]["latency"] == 250
+    slowed = min(leader_put(cluster, f"lat-slow-{i}", i) for i in range(3))
+    # A commit needs the leader's append to reach a follower and the answer to
+    # come back: two proxied hops of 250 ms each.
+    assert slowed >= 0.5 > before, f"commit took {before:.3f}s before, {slowed:.3f}s with latency"
+    stop(link)
+    proxies = requests.get(f"{link.server.api}/proxies", timeout=5).json()
+    assert all(p["toxics"] == [] for p in proxies.values())
+    healed(cluster)
+
+
+def test_client_link_latency_slows_client_requests(linked: Any) -> None:
+    cluster, faults = linked
+    link = faults["link"]
+    url = link.client_url("n1") + "/health"
+
+    def rtt() -> float:
+        started = time.monotonic()
+        assert requests.get(url, timeout=10).status_code == 200
+        return time.monotonic() - started
+
+    before = min(rtt() for _ in range(3))
+    start(link, toxic="latency", nodes=["n1"], links="clients",
+          attributes={"latency": 300, "jitter": 0})
+    slowed = min(rtt() for _ in range(3))
+    stop(link)
+    assert slowed >= 0.3 > before, f"client rtt {before:.3f}s before, {slowed:.3f}s with latency"
+    healed(cluster)
+
+
+def test_runner_heals_everything_it_started_on_final_heal(fused: Any) -> None:
+    cluster, faults = fused
+    schedule = Schedule((Event(0.0, "kill", None, {"nodes": ["n3"]}),
+                         Event(0.0, "clock", None, {"nodes": ["n1"], "offset": -30})), seed=1)
+    ops: list[Op] = []
+    runner = NemesisRunner(cluster, schedule, lambda op: ops.append(op) or op,
+                           faults={k: faults[k] for k in ("kill", "clock")})
+    runner.start()
+    assert runner.wait(60), "the schedule did not run within 60 s"
+    assert runner.active() == ["clock", "kill"]
+    runner.final_heal(timeout=60)
+    assert runner.active() == []
+    assert [o.f for o in ops if o.type != "invoke"].count("stop-kill") == 1
+    assert abs(faults["clock"].node_time("n1") - time.time()) < 5
+    healed(cluster)
