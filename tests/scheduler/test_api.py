@@ -13,6 +13,7 @@ from squall.cluster.local import LocalCluster
 from tests.scheduler.helpers import Sched
 from workloads.scheduler import summarize, torn_reasons
 
+DRIVERS = 6
 STEPS = (("PENDING", "ASSIGNED"), ("ASSIGNED", "STARTING"), ("STARTING", "RUNNING"))
 
 
@@ -90,7 +91,7 @@ def test_jobs_list_their_tasks_per_state_and_a_kill_ends_them(sched: Sched) -> N
 def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched, cluster: LocalCluster,
                                                                   readers: int) -> None:
     job = sched.create_job("torn", 0)
-    uid, tasks = sched.start_update(job, 150, 50)
+    uid, tasks = sched.start_update(job, 180, 60)
     url = cluster.client_url(sched.leader())
     stop = threading.Event()
     seen: list[dict[str, Any]] = []
@@ -108,9 +109,9 @@ def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched
             assert r.status_code == 200, r.text
             seen.append(summarize(r.json()))
 
-    with ThreadPoolExecutor(readers + 3) as pool:
+    with ThreadPoolExecutor(readers + DRIVERS) as pool:
         reading = [pool.submit(read) for _ in range(readers)]
-        driving = [pool.submit(drive, tasks[i::3]) for i in range(3)]
+        driving = [pool.submit(drive, tasks[i::DRIVERS]) for i in range(DRIVERS)]
         for f in driving:
             f.result(timeout=120)
         stop.set()
@@ -120,4 +121,4 @@ def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched
     assert not torn, f"{len(torn)} of {len(seen)} details answers were torn, e.g. {torn[0]}"
     assert len({s["events"] for s in seen}) > 3, "the readers never overlapped the transitions"
     final = summarize(sched.ok("GET", f"/updates/{uid}"))
-    assert final["status"] == "ROLLED_FORWARD" and final["counts"] == {"RUNNING": 150}
+    assert final["status"] == "ROLLED_FORWARD" and final["counts"] == {"RUNNING": 180}
