@@ -20,6 +20,7 @@ local backend everything is on 127.0.0.1.
 from __future__ import annotations
 
 import ipaddress
+import atexit
 import random
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,9 +76,19 @@ class Link(Fault):
         docker_net = f"squall-{spec.name}" if self.backend == "docker" else None
         host = self.proxy_host or (docker0_gateway() if self.backend == "docker" else "127.0.0.1")
         seed = random.Random(f"{spec.name}:toxiproxy").randrange(2**31)
+        # The server outlives nothing: stopped by close(), or at exit if the
+        # runner never got that far (a crash, Ctrl-C during up).
+        atexit.register(self.close)
         self.server = toxiproxy_process.start(f"{spec.name}", "127.0.0.1", seed, docker_net,
                                               prefer_shopify=self.backend != "docker")
-        upstreams = spec.extra.get("node_addresses") or {n: f"{n}:{NODE_PORT}" for n in nodes}
+        if self.backend == "docker":
+            upstreams = {n: f"{n}:{NODE_PORT}" for n in nodes}
+        else:
+            # Local nodes listen on 127.0.0.1 ports that must be known now, so
+            # they are fixed here and handed to the backend (spec.extra["ports"]).
+            ports = spec.extra.setdefault("ports", {n: toxiproxy_process.free_port(host)
+                                                    for n in nodes})
+            upstreams = {n: f"127.0.0.1:{ports[n]}" for n in nodes}
         peer_urls: dict[str, dict[str, str]] = spec.extra.setdefault("peer_urls", {})
         for src in nodes:
             for dst in nodes:
@@ -182,6 +193,7 @@ class Link(Fault):
 
     def close(self) -> None:
         """Stops the server: after the cluster is down (peers route through it)."""
+        atexit.unregister(self.close)
         self.teardown()
         if self.server is not None:
             self.server.stop()

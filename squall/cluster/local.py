@@ -59,7 +59,10 @@ class LocalCluster(Cluster):
         super().__init__(spec)
         self._own_root = spec.data_root is None
         self.root = Path(spec.data_root) if spec.data_root else Path(tempfile.mkdtemp(prefix=f"squall-{spec.name}-"))
-        self.ports = dict(zip(self.nodes, free_ports(len(self.nodes)), strict=True))
+        # spec.extra["ports"] fixes the ports up front (the link nemesis must point
+        # its proxies at the nodes before they exist); otherwise free ones are picked.
+        self.ports = dict(spec.extra.get("ports") or
+                          zip(self.nodes, free_ports(len(self.nodes)), strict=True))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
         self._paused: set[str] = set()

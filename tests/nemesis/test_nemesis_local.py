@@ -1,0 +1,75 @@
+"""The faults the local backend supports, on real local node processes (no docker)."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from nemesis.base import Fault
+from nemesis.schedule import Event, Schedule
+from squall.cluster.base import ClusterSpec
+from squall.cluster.local import LocalCluster
+from squall.history import NEMESIS, Op
+
+
+def invoke(fault: Fault, f: str, **params: Any) -> Op:
+    done = fault.invoke(Op(process=NEMESIS, type="invoke", f=f"{f}-{fault.kind}", value=params))
+    assert done.type == "ok", f"{f}-{fault.kind} failed: {done.error}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[tuple[LocalCluster, dict[str, Fault]]]:
+    spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=3, snapshot_every=0)
+    faults = Schedule((Event(0, "link", 1, {}), Event(0, "kill", 1, {}),
+                       Event(0, "pause", 1, {}))).prepare(spec, backend="local")
+    cluster = LocalCluster(spec)
+    try:
+        cluster.up()
+        for i, fault in enumerate(faults.values()):
+            fault.setup(cluster, random.Random(i))
+        yield cluster, faults
+    finally:
+        for fault in faults.values():
+            fault.teardown()
+        cluster.down()
+        faults["link"].close()  # type: ignore[attr-defined]
+
+
+def commit_time(cluster: LocalCluster, key: str) -> float:
+    leader = cluster.leader(10)
+    assert leader, "no leader agreed within 10 s"
+    started = time.monotonic()
+    r = requests.put(f"{cluster.client_url(leader)}/kv/{key}", json={"value": 1}, timeout=10)
+    assert r.status_code == 200, r.text
+    return time.monotonic() - started
+
+
+def test_local_peers_talk_through_the_proxies_and_latency_slows_commits(local: Any) -> None:
+    cluster, faults = local
+    # 100 ms each way: a commit needs one proxied round trip (>= 200 ms), and
+    # heartbeats still arrive well inside the 300 ms election timeout.
+    before = min(commit_time(cluster, f"a{i}") for i in range(3))
+    invoke(faults["link"], "start", toxic="latency", target="all",
+           attributes={"latency": 100, "jitter": 0})
+    slowed = min(commit_time(cluster, f"b{i}") for i in range(3))
+    invoke(faults["link"], "stop")
+    assert slowed >= 0.2 > before, f"commit {before:.3f}s before, {slowed:.3f}s with latency"
+    cluster.wait_healthy(30)
+
+
+def test_local_kill_and_pause_take_effect_and_heal(local: Any) -> None:
+    cluster, faults = local
+    invoke(faults["kill"], "start", nodes=["n2"])
+    assert cluster.status("n2") is None
+    invoke(faults["kill"], "stop")
+    invoke(faults["pause"], "start", nodes=["n3"])
+    assert cluster.status("n3", timeout=1.0) is None
+    invoke(faults["pause"], "stop")
+    cluster.wait_healthy(30)
