@@ -9,10 +9,12 @@ linearized operation, puts it back and tries the next candidate. It succeeds
 when no return event is left (indeterminate ops have none: they may stay
 pending for ever, which is "never took effect").
 
-Three prunings on top of Lowe's cache, each argued where it is applied: a
-pure op (a read) that fits is a forced move, not a choice; an indeterminate
-op is never placed where it changes nothing, and identical indeterminate ops
-take effect in call order; the op owning the first return is tried first.
+Prunings on top of Lowe's cache, each argued where it is applied: a pure op
+(a read) that fits is a forced move, not a choice; an indeterminate op is
+never placed where it changes nothing, identical indeterminate ops take
+effect in call order, and a configuration is dominated by one that reached
+the same state with fewer indeterminate ops spent; the op owning the first
+return is tried first.
 
 Lowe's refinement makes it practical: a configuration is (set of linearized
 operations, model state), and two paths reaching the same configuration have
@@ -37,6 +39,7 @@ from typing import Any
 from checkers.models import Step
 
 CHECK_EVERY = 4096  # backtracks between clock and memory checks (a power of two)
+DOMINANCE_CHECKS = 16  # most masks compared per configuration (see the cache below)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Best:
 @dataclass(frozen=True)
 class Outcome:
     valid: bool | str  # True, False or "unknown"
-    states: int  # configurations explored (cache size)
+    states: int  # configurations explored
     reason: str | None = None
     best: Best | None = None
 
@@ -134,8 +137,9 @@ def search(
         need[node] = last_twin.get(inputs[i], 0)
         last_twin[inputs[i]] = ibit[node]
 
-    cache: set[tuple[int, int, int, Any]] = set()
-    add = cache.add
+    cache: dict[tuple[int, int, Any], Any] = {}
+    get = cache.get
+    explored = 0
     stack: list[tuple[int, Any, int, int, int, int]] = []
     push = stack.append
     pop = stack.pop
@@ -185,9 +189,32 @@ def search(
                         j = (nrel ^ (nrel + 1)).bit_length() - 1  # trailing ones
                         nrel >>= j
                         nlow = low + j
-                key = (nlow, nrel, nib, new)
-                if key not in cache:
-                    add(key)
+                # The cache maps (finite ops linearized, state) to the sets of
+                # indeterminate ops linearized on the way, and a configuration
+                # is skipped when one with a subset of them was seen: having
+                # left an indeterminate op pending can only allow more (it may
+                # still take effect, or never). Without this, every timed-out
+                # write would double the configurations for the rest of the
+                # history, even long after its value was overwritten.
+                key = (nlow, nrel, new)
+                seen = get(key)
+                if seen is None:
+                    cache[key] = nib
+                    fresh = True
+                elif type(seen) is int:
+                    fresh = seen & ~nib != 0
+                    if fresh:
+                        cache[key] = {seen, nib}
+                elif nib in seen or 0 in seen:
+                    fresh = False
+                else:
+                    # Subset checks only while the set is small: past that an
+                    # exact match still prunes, and the check stays cheap.
+                    fresh = len(seen) > DOMINANCE_CHECKS or all(m & ~nib for m in seen)
+                    if fresh:
+                        seen.add(nib)
+                if fresh:
+                    explored += 1
                     push((e, state, low, rel, ib, urg))
                     state = new
                     low = nlow
@@ -209,7 +236,7 @@ def search(
                         x = nxt[x]
                     urg = owner[x]
                     if not urg:  # no return left: every op that returned is linearized
-                        return Outcome(True, len(cache))
+                        return Outcome(True, explored)
                     e = urg
                     continue
                 if not forced[e]:
@@ -235,7 +262,7 @@ def search(
                     if not trace.recorded:  # failed before linearizing anything
                         trace.pushed(stack, state, nxt, match, opno)
                     best = trace.best()
-                return Outcome(False, len(cache), best=best)
+                return Outcome(False, explored, best=best)
             e, state, low, rel, ib, urg = pop()
             r = match[e]
             if r > 0:
@@ -257,11 +284,11 @@ def search(
         backtracks += 1
         if not backtracks & (CHECK_EVERY - 1):
             if deadline is not None and time.monotonic() > deadline:
-                return Outcome("unknown", len(cache), reason="time limit reached")
-            if max_states is not None and len(cache) > max_states:
+                return Outcome("unknown", explored, reason="time limit reached")
+            if max_states is not None and explored > max_states:
                 return Outcome(
                     "unknown",
-                    len(cache),
+                    explored,
                     reason=f"explored more than {max_states} configurations (memory bound)",
                 )
 
