@@ -19,8 +19,8 @@ local backend everything is on 127.0.0.1.
 
 from __future__ import annotations
 
-import ipaddress
 import atexit
+import ipaddress
 import random
 from typing import Any
 from urllib.parse import urlsplit
