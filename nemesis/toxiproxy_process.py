@@ -64,15 +64,22 @@ def free_port(host: str) -> int:
 
 
 def start(run: str, host: str = "127.0.0.1", seed: int = 0, docker_network: str | None = None,
-          prefer_shopify: bool = True, timeout: float = 10.0) -> ToxiproxyServerProcess:
-    """Starts a server listening on ``host`` and returns once its API answers."""
+          prefer_shopify: bool = True, timeout: float = 10.0,
+          owner: int | None = None) -> ToxiproxyServerProcess:
+    """Starts a server listening on ``host`` and returns once its API answers.
+
+    ``owner`` (default: this process) is written on the server's command line:
+    ``cleanup()`` without a run stops only servers whose owner is gone.
+    """
     port = free_port(host)
+    owner = os.getpid() if owner is None else owner
     binary = shutil.which("toxiproxy-server")
     if binary and prefer_shopify and docker_network is None:
         argv, kind = [binary, "-host", host, "-port", str(port)], "shopify"
     else:
         argv = [sys.executable, "-m", "nemesis.toxiproxy_server", "--host", host,
-                "--port", str(port), "--seed", str(seed), "--label", f"{LABEL}={run}"]
+                "--port", str(port), "--seed", str(seed), "--label", f"{LABEL}={run}",
+                "--owner", str(owner)]
         if docker_network:
             argv += ["--docker-network", docker_network]
         kind = "squall"
@@ -81,7 +88,7 @@ def start(run: str, host: str = "127.0.0.1", seed: int = 0, docker_network: str 
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # Ctrl-C in the terminal is the runner's
     log.close()
-    (STATE_DIR / f"{run}.pid").write_text(f"{proc.pid}\n")
+    (STATE_DIR / f"{run}.pid").write_text(f"{proc.pid} {owner}\n")
     server = ToxiproxyServerProcess(host, port, kind, proc, run)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,8 +112,19 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
+def _owner_gone(owner: str) -> bool:
+    try:
+        return not _alive(int(owner))
+    except ValueError:
+        return True
+
+
 def leftovers(run: str | None = None) -> list[int]:
-    """Pids of toxiproxy servers started by this module (for ``run``, or any run)."""
+    """Pids of toxiproxy servers started by this module.
+
+    For ``run``: every server of that run. Without: the servers whose owner
+    process is gone (others belong to someone's live run and are left alone).
+    """
     found: set[int] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -115,15 +133,18 @@ def leftovers(run: str | None = None) -> list[int]:
         if "nemesis.toxiproxy_server" not in argv:
             continue
         labels = [a for a in argv if a.startswith(f"{LABEL}=")]
-        if labels and (run is None or labels[0] == f"{LABEL}={run}"):
+        owner = argv[argv.index("--owner") + 1] if "--owner" in argv[:-1] else ""
+        if labels and (labels[0] == f"{LABEL}={run}" if run is not None else _owner_gone(owner)):
             found.add(int(entry.name))
     if STATE_DIR.exists():
         for pidfile in STATE_DIR.glob("*.pid"):
             if run is not None and pidfile.stem != run:
                 continue
-            try:
-                pid = int(pidfile.read_text().strip())
-            except ValueError:
+            fields = pidfile.read_text().split() + [""]
+            if not fields[0].isdigit():
+                continue
+            pid = int(fields[0])
+            if run is None and not _owner_gone(fields[1]):
                 continue
             if any("toxiproxy" in a for a in _cmdline(pid)):
                 found.add(pid)
@@ -157,6 +178,7 @@ def cleanup(run: str | None = None) -> list[int]:
             except ProcessLookupError:
                 pass
     for pidfile in STATE_DIR.glob("*.pid") if STATE_DIR.exists() else []:
-        if run is None or pidfile.stem == run:
+        fields = pidfile.read_text().split() + [""]
+        if not fields[0].isdigit() or not _alive(int(fields[0])):
             pidfile.unlink(missing_ok=True)
     return pids

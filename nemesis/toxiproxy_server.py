@@ -295,7 +295,7 @@ class ToxiproxyServer:
         return proxy.to_json()
 
     async def _upsert(self, body: Any) -> dict[str, Any]:
-        old = self.proxies.get(body.get("name")) if isinstance(body, dict) else None
+        old = self.proxies.get(str(body.get("name"))) if isinstance(body, dict) else None
         if old is not None:
             await old.disable()
             del self.proxies[old.name]
@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="seeds jitter, slicing and toxicity rolls")
     ap.add_argument("--docker-network", help="resolve upstream node names on this docker network")
     ap.add_argument("--label", default="", help="a marker in the command line, for cleanup")
+    ap.add_argument("--owner", type=int, default=0, help="pid of the run that owns this server")
     args = ap.parse_args(argv)
     resolve = docker_resolver(args.docker_network) if args.docker_network else None
 

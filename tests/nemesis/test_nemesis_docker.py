@@ -246,3 +246,19 @@ def test_runner_heals_everything_it_started_on_final_heal(fused: Any) -> None:
     assert [o.f for o in ops if o.type != "invoke"].count("stop-kill") == 1
     assert abs(faults["clock"].node_time("n1") - time.time()) < 5
     healed(cluster)
+
+
+def test_cleanup_heals_faults_left_inside_running_containers(fused: Any) -> None:
+    from nemesis.cleanup import heal_containers
+
+    cluster, faults = fused
+    start(faults["partition"], grudge={"n1": ["n2", "n3"]})
+    start(faults["clock"], nodes=["n2"], offset=-90)
+    assert not cluster.reachability()[("n1", "n2")]
+    healed_names = heal_containers(cluster.spec.name)
+    assert len(healed_names) == len(cluster.nodes)
+    assert all(cluster.reachability().values()), "iptables rules survived the cleanup"
+    assert abs(faults["clock"].node_time("n2") - time.time()) < 5, "the clock stayed skewed"
+    stop(faults["partition"])
+    stop(faults["clock"])
+    healed(cluster)

@@ -228,3 +228,23 @@ def test_cleanup_finds_and_stops_a_leftover_server() -> None:
         assert toxiproxy_process.leftovers("pytest-leftover") == []
     finally:
         server.stop()
+
+
+def test_cleanup_without_a_run_stops_only_servers_whose_owner_is_gone() -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    orphan = toxiproxy_process.start("pytest-orphan", prefer_shopify=False, owner=gone.pid)
+    mine = toxiproxy_process.start("pytest-mine", prefer_shopify=False)
+    try:
+        from nemesis.cleanup import cleanup
+
+        stopped = cleanup(containers=False).toxiproxy_pids
+        assert orphan.process.pid in stopped
+        assert mine.process.pid not in stopped
+        assert mine.process.poll() is None, "a server with a live owner was stopped"
+    finally:
+        orphan.stop()
+        mine.stop()
