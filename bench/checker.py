@@ -192,23 +192,31 @@ def bench_register(runs: int) -> dict[str, Any]:
             "register100k_peak_mib": round(peak / 2**20, 1), "max_rss_mib": round(rss)}
 
 
-def profile_etcd() -> None:
-    expected = json.loads((DATA / "expected.json").read_text())["etcd_linearizable"]
-    logs = [load(DATA / "etcd" / name) for name in sorted(expected)]
+def profile(label: str, fn: Callable[[], Any]) -> None:
     prof = cProfile.Profile()
     prof.enable()
-    for h in logs:
-        check("cas-register", h, parallel=False)
+    fn()
     prof.disable()
     buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(8)
-    print(buf.getvalue())
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(6)
+    print(f"--- where the time goes: {label}")
+    print("\n".join(line for line in buf.getvalue().splitlines() if line.strip())[:3000])
+
+
+def profile_all() -> None:
+    expected = json.loads((DATA / "expected.json").read_text())["etcd_linearizable"]
+    logs = [load(DATA / "etcd" / name) for name in sorted(expected)]
+    profile("etcd_000-049", lambda: [check("cas-register", h, parallel=False) for h in logs])
+    kv = kv_history(clients=50, ops=1850, keys=10, seed=1)
+    profile("kv 50 clients", lambda: check("kv", kv, parallel=False))
+    reg = register_history(100_000, keys=1000, clients=20, seed=2)
+    profile("register 100k ops", lambda: check("register", reg, parallel=False))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--profile", action="store_true", help="print where the etcd check spends its time")
+    ap.add_argument("--profile", action="store_true", help="print where each check spends its time")
     args = ap.parse_args()
     if not (DATA / "expected.json").exists():
         sys.exit(f"Porcupine test data not found at {DATA}")
@@ -218,7 +226,7 @@ def main() -> None:
     figures.update(bench_pool(args.runs))
     figures.update(bench_register(args.runs))
     if args.profile:
-        profile_etcd()
+        profile_all()
     print(json.dumps(figures))
 
 

@@ -34,11 +34,13 @@ from checkers.models import UNKNOWN, Model, get_model
 from squall.history import FAIL, INFO, INVOKE, NEMESIS, OK, HistoryError, Op, Process
 
 INF = math.inf
-# A process pool costs ~0.2 s to start plus the pickling of the partitions;
-# it pays only when the search still ahead is expected to take longer than
-# this. The estimate is checked once the sequential search has run a while.
+_SEQ = (list, tuple)  # a tuple, not list | tuple: the union is rebuilt on every call
+# A process pool costs ~0.3 s to start plus the pickling of the partitions,
+# and on 2 cores saves at most half the search: it pays only when the search
+# still ahead is expected to take longer than this (measured: a 0.7 s
+# many-key check got slower with it). Checked once the search ran a while.
 PARALLEL_AFTER_S = 0.3
-POOL_PAYS_S = 1.0
+POOL_PAYS_S = 2.0
 DEFAULT_MAX_STATES = 4_000_000  # ~1 GB of cached configurations per partition
 
 
@@ -68,9 +70,9 @@ def is_keyed(history: Sequence[Op]) -> bool:
         if op.type != INVOKE or op.process == NEMESIS:
             continue
         v = op.value
-        if not isinstance(v, list | tuple) or len(v) != 2:
+        if not isinstance(v, _SEQ) or len(v) != 2:
             return False
-        if op.f in ("cas", "transition") and not isinstance(v[1], list | tuple | dict):
+        if op.f in ("cas", "transition") and not isinstance(v[1], (list, tuple, dict)):
             return False
         found = True
     return found
@@ -129,7 +131,7 @@ class _Converter:
         v = op.value
         if not self.keyed:
             return None, v
-        if not isinstance(v, list | tuple) or len(v) != 2:
+        if not isinstance(v, _SEQ) or len(v) != 2:
             raise HistoryError(f"{where(op)}: a keyed op's value must be [key, v], got {v!r}")
         key = v[0]
         return (tuple(key) if isinstance(key, list) else key), v[1]

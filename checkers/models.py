@@ -106,6 +106,7 @@ class Model:
         return repr(state)
 
 
+_SEQ = (list, tuple)  # a tuple, not list | tuple: the union is rebuilt on every call
 _SCALARS = frozenset({int, str, float, bool, type(None)})
 
 
@@ -113,7 +114,7 @@ def freeze(value: Any) -> Hashable:
     """Makes a JSON/EDN value hashable (lists -> tuples, dicts -> sorted pairs)."""
     if type(value) in _SCALARS:
         return value
-    if isinstance(value, list | tuple):
+    if isinstance(value, _SEQ):
         return tuple(freeze(v) for v in value)
     if isinstance(value, dict):
         return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
@@ -124,7 +125,7 @@ def _cas_arg(arg: Any) -> tuple[Hashable, Hashable]:
     """A cas argument as (from, to), from ``[from, to]`` or ``{"from", "to"}``."""
     if isinstance(arg, dict) and "from" in arg and "to" in arg:
         return freeze(arg["from"]), freeze(arg["to"])
-    if isinstance(arg, list | tuple) and len(arg) == 2:
+    if isinstance(arg, _SEQ) and len(arg) == 2:
         return freeze(arg[0]), freeze(arg[1])
     raise ValueError(f"a cas value must be [from, to] or {{\"from\", \"to\"}}, got {arg!r}")
 
