@@ -74,8 +74,11 @@ def test_the_same_seed_gives_the_same_ops_per_worker_and_the_same_faults(tmp_pat
     # same seed, same plan: the same faults in the same order at (nearly) the same times.
     timelines = [yaml.safe_load((r / "nemesis-timeline.yaml").read_text())["events"] for r in runs]
     assert timelines[0], "the schedule injected no fault"
-    assert [e["fault"] for e in timelines[0]] == [e["fault"] for e in timelines[1]]
-    for x, y in zip(*timelines, strict=True):
+    # A fault planned just before the time limit may or may not have started.
+    n = min(len(t) for t in timelines)
+    assert n >= 1 and abs(len(timelines[0]) - len(timelines[1])) <= 1
+    assert [e["fault"] for e in timelines[0][:n]] == [e["fault"] for e in timelines[1][:n]]
+    for x, y in zip(timelines[0][:n], timelines[1][:n], strict=True):
         assert abs(_s(x["at"]) - _s(y["at"])) < 0.5, (x, y)
 
 
