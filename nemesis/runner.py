@@ -87,10 +87,12 @@ class NemesisRunner:
         if "seconds" in fault.options and event.duration is not None:
             params.setdefault("seconds", event.duration)
         with self._lock:
+            # The executed timeline keeps invoke times, so a replay invokes
+            # each step when this run did.
+            at = time.monotonic() - self._t0
             inv = self.record(Op(process=NEMESIS, type=INVOKE, f=f"start-{event.fault}",
                                  value=params))
             done = self.record(self._invoke(fault, inv))
-            at = time.monotonic() - self._t0
             self._open[event.fault] = (index, at, fault.pinned(params, done.value or {}))
         return done
 
@@ -100,10 +102,10 @@ class NemesisRunner:
                 return None
             index, at, pinned = self._open.pop(kind)
             fault = self.faults[kind]
+            end = time.monotonic() - self._t0
             inv = self.record(Op(process=NEMESIS, type=INVOKE, f=f"stop-{kind}", value={}))
             done = self.record(self._invoke(fault, inv))
-            self._executed.append(Event(round(at, 3), kind,
-                                        round(time.monotonic() - self._t0 - at, 3), pinned))
+            self._executed.append(Event(round(at, 3), kind, round(end - at, 3), pinned))
         return done
 
     @staticmethod
