@@ -270,7 +270,6 @@ def _verdict(
     from checkers._lin_report import counterexample  # only built when needed
 
     t_end = time.monotonic()
-
     res: dict[str, Any] = {
         "valid": True,
         "model": model.name,
@@ -288,9 +287,9 @@ def _verdict(
         res["failed_key"] = _jsonable(key)
         # Re-run the failing partition with tracking on: it is deterministic,
         # and valid partitions never pay for recording the deepest prefix.
-        # A deadline still applies (the re-run pays for tracing); if it runs
-        # out, the verdict stands and the counterexample says it is missing.
-        rerun_deadline = None if deadline is None else time.monotonic() + max(deadline - t_end, 1.0)
+        # A deadline still applies (as long as the first search took, at
+        # least); if it runs out, the verdict stands without a prefix.
+        rerun_deadline = None if deadline is None else t_end + max(deadline - t_end, seconds, 1.0)
         again = check_partition(model, parts[key], rerun_deadline, max_states, track=True)
         res["counterexample"] = ce = counterexample(model, key, parts[key], again.best)
         res["why"] = _why_invalid(key, ce, len(parts))
