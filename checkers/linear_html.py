@@ -24,6 +24,7 @@ BAR_H = 18
 LEFT = 110
 WIDTH = 1200
 TOP = 30
+CHAR_W = 6.7  # px per character of the 11px monospace labels
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#222}
@@ -95,17 +96,29 @@ def render_svg(ce: dict[str, Any], bands: list[dict[str, Any]]) -> str:
     for p in procs:
         y = TOP + lane[p] * LANE_H
         out.append(f'<text x="4" y="{y + 13}">process {html.escape(p)}</text>')
+    room_to: dict[int, float] = {}
+    by_lane: dict[str, list[dict[str, Any]]] = {}
+    for o in ops:
+        by_lane.setdefault(str(o["process"]), []).append(o)
+    for lane_ops in by_lane.values():
+        lane_ops.sort(key=lambda o: o["call"])
+        for i, a in enumerate(lane_ops):
+            room_to[id(a)] = x(lane_ops[i + 1]["call"]) if i + 1 < len(lane_ops) else WIDTH - 4
     for o in ops:
         y = TOP + lane[str(o["process"])] * LANE_H
         x0 = x(o["call"])
         x1 = x(o["return"]) if o["return"] is not None else x(hi)
         dash = ' stroke-dasharray="3 2"' if o["return"] is None else ""
-        label = html.escape(o["desc"])
+        # Labels run to the next op in the lane and are cut there (the
+        # tooltip has the whole text), so neighbours do not write over each other.
+        room = int((room_to[id(o)] - x0 - 4) / CHAR_W)
+        text = o["desc"] if len(o["desc"]) <= room else o["desc"][: max(room - 1, 0)] + "…"
+        label = html.escape(text) if room >= 3 else ""
         out.append(
             f'<g><title>{html.escape(_tooltip(o))}</title>'
             f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 3):.1f}" height="{BAR_H}" rx="3" '
             f'fill="{_FILL[_kind(o)]}" stroke="#555"{dash}/>'
-            f'<text x="{x0 + 3:.1f}" y="{y + 13}" clip-path="none">{label}</text></g>'
+            f'<text x="{x0 + 3:.1f}" y="{y + 13}">{label}</text></g>'
         )
     out.append("</svg>")
     return "".join(out)
