@@ -43,6 +43,7 @@ class Fault(abc.ABC):
     def __init__(self) -> None:
         self.cluster: Cluster | None = None
         self.rng = random.Random(0)
+        self.started_leader: str | None = None
 
     # -- lifecycle -------------------------------------------------------
     def configure(self, spec: ClusterSpec) -> None:  # noqa: B027 - optional hook
@@ -55,9 +56,12 @@ class Fault(abc.ABC):
     def invoke(self, op: Op) -> Op:
         """Runs a start or stop op and returns its completion (ok, or info with error)."""
         params = dict(op.value or {}) if isinstance(op.value, Mapping) else {}
-        leader = self._leader()
+        # "leader" in every completion is the leader when the fault *started*.
+        starting = op.f == f"start-{self.kind}"
+        leader = self._leader() if starting else self.started_leader
         try:
-            if op.f == f"start-{self.kind}":
+            if starting:
+                self.started_leader = leader
                 self.check_options(params)
                 value = self.start(params, leader)
             elif op.f == f"stop-{self.kind}":
