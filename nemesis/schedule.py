@@ -28,7 +28,7 @@ import yaml
 
 from nemesis import grudges
 from nemesis.base import Fault, NemesisError
-from nemesis.registry import build, validate_names
+from nemesis.registry import FACTORIES, build, validate_names
 from squall.cluster.base import ClusterSpec
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -93,6 +93,11 @@ class Event:
             raise NemesisError(f"{where}: missing {', '.join(missing)} (in {dict(raw)})")
         (fault,) = validate_names([raw["fault"]])
         params = {k: v for k, v in raw.items() if k not in ("at", "fault", "for")}
+        allowed = FACTORIES[fault].options  # type: ignore[attr-defined]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise NemesisError(f"{where}: {fault} takes {', '.join(sorted(allowed))}; "
+                               f"{', '.join(unknown)} is not one of them")
         duration = parse_duration(raw["for"], f"{where} for") if raw.get("for") is not None else None
         return cls(parse_duration(raw["at"], f"{where} at"), fault, duration, params)
 

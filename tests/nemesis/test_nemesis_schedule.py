@@ -90,6 +90,7 @@ def test_to_yaml_round_trips(tmp_path: Path) -> None:
     ("- {fault: kill}\n", "missing at"),
     ("- {at: 1s, fault: kill, for: 10s}\n- {at: 5s, fault: kill, for: 1s}\n", "overlap"),
     ("just text\n", "expected a list of events"),
+    ("- {at: 1s, fault: partition, grudges: leader}\n", "grudges is not one of them"),
 ])
 def test_bad_schedule_files_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
