@@ -68,6 +68,7 @@ class Link(Fault):
         self.server: toxiproxy_process.ToxiproxyServerProcess | None = None
         self.listen: dict[str, str] = {}          # proxy name -> host:port
         self.toxics: list[tuple[str, str]] = []   # (proxy, toxic name) in effect
+        self.cuts: list[tuple[str, str]] = []     # blackholes made for a partition
         self._serial = 0
 
     # -- before the cluster starts ----------------------------------------
@@ -165,6 +166,34 @@ class Link(Fault):
                 "toxic": {"type": kind, "attributes": attributes, "streams": streams,
                           "toxicity": toxicity}}
 
+    def cut(self, grudge: dict[str, set[str]]) -> list[str]:
+        """Blackholes the peer proxies a grudge cuts; returns their names.
+
+        With peers routed through proxies, iptables on a node sees the proxy's
+        address, not the peer's, so a partition must also be made here. A node
+        that drops a peer's packets breaks TCP both ways, so both proxies of
+        the pair are blackholed, in both directions.
+        """
+        api = self._api()
+        names = sorted({f"{a}-{b}" for dst, srcs in grudge.items() for src in srcs
+                        for a, b in ((src, dst), (dst, src)) if f"{a}-{b}" in self.listen})
+        for name in names:
+            for stream in ("upstream", "downstream"):
+                api.get_proxy(name).add_toxic(name=f"squall-cut-{stream}", type="timeout",
+                                              stream=stream, attributes={"timeout": 0})
+                self.cuts.append((name, f"squall-cut-{stream}"))
+        return names
+
+    def mend(self) -> None:
+        """Removes every cut made by ``cut``."""
+        api = self._api()
+        cuts, self.cuts = self.cuts, []
+        for proxy, toxic in cuts:
+            try:
+                api.get_proxy(proxy).destroy_toxic(toxic)
+            except Exception:  # noqa: BLE001 - already gone is mended
+                pass
+
     def pinned(self, params: Any, value: Any) -> dict[str, Any]:
         out = super().pinned(params, value)
         if isinstance(value.get("toxic"), dict):
@@ -189,7 +218,7 @@ class Link(Fault):
             requests.post(f"{self.server.api}/reset", timeout=5)
         except requests.RequestException:
             pass
-        self.toxics = []
+        self.toxics, self.cuts = [], []
 
     def close(self) -> None:
         """Stops the server: after the cluster is down (peers route through it)."""

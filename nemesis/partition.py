@@ -1,5 +1,8 @@
 """Network partitions: a grudge computed as data, applied by the backend.
 
+On the local backend (no network namespaces) the same grudge is applied by
+blackholing the Toxiproxy proxies that peers talk through (``Link.cut``).
+
 The topology is chosen by name (``nemesis.grudges.TOPOLOGIES``) or given as
 an explicit grudge (``grudge: {n1: [n2, n3]}``, how a recorded run replays
 the exact cut). ``cluster.partition`` applies it (iptables DROP on the
@@ -25,6 +28,9 @@ class Partition(Fault):
                                f"{', '.join(grudges.TOPOLOGIES)}")
         self.default = grudge
         self.active = False
+        # Set by registry.build on backends without network namespaces
+        # (local): the cut is then made by blackholing peer proxies.
+        self.link: Any = None
 
     def grudge_for(self, spec: Any, leader: str | None) -> grudges.Grudge:
         if isinstance(spec, dict):
@@ -42,15 +48,22 @@ class Partition(Fault):
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         grudge = self.grudge_for(params.get("grudge", self.default), leader)
         self.active = True
-        self.live.partition(grudge)
-        return {"targets": grudges.targets(grudge), "leader": leader,
-                "grudge": grudges.to_json(grudge)}
+        value = {"targets": grudges.targets(grudge), "leader": leader,
+                 "grudge": grudges.to_json(grudge)}
+        if self.link is not None:
+            value["proxies"] = self.link.cut(grudge)
+        else:
+            self.live.partition(grudge)
+        return value
 
     def pinned(self, params: Any, value: Any) -> dict[str, Any]:
         return {"grudge": value["grudge"]} if value.get("grudge") else dict(params)
 
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.live.heal()
+        if self.link is not None:
+            self.link.mend()
+        else:
+            self.live.heal()
         self.active = False
         return {"targets": list(self.live.nodes)}
 

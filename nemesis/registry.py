@@ -33,11 +33,10 @@ KNOWN = tuple(FACTORIES)
 # and libfaketime would have to wrap the process at start.
 SUPPORT: dict[str, frozenset[str]] = {
     "docker": frozenset(KNOWN),
-    "local": frozenset({"kill", "pause", "link"}),
+    # Partitions are emulated on local by blackholing the peer proxies.
+    "local": frozenset({"kill", "pause", "link", "partition"}),
 }
 WHY_NOT = {
-    "partition": "it needs a network namespace per node (iptables); use link with toxic "
-                 "timeout to cut links instead, or --backend docker",
     "disk-stall": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
     "clock": "it preloads libfaketime in the node's container; use --backend docker",
 }
@@ -91,10 +90,6 @@ def check_supported(names: Iterable[str], cluster_cls: type | object) -> None:
                             for n in missing)
         raise NemesisError(f"the {backend} backend cannot run nemesis {', '.join(missing)} "
                            f"({reasons})")
-    if "link" in names and "partition" in names:
-        raise NemesisError("link and partition cannot run together: proxied peer traffic comes "
-                           "from the proxy, not the peer, so iptables grudges miss it; cut links "
-                           "with the link nemesis (toxic: timeout) instead")
 
 
 def build(names: Iterable[str], backend: str = "docker",
@@ -109,4 +104,10 @@ def build(names: Iterable[str], backend: str = "docker",
             faults[name] = FACTORIES[name](**kwargs)
         except TypeError as exc:
             raise NemesisError(f"bad options for nemesis {name}: {exc}") from None
+    if backend == "local" and "partition" in faults:
+        # No network namespaces: peers talk through Toxiproxy and a partition
+        # blackholes the proxies its grudge cuts. (The docker backend drops
+        # proxied traffic with iptables itself, so it needs no such help.)
+        faults.setdefault("link", FACTORIES["link"](backend=backend))
+        faults["partition"].link = faults["link"]  # type: ignore[attr-defined]
     return faults

@@ -100,13 +100,15 @@ def fused() -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
 
 @pytest.fixture(scope="module")
 def linked() -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
-    cluster, faults = make_cluster(["link"])
+    cluster, faults = make_cluster(["link", "partition"])
     try:
         cluster.up()
-        faults["link"].setup(cluster, random.Random(0))
+        for i, fault in enumerate(faults.values()):
+            fault.setup(cluster, random.Random(i))
         yield cluster, faults
     finally:
-        faults["link"].teardown()
+        for fault in faults.values():
+            fault.teardown()
         cluster.down()
         faults["link"].close()  # type: ignore[attr-defined]
 
@@ -131,8 +133,11 @@ def test_paused_node_does_not_answer_then_does(fused: Any) -> None:
     healed(cluster)
 
 
-def test_partitioned_minority_cannot_commit_while_the_majority_does(fused: Any) -> None:
-    cluster, faults = fused
+@pytest.mark.parametrize("setup", ["fused", "linked"])
+def test_partitioned_minority_cannot_commit_while_the_majority_does(
+        setup: str, request: pytest.FixtureRequest) -> None:
+    # "linked": peers talk through Toxiproxy, so the cut must be made there too.
+    cluster, faults = request.getfixturevalue(setup)
     old = cluster.leader(10)
     done = start(faults["partition"], grudge="leader")
     assert done.value["leader"] == old

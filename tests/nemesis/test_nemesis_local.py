@@ -27,8 +27,8 @@ def invoke(fault: Fault, f: str, **params: Any) -> Op:
 @pytest.fixture(scope="module")
 def local() -> Iterator[tuple[LocalCluster, dict[str, Fault]]]:
     spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=3, snapshot_every=0)
-    faults = Schedule((Event(0, "link", 1, {}), Event(0, "kill", 1, {}),
-                       Event(0, "pause", 1, {}))).prepare(spec, backend="local")
+    faults = Schedule((Event(0, "link", 1, {}), Event(0, "kill", 1, {}), Event(0, "pause", 1, {}),
+                       Event(0, "partition", 1, {}))).prepare(spec, backend="local")
     cluster = LocalCluster(spec)
     try:
         cluster.up()
@@ -72,4 +72,29 @@ def test_local_kill_and_pause_take_effect_and_heal(local: Any) -> None:
     invoke(faults["pause"], "start", nodes=["n3"])
     assert cluster.status("n3", timeout=1.0) is None
     invoke(faults["pause"], "stop")
+    cluster.wait_healthy(30)
+
+
+def test_local_partition_isolates_the_leader_on_the_proxies(local: Any) -> None:
+    cluster, faults = local
+    old = cluster.leader(10)
+    assert old, "no leader agreed within 10 s"
+    done = invoke(faults["partition"], "start", grudge="leader")
+    assert done.value["proxies"], "no proxy was cut"
+    majority = [n for n in cluster.nodes if n != old]
+    deadline = time.monotonic() + 30
+    fresh = None
+    while fresh is None and time.monotonic() < deadline:
+        views = [cluster.status(n) or {} for n in majority]
+        fresh = next((v["id"] for v in views if v.get("role") == "leader"), None)
+        time.sleep(0.1)
+    assert fresh, "the majority side elected no leader within 30 s"
+    ok = requests.put(f"{cluster.client_url(fresh)}/kv/p-maj", json={"value": 1}, timeout=5)
+    assert ok.status_code == 200, ok.text
+    try:
+        cut = requests.put(f"{cluster.client_url(old)}/kv/p-min", json={"value": 1}, timeout=3)
+        assert cut.status_code != 200, "the isolated old leader committed a write"
+    except requests.RequestException:
+        pass  # a timeout is what a minority gives
+    invoke(faults["partition"], "stop")
     cluster.wait_healthy(30)

@@ -27,23 +27,26 @@ def test_a_typo_names_every_known_nemesis() -> None:
                               'link, disk-stall, clock')
 
 
-def test_local_backend_refuses_partition_and_says_what_to_use() -> None:
+def test_local_backend_refuses_container_faults_and_says_what_to_use() -> None:
     class LocalCluster:
         supports = frozenset({"kill", "pause"})
 
-    registry.check_supported(["kill", "pause", "link"], LocalCluster)
-    with pytest.raises(NemesisError, match="local backend cannot run nemesis partition, clock"):
-        registry.check_supported(["kill", "partition", "clock"], LocalCluster)
+    registry.check_supported(["kill", "pause", "link", "partition"], LocalCluster)
+    with pytest.raises(NemesisError, match="local backend cannot run nemesis disk-stall, clock"):
+        registry.check_supported(["kill", "disk-stall", "clock"], LocalCluster)
 
 
-def test_docker_backend_accepts_every_fault_but_not_link_with_partition() -> None:
+def test_docker_backend_accepts_every_fault() -> None:
     class DockerCluster:
         pass
 
-    registry.check_supported(["kill", "pause", "partition", "disk-stall", "clock"], DockerCluster)
-    registry.check_supported(["link", "clock"], DockerCluster)
-    with pytest.raises(NemesisError, match="link and partition cannot run together"):
-        registry.check_supported(["link", "partition"], DockerCluster)
+    registry.check_supported(list(registry.KNOWN), DockerCluster)
+
+
+def test_local_partitions_are_made_on_the_peer_proxies() -> None:
+    faults = registry.build(["partition"], backend="local")
+    assert faults["partition"].link is faults["link"]  # type: ignore[attr-defined]
+    assert registry.build(["partition", "link"])["partition"].link is None  # type: ignore[attr-defined]
 
 
 def test_same_seed_gives_the_same_random_timeline() -> None:
