@@ -44,6 +44,7 @@ class Fault(abc.ABC):
         self.cluster: Cluster | None = None
         self.rng = random.Random(0)
         self.started_leader: str | None = None
+        self.seed = 0  # the schedule's seed, for choices made before setup (configure)
 
     # -- lifecycle -------------------------------------------------------
     def configure(self, spec: ClusterSpec) -> None:  # noqa: B027 - optional hook

@@ -76,7 +76,8 @@ class Link(Fault):
         nodes = spec.node_names()
         docker_net = f"squall-{spec.name}" if self.backend == "docker" else None
         host = self.proxy_host or (docker0_gateway() if self.backend == "docker" else "127.0.0.1")
-        seed = random.Random(f"{spec.name}:toxiproxy").randrange(2**31)
+        # Jitter, slicing and toxicity rolls in the server follow the run's seed.
+        seed = random.Random(f"{self.seed}:toxiproxy").randrange(2**31)
         # The server outlives nothing: stopped by close(), or at exit if the
         # runner never got that far (a crash, Ctrl-C during up).
         atexit.register(self.close)

@@ -198,6 +198,7 @@ class Schedule:
         if not self.prepared:
             self.prepared.update(build(self.fault_names(), backend, options))
             for fault in sorted(self.prepared.values(), key=lambda f: f.configure_last):
+                fault.seed = self.seed
                 fault.configure(spec)
         return self.prepared
 

@@ -168,6 +168,20 @@ def test_skewed_node_clock_differs_and_is_reset(fused: Any) -> None:
     healed(cluster)
 
 
+def test_strobed_clock_flips_between_skewed_and_true(fused: Any) -> None:
+    cluster, faults = fused
+    clock = faults["clock"]
+    start(clock, nodes=["n3"], offset=100, mode="strobe", period=300)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 20
+    while seen != {0, 100} and time.monotonic() < deadline:
+        seen.add(round((clock.node_time("n3") - time.time()) / 50) * 50)
+    stop(clock)
+    assert seen == {0, 100}, f"offsets seen while strobing: {sorted(seen)}"
+    assert abs(clock.node_time("n3") - time.time()) < 5
+    healed(cluster)
+
+
 def test_snapshot_during_a_disk_stall_waits_for_the_release(fused: Any) -> None:
     cluster, faults = fused
     for i in range(20):
