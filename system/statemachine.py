@@ -56,18 +56,41 @@ def applied_of(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 def digest_of(conn: sqlite3.Connection) -> str:
-    """SHA-256 of the logical state: every registered table's rows in key order, canonical JSON.
+    """SHA-256 of the logical state: every registered table's rows in key order, one JSON array a row.
 
     File bytes differ between replicas with equal state (page layout, free
-    lists), so the digest reads rows, never the file.
+    lists), so the digest reads rows, never the file. SQLite spells each row
+    (``json_array``) and joins a table's rows in one statement: in C, without
+    Python's GIL, so a digest of a large state neither holds the event loop nor
+    starves the writer (row by row in Python it took ~300 ms for 28k rows).
+    Every replica and the offline tool run this same query on the same SQLite.
     """
     h = hashlib.sha256()
     for t in sorted(schema.TABLES, key=lambda t: t.name):
         h.update(f"table {t.name}\n".encode())
-        order = ", ".join(t.key)
-        for row in conn.execute(f"SELECT * FROM {t.name} ORDER BY {order}"):  # noqa: S608 (registered names)
-            h.update(schema.canonical(list(row)).encode() + b"\n")
+        text = conn.execute(_digest_sql(conn, t)).fetchone()[0]
+        if text is not None:   # None: the table is empty
+            h.update(text.encode() + b"\n")
     return h.hexdigest()
+
+
+_DIGEST_SQL: dict[str, str] = {}
+
+
+def _digest_sql(conn: sqlite3.Connection, t: schema.Table) -> str:
+    """One table's rows, ordered by its key, as newline-joined JSON arrays (one SQL statement).
+
+    The subquery's ORDER BY is kept: SQLite does not flatten an ordered
+    subquery into an aggregate (the flattener's rule 16).
+    """
+    sql = _DIGEST_SQL.get(t.name)
+    if sql is None:
+        cols = ", ".join(f'"{c[1]}"' for c in conn.execute(f"PRAGMA table_info({t.name})"))
+        order = ", ".join(t.key)
+        sql = (f"SELECT group_concat(json_array({cols}), char(10)) FROM"  # noqa: S608 (registered names)
+               f" (SELECT * FROM {t.name} ORDER BY {order})")
+        _DIGEST_SQL[t.name] = sql
+    return sql
 
 
 def apply_one(conn: sqlite3.Connection, e: Entry) -> Any:
