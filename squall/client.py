@@ -51,6 +51,11 @@ class StoreClient:
         self.session = requests.Session()
         nodes = sorted(self.urls())
         self.preferred = nodes[first % len(nodes)] if nodes else None
+        # Each worker's own node, as Jepsen binds a client to a node. Reads start
+        # there (and follow the store's redirect to the leader): a store that
+        # wrongly answers reads locally is then read from every node, including a
+        # partitioned old leader, instead of only from whichever node leads.
+        self.home = self.preferred
 
     def urls(self) -> Mapping[str, str]:
         return self._urls() if callable(self._urls) else self._urls
@@ -62,8 +67,13 @@ class StoreClient:
         elif nodes:
             self.preferred = nodes[0]
 
-    def call(self, method: str, path: str, body: Any = None) -> Outcome:
-        """One operation: returns its outcome, never raises for store/network trouble."""
+    def call(self, method: str, path: str, body: Any = None, at_home: bool = False) -> Outcome:
+        """One operation: returns its outcome, never raises for store/network trouble.
+
+        ``at_home`` sends it to this worker's own node first rather than to the
+        last known leader."""
+        if at_home and self.home is not None:
+            self.preferred = self.home
         try:
             return self._call_sending_once(method, path, body)
         except tenacity.RetryError:

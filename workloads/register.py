@@ -45,7 +45,7 @@ class RegisterWorkload(Workload):
     def invoke(self, client: StoreClient, inv: Invocation) -> tuple[Outcome, Any]:
         key, arg = inv.value
         if inv.f == "read":
-            out = client.call("GET", f"/kv/{key}")
+            out = client.call("GET", f"/kv/{key}", at_home=True)
             value = out.body.get("value") if out.type == "ok" and isinstance(out.body, dict) else None
             return out, [key, value]
         if inv.f == "write":

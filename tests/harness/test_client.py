@@ -138,3 +138,12 @@ def test_no_node_accepting_connections_is_a_failure():
     urls = {n: f"http://127.0.0.1:{_closed_port()}" for n in ("a", "b", "c")}
     out = StoreClient(urls).call("GET", "/ok")
     assert out.type == "fail" and "no node accepted" in (out.error or "")
+
+
+def test_a_read_at_home_starts_at_the_workers_own_node(nodes):
+    urls, hits = nodes
+    client = StoreClient(urls, first=0)  # home is "a"
+    assert client.call("GET", "/redirect").node == "b"  # now prefers the leader b
+    hits.clear()
+    out = client.call("GET", "/redirect", at_home=True)
+    assert out.type == "ok" and [h[0] for h in hits] == ["a", "b"]
