@@ -55,6 +55,7 @@ class ToxiproxyServerProcess:
                 self.process.kill()
                 self.process.wait(5)
         (STATE_DIR / f"{self.run}.pid").unlink(missing_ok=True)
+        (STATE_DIR / f"{self.run}.log").unlink(missing_ok=True)
 
 
 def free_port(host: str) -> int:
@@ -94,7 +95,7 @@ def start(run: str, host: str = "127.0.0.1", seed: int = 0, docker_network: str 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = (STATE_DIR / f"{run}.log").read_text(errors="replace")[-1000:]
-            server.stop()
+            server.stop()  # removes the log: its tail goes into the error
             raise ToxiproxyError(f"the toxiproxy server exited with {proc.returncode}: {tail}")
         try:
             if requests.get(server.api + "/version", timeout=0.5).status_code == 200:
@@ -181,4 +182,5 @@ def cleanup(run: str | None = None) -> list[int]:
         fields = pidfile.read_text().split() + [""]
         if not fields[0].isdigit() or not _alive(int(fields[0])):
             pidfile.unlink(missing_ok=True)
+            pidfile.with_suffix(".log").unlink(missing_ok=True)
     return pids
