@@ -1,0 +1,103 @@
+"""Power cut: the target nodes lose every write they did not fsync, then die.
+
+A ``kill`` (SIGKILL) cannot show a store that forgets to fsync: the kernel's
+page cache outlives the process, so the restarted node reads back every
+byte it wrote. A power cut does not. Each node's data directory is mounted
+through ``nemesis/lazyfs.py`` (the stallfs passthrough plus a record of what
+is durable); ``start-power-cut`` tells it to roll the directory back to its
+durable state — holding every call first, so the node never sees the
+rollback — then SIGKILLs the container. ``stop-power-cut`` starts it again,
+on whatever the "disk" kept: the restore path runs on the crash's leftovers.
+
+Schedule: ``{at: 8s, fault: power-cut, target: all, for: 3s}`` (targets as
+kill: leader, random, minority, majority, all, or ``nodes: [...]``). The
+completion names, per node, what the cut dropped (bytes, files truncated,
+names that vanished), so a report shows that data really was lost.
+
+The container needs ``/dev/fuse`` and ``SYS_ADMIN``, as for disk-stall, and
+mfusepy on the host (its module is mounted into the nodes). The FUSE layer
+is a superset of stallfs: with disk-stall in the same run it replaces
+stallfs (same control directory), provided disk-stall is configured first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from nemesis.base import NemesisError, merge_docker_extra
+from nemesis.disk import CONTROL, DATA_DIR, IN_CONTAINER
+from nemesis.process import Kill
+from squall.cluster.base import ClusterSpec
+
+LAZYFS = f"{IN_CONTAINER}/lazyfs.py"
+STALLFS = f"{IN_CONTAINER}/stallfs.py"
+
+
+class PowerCut(Kill):
+    """Kill's targets and restart, with the unsynced writes dropped before the kill."""
+
+    kind = "power-cut"
+
+    def __init__(self, target: str = "random") -> None:
+        super().__init__(target)
+        self.dropped: dict[str, dict[str, Any]] = {}
+
+    def configure(self, spec: ClusterSpec) -> None:
+        found = importlib.util.find_spec("mfusepy")
+        if found is None or found.origin is None:
+            raise NemesisError("the power-cut nemesis mounts a FUSE layer in the nodes and needs "
+                               "mfusepy on the host: pip install mfusepy")
+        here = Path(__file__).parent
+        prefix = ["python3", LAZYFS, "--mount", DATA_DIR, "--control", CONTROL, "--"]
+        have = list(spec.extra.get("docker", {}).get("command_prefix", []))
+        if STALLFS in have:
+            # disk-stall already mounts stallfs there: lazyfs does all it does, so swap it in
+            # (two FUSE layers on one path would unmount each other).
+            spec.extra["docker"]["command_prefix"] = [LAZYFS if a == STALLFS else a for a in have]
+            prefix = []
+        merge_docker_extra(spec, {
+            "devices": ["/dev/fuse:/dev/fuse:rwm"],
+            "cap_add": ["SYS_ADMIN"],
+            "volumes": {
+                found.origin: {"bind": f"{IN_CONTAINER}/mfusepy.py", "mode": "ro"},
+                str(here / "stallfs.py"): {"bind": STALLFS, "mode": "ro"},
+                str(here / "lazyfs.py"): {"bind": LAZYFS, "mode": "ro"},
+            },
+            "command_prefix": prefix,
+        })
+
+    def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
+        nodes = self.pick_nodes(params, leader, self.default_target)
+        self.dropped = {}
+        # Every target's disk is rolled back (and frozen) before any of them is
+        # killed: a frozen node can no longer write or fsync, so it cannot
+        # acknowledge anything the rollback would then silently undo.
+        for node in nodes:
+            if node not in self.affected:  # recorded first: teardown restarts it
+                self.affected.append(node)
+            self.dropped[node] = self.cut(node)
+        for node in nodes:
+            self.live.kill(node)
+        return {"targets": nodes, "leader": leader, "dropped": self.dropped,
+                "bytes_dropped": sum(d.get("bytes_dropped", 0) for d in self.dropped.values())}
+
+    def cut(self, node: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Cuts the power of ``node``'s disk; returns what lazyfs says it dropped."""
+        script = f"echo cut > {CONTROL}/power.tmp && mv {CONTROL}/power.tmp {CONTROL}/power"
+        rc, out = self.live.exec(node, ["sh", "-c", script])
+        if rc != 0:
+            raise NemesisError(f"could not cut the power of {node} (exit {rc}): {out.strip()}; "
+                               "was the cluster configured with power-cut?")
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            rc, state = self.live.exec(node, ["cat", f"{CONTROL}/power-state"])
+            if rc == 0 and state.startswith("cut "):
+                return dict(json.loads(state[4:]))
+            time.sleep(0.05)
+        raise NemesisError(f"the disk of {node} did not report a power cut within {timeout:.0f}s "
+                           f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?")
