@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -137,6 +138,11 @@ class StateMachine:
         self._shadow: sqlite3.Connection | None = None
         self._shadow_queue: deque[Entry] = deque()
         self.digests = DigestLog(data_dir / "digests.jsonl")
+        # Apply digests are computed on their own thread and connection, pinned to
+        # the state at their index, so the writer goes on applying meanwhile.
+        self._digest_pool: ThreadPoolExecutor | None = None
+        self._digest_conn: sqlite3.Connection | None = None
+        self._digest_pending: Future[None] | None = None
 
     # -- lifecycle (writer thread) ---------------------------------------------
     def _remove_files(self) -> None:
@@ -175,6 +181,13 @@ class StateMachine:
             self._shadow_queue.clear()
 
     def close(self) -> None:
+        self._wait_digest()
+        if self._digest_conn is not None:
+            self._digest_conn.close()
+            self._digest_conn = None
+        if self._digest_pool is not None:
+            self._digest_pool.shutdown()
+            self._digest_pool = None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -196,9 +209,45 @@ class StateMachine:
                 while len(self._shadow_queue) > self.lossy_lag:
                     apply_one(self._shadow, self._shadow_queue.popleft())
             if self.digest_every and e.index % self.digest_every == 0:
-                self.digests.record("apply", e.index, digest_of(self.conn))
+                self._digest_later(e.index)
             out.append((e, result))
         return out
+
+    def _digest_later(self, index: int) -> None:
+        """Records the digest at ``index`` (just applied) from a read transaction pinned to it.
+
+        In WAL mode a read transaction sees the state as of its first read for
+        as long as it stays open, whatever the writer commits later: the
+        digest is of exactly this index, and the writer does not wait for it.
+        One at a time (the connection holds one pinned state); a digest still
+        running when the next is due is waited for, which bounds the lag.
+        """
+        self._wait_digest()
+        if self._digest_conn is None:
+            self._digest_conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None,
+                                                check_same_thread=False)
+        if self._digest_pool is None:
+            self._digest_pool = ThreadPoolExecutor(1, thread_name_prefix="digest")
+        conn = self._digest_conn
+        conn.execute("BEGIN")
+        pinned = applied_of(conn)[0]   # the first read fixes the transaction's state
+        if pinned != index:
+            conn.execute("COMMIT")
+            raise RuntimeError(f"digest connection sees index {pinned}, not the just applied {index}")
+        self._digest_pending = self._digest_pool.submit(self._digest_pinned, conn, index)
+        self.digests.inflight = self._digest_pending
+
+    def _digest_pinned(self, conn: sqlite3.Connection, index: int) -> None:
+        try:
+            self.digests.record("apply", index, digest_of(conn))
+        finally:
+            conn.execute("COMMIT")
+
+    def _wait_digest(self) -> None:
+        """Waits for the digest in flight, if any; re-raises its failure here, on the writer."""
+        pending, self._digest_pending = self._digest_pending, None
+        if pending is not None:
+            pending.result()
 
     def image(self, codec_name: str) -> tuple[int, int, bytes, str]:
         """(index, term, encoded state, digest) at the applied index, for a snapshot."""
@@ -233,6 +282,7 @@ class DigestLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self.inflight: Future[None] | None = None   # a digest of an applied index, being computed
 
     def record(self, event: str, index: int, digest: str) -> None:
         line = json.dumps({"event": event, "index": index, "digest": digest, "time": time.time()})
@@ -240,6 +290,10 @@ class DigestLog:
             f.write(line + "\n")
 
     def read(self) -> list[dict[str, Any]]:
+        """Every digest recorded, including the one of an applied index still being computed."""
+        inflight = self.inflight
+        if inflight is not None:
+            wait([inflight])
         if not self.path.exists():
             return []
         out = []

@@ -46,3 +46,15 @@ def test_digests_are_recorded_every_digest_every_entries(tmp_path: Path) -> None
     sm = machine(tmp_path, "a")
     sm.apply(puts(12))
     assert [h["index"] for h in sm.digests.read() if h["event"] == "apply"] == [5, 10]
+
+
+def test_an_apply_digest_is_of_its_own_index_while_the_writer_applies_on(tmp_path: Path) -> None:
+    # One batch: the writer applies entries 6..40 while the digest of 5 (then 10, ...)
+    # is computed on its own thread; each must still be the state at its index.
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    a.apply(puts(40))
+    recorded = {h["index"]: h["digest"] for h in a.digests.read() if h["event"] == "apply"}
+    assert sorted(recorded) == [5, 10, 15, 20, 25, 30, 35, 40]
+    for index in sorted(recorded):
+        b.apply(puts(5, start=index - 4))
+        assert b.digest() == (index, recorded[index]), f"the digest recorded at {index} is of another state"
