@@ -29,20 +29,28 @@ to the operations this store uses, and never kinder than ext4:
   made since the mount. A replaced or unlinked file still named in the last
   commit is hard-linked into a hidden attic first, so a cut can put it back.
 * what was in the directory at mount time is durable (a restart follows a
-  cut, which already rolled the disk back).
+  cut, which already rolled the disk back) — unless ``<control>/wipe``
+  exists: then the directory is emptied first (the nemesis's stand-in for
+  an operator who rejoins a node whose data it refuses to start on).
 
 The cut (``echo cut > <control>/power``) is atomic from the node's view:
-every filesystem call is held first (and stays held: the nemesis SIGKILLs
-the container next), in-flight calls drain, the directory is rolled back,
-and ``<control>/power-state`` reports ``cut {json of what was dropped}``.
+new calls are held, calls already inside drain, the directory is rolled
+back, and ``<control>/power-state`` reports ``cut {json of what was
+dropped}``. From then on every call fails with EIO — a dead disk — until
+the nemesis SIGKILLs the container: the node can neither read the rolled-
+back files nor make anything durable. (Holding calls until the kill is not
+an option: the kernel cannot interrupt a request the daemon has already
+taken, even for SIGKILL, so the node would hang as an unkillable zombie.)
 Standard library plus mfusepy, like stallfs.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import shutil
 import stat
 import threading
 from collections.abc import Callable
@@ -55,6 +63,7 @@ except ImportError:  # on the host: the nemesis package
     from nemesis import stallfs
 
 ATTIC = ".squall-lazyfs-attic"
+WIPE = "wipe"  # a control file: empty the data dir before mounting
 DRAIN_S = 5.0  # how long a cut waits for calls already inside the filesystem
 
 
@@ -62,11 +71,14 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
     def __init__(self, root_fd: int, control: Path) -> None:
         super().__init__(root_fd, control)
         self.power = threading.Condition()
-        self.cut = False
+        self.cut = False      # the power is off: every call fails with EIO
+        self.cutting = False  # the rollback runs: every call waits
         self.inflight = 0
         self.names = threading.RLock()      # name changes vs. journal commits and the cut
         self.durable: dict[int, int] = {}   # inode -> durable bytes
         self.committed: dict[str, tuple[int, bool]] = {}  # path -> (inode, is a dir)
+        if (control / WIPE).exists():
+            self._wipe()
         self._boot()
         (control / "power").write_text("on\n")
         self._report("on")
@@ -79,6 +91,15 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
         live = self.walk()
         self.durable = {ino: size for ino, is_dir, size in live.values() if not is_dir}
         self.committed = {rel: (ino, is_dir) for rel, (ino, is_dir, _) in live.items()}
+
+    def _wipe(self) -> None:
+        """Empties the data dir, as an operator rejoining a damaged node does (the nemesis asks)."""
+        for name in os.listdir(self.root):
+            if os.path.isdir(f"/proc/self/fd/{self.root}/{name}"):
+                shutil.rmtree(name, dir_fd=self.root)
+            else:
+                os.unlink(name, dir_fd=self.root)
+        (self.control / WIPE).unlink()
 
     def walk(self) -> dict[str, tuple[int, bool, int]]:
         """Every name under the root (attic excluded): path -> (inode, is a dir, size)."""
@@ -167,17 +188,27 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
     def power_cut(self) -> dict[str, Any]:
         """Holds every call, lets those inside finish, rolls the disk back to what is durable."""
         with self.power:
-            self.cut = True
+            self.cut = self.cutting = True
             drained = self.power.wait_for(lambda: self.inflight == 0, DRAIN_S)
             stuck = self.inflight
-        with self.names:
-            result = self.rollback()
+        try:
+            with self.names:
+                result = self.rollback()
+        finally:
+            with self.power:
+                self.cutting = False
+                self.power.notify_all()
         result["calls_still_inside"] = 0 if drained else stuck
         return result
 
     def enter(self) -> None:
         with self.power:
-            self.power.wait_for(lambda: not self.cut)  # after a cut: held until the kill
+            self.power.wait_for(lambda: not self.cutting)
+            if self.cut:
+                # A dead disk, not a held call: a request the daemon holds cannot be
+                # interrupted, even by SIGKILL (the kernel waits for its answer), so
+                # the node would become an unkillable zombie.
+                raise stallfs.mfusepy.FuseOSError(errno.EIO)
             self.inflight += 1
 
     def leave(self) -> None:

@@ -14,6 +14,14 @@ kill: leader, random, minority, majority, all, or ``nodes: [...]``). The
 completion names, per node, what the cut dropped (bytes, files truncated,
 names that vanished), so a report shows that data really was lost.
 
+A store that lost unsynced writes may refuse to start on what is left (a
+zero-length log file is what ext4 leaves of a log never fsynced). With
+``damaged: wipe`` (the default) ``stop-power-cut`` then does what the
+store's error tells an operator to do — empty the data dir and restart —
+and records it (``refused``: node -> its last log line, ``wiped``), so the
+run goes on and the checkers see the lost writes rather than a cluster
+that never answers again; ``damaged: leave`` leaves such nodes down.
+
 The container needs ``/dev/fuse`` and ``SYS_ADMIN``, as for disk-stall, and
 mfusepy on the host (its module is mounted into the nodes). The FUSE layer
 is a superset of stallfs: with disk-stall in the same run it replaces
@@ -23,7 +31,9 @@ stallfs (same control directory), provided disk-stall is configured first.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +44,9 @@ from nemesis.process import Kill
 from squall.cluster.base import ClusterSpec
 
 LAZYFS = f"{IN_CONTAINER}/lazyfs.py"
+DAMAGED = ("wipe", "leave")  # what stop does with a node that refuses to start on its data
+WIPE = "wipe"  # lazyfs.WIPE (not imported: lazyfs needs mfusepy, this module must not)
+BOOT_S = 30.0  # how long stop waits for a restarted node to serve or to give up
 STALLFS = f"{IN_CONTAINER}/stallfs.py"
 
 
@@ -41,10 +54,15 @@ class PowerCut(Kill):
     """Kill's targets and restart, with the unsynced writes dropped before the kill."""
 
     kind = "power-cut"
+    options = frozenset({"target", "nodes", "damaged"})
 
-    def __init__(self, target: str = "random") -> None:
+    def __init__(self, target: str = "random", damaged: str = "wipe") -> None:
         super().__init__(target)
+        if damaged not in DAMAGED:
+            raise NemesisError(f"damaged {damaged!r} must be one of {', '.join(DAMAGED)}")
+        self.damaged = damaged
         self.dropped: dict[str, dict[str, Any]] = {}
+        self._damaged_now = damaged
 
     def configure(self, spec: ClusterSpec) -> None:
         found = importlib.util.find_spec("mfusepy")
@@ -72,6 +90,9 @@ class PowerCut(Kill):
 
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         nodes = self.pick_nodes(params, leader, self.default_target)
+        self._damaged_now = str(params.get("damaged", self.damaged))
+        if self._damaged_now not in DAMAGED:
+            raise NemesisError(f"damaged {self._damaged_now!r} must be one of {', '.join(DAMAGED)}")
         self.dropped = {}
         # Every target's disk is rolled back (and frozen) before any of them is
         # killed: a frozen node can no longer write or fsync, so it cannot
@@ -101,3 +122,57 @@ class PowerCut(Kill):
             time.sleep(0.05)
         raise NemesisError(f"the disk of {node} did not report a power cut within {timeout:.0f}s "
                            f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?")
+
+    # -- power back on -----------------------------------------------------
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Restarts the nodes; one that refuses its data is wiped and restarted (damaged: wipe)."""
+        nodes, self.affected = list(self.affected), []
+        for node in nodes:
+            if not self.live.is_running(node):
+                self.live.start(node)
+        refused = self._refusals(nodes)
+        value: dict[str, Any] = {"targets": nodes, "refused": refused}
+        if refused and self._damaged_now == "wipe":
+            # What the store's own error says to do ("remove the data dir to rejoin"):
+            # an operator would, and then what the cut lost shows up as lost writes
+            # instead of a cluster that never answers again.
+            for node in refused:
+                self._flag_wipe(node)
+                self.live.start(node)
+            value["wiped"] = sorted(refused)
+        return value
+
+    def _refusals(self, nodes: list[str]) -> dict[str, str]:
+        """The nodes that exited instead of serving, with the last line they logged."""
+        waiting, refused = set(nodes), {}
+        deadline = time.monotonic() + BOOT_S
+        while waiting and time.monotonic() < deadline:
+            for node in sorted(waiting):
+                if self.live.status(node, 0.5):
+                    waiting.discard(node)
+                elif not self.live.is_running(node):
+                    waiting.discard(node)
+                    refused[node] = self._last_words(node)
+            time.sleep(0.2)
+        return refused
+
+    def _container(self, node: str) -> Any:
+        container = getattr(self.live, "container", None)
+        if container is None:
+            raise NemesisError("power-cut needs the docker backend (it mounts FUSE in containers)")
+        return container(node)
+
+    def _last_words(self, node: str) -> str:
+        lines = self._container(node).logs(tail=20).decode(errors="replace").splitlines()
+        said = [ln for ln in lines if "refusing" in ln or "ERROR" in ln] or lines or [""]
+        return said[-1].strip()
+
+    def _flag_wipe(self, node: str) -> None:
+        """Drops lazyfs's wipe flag into the stopped container (docker cp works on stopped ones)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(f"{Path(CONTROL).name}/{WIPE}")
+            info.size = 0
+            tar.addfile(info, io.BytesIO(b""))
+        if not self._container(node).put_archive(str(Path(CONTROL).parent), buf.getvalue()):
+            raise NemesisError(f"could not flag {node}'s data dir to be wiped")

@@ -129,3 +129,20 @@ def test_a_new_directory_without_a_commit_vanishes_with_its_files(fs: tuple[Lazy
     write_file(lazy, "/snapshots/snap-1.snap", b"unsynced", sync=False)
     lazy.power_cut()
     assert sorted(os.listdir(data)) == ["old.json"]
+
+
+def test_a_wipe_flag_empties_the_data_dir_at_mount(tmp_path: Path) -> None:
+    from nemesis.powercut import WIPE
+
+    data, control = tmp_path / "data", tmp_path / "control"
+    (data / "snapshots").mkdir(parents=True)
+    (data / "raft.log").write_bytes(b"")
+    control.mkdir()
+    (control / WIPE).touch()
+    root = os.open(data, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        LazyFS(root, control)
+    finally:
+        os.close(root)
+    assert os.listdir(data) == []
+    assert not (control / WIPE).exists(), "the flag must be consumed, or every restart wipes"
