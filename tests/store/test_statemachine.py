@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from system.statemachine import StateMachine
+import pytest
+
+from system import schema
+from system.statemachine import StateMachine, applied_of
 from system.wal import Entry
 
 
@@ -58,3 +61,22 @@ def test_an_apply_digest_is_of_its_own_index_while_the_writer_applies_on(tmp_pat
     for index in sorted(recorded):
         b.apply(puts(5, start=index - 4))
         assert b.digest() == (index, recorded[index]), f"the digest recorded at {index} is of another state"
+
+
+def _boom(conn: object, cmd: dict[str, object]) -> None:
+    raise RuntimeError("an apply function failed unexpectedly")
+
+
+schema.OPS.setdefault("test.boom", _boom)   # a buggy op, for the test below only
+
+
+def test_an_entry_failing_mid_run_undoes_its_whole_run_and_the_applied_index(tmp_path: Path) -> None:
+    sm = machine(tmp_path, "a")
+    sm.apply(puts(5))
+    before = sm.digest()
+    with pytest.raises(RuntimeError, match="failed unexpectedly"):   # 6..8 share a run (next digest at 10)
+        sm.apply([*puts(2, start=6), Entry(8, 1, {"op": "test.boom"})])
+    assert sm.conn is not None
+    assert (sm.applied_index, applied_of(sm.conn)) == (5, (5, 1)), "the applied index moved past the failed run"
+    assert sm.digest() == before, "entries of the failed run stayed in the state"
+    assert [e.index for e, _ in sm.apply(puts(2, start=6))] == [6, 7]
