@@ -35,8 +35,11 @@ import io
 import json
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import docker.errors
 
 from nemesis.base import NemesisError, merge_docker_extra
 from nemesis.disk import CONTROL, DATA_DIR, IN_CONTAINER
@@ -94,15 +97,21 @@ class PowerCut(Kill):
         if self._damaged_now not in DAMAGED:
             raise NemesisError(f"damaged {self._damaged_now!r} must be one of {', '.join(DAMAGED)}")
         self.dropped = {}
-        # Every target's disk is rolled back (and frozen) before any of them is
-        # killed: a frozen node can no longer write or fsync, so it cannot
+        # Every target's disk is rolled back (then answers EIO) before any is
+        # killed: a node with a dead disk can no longer write or fsync, so it cannot
         # acknowledge anything the rollback would then silently undo.
         for node in nodes:
             if node not in self.affected:  # recorded first: teardown restarts it
                 self.affected.append(node)
-            self.dropped[node] = self.cut(node)
-        for node in nodes:
-            self.live.kill(node)
+        # All cuts at once (each is a few docker execs): "target: all" is one
+        # power failure, not a rolling one. Every target is killed even if one
+        # cut could not be confirmed: a half-done power cut must still end.
+        try:
+            with ThreadPoolExecutor(len(nodes) or 1, thread_name_prefix="squall-power-cut") as pool:
+                self.dropped = dict(zip(nodes, pool.map(self.cut, nodes), strict=True))
+        finally:
+            for node in nodes:
+                self.live.kill(node)
         return {"targets": nodes, "leader": leader, "dropped": self.dropped,
                 "bytes_dropped": sum(d.get("bytes_dropped", 0) for d in self.dropped.values())}
 
@@ -116,21 +125,36 @@ class PowerCut(Kill):
         deadline = time.monotonic() + timeout
         state = ""
         while time.monotonic() < deadline:
-            rc, state = self.live.exec(node, ["cat", f"{CONTROL}/power-state"])
-            if rc == 0 and state.startswith("cut "):
+            state = self._power_state(node)
+            if state.startswith("cut "):
                 return dict(json.loads(state[4:]))
             time.sleep(0.05)
         raise NemesisError(f"the disk of {node} did not report a power cut within {timeout:.0f}s "
                            f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?")
 
+    def _power_state(self, node: str) -> str:
+        if self.live.is_running(node):
+            rc, out = self.live.exec(node, ["cat", f"{CONTROL}/power-state"])
+            if rc == 0:
+                return out
+        # The node may stop by itself once its disk answers EIO: read the file anyway.
+        try:
+            stream, _ = self._container(node).get_archive(f"{CONTROL}/power-state")
+        except docker.errors.NotFound:
+            return ""
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile("power-state")
+            return member.read().decode() if member is not None else ""
+
     # -- power back on -----------------------------------------------------
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         """Restarts the nodes; one that refuses its data is wiped and restarted (damaged: wipe)."""
         nodes, self.affected = list(self.affected), []
+        since = time.time() - 1.0  # docker log times are the host's wall clock
         for node in nodes:
             if not self.live.is_running(node):
                 self.live.start(node)
-        refused = self._refusals(nodes)
+        refused = self._refusals(nodes, since)
         value: dict[str, Any] = {"targets": nodes, "refused": refused}
         if refused and self._damaged_now == "wipe":
             # What the store's own error says to do ("remove the data dir to rejoin"):
@@ -142,8 +166,8 @@ class PowerCut(Kill):
             value["wiped"] = sorted(refused)
         return value
 
-    def _refusals(self, nodes: list[str]) -> dict[str, str]:
-        """The nodes that exited instead of serving, with the last line they logged."""
+    def _refusals(self, nodes: list[str], since: float) -> dict[str, str]:
+        """The restarted nodes that exited refusing their data, with the line that says so."""
         waiting, refused = set(nodes), {}
         deadline = time.monotonic() + BOOT_S
         while waiting and time.monotonic() < deadline:
@@ -152,7 +176,9 @@ class PowerCut(Kill):
                     waiting.discard(node)
                 elif not self.live.is_running(node):
                     waiting.discard(node)
-                    refused[node] = self._last_words(node)
+                    said = self._refusal(node, since)
+                    if said:
+                        refused[node] = said
             time.sleep(0.2)
         return refused
 
@@ -162,10 +188,10 @@ class PowerCut(Kill):
             raise NemesisError("power-cut needs the docker backend (it mounts FUSE in containers)")
         return container(node)
 
-    def _last_words(self, node: str) -> str:
-        lines = self._container(node).logs(tail=20).decode(errors="replace").splitlines()
-        said = [ln for ln in lines if "refusing" in ln or "ERROR" in ln] or lines or [""]
-        return said[-1].strip()
+    def _refusal(self, node: str, since: float) -> str:
+        logs = self._container(node).logs(since=since).decode(errors="replace")
+        said = [ln.strip() for ln in logs.splitlines() if "refusing to start" in ln]
+        return said[-1] if said else ""
 
     def _flag_wipe(self, node: str) -> None:
         """Drops lazyfs's wipe flag into the stopped container (docker cp works on stopped ones)."""
