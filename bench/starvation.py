@@ -48,6 +48,25 @@ def make_cluster(backend: str) -> Cluster:
     return LocalCluster(spec)
 
 
+def cpu_seconds(cluster: Cluster) -> float | None:
+    """CPU time (user + system) all node processes used so far; local backend only, else None.
+
+    Unlike latency, CPU spent per write hardly depends on how loaded the machine is.
+    """
+    procs = getattr(cluster, "procs", None)
+    if not procs:
+        return None
+    total = 0
+    for p in procs.values():
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -122,7 +141,8 @@ def drive(url: str, tasks: list[str], drivers: int, seconds: float) -> tuple[lis
     return latencies, errors, done
 
 
-def phase(url: str, uid: str, tasks: list[str], readers: int, drivers: int, seconds: float) -> dict[str, Any]:
+def phase(cluster: Cluster, url: str, uid: str, tasks: list[str], readers: int, drivers: int, seconds: float
+          ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     stop, counts = ctx.Event(), ctx.Array("l", [0, 0])
     procs = []
@@ -134,9 +154,9 @@ def phase(url: str, uid: str, tasks: list[str], readers: int, drivers: int, seco
     try:
         if readers:
             time.sleep(2)   # let the storm build up before measuring (not synchronisation: a warm-up)
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), cpu_seconds(cluster)
         lat, errors, done = drive(url, tasks, drivers, seconds)
-        wall = time.monotonic() - t0
+        wall, cpu1 = time.monotonic() - t0, cpu_seconds(cluster)
     finally:
         stop.set()
         for proc in procs:
@@ -146,7 +166,8 @@ def phase(url: str, uid: str, tasks: list[str], readers: int, drivers: int, seco
     return {"readers": readers, "writes": len(lat), "write_errors": errors, "tasks_done": len(done),
             "writes_per_s": round(len(lat) / wall, 1), "p50_ms": round(1000 * statistics.median(lat), 1),
             "p99_ms": round(1000 * quantile(lat, 0.99), 1), "max_ms": round(1000 * max(lat), 1),
-            "details_reads": counts[0], "details_per_s": round(counts[0] / wall, 1), "read_errors": counts[1]}
+            "details_reads": counts[0], "details_per_s": round(counts[0] / wall, 1), "read_errors": counts[1],
+            "node_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2)}
 
 
 def main() -> None:
@@ -169,11 +190,13 @@ def main() -> None:
         results = []
         half = len(tasks) // 2   # each phase drives its own tasks, from PENDING
         for readers, mine in ((0, tasks[:half]), (a.readers, tasks[half:])):
-            r = phase(url, uid, mine, readers, a.drivers, a.seconds)
+            r = phase(cluster, url, uid, mine, readers, a.drivers, a.seconds)
             results.append(r)
             print(f"{readers:3d} readers: {r['writes']} status updates ({r['writes_per_s']}/s), p50 {r['p50_ms']} ms, "
                   f"p99 {r['p99_ms']} ms, max {r['max_ms']} ms; {r['details_reads']} details reads "
                   f"({r['details_per_s']}/s), {r['write_errors'] + r['read_errors']} errors")
+            if r["node_cpu_s"] is not None and not readers:
+                print(f"     nodes' CPU per status update: {1000 * r['node_cpu_s'] / r['writes']:.2f} ms")
     storm = results[-1]
     met = storm["p99_ms"] <= 50 and storm["max_ms"] <= 500
     print(f"with {a.readers} readers: p99 {storm['p99_ms']} ms (goal <= 50), max {storm['max_ms']} ms "

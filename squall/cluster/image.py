@@ -32,9 +32,11 @@ SUITE = "bookworm"
 # and python3-yaml run the store; iptables/iproute2 make partitions; procps
 # gives ps/pkill; faketime skews clocks; fuse3 + python3-pip carry the FUSE
 # disk-stall filesystem; e2fsprogs/util-linux for fsfreeze and loop mounts.
+# python3-uvloop: the store's event loop when present (it runs without it).
 PACKAGES = [
     "python3",
     "python3-aiohttp",
+    "python3-uvloop",
     "python3-yaml",
     "python3-pip",
     "iptables",
