@@ -245,6 +245,11 @@ class Run:
                 self.cluster.down()
             except Exception as exc:  # noqa: BLE001
                 self.errors.append(f"teardown failed: {exc}")
+        if self.nemesis is not None:
+            try:
+                self.nemesis.close()  # what outlives the cluster: the Toxiproxy server
+            except Exception as exc:  # noqa: BLE001
+                self.errors.append(f"closing the nemesis failed: {exc}")
         if self.history is not None:
             self.history.close()
 
