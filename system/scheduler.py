@@ -17,8 +17,8 @@ preemption, no maintenance here).
 
 Every task transition and every update status change is an event carrying the
 leader's timestamp (``ts``, ms, put into the command before it was appended)
-and the log index it was applied at. The index is read from ``_meta`` (the
-entry before this one), so apply stays deterministic without the entry.
+and the log index it was applied at, read from ``schema.APPLYING_INDEX`` (the
+entry being applied), so every replica records the same index.
 """
 
 from __future__ import annotations
@@ -78,10 +78,11 @@ def job_key(role: str, env: str, name: str) -> str:
 
 
 def _log_index(conn: sqlite3.Connection, cmd: dict[str, Any]) -> int:
-    """The index this entry is applied at: ``at_index`` when restoring an event, else applied + 1."""
+    """The index this entry is applied at: ``at_index`` when restoring an event, else the
+    entry's own (``schema.APPLYING_INDEX``; ``_meta`` lags inside a run of entries)."""
     if "at_index" in cmd:
         return int(cmd["at_index"])
-    return int(conn.execute("SELECT v FROM _meta WHERE k = 'applied_index'").fetchone()[0]) + 1
+    return schema.APPLYING_INDEX.get()
 
 
 def _one(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> Any:

@@ -14,6 +14,7 @@ new table is covered by both without further code.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import sqlite3
 from collections.abc import Callable
@@ -41,6 +42,12 @@ class Rejected(Exception):
 
 TABLES: list[Table] = []
 OPS: dict[str, ApplyFn] = {}
+
+# The log index of the entry being applied. Apply functions that record "the
+# index this happened at" must read it here, never from ``_meta``: entries are
+# applied in runs sharing one transaction, and ``_meta`` holds the index of the
+# run's end, which differs between replicas that cut runs differently.
+APPLYING_INDEX: contextvars.ContextVar[int] = contextvars.ContextVar("APPLYING_INDEX")
 
 
 def table(name: str, ddl: str, key: tuple[str, ...]) -> Table:

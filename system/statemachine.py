@@ -105,10 +105,13 @@ def apply_in_tx(conn: sqlite3.Connection, e: Entry) -> Any:
     if fn is None:  # validated before append; an unknown op here is a newer peer's: refuse alike
         result: Any = {"error": "bad_request", "message": f"unknown op {cmd.get('op')!r}"}
     else:
+        token = schema.APPLYING_INDEX.set(e.index)
         try:
             result = fn(conn, cmd)
         except Rejected as r:
             result = {"error": r.code, **r.detail}
+        finally:
+            schema.APPLYING_INDEX.reset(token)
     if rid:
         conn.execute("INSERT INTO requests VALUES (?, ?)", (rid, schema.canonical(result)))
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from system import scheduler as s
@@ -144,3 +146,33 @@ def test_quotas_are_saved_and_removed_per_role(apply: Applier) -> None:
     assert apply.rows("SELECT * FROM sched_quotas") == [("r", 2.5, 1024, 4096)]
     apply("sched.RemoveQuota", role="r")
     assert apply.rows("SELECT * FROM sched_quotas") == []
+
+
+def test_replicas_that_batch_entries_differently_record_the_same_event_indexes(tmp_path: Path) -> None:
+    """Entries are applied in runs sharing a transaction; an event's log index must be
+    its own entry's, not whatever the run has recorded so far (that differs per replica)."""
+    from system.statemachine import StateMachine
+    from system.wal import Entry
+
+    ts = 1_700_000_000_000
+    job = {"op": "sched.CreateJob", "job": {"role": "t", "env": "e", "name": "j", "instances": 3}, "ts": ts}
+    entries = [Entry(1, 1, job)]
+    machines = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        sm = StateMachine(tmp_path / name, digest_every=0)
+        sm.open_empty()
+        machines.append(sm)
+    a, b = machines
+    a.apply(entries)
+    b.apply(entries)
+    tasks = a.read(lambda c: [r[0] for r in c.execute("SELECT task_id FROM sched_tasks ORDER BY task_id")])
+    steps = [Entry(i + 2, 1, {"op": "sched.ChangeState", "task_id": t, "from": "PENDING", "to": "ASSIGNED",
+                              "ts": ts + i}) for i, t in enumerate(tasks)]
+    a.apply(steps)                      # one run
+    for e in steps:                     # one entry at a time
+        b.apply([e])
+    assert a.digest() == b.digest()
+    events = a.read(lambda c: c.execute("SELECT log_index FROM sched_task_events WHERE status = 'ASSIGNED'"
+                                        " ORDER BY log_index").fetchall())
+    assert [r[0] for r in events] == [e.index for e in steps]
