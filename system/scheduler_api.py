@@ -9,9 +9,10 @@ then one read transaction on a reader connection, so a read never mixes two
 states (getJobUpdateDetails is never torn) and never blocks the writer.
 
 Aurora's writes starved under a storm of getJobUpdateDetails calls. Here the
-storm is kept off the writer's path four ways: SQLite's WAL (no lock a
+storm is kept off the writer's path five ways: SQLite's WAL (no lock a
 writer waits for), the answer built as JSON by SQLite outside Python's GIL,
-concurrent calls sharing one read (``SingleFlight``), and at most
+concurrent calls sharing one read (``SingleFlight``), reads of one update
+paced ``DETAILS_GAP`` apart (callers meanwhile share the next), and at most
 ``DETAILS_AT_ONCE`` calls served at a time on reader threads of lower CPU
 priority. ``bench/starvation.py`` measures the result.
 """

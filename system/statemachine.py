@@ -1,8 +1,9 @@
 """The replicated state: committed log entries applied to SQLite, in order, exactly once.
 
-One writer connection, used only on the writer thread, applies entries one
-transaction each and records the applied index in the same transaction, so
-"applied" and "state" never disagree. Readers use their own connections on
+One writer connection, used only on the writer thread, applies a run of
+entries per transaction and records the applied index in the same
+transaction, so "applied" and "state" never disagree. Apply digests are
+taken on a thread of their own from a read transaction pinned to their index. Readers use their own connections on
 other threads: SQLite's WAL mode lets them read the last committed state
 while the writer goes on, so a read storm never blocks a write.
 
