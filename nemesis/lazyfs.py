@@ -46,6 +46,7 @@ Standard library plus mfusepy, like stallfs.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import functools
 import json
@@ -80,8 +81,7 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
         if (control / WIPE).exists():
             self._wipe()
         self._boot()
-        (control / "power").write_text("on\n")
-        self._report("on")
+        self._report("on")  # the nemesis waits for this before it asks for a cut
         threading.Thread(target=self.watch_power, name="lazyfs-power", daemon=True).start()
 
     # -- state ----------------------------------------------------------
@@ -172,11 +172,14 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
     def watch_power(self) -> None:
         while not self.cut:
             try:
-                wanted = (self.control / "power").read_text().strip()
+                wanted = (self.control / "power").read_text().split()
             except OSError:
-                wanted = "on"
-            if wanted == "cut":
-                self._report("cut " + json.dumps(self.power_cut(), sort_keys=True))
+                wanted = []
+            if wanted[:1] == ["cut"]:
+                # The request's token is echoed, so the nemesis never takes a
+                # previous incarnation's report for this cut.
+                token = " ".join(wanted[1:2])
+                self._report(f"cut {token} " + json.dumps(self.power_cut(), sort_keys=True))
                 return
             self.tick.wait(stallfs.WATCH_EVERY)
 
@@ -323,6 +326,14 @@ for _name in ("getattr", "readdir", "access", "readlink", "statfs", "open", "rea
 
 
 def main() -> None:
+    # First thing, before the mount: a restarted container keeps its old control
+    # files, and neither an old cut request nor an old report may count now.
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--control", required=True)
+    control = Path(ap.parse_known_args()[0].control)
+    control.mkdir(parents=True, exist_ok=True)
+    (control / "power").write_text("on\n")
+    (control / "power-state").unlink(missing_ok=True)
     # stallfs's main mounts whatever class its module calls StallFS: point it here.
     stallfs.StallFS = LazyFS
     stallfs.main()

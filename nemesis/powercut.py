@@ -117,17 +117,23 @@ class PowerCut(Kill):
 
     def cut(self, node: str, timeout: float = 15.0) -> dict[str, Any]:
         """Cuts the power of ``node``'s disk; returns what lazyfs says it dropped."""
-        script = f"echo cut > {CONTROL}/power.tmp && mv {CONTROL}/power.tmp {CONTROL}/power"
+        # Wait for this incarnation's lazyfs to be up ("on"), then ask with a token.
+        deadline = time.monotonic() + timeout
+        state = self._power_state(node)
+        while not state.startswith("on") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            state = self._power_state(node)
+        token = f"{node}-{time.monotonic_ns()}"
+        script = (f"echo cut {token} > {CONTROL}/power.tmp && "
+                  f"mv {CONTROL}/power.tmp {CONTROL}/power")
         rc, out = self.live.exec(node, ["sh", "-c", script])
         if rc != 0:
             raise NemesisError(f"could not cut the power of {node} (exit {rc}): {out.strip()}; "
                                "was the cluster configured with power-cut?")
-        deadline = time.monotonic() + timeout
-        state = ""
         while time.monotonic() < deadline:
             state = self._power_state(node)
-            if state.startswith("cut "):
-                return dict(json.loads(state[4:]))
+            if state.startswith(f"cut {token} "):
+                return dict(json.loads(state.split(" ", 2)[2]))
             time.sleep(0.05)
         raise NemesisError(f"the disk of {node} did not report a power cut within {timeout:.0f}s "
                            f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?")
@@ -160,10 +166,14 @@ class PowerCut(Kill):
             # What the store's own error says to do ("remove the data dir to rejoin"):
             # an operator would, and then what the cut lost shows up as lost writes
             # instead of a cluster that never answers again.
+            since = time.time() - 1.0
             for node in refused:
                 self._flag_wipe(node)
                 self.live.start(node)
             value["wiped"] = sorted(refused)
+            # Back in service (or refusing again) before the window closes, so the
+            # next cut never races a node that is still booting.
+            value["refused_after_wipe"] = self._refusals(sorted(refused), since)
         return value
 
     def _refusals(self, nodes: list[str], since: float) -> dict[str, str]:

@@ -8,13 +8,13 @@ through the leader shows what it means for the store.
 from __future__ import annotations
 
 import random
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+import tenacity
 
 from nemesis.powercut import PowerCut
 from squall.cluster.base import ClusterSpec
@@ -37,16 +37,6 @@ put('probe-unsynced', b'unsynced bytes', False)
 fd = os.open(d, os.O_RDONLY); os.fsync(fd); os.close(fd)  # both names durable, one's data not
 print(sorted(os.listdir(d)))
 """
-
-
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not happen within {timeout:.0f}s")
 
 
 def powered(bugs: list[str]) -> Iterator[tuple[DockerCluster, PowerCut]]:
@@ -98,14 +88,22 @@ def put_via_leader(cluster: DockerCluster, key: str, value: str) -> None:
 
 
 def read_via_leader(cluster: DockerCluster, key: str) -> Any:
-    def attempt() -> Any:
-        leader = cluster.leader(5)
-        try:
-            r = requests.get(f"{cluster.client_url(leader)}/kv/{key}", timeout=5) if leader else None
-        except requests.RequestException:
-            return None
-        return r.json() if r is not None and r.status_code == 200 else None
-    return wait_for(attempt, f"a read of {key} through the leader")["value"]
+    """The key's value as the leader serves it, once some leader answers (bounded)."""
+    try:
+        for attempt in tenacity.Retrying(stop=tenacity.stop_after_delay(60),
+                                         wait=tenacity.wait_fixed(0.2),
+                                         retry=tenacity.retry_if_exception_type(OSError)):
+            with attempt:
+                leader = cluster.leader(5)
+                if leader is None:
+                    raise OSError("no leader")
+                r = requests.get(f"{cluster.client_url(leader)}/kv/{key}", timeout=5)
+                if r.status_code != 200:
+                    raise OSError(f"{leader} answered {r.status_code}: {r.text[:200]}")
+                return r.json()["value"]
+    except tenacity.RetryError as exc:
+        pytest.fail(f"no leader served a read of {key} within 60s: {exc.last_attempt.exception()}")
+    raise AssertionError("unreachable")
 
 
 def test_after_a_power_cut_the_fsynced_file_stays_and_the_unsynced_bytes_are_gone(

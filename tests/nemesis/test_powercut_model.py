@@ -7,7 +7,9 @@ disk. The mount itself is exercised by test_powercut_docker.py.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,3 +148,19 @@ def test_a_wipe_flag_empties_the_data_dir_at_mount(tmp_path: Path) -> None:
         os.close(root)
     assert os.listdir(data) == []
     assert not (control / WIPE).exists(), "the flag must be consumed, or every restart wipes"
+
+
+def test_a_cut_requested_through_the_control_file_is_reported_with_its_token(
+        fs: tuple[LazyFS, Path], tmp_path: Path) -> None:
+    lazy, data = fs
+    control = tmp_path / "control"
+    assert (control / "power-state").read_text().split() == ["on"]
+    write_file(lazy, "/raft.log", b"unsynced", sync=False)
+    (control / "power").write_text("cut t-42\n")
+    deadline = time.monotonic() + 10
+    while not (control / "power-state").read_text().startswith("cut t-42 "):
+        assert time.monotonic() < deadline, "lazyfs never reported the requested cut"
+        lazy.tick.wait(0.02)
+    report = json.loads((control / "power-state").read_text().split(" ", 2)[2])
+    assert report["names_dropped"] == ["raft.log"]
+    assert not (data / "raft.log").exists()
