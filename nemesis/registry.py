@@ -15,6 +15,7 @@ from nemesis.clock import Clock
 from nemesis.disk import DiskStall
 from nemesis.link import Link
 from nemesis.partition import Partition
+from nemesis.powercut import PowerCut
 from nemesis.process import Kill, Pause
 
 FACTORIES: dict[str, Callable[..., Fault]] = {
@@ -24,6 +25,7 @@ FACTORIES: dict[str, Callable[..., Fault]] = {
     "link": Link,
     "disk-stall": DiskStall,
     "clock": Clock,
+    "power-cut": PowerCut,
 }
 KNOWN = tuple(FACTORIES)
 
@@ -39,6 +41,7 @@ SUPPORT: dict[str, frozenset[str]] = {
 WHY_NOT = {
     "disk-stall": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
     "clock": "it preloads libfaketime in the node's container; use --backend docker",
+    "power-cut": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
 }
 
 
