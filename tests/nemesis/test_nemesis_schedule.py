@@ -24,7 +24,7 @@ def test_a_typo_names_every_known_nemesis() -> None:
     with pytest.raises(NemesisError) as err:
         registry.parse_names("kill,partiton")
     assert str(err.value) == ('nemesis "partiton" is unknown; known: kill, pause, partition, '
-                              'link, disk-stall, clock')
+                              'link, disk-stall, clock, power-cut')
 
 
 def test_local_backend_refuses_container_faults_and_says_what_to_use() -> None:
