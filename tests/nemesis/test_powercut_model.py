@@ -86,10 +86,15 @@ def test_an_atomic_replace_with_fsyncs_survives_whole(fs: tuple[LazyFS, Path]) -
     assert (data / "old.json").read_bytes() == b"new-and-durable"
 
 
-def test_an_uncommitted_replace_brings_back_the_old_file(fs: tuple[LazyFS, Path]) -> None:
-    lazy, data = fs
+def replace_unsynced(lazy: LazyFS) -> None:
+    """write_atomic without its fsyncs: temp file, rename over."""
     write_file(lazy, "/old.json.tmp", b"new-but-unsynced", sync=False)
     lazy.rename("/old.json.tmp", "/old.json")
+
+
+def test_an_uncommitted_replace_brings_back_the_old_file(fs: tuple[LazyFS, Path]) -> None:
+    lazy, data = fs
+    replace_unsynced(lazy)
     lazy.power_cut()
     assert sorted(os.listdir(data)) == ["old.json"]
     assert (data / "old.json").read_bytes() == b"old-and-durable"
@@ -98,8 +103,7 @@ def test_an_uncommitted_replace_brings_back_the_old_file(fs: tuple[LazyFS, Path]
 def test_a_replace_committed_by_another_fsync_comes_back_empty(fs: tuple[LazyFS, Path]) -> None:
     # ext4 without a sync of the new file: the rename is journaled, the data is not.
     lazy, data = fs
-    write_file(lazy, "/old.json.tmp", b"new-but-unsynced", sync=False)
-    lazy.rename("/old.json.tmp", "/old.json")
+    replace_unsynced(lazy)
     write_file(lazy, "/other.log", b"synced", sync=True)
     lazy.power_cut()
     assert sorted(os.listdir(data)) == ["old.json", "other.log"]
