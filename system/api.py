@@ -212,7 +212,15 @@ class Api:
         return web.json_response({"ok": True})
 
     # -- peers ------------------------------------------------------------------------
+    def _check_addressee(self, request: web.Request) -> None:
+        """Refuses a raft RPC meant for another node (it reached us at a stale address)."""
+        to = request.query.get("to")
+        if to is not None and to != self.cfg.id:
+            raise ApiError("bad_request", f"this raft RPC is addressed to {to} but this is {self.cfg.id}: the "
+                           "sender reached a stale address and must connect to its peer anew")
+
     async def _peer_json(self, request: web.Request) -> dict[str, Any]:
+        self._check_addressee(request)
         try:
             body = await request.json()
         except ValueError:
@@ -236,6 +244,7 @@ class Api:
             raise ApiError("bad_request", f"malformed append request: {e}") from None
 
     async def raft_snapshot(self, request: web.Request) -> web.Response:
+        self._check_addressee(request)
         try:
             term, leader = int(request.query["term"]), request.query["leader"]
         except (KeyError, ValueError):

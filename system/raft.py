@@ -91,7 +91,9 @@ class Raft:
                 raise DamagedData(f"{self.meta_path} is damaged ({e}); the node cannot know its term and vote") from None
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        # No DNS cache: a restarted container may come back at another address,
+        # possibly one another peer held before (see _rpc).
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, use_dns_cache=False))
         self._reset_timer()
         self._tasks.append(asyncio.ensure_future(self._ticker()))
 
@@ -304,7 +306,11 @@ class Raft:
         """POSTs to a peer; None on any failure (the peer may be down, paused or cut off)."""
         assert self.session is not None
         t = aiohttp.ClientTimeout(total=timeout or max(1.0, self.cfg.election_timeout_ms[1] / 1000))
-        url = self.cfg.peers[peer] + path
+        # Every RPC names its addressee, and a node refuses one meant for another:
+        # after containers restart, a pooled connection (or a stale name lookup) can
+        # reach a different peer at the old address, whose answer would otherwise be
+        # counted as this peer's (two votes or acks from one node: no majority at all).
+        url = f"{self.cfg.peers[peer]}{path}{'&' if '?' in path else '?'}to={peer}"
         try:
             if isinstance(body, bytes):
                 r = await self.session.post(url, data=body, timeout=t)
@@ -312,6 +318,7 @@ class Raft:
                 r = await self.session.post(url, json=body, timeout=t)
             async with r:
                 if r.status != 200:
+                    r.close()   # not back to the pool: it may lead to the wrong node
                     return None
                 return await r.json()
         except (TimeoutError, aiohttp.ClientError, ValueError):
