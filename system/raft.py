@@ -64,6 +64,12 @@ class Raft:
         self.acked = Signal()       # a peer acknowledged an AppendEntries
         self._rng = random.Random()
         self._last_contact = 0.0
+        # When a leader was last heard from (append or snapshot accepted). Kept apart
+        # from _last_contact, which our own election timer also resets: a follower
+        # whose timer just fired has heard from no leader, and must not refuse the
+        # others' pre-votes as if it had (it made elections after a leader pause take
+        # several seconds: each node's own timer kept it "sticky").
+        self._leader_contact = float("-inf")
         self._timeout = 0.0
         self._meta_lock = asyncio.Lock()
         self._append_lock = asyncio.Lock()
@@ -354,7 +360,7 @@ class Raft:
     async def on_vote(self, req: dict[str, Any]) -> dict[str, Any]:
         term, cand = int(req["term"]), str(req["candidate"])
         lo = self.cfg.election_timeout_ms[0] / 1000
-        sticky = self.role == "leader" or (self.leader_id is not None and self._now() - self._last_contact < lo)
+        sticky = self.role == "leader" or (self.leader_id is not None and self._now() - self._leader_contact < lo)
         mine = (self.wal.last_term, self.wal.last_index)
         up_to_date = (int(req["last_term"]), int(req["last_index"])) >= mine
         if req.get("pre"):   # a pre-vote changes nothing here
@@ -380,6 +386,7 @@ class Raft:
             if changed:
                 log.info("term %d: following %s", term, leader)
         self._reset_timer()
+        self._leader_contact = self._now()
         return True
 
     async def on_append(self, req: dict[str, Any]) -> dict[str, Any]:
