@@ -34,7 +34,7 @@ class BadInput(Exception):
 def run(
     file: Annotated[Path | None, typer.Option("-f", "--file", help="YAML test file; flags override it")] = None,
     workload: Annotated[str | None, typer.Option(help="register | set | scheduler")] = None,
-    nemesis: Annotated[str | None, typer.Option(help="comma list (kill,pause,partition,link,disk-stall,clock), none, or a YAML schedule file")] = None,
+    nemesis: Annotated[str | None, typer.Option(help="comma list (kill,pause,partition,link,disk-stall,clock,power-cut), none, or a YAML schedule file")] = None,
     nodes: Annotated[int | None, typer.Option(help="cluster size (default 5)")] = None,
     time_limit: Annotated[str | None, typer.Option("--time-limit", help="seconds of load, e.g. 60 or 2m")] = None,
     concurrency: Annotated[int | None, typer.Option(help="client workers (default 10)")] = None,
