@@ -16,7 +16,7 @@ might have. So:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +162,3 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float =
             raise TimeoutError(f"{what} did not happen within {timeout:g}s")
         time.sleep(every)
 
-
-def pick(seq: Sequence[str], i: int) -> str:
-    return seq[i % len(seq)]
