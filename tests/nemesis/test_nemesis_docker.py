@@ -7,7 +7,6 @@ partition; one whose peers talk through Toxiproxy for link faults.
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from nemesis.schedule import Event, Schedule
 from squall.cluster.base import ClusterSpec
 from squall.cluster.docker import DockerCluster
 from squall.history import NEMESIS, Op
+from tests.nemesis.conftest import Running
 
 pytestmark = pytest.mark.docker
 
@@ -82,35 +82,15 @@ def make_cluster(faults: list[str], nodes: int = 3) -> tuple[DockerCluster, dict
 
 
 @pytest.fixture(scope="module")
-def fused() -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
-    cluster, faults = make_cluster(["kill", "pause", "partition", "clock", "disk-stall"])
-    try:
-        cluster.up()
-        for i, fault in enumerate(faults.values()):
-            fault.setup(cluster, random.Random(i))
-        yield cluster, faults
-    finally:
-        for fault in faults.values():
-            try:
-                fault.teardown()
-            finally:
-                pass
-        cluster.down()
+def fused(running: Running) -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
+    with running(*make_cluster(["kill", "pause", "partition", "clock", "disk-stall"])) as made:
+        yield made  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
-def linked() -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
-    cluster, faults = make_cluster(["link", "partition"])
-    try:
-        cluster.up()
-        for i, fault in enumerate(faults.values()):
-            fault.setup(cluster, random.Random(i))
-        yield cluster, faults
-    finally:
-        for fault in faults.values():
-            fault.teardown()
-        cluster.down()
-        faults["link"].close()  # type: ignore[attr-defined]
+def linked(running: Running) -> Iterator[tuple[DockerCluster, dict[str, Fault]]]:
+    with running(*make_cluster(["link", "partition"])) as made:
+        yield made  # type: ignore[misc]
 
 
 def test_killed_node_is_unreachable_then_back(fused: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from nemesis.schedule import Event, Schedule
 from squall.cluster.base import ClusterSpec
 from squall.cluster.local import LocalCluster
 from squall.history import NEMESIS, Op
+from tests.nemesis.conftest import Running
 
 
 def invoke(fault: Fault, f: str, **params: Any) -> Op:
@@ -25,21 +25,12 @@ def invoke(fault: Fault, f: str, **params: Any) -> Op:
 
 
 @pytest.fixture(scope="module")
-def local() -> Iterator[tuple[LocalCluster, dict[str, Fault]]]:
+def local(running: Running) -> Iterator[tuple[LocalCluster, dict[str, Fault]]]:
     spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=3, snapshot_every=0)
     faults = Schedule((Event(0, "link", 1, {}), Event(0, "kill", 1, {}), Event(0, "pause", 1, {}),
                        Event(0, "partition", 1, {}))).prepare(spec, backend="local")
-    cluster = LocalCluster(spec)
-    try:
-        cluster.up()
-        for i, fault in enumerate(faults.values()):
-            fault.setup(cluster, random.Random(i))
-        yield cluster, faults
-    finally:
-        for fault in faults.values():
-            fault.teardown()
-        cluster.down()
-        faults["link"].close()  # type: ignore[attr-defined]
+    with running(LocalCluster(spec), faults) as made:
+        yield made  # type: ignore[misc]
 
 
 def commit_time(cluster: LocalCluster, key: str) -> float:
