@@ -13,6 +13,10 @@ The paper's rules, with the choices that matter for this store:
   one. Followers that heard from a live leader within the shortest timeout
   refuse votes (leader stickiness), so a node coming back from a partition
   with a higher term cannot depose a working leader by asking for votes.
+* Disk step-down: a leader whose disk write (log fsync, state commit, term
+  file) has waited longer than the longest election timeout steps down, and
+  a node with a write stuck does not campaign (``system.diskwatch``): it can
+  still heartbeat, so without this nobody would replace it.
 * ReadIndex: a read waits until the leader's no-op is committed, takes the
   commit index, then until a majority acknowledged an AppendEntries *sent
   after* the read arrived: only then is it certain no newer leader existed.
@@ -54,6 +58,7 @@ class Raft:
         self.wal = wal
         self.meta_path = meta_path
         self.fsync = fsync
+        self.disk = wal.disk   # every write of this node registers there (system.diskwatch)
         self.term: int = 0
         self.voted_for: str | None = None
         self._persisted: tuple[int, str | None] = (0, None)
@@ -128,8 +133,12 @@ class Raft:
         async with self._meta_lock:  # writes the newest values, so a late writer never regresses them
             term, vote = self.term, self.voted_for
             value = {"term": term, "vote": vote}
-            await asyncio.get_running_loop().run_in_executor(None, write_json_atomic, self.meta_path, value, self.fsync)
+            await asyncio.get_running_loop().run_in_executor(None, self._write_meta, value)
             self._persisted = (term, vote)
+
+    def _write_meta(self, value: dict[str, Any]) -> None:
+        with self.disk.write():
+            write_json_atomic(self.meta_path, value, self.fsync)
 
     # -- roles ---------------------------------------------------------------
     def _become_follower(self, term: int, leader: str | None) -> None:
@@ -153,6 +162,9 @@ class Raft:
             now = self._now()
             if self.role == "leader":
                 self._check_quorum(now)
+                self._check_disk()
+            elif self.disk.stalled_for() > self.cfg.heartbeat_ms * 2 / 1000:
+                continue   # a node that cannot write cannot lead: no campaign until its disk answers
             elif now - self._last_contact >= self._timeout:
                 self._reset_timer()
                 self._tasks = [t for t in self._tasks if not t.done()]
@@ -166,6 +178,13 @@ class Raft:
         if now - recent[self.majority - 2] > self.cfg.election_timeout_ms[1] / 1000:
             log.warning("term %d: no majority heard for %.0f ms, stepping down", self.term,
                         (now - recent[self.majority - 2]) * 1000)
+            self._become_follower(self.term, None)
+            self._reset_timer()
+
+    def _check_disk(self) -> None:
+        stalled = self.disk.stalled_for()
+        if self.role == "leader" and stalled > self.cfg.election_timeout_ms[1] / 1000:
+            log.warning("term %d: a disk write has waited %.0f ms, stepping down", self.term, stalled * 1000)
             self._become_follower(self.term, None)
             self._reset_timer()
 

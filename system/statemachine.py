@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from system import codecs, schema
+from system.diskwatch import DiskWatch
 from system.fsutil import DamagedData
 from system.schema import Rejected
 from system.wal import Entry
@@ -155,6 +156,7 @@ class StateMachine:
         self._digest_pool: ThreadPoolExecutor | None = None
         self._digest_conn: sqlite3.Connection | None = None
         self._digest_pending: Future[None] | None = None
+        self.disk = DiskWatch()   # the node's, once wired (system.store)
 
     # -- lifecycle (writer thread) ---------------------------------------------
     def _remove_files(self) -> None:
@@ -249,7 +251,8 @@ class StateMachine:
     def _commit(self) -> None:
         assert self.conn is not None
         set_applied(self.conn, self.applied_index, self.applied_term)
-        self.conn.execute("COMMIT")
+        with self.disk.write():
+            self.conn.execute("COMMIT")
 
     def _digest_later(self, index: int) -> None:
         """Records the digest at ``index`` (just applied) from a read transaction pinned to it.

@@ -93,6 +93,7 @@ class Store:
         self.io = ThreadPoolExecutor(1, thread_name_prefix="snapshot-io")
         self.wal, self.sm, self.snaps, self.last_snapshot = open_state(
             cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync)
+        self.sm.disk = self.wal.disk   # one watch over all of this node's writes
         self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync)
         self.raft.load_meta()
         self.raft.commit_index = self.sm.applied_index

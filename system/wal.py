@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from system.diskwatch import DiskWatch
 from system.fsutil import DamagedData, write_atomic
 
 log = logging.getLogger("squall.wal")
@@ -111,6 +112,7 @@ class Wal:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="wal-io")
         self._lock = asyncio.Lock()
         self._fd: int | None = None
+        self.disk = DiskWatch()   # shared with the node's other writers (system.store)
 
     # -- opening -------------------------------------------------------------
     def open(self) -> None:
@@ -244,13 +246,14 @@ class Wal:
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
-        os.lseek(self._fd, 0, os.SEEK_END)
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        if self.fsync:
-            os.fsync(self._fd)
+        with self.disk.write():
+            os.lseek(self._fd, 0, os.SEEK_END)
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            if self.fsync:
+                os.fsync(self._fd)
 
     async def compact(self, index: int, term: int) -> None:
         """Drops entries up to ``index`` (now held by a snapshot) by rewriting the file atomically."""

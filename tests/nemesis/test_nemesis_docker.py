@@ -7,6 +7,7 @@ partition; one whose peers talk through Toxiproxy for link faults.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -261,3 +262,36 @@ def test_cleanup_heals_faults_left_inside_running_containers(fused: Any) -> None
     stop(faults["partition"])
     stop(faults["clock"])
     healed(cluster)
+
+
+def test_a_leader_whose_disk_stalls_steps_down_and_writes_go_on(fused: Any) -> None:
+    # It still heartbeats, so no follower times out: only the leader itself can
+    # see that it cannot write (system.diskwatch). Without the step-down, writes
+    # waited for the whole stall (5.2 s in the proof matrix). A leader with no
+    # write in flight has nothing stuck and rightly keeps leading, so a client
+    # writes to it as soon as the stall starts (that write hangs, as it must).
+    cluster, faults = fused
+    leader_put(cluster, "stall-before", 1)
+    done = start(faults["disk-stall"], target="leader", snapshot=False, seconds=6)
+    stalled = done.value["targets"][0]
+    t0 = time.monotonic()
+    stuck = threading.Thread(target=put, args=(cluster, stalled, "stall-stuck", 0, 8.0), daemon=True)
+    stuck.start()
+    try:
+        others = [n for n in cluster.nodes if n != stalled]
+
+        def fresh() -> str | None:
+            views = [cluster.status(n, timeout=1.0) or {} for n in others]
+            return next((v["id"] for v in views if v.get("role") == "leader"), None)
+
+        new = wait_for(fresh, "a new leader while the old one's disk is stalled", timeout=5)
+        assert put(cluster, new, "stall-during", 2, timeout=5) == 200
+        took = time.monotonic() - t0
+        assert took < 3.0, f"a write under the old leader's disk stall took {took:.1f}s"
+        view = cluster.status(stalled, timeout=1.0) or {}
+        assert view.get("role") != "leader", f"the stalled node still says it leads: {view}"
+    finally:
+        stop(faults["disk-stall"])
+        stuck.join(10)
+    healed(cluster)
+    assert leader_put(cluster, "stall-after", 3) >= 0
