@@ -52,6 +52,8 @@ class Outcome:
     seconds: float
     run_dir: str
     figures: dict[str, Any]
+    evidence: str = ""
+    seed: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -93,7 +95,7 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
     if store:
         options["store"] = store
     options.setdefault("name", f"matrix-{case.name}")
-    cfg = cfgmod.RunConfig(**cfgmod.normalize(options, f"case {case.name}"))
+    cfg = cfgmod.RunConfig(**cfgmod.normalize(options, f"case {case.name}")).resolved()  # seed fixed here, for the table
     t0 = time.monotonic()
     code = run_one(cfg, console)
     seconds = time.monotonic() - t0
@@ -103,8 +105,12 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
         results = json.loads((run_dir / "results.json").read_text())
     got: Any = results.get("valid", "unknown") if code != 3 else "run failed"
     deciders = [k for k, v in results.items() if isinstance(v, dict) and v.get("valid") is False]
-    return Outcome(case, got, deciders, detection_seconds(results, run_dir / "history.jsonl"), seconds,
-                   str(run_dir.resolve()) if run_dir.exists() else "-", figures(results))
+    history = run_dir / "history.jsonl"
+    detected = detection_seconds(results, history)
+    named = [c for c in case.caught_by if c in deciders] + [c for c in deciders if c not in case.caught_by]
+    return Outcome(case, got, deciders, detected, seconds,
+                   str(run_dir.resolve()) if run_dir.exists() else "-", figures(results),
+                   evidence(results, named, detected, history), cfg.seed)
 
 
 def detection_seconds(results: dict[str, Any], history_path: Path | None = None) -> float | None:
@@ -135,6 +141,68 @@ def detection_seconds(results: dict[str, Any], history_path: Path | None = None)
     return min(times) if times else None
 
 
+def evidence(results: dict[str, Any], deciders: list[str], detected_s: float | None,
+             history_path: Path) -> str:
+    """Why the run went red, in one line: the deciding checker's own reason
+    (which op, key or index) and the fault that was acting on the store then.
+
+    With a detection time, the faults active at that moment (or else the last
+    one healed before it); without one (fidelity compares digests after the
+    run), the faults that hit the nodes the checker names.
+    """
+    if not deciders:
+        return ""
+    first = results.get(deciders[0]) or {}
+    why = str(first.get("why") or f"{deciders[0]} failed")
+    windows = _windows(history_path)
+    if not windows:
+        return why
+    if detected_s is not None:
+        at = detected_s * 1e9
+        active = [w for w in windows if w["start"] <= at <= w["end"]]
+        before = [w for w in windows if w["end"] < at]
+        if active:
+            return f"{why} — at {detected_s:.1f}s, during {_describe(active)}"
+        if before:
+            return f"{why} — at {detected_s:.1f}s, after {_describe(before[-1:])}"
+        return f"{why} — at {detected_s:.1f}s, before any fault"
+    nodes = _named_nodes(first)
+    hits = [w for w in windows if nodes & set(_targets(w))]
+    return f"{why} — {_describe(hits)}" if hits else why
+
+
+def _windows(history_path: Path) -> list[dict[str, Any]]:
+    if not history_path.exists():
+        return []
+    from squall.history import fault_windows, iter_history
+
+    return fault_windows(iter_history(history_path))
+
+
+def _targets(window: dict[str, Any]) -> list[str]:
+    value = window.get("value")
+    targets = value.get("targets") if isinstance(value, dict) else None
+    return [str(t) for t in targets] if isinstance(targets, list) else []
+
+
+def _describe(windows: list[dict[str, Any]], most: int = 3) -> str:
+    parts = [f"{w['fault']} of {','.join(_targets(w)) or '?'} from {w['start'] / 1e9:.1f}s"
+             for w in windows[:most]]
+    more = f" (+{len(windows) - most} more)" if len(windows) > most else ""
+    return "; ".join(parts) + more
+
+
+def _named_nodes(result: dict[str, Any]) -> set[str]:
+    """Nodes a result points at: fidelity's mismatching sources, a set's stale reader."""
+    out: set[str] = set()
+    for m in result.get("mismatches") or []:
+        for side in ("a", "b"):
+            node = (m.get(side) or {}).get("node") if isinstance(m, dict) else None
+            if isinstance(node, str):
+                out.add(node)
+    return out
+
+
 def figures(results: dict[str, Any]) -> dict[str, Any]:
     """A few numbers worth a column: write latency under the read storm, failover."""
     out: dict[str, Any] = {}
@@ -151,6 +219,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
 def render(outcomes: list[Outcome], console: Console) -> None:
     table = Table("case", "expected", "got", "caught by", "detected at", "took", "figures", "run dir",
                   title="squall matrix")
+    explained = [o for o in outcomes if o.evidence]
     for o in outcomes:
         mark = "[green]✔[/]" if o.passed else "[red]✘[/]"
         det = f"{o.detection_s:.1f}s" if o.detection_s is not None else "-"
@@ -158,6 +227,8 @@ def render(outcomes: list[Outcome], console: Console) -> None:
         table.add_row(f"{mark} {o.case.name}", json.dumps(o.case.expect), json.dumps(o.got),
                       ",".join(o.deciders) or "-", det, f"{o.seconds:.0f}s", figs, o.run_dir)
     console.print(table)
+    for o in explained:
+        console.print(f"[bold]{o.case.name}[/]: {o.evidence}", highlight=False)
 
 
 def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = None,
@@ -169,10 +240,17 @@ def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = N
         console.rule(f"[{i}/{len(cases)}] {case.name}")
         outcomes.append(run_case(case, seed, store, console))
     render(outcomes, console)
-    summary = {"cases": len(outcomes), "passed": sum(o.passed for o in outcomes),
+    summary = {"suite": str(suite), "seed": seed, "cases": len(outcomes),
+               "passed": sum(o.passed for o in outcomes),
                "rows": [{"case": o.case.name, "expected": o.case.expect, "got": o.got,
                          "caught_by": o.deciders, "detection_s": o.detection_s,
                          "seconds": round(o.seconds, 1), "figures": o.figures,
-                         "run_dir": o.run_dir} for o in outcomes]}
+                         "evidence": o.evidence, "seed": o.seed, "run_dir": o.run_dir}
+                        for o in outcomes]}
+    # Kept beside the runs, so a nightly's table can be compared with last night's.
+    saved = Path(store or cfgmod.RunConfig.store) / "matrix" / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(summary, indent=1, default=str))
+    console.print(f"matrix summary: {saved}")
     print(json.dumps(summary, default=str))
     return 0 if all(o.passed for o in outcomes) else 1

@@ -1,0 +1,65 @@
+"""The proof matrix's table: when a case goes red, the row says why (the
+checker's reason and the fault acting on the store then), not only that."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from squall import config as cfgmod
+from squall.history import NEMESIS, Op, write_history
+from squall.matrix import detection_seconds, evidence, load_suite
+
+S = 1_000_000_000
+
+
+def _history(path: Path) -> Path:
+    ops = [
+        Op(process=NEMESIS, type="invoke", f="start-partition", value={}, time=3 * S, index=0),
+        Op(process=NEMESIS, type="ok", f="start-partition", value={"targets": ["n2"], "leader": "n2"},
+           time=3 * S + 1, index=1),
+        Op(process=0, type="invoke", f="read", value=["k1", None], time=5 * S, index=2, node="n2"),
+        Op(process=0, type="ok", f="read", value=["k1", 0], time=5 * S + 10, index=3, node="n2"),
+        Op(process=NEMESIS, type="ok", f="stop-partition", value={}, time=11 * S, index=4),
+        Op(process=NEMESIS, type="ok", f="start-kill", value={"targets": ["n4"]}, time=14 * S, index=5),
+        Op(process=NEMESIS, type="ok", f="stop-kill", value={}, time=17 * S, index=6),
+    ]
+    write_history(path / "history.jsonl", ops)
+    return path / "history.jsonl"
+
+
+def test_a_linearizability_failure_names_its_op_and_the_fault_then_active(tmp_path: Path) -> None:
+    why = "linearizability failed on key k1: read k1 -> 0 cannot follow write k1 <- 3"
+    results = {"valid": False, "linearizable": {"valid": False, "why": why,
+                                                "counterexample": {"blocking": {"time": 5 * S}}}}
+    history = _history(tmp_path)
+    at = detection_seconds(results, history)
+    assert at == pytest.approx(5.0)
+    line = evidence(results, ["linearizable"], at, history)
+    assert line.startswith(why)
+    assert "during partition of n2 from 3.0s" in line
+
+
+def test_evidence_after_the_faults_healed_names_the_last_one(tmp_path: Path) -> None:
+    results = {"set": {"valid": False, "why": "3 acknowledged adds lost (e.g. 1, 2, 3)"}}
+    line = evidence(results, ["set"], 20.0, _history(tmp_path))
+    assert "after kill of n4 from 14.0s" in line
+
+
+def test_a_fidelity_mismatch_names_the_faults_that_hit_its_nodes(tmp_path: Path) -> None:
+    results = {"fidelity": {"valid": False, "why": "digests differ at index 640",
+                            "mismatches": [{"index": 640, "a": {"node": "n1"}, "b": {"node": "n4"}}]}}
+    line = evidence(results, ["fidelity"], None, _history(tmp_path))
+    assert line == "digests differ at index 640 — kill of n4 from 14.0s"
+
+
+def test_a_valid_case_has_no_evidence(tmp_path: Path) -> None:
+    assert evidence({"valid": True}, [], None, _history(tmp_path)) == ""
+
+
+def test_a_case_without_an_expect_is_refused_with_its_number(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases:\n  - {name: a, expect: valid}\n  - {name: b}\n")
+    with pytest.raises(cfgmod.ConfigError, match="case #2 needs a name and an expect"):
+        load_suite(suite)
