@@ -11,7 +11,9 @@ alone: several people and CI share one Docker engine.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 from functools import partial
 from pathlib import Path
 
@@ -91,7 +93,56 @@ def cleanup_leftovers(client: DockerClient | None = None,
         if Path(tmp).name.startswith("squall-") and Path(tmp).is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
+    if only_run is None:
+        removed += reap_fuse_orphans(client)
     return removed
+
+
+# The FUSE layers of the disk-stall and power-cut nemeses, as bind-mounted into
+# node containers (nemesis.disk.IN_CONTAINER; not imported: this sweep runs
+# before any nemesis is loaded and must not need mfusepy).
+FUSE_DAEMONS = ("/opt/squall-nemesis/stallfs.py", "/opt/squall-nemesis/lazyfs.py")
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def fuse_orphans(container_ids: set[str], proc: Path = Path("/proc")) -> list[int]:
+    """Pids of FUSE daemons of ours that belong to no container Docker still knows.
+
+    A daemon holding a FUSE request when its container was killed can outlive
+    it (an early power-cut design did: a PID 1 Docker could not kill). Docker
+    then forgets the container, so no label leads to the process; its cgroup
+    still names the container it ran in. A daemon in a container that still
+    exists, running or not, is someone's live test and is left alone.
+    """
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            cgroup = (entry / "cgroup").read_text()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if not any(a.decode(errors="replace").endswith(FUSE_DAEMONS) for a in argv):
+            continue
+        owner = _CONTAINER_ID.findall(cgroup)
+        if not owner or not set(owner) & container_ids:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def reap_fuse_orphans(client: DockerClient | None = None) -> list[str]:
+    """SIGKILLs orphaned FUSE daemons (their mounts go with their mount namespace)."""
+    client = client or docker_client()
+    known = {c.id for c in client.containers.list(all=True)}
+    reaped = []
+    for pid in fuse_orphans(known):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+        reaped.append(f"orphaned FUSE daemon pid {pid}")
+    return reaped
 
 
 def main() -> None:
