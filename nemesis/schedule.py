@@ -46,6 +46,8 @@ MENUS: dict[str, list[dict[str, Any]]] = {
                    {"snapshot": False, "target": "random"},
                    {"snapshot": False, "target": "random", "mode": "eio"}],
     "clock": [{"target": "random", "mode": "bump"}, {"target": "random", "mode": "strobe"}],
+    # all at once is the case that matters most: no replica keeps an unsynced write
+    "power-cut": [{"target": t} for t in ("leader", "random", "majority", "all")],
 }
 
 
