@@ -33,3 +33,15 @@ def test_mypy_finds_nothing():
     proc = subprocess.run([*_tool("mypy"), "--no-error-summary"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_every_file_the_readme_names_exists():
+    # A user copies these commands first: a suite or script that moved makes
+    # the README lie (it once named a suites/nightly.yaml that never existed).
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"\b((?:suites|scripts|bench|docs|tests)/[\w./-]+\w)", text))
+    assert named, "the README names no files: has the pattern gone stale?"
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"README names files that do not exist: {missing}"
