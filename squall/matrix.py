@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from squall import config as cfgmod
+from squall.matrix_report import write_matrix_html
 from squall.runner import run as run_one
 
 EXPECT: dict[str, bool | str] = {"valid": True, "invalid": False, "unknown": "unknown"}
@@ -242,7 +243,7 @@ def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = N
     render(outcomes, console)
     summary = {"suite": str(suite), "seed": seed, "cases": len(outcomes),
                "passed": sum(o.passed for o in outcomes),
-               "rows": [{"case": o.case.name, "expected": o.case.expect, "got": o.got,
+               "rows": [{"case": o.case.name, "passed": o.passed, "expected": o.case.expect, "got": o.got,
                          "caught_by": o.deciders, "detection_s": o.detection_s,
                          "seconds": round(o.seconds, 1), "figures": o.figures,
                          "evidence": o.evidence, "seed": o.seed, "run_dir": o.run_dir}
@@ -251,6 +252,7 @@ def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = N
     saved = Path(store or cfgmod.RunConfig.store) / "matrix" / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(summary, indent=1, default=str))
-    console.print(f"matrix summary: {saved}")
+    page = write_matrix_html(summary, saved.with_suffix(".html"))
+    console.print(f"matrix summary: {saved}, {page}")
     print(json.dumps(summary, default=str))
     return 0 if all(o.passed for o in outcomes) else 1

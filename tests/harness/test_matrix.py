@@ -63,3 +63,22 @@ def test_a_case_without_an_expect_is_refused_with_its_number(tmp_path: Path) -> 
     suite.write_text("cases:\n  - {name: a, expect: valid}\n  - {name: b}\n")
     with pytest.raises(cfgmod.ConfigError, match="case #2 needs a name and an expect"):
         load_suite(suite)
+
+
+def test_the_matrix_page_links_each_case_to_its_report_and_says_why(tmp_path: Path) -> None:
+    from squall.matrix_report import write_matrix_html
+
+    run = tmp_path / "matrix-stale-read" / "20261130T000000"
+    rows = [
+        {"case": "register-kill", "passed": True, "expected": True, "got": True, "caught_by": [],
+         "detection_s": None, "seconds": 47.2, "figures": {}, "evidence": "", "seed": 5,
+         "run_dir": str(tmp_path / "matrix-register-kill" / "x")},
+        {"case": "stale-read", "passed": False, "expected": False, "got": True, "caught_by": [],
+         "detection_s": None, "seconds": 45.0, "figures": {}, "evidence": "read k1 <stale>",
+         "seed": 5, "run_dir": str(run)},
+    ]
+    summary = {"suite": "suites/m.yaml", "seed": 5, "cases": 2, "passed": 1, "rows": rows}
+    page = write_matrix_html(summary, tmp_path / "matrix" / "t.html").read_text()
+    assert "1 of 2 cases as expected: the matrix failed" in page
+    assert "href='../matrix-stale-read/20261130T000000/report.html'" in page
+    assert "read k1 &lt;stale&gt;" in page
