@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from squall import config as cfgmod
+from squall.evidence import detection_seconds, evidence
 from squall.matrix_report import write_matrix_html
 from squall.runner import run as run_one
 
@@ -114,96 +115,6 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
                    evidence(results, named, detected, history), cfg.seed)
 
 
-def detection_seconds(results: dict[str, Any], history_path: Path | None = None) -> float | None:
-    """The earliest moment (s since the run started) of evidence a failing checker points at.
-
-    Linearizability: the first op that could not be linearized. Set: the
-    invocation of the first lost element. Others point at no single op.
-    """
-    times: list[float] = []
-    lin = results.get("linearizable") or {}
-    if lin.get("valid") is False:
-        ce = lin.get("counterexample") or {}
-        blocking = ce.get("blocking")
-        ops = list(ce.get("unlinearizable") or []) + ([blocking] if isinstance(blocking, dict) else [])
-        for op in ops:
-            if isinstance(op, dict) and isinstance(op.get("time"), int | float):
-                times.append(op["time"] / 1e9)
-    sets = results.get("set") or {}
-    lost = (sets.get("lost") or {}).get("first") if isinstance(sets.get("lost"), dict) else None
-    if sets.get("valid") is False and lost and history_path is not None and history_path.exists():
-        from squall.history import iter_history
-
-        wanted = set(lost)
-        for op in iter_history(history_path):
-            if op.f == "add" and op.type == "invoke" and op.value in wanted:
-                times.append(op.time / 1e9)
-                break
-    return min(times) if times else None
-
-
-def evidence(results: dict[str, Any], deciders: list[str], detected_s: float | None,
-             history_path: Path) -> str:
-    """Why the run went red, in one line: the deciding checker's own reason
-    (which op, key or index) and the fault that was acting on the store then.
-
-    With a detection time, the faults active at that moment (or else the last
-    one healed before it); without one (fidelity compares digests after the
-    run), the faults that hit the nodes the checker names.
-    """
-    if not deciders:
-        return ""
-    first = results.get(deciders[0]) or {}
-    why = str(first.get("why") or f"{deciders[0]} failed")
-    windows = _windows(history_path)
-    if not windows:
-        return why
-    if detected_s is not None:
-        at = detected_s * 1e9
-        active = [w for w in windows if w["start"] <= at <= w["end"]]
-        before = [w for w in windows if w["end"] < at]
-        if active:
-            return f"{why} — at {detected_s:.1f}s, during {_describe(active)}"
-        if before:
-            return f"{why} — at {detected_s:.1f}s, after {_describe(before[-1:])}"
-        return f"{why} — at {detected_s:.1f}s, before any fault"
-    nodes = _named_nodes(first)
-    hits = [w for w in windows if nodes & set(_targets(w))]
-    return f"{why} — {_describe(hits)}" if hits else why
-
-
-def _windows(history_path: Path) -> list[dict[str, Any]]:
-    if not history_path.exists():
-        return []
-    from squall.history import fault_windows, iter_history
-
-    return fault_windows(iter_history(history_path))
-
-
-def _targets(window: dict[str, Any]) -> list[str]:
-    value = window.get("value")
-    targets = value.get("targets") if isinstance(value, dict) else None
-    return [str(t) for t in targets] if isinstance(targets, list) else []
-
-
-def _describe(windows: list[dict[str, Any]], most: int = 3) -> str:
-    parts = [f"{w['fault']} of {','.join(_targets(w)) or '?'} from {w['start'] / 1e9:.1f}s"
-             for w in windows[:most]]
-    more = f" (+{len(windows) - most} more)" if len(windows) > most else ""
-    return "; ".join(parts) + more
-
-
-def _named_nodes(result: dict[str, Any]) -> set[str]:
-    """Nodes a result points at: fidelity's mismatching sources, a set's stale reader."""
-    out: set[str] = set()
-    for m in result.get("mismatches") or []:
-        for side in ("a", "b"):
-            node = (m.get(side) or {}).get("node") if isinstance(m, dict) else None
-            if isinstance(node, str):
-                out.add(node)
-    return out
-
-
 def figures(results: dict[str, Any]) -> dict[str, Any]:
     """A few numbers worth a column: write latency under the read storm, failover."""
     out: dict[str, Any] = {}
@@ -218,18 +129,21 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(outcomes: list[Outcome], console: Console) -> None:
-    table = Table("case", "expected", "got", "caught by", "detected at", "took", "figures", "run dir",
-                  title="squall matrix")
-    explained = [o for o in outcomes if o.evidence]
+    # In a log (CI, nightly cron) the console is 80 columns wide and the table
+    # would wrap every cell; a log has room for the whole row.
+    out = console if console.is_terminal else Console(file=console.file, width=240, highlight=False)
+    table = Table("case", "expected", "got", "caught by", "detected at", "took", "seed", "figures",
+                  "run dir", title="squall matrix")
     for o in outcomes:
         mark = "[green]✔[/]" if o.passed else "[red]✘[/]"
         det = f"{o.detection_s:.1f}s" if o.detection_s is not None else "-"
         figs = " ".join(f"{k}={v}" for k, v in o.figures.items()) or "-"
         table.add_row(f"{mark} {o.case.name}", json.dumps(o.case.expect), json.dumps(o.got),
-                      ",".join(o.deciders) or "-", det, f"{o.seconds:.0f}s", figs, o.run_dir)
-    console.print(table)
-    for o in explained:
-        console.print(f"[bold]{o.case.name}[/]: {o.evidence}", highlight=False)
+                      ",".join(o.deciders) or "-", det, f"{o.seconds:.0f}s", str(o.seed), figs, o.run_dir)
+    out.print(table)
+    for o in outcomes:
+        if o.evidence:
+            out.print(f"[bold]{o.case.name}[/]: {o.evidence}", highlight=False)
 
 
 def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = None,

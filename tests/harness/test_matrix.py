@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from squall import config as cfgmod
+from squall.evidence import detection_seconds, evidence
 from squall.history import NEMESIS, Op, write_history
-from squall.matrix import detection_seconds, evidence, load_suite
+from squall.matrix import load_suite
 
 S = 1_000_000_000
 
@@ -17,8 +18,9 @@ S = 1_000_000_000
 def _history(path: Path) -> Path:
     ops = [
         Op(process=NEMESIS, type="invoke", f="start-partition", value={}, time=3 * S, index=0),
-        Op(process=NEMESIS, type="ok", f="start-partition", value={"targets": ["n2"], "leader": "n2"},
-           time=3 * S + 1, index=1),
+        Op(process=NEMESIS, type="ok", f="start-partition", time=3 * S + 1, index=1,
+           value={"targets": ["n1", "n2", "n3"], "leader": "n2",
+                  "grudge": {"n1": ["n2"], "n2": ["n1", "n3"], "n3": ["n2"]}}),
         Op(process=0, type="invoke", f="read", value=["k1", None], time=5 * S, index=2, node="n2"),
         Op(process=0, type="ok", f="read", value=["k1", 0], time=5 * S + 10, index=3, node="n2"),
         Op(process=NEMESIS, type="ok", f="stop-partition", value={}, time=11 * S, index=4),
@@ -38,13 +40,20 @@ def test_a_linearizability_failure_names_its_op_and_the_fault_then_active(tmp_pa
     assert at == pytest.approx(5.0)
     line = evidence(results, ["linearizable"], at, history)
     assert line.startswith(why)
-    assert "during partition of n2 from 3.0s" in line
+    assert "during partition of n1,n3 | n2, leader n2 from 3.0s" in line
 
 
 def test_evidence_after_the_faults_healed_names_the_last_one(tmp_path: Path) -> None:
     results = {"set": {"valid": False, "why": "3 acknowledged adds lost (e.g. 1, 2, 3)"}}
     line = evidence(results, ["set"], 20.0, _history(tmp_path))
     assert "after kill of n4 from 14.0s" in line
+
+
+def test_evidence_before_the_first_fault_names_the_fault_that_followed(tmp_path: Path) -> None:
+    # early-ack: the lost add was acknowledged before the kill that lost it
+    results = {"set": {"valid": False, "why": "1 acknowledged adds lost (e.g. 7)"}}
+    line = evidence(results, ["set"], 1.0, _history(tmp_path))
+    assert line.endswith("at 1.0s, before partition of n1,n3 | n2, leader n2 from 3.0s")
 
 
 def test_a_fidelity_mismatch_names_the_faults_that_hit_its_nodes(tmp_path: Path) -> None:
