@@ -60,7 +60,21 @@ def list_runs(store_dir: str | os.PathLike[str]) -> list[RunEntry]:
     return sorted(runs, key=lambda r: (r.mtime, r.path), reverse=True)
 
 
-def index_html(runs: list[RunEntry]) -> str:
+def list_matrices(store_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Proof-matrix pages (``matrix/<time>.html``, see squall.matrix), newest first,
+    each with its one-line outcome."""
+    out = []
+    for page in sorted((Path(store_dir) / "matrix").glob("*.html"), reverse=True):
+        try:
+            summary = json.loads(page.with_suffix(".json").read_text())
+            line = f"{summary['passed']} of {summary['cases']} cases as expected"
+        except (OSError, ValueError, KeyError):
+            line = "summary unreadable"
+        out.append((f"matrix/{page.name}", f"{page.stem}: {line}"))
+    return out
+
+
+def index_html(runs: list[RunEntry], matrices: list[tuple[str, str]] | None = None) -> str:
     rows = []
     for r in runs:
         colour = VERDICT_COLOURS.get(r.valid if isinstance(r.valid, bool) else "unknown")
@@ -76,17 +90,21 @@ def index_html(runs: list[RunEntry]) -> str:
             f"{html.escape(r.name)}</a></td></tr>"
         )
     body = "".join(rows) or "<tr><td colspan=2>No runs yet.</td></tr>"
+    proofs = "".join(f"<li><a href='{html.escape(href)}'>{html.escape(text)}</a></li>"
+                     for href, text in matrices or [])
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>squall runs</title>"
         "<style>body{font:15px system-ui,sans-serif;margin:24px}td{padding:3px 10px}"
-        "</style></head><body><h1>Squall runs</h1><table>" + body + "</table></body></html>"
+        "</style></head><body>"
+        + (f"<h1>Proof matrix</h1><ul>{proofs}</ul>" if proofs else "")
+        + "<h1>Squall runs</h1><table>" + body + "</table></body></html>"
     )
 
 
 class _Handler(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
         if self.path in ("/", "/index.html"):
-            body = index_html(list_runs(self.directory)).encode("utf-8")
+            body = index_html(list_runs(self.directory), list_matrices(self.directory)).encode("utf-8")
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))

@@ -180,3 +180,15 @@ def test_the_index_links_each_report_with_its_verdict_colour(server: str) -> Non
     assert "href='reg/new/report.html'" in index and "#cf222e" in index
     report = urllib.request.urlopen(server + "/reg/new/report.html", timeout=5).read().decode()
     assert report == "<html>reg/new</html>"
+
+
+def test_the_index_lists_proof_matrix_pages_newest_first(store: Path, server: str) -> None:
+    pages = store / "matrix"
+    pages.mkdir()
+    for stamp, passed in (("20261130T100000Z", 21), ("20261201T100000Z", 22)):
+        (pages / f"{stamp}.json").write_text(json.dumps({"cases": 22, "passed": passed}))
+        (pages / f"{stamp}.html").write_text("<html>matrix</html>")
+    index = urllib.request.urlopen(server + "/", timeout=5).read().decode()
+    newer = index.index("20261201T100000Z: 22 of 22 cases as expected")
+    assert newer < index.index("20261130T100000Z: 21 of 22 cases as expected")
+    assert "href='matrix/20261201T100000Z.html'" in index
