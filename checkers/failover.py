@@ -8,7 +8,7 @@ about whether a new one can make progress. A kind of op is judged only if
 clients tried it within the bound (see ``_judge``).
 
 Only faults that hit the leader are judged against ``failover_bound``: a
-kill, pause or disk stall whose targets include ``value.leader``, or a
+kill, pause, power cut or disk stall whose targets include ``value.leader``, or a
 partition that leaves the leader without a majority. Other faults (and
 clock skew or slow links, which need no failover) are listed with their
 times but not judged.
@@ -30,7 +30,7 @@ from checkers.base import CheckContext
 from checkers.stats import NS, Timed, fault_value, quantile, read_fs, timed_ops, write_fs
 from squall.history import OK, fault_windows
 
-JUDGED_KINDS = ("kill", "pause", "partition", "disk-stall")
+JUDGED_KINDS = ("kill", "pause", "partition", "disk-stall", "power-cut")
 DEFAULT_BOUND_S = 2.0
 
 

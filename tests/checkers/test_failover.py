@@ -106,6 +106,17 @@ def test_a_fault_taking_out_a_majority_is_timed_from_its_end() -> None:
     assert res["valid"] is True and 0.5 <= row["write_recovery_s"] <= 0.55
 
 
+def test_a_power_cut_of_the_whole_cluster_is_judged_from_its_end() -> None:
+    # Power back on and every node restarted: the store must serve again within the bound.
+    h = Hist().fault("power-cut", 5.0, 9.0, leader="n1", targets=["n1", "n2", "n3"])
+    outage(steady(h, 0.0, 5.0), 5.0, 12.0)
+    steady(h, 12.0, 14.0)
+    res = check_failover(ctx(h, failover_bound=2))
+    row = res["faults"][0]
+    assert row["judged"] is True and row["measured_from"] == "end"
+    assert res["valid"] is False and "power-cut at 5.0s" in res["why"]
+
+
 def test_link_and_clock_faults_are_never_judged() -> None:
     h = Hist().fault("link", 2.0, 3.0, leader="n1", targets=["n1"])
     h.fault("clock", 4.0, 5.0, leader="n1", targets=["n1"])
