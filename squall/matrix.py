@@ -32,6 +32,7 @@ from rich.table import Table
 from squall import config as cfgmod
 from squall.evidence import detection_seconds, evidence
 from squall.matrix_report import write_matrix_html
+from squall.runner import EXIT_RUN_FAILED
 from squall.runner import run as run_one
 
 EXPECT: dict[str, bool | str] = {"valid": True, "invalid": False, "unknown": "unknown"}
@@ -56,6 +57,7 @@ class Outcome:
     figures: dict[str, Any]
     evidence: str = ""
     seed: int | None = None
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
@@ -112,7 +114,8 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
     named = [c for c in case.caught_by if c in deciders] + [c for c in deciders if c not in case.caught_by]
     return Outcome(case, got, deciders, detected, seconds,
                    str(run_dir.resolve()) if run_dir.exists() else "-", figures(results),
-                   evidence(results, named, detected, history), cfg.seed)
+                   evidence(results, named, detected, history), cfg.seed,
+                   bool(results.get("interrupted")))
 
 
 def figures(results: dict[str, Any]) -> dict[str, Any]:
@@ -154,8 +157,15 @@ def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = N
     for i, case in enumerate(cases, 1):
         console.rule(f"[{i}/{len(cases)}] {case.name}")
         outcomes.append(run_case(case, seed, store, console))
+        if outcomes[-1].interrupted:
+            # Ctrl-C (or SIGTERM) ended this case's load; it was healed, collected and
+            # checked as any run is. The person wants the matrix to stop, not go on.
+            console.print(f"[yellow]interrupted: the matrix stops after {i} of {len(cases)} cases[/]")
+            break
+    interrupted = len(outcomes) < len(cases) or any(o.interrupted for o in outcomes)
     render(outcomes, console)
-    summary = {"suite": str(suite), "seed": seed, "cases": len(outcomes),
+    summary = {"suite": str(suite), "seed": seed, "cases": len(outcomes), "of": len(cases),
+               "interrupted": interrupted,
                "passed": sum(o.passed for o in outcomes),
                "rows": [{"case": o.case.name, "passed": o.passed, "expected": o.case.expect, "got": o.got,
                          "caught_by": o.deciders, "detection_s": o.detection_s,
@@ -169,4 +179,6 @@ def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = N
     page = write_matrix_html(summary, saved.with_suffix(".html"))
     console.print(f"matrix summary: {saved}, {page}")
     print(json.dumps(summary, default=str))
+    if interrupted:
+        return EXIT_RUN_FAILED   # a partial matrix proves nothing either way
     return 0 if all(o.passed for o in outcomes) else 1

@@ -40,6 +40,9 @@ def render(summary: Mapping[str, Any], here: Path) -> str:
     colour = "#1a7f37" if ok else "#cf222e"
     head = (f"{summary['passed']} of {summary['cases']} cases as expected"
             + ("" if ok else ": the matrix failed"))
+    if summary.get("interrupted"):
+        colour = "#9a6700"
+        head += f" (interrupted: {summary['cases']} of {summary.get('of', '?')} cases run)"
     rows = "".join(_row(r, here) for r in summary["rows"])
     return "\n".join([
         f"<!doctype html><html><head><meta charset='utf-8'><title>squall matrix: {_e(head)}</title>"

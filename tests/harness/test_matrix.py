@@ -91,3 +91,22 @@ def test_the_matrix_page_links_each_case_to_its_report_and_says_why(tmp_path: Pa
     assert "1 of 2 cases as expected: the matrix failed" in page
     assert "href='../matrix-stale-read/20261130T000000/report.html'" in page
     assert "read k1 &lt;stale&gt;" in page
+
+
+def test_ctrl_c_in_a_case_stops_the_matrix_and_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import squall.matrix as matrix
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases:\n  - {name: a, expect: valid}\n  - {name: b, expect: valid}\n")
+    ran: list[str] = []
+
+    def interrupted_case(case: matrix.Case, *_: object) -> matrix.Outcome:
+        ran.append(case.name)
+        return matrix.Outcome(case, True, [], None, 1.0, "-", {}, interrupted=True)
+
+    monkeypatch.setattr(matrix, "run_case", interrupted_case)
+    code = matrix.run_matrix(suite, store=str(tmp_path / "store"))
+    assert ran == ["a"], "the matrix went on after Ctrl-C"
+    assert code == 3
+    page = next((tmp_path / "store" / "matrix").glob("*.html")).read_text()
+    assert "interrupted: 1 of 2 cases run" in page
