@@ -45,6 +45,7 @@ from nemesis.base import NemesisError, merge_docker_extra
 from nemesis.disk import CONTROL, DATA_DIR, IN_CONTAINER
 from nemesis.process import Kill
 from squall.cluster.base import ClusterError, ClusterSpec
+from squall.history import IN_EFFECT_FOR
 
 LAZYFS = f"{IN_CONTAINER}/lazyfs.py"
 DAMAGED = ("wipe", "leave")  # what stop does with a node that refuses to start on its data
@@ -106,6 +107,7 @@ class PowerCut(Kill):
         # All cuts at once (each is a few docker execs): "target: all" is one
         # power failure, not a rolling one. Every target is killed even if one
         # cut could not be confirmed: a half-done power cut must still end.
+        began = time.monotonic()
         try:
             with ThreadPoolExecutor(len(nodes) or 1, thread_name_prefix="squall-power-cut") as pool:
                 self.dropped = dict(zip(nodes, pool.map(self._cut_or_why, nodes), strict=True))
@@ -116,7 +118,8 @@ class PowerCut(Kill):
         # rollback was not confirmed says so rather than hiding the targets.
         unconfirmed = {n: d["error"] for n, d in self.dropped.items() if "error" in d}
         value = {"targets": nodes, "leader": leader, "dropped": self.dropped,
-                 "bytes_dropped": sum(d.get("bytes_dropped", 0) for d in self.dropped.values())}
+                 "bytes_dropped": sum(d.get("bytes_dropped", 0) for d in self.dropped.values()),
+                 IN_EFFECT_FOR: round(time.monotonic() - began, 4)}   # the kills wait for exits
         if unconfirmed:
             value["unconfirmed"] = unconfirmed
         return value

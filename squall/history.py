@@ -36,6 +36,9 @@ FAIL = "fail"
 INFO = "info"
 TYPES = (INVOKE, OK, FAIL, INFO)
 NEMESIS = "nemesis"
+# In a fault's start completion: seconds the fault had already been acting when
+# the op completed (a kill waits for the container to exit); see fault_windows.
+IN_EFFECT_FOR = "in_effect_for_s"
 
 Process = int | str
 
@@ -257,7 +260,9 @@ def fault_windows(ops: Iterable[Op]) -> list[dict[str, Any]]:
     A nemesis op ``f`` of the form ``start-X`` opens a window for fault X and
     ``stop-X`` closes the newest open one (completions of type ok or info
     count; invokes are ignored so a window starts when the fault took
-    effect). A window never closed ends at the last op of the history.
+    effect). A completion whose value says the fault had been acting for a
+    while already (``in_effect_for_s``) opens its window that much earlier. A
+    window never closed ends at the last op of the history.
     """
     ops = list(ops)
     end = max((o.time for o in ops), default=0)
@@ -268,7 +273,9 @@ def fault_windows(ops: Iterable[Op]) -> list[dict[str, Any]]:
             continue
         if op.f.startswith("start-"):
             kind = op.f[len("start-"):]
-            w = {"fault": kind, "start": op.time, "end": None, "value": op.value}
+            held = op.value.get(IN_EFFECT_FOR) if isinstance(op.value, dict) else None
+            lead = int(held * 1e9) if isinstance(held, int | float) and held > 0 else 0
+            w = {"fault": kind, "start": op.time - lead, "end": None, "value": op.value}
             open_.setdefault(kind, []).append(w)
             out.append(w)
         elif op.f.startswith("stop-"):

@@ -74,3 +74,12 @@ def test_fault_windows_open_at_start_and_close_at_stop():
     w = fault_windows(ops)
     assert [(x["fault"], x["start"], x["end"]) for x in w] == [("kill", 100, 300), ("partition", 400, 900)]
     assert w[1].get("unhealed") is True
+
+
+def test_a_fault_that_acted_before_its_completion_opens_its_window_then():
+    # A kill completes once Docker saw the container exit; the signal went earlier.
+    ops = [Op(process="nemesis", type="invoke", f="start-kill", value={}, time=1_000_000_000),
+           Op(process="nemesis", type="ok", f="start-kill", time=1_900_000_000,
+              value={"targets": ["n1"], "in_effect_for_s": 0.75}),
+           Op(process="nemesis", type="ok", f="stop-kill", value={}, time=4_000_000_000)]
+    assert [(x["start"], x["end"]) for x in fault_windows(ops)] == [(1_150_000_000, 4_000_000_000)]
