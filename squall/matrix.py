@@ -83,6 +83,9 @@ def load_suite(path: str | Path, only: list[str] | None = None) -> list[Case]:
         options = {**defaults, **(raw.get("run") or {})}
         if "nemesis_file" in options:  # relative to the suite file
             options["nemesis_file"] = str((p.parent / options["nemesis_file"]).resolve())
+        # Every case's options are checked now, not 20 minutes in (a schedule file
+        # that moved, a misspelt bug mode).
+        cfgmod.RunConfig(**cfgmod.normalize(options, f"suite {p}: case {raw['name']}")).resolved()
         cases.append(Case(raw["name"], options, EXPECT[raw["expect"]], list(raw.get("caught_by") or [])))
     if only:
         unknown = set(only) - {c.name for c in cases}
@@ -99,8 +102,14 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
     if store:
         options["store"] = store
     options.setdefault("name", f"matrix-{case.name}")
-    cfg = cfgmod.RunConfig(**cfgmod.normalize(options, f"case {case.name}")).resolved()  # seed fixed here, for the table
     t0 = time.monotonic()
+    try:
+        cfg = cfgmod.RunConfig(**cfgmod.normalize(options, f"case {case.name}")).resolved()  # seed fixed here
+    except cfgmod.ConfigError as exc:
+        # Checked when the suite was loaded: something changed since (a file moved).
+        # One case cannot run; the others still can, and the table says why.
+        console.print(f"[red]case {case.name} cannot run:[/] {exc}")
+        return Outcome(case, "run failed", [], None, 0.0, "-", {}, str(exc), options.get("seed"))
     code = run_one(cfg, console)
     seconds = time.monotonic() - t0
     run_dir = Path(cfg.store) / (cfg.name or "") / "latest"

@@ -110,3 +110,19 @@ def test_ctrl_c_in_a_case_stops_the_matrix_and_exits_3(tmp_path: Path, monkeypat
     assert code == 3
     page = next((tmp_path / "store" / "matrix").glob("*.html")).read_text()
     assert "interrupted: 1 of 2 cases run" in page
+
+
+def test_a_suite_naming_a_missing_schedule_is_refused_before_any_case_runs(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases:\n  - {name: a, run: {nemesis_file: schedules/gone.yaml}, expect: valid}\n")
+    with pytest.raises(cfgmod.ConfigError, match="gone.yaml does not exist"):
+        load_suite(suite)
+
+
+def test_a_case_that_can_no_longer_run_is_a_row_not_the_end_of_the_matrix(tmp_path: Path) -> None:
+    import squall.matrix as matrix
+
+    case = matrix.Case("moved", {"nemesis_file": str(tmp_path / "moved.yaml")}, True)
+    out = matrix.run_case(case, 1, str(tmp_path), __import__("rich.console").console.Console())
+    assert out.got == "run failed" and not out.passed
+    assert "moved.yaml does not exist" in out.evidence
