@@ -31,6 +31,7 @@ from checkers.stats import NS, Timed, fault_value, quantile, read_fs, timed_ops,
 from squall.history import OK, fault_windows
 
 JUDGED_KINDS = ("kill", "pause", "partition", "disk-stall", "power-cut")
+STOPS_NODES = ("kill", "pause", "power-cut")   # their targets cannot serve while they act
 DEFAULT_BOUND_S = 2.0
 
 
@@ -90,13 +91,16 @@ class _Attempts:
     answers that in O(log n) per fault instead of a scan of the history.
     """
 
-    def __init__(self, ops: Sequence[Timed], fs: frozenset[str]) -> None:
+    def __init__(self, ops: Sequence[Timed], fs: frozenset[str],
+                 down: frozenset[str] = frozenset()) -> None:
         mine = sorted((t for t in ops if t.f in fs), key=lambda t: t.start)
         self.starts = [t.start for t in mine]
         inf = float("inf")
         self.first_ack_from: list[float] = [inf] * (len(mine) + 1)
         for i in range(len(mine) - 1, -1, -1):
-            end = mine[i].end if mine[i].outcome == OK else inf
+            done = mine[i].complete
+            acked = mine[i].outcome == OK and not (done is not None and done.node in down)
+            end = mine[i].end if acked else inf
             self.first_ack_from[i] = min(end, self.first_ack_from[i + 1])
 
     def after(self, since: int) -> dict[str, Any]:
@@ -165,12 +169,19 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     nodes = _nodes(ctx)
     writes = write_fs(ctx.test)
     ops = timed_ops(ctx.history)
-    attempts = {"write": _Attempts(ops, writes), "read": _Attempts(ops, read_fs(ctx.test, ops))}
+    reads = read_fs(ctx.test, ops)
+    by_down: dict[frozenset[str], dict[str, _Attempts]] = {}
     rows, problems = [], []
     for w in windows:
         hits, majority_gone = _classify(w, nodes)
         since = w["end"] if majority_gone else w["start"]
         value = fault_value(w)
+        # A killed node answers for the few ms its signal takes to land (a node with
+        # early-ack did): service is back only when a node the fault spared answers.
+        down = frozenset(value.get("targets") or []) if w["fault"] in STOPS_NODES else frozenset()
+        if down not in by_down:
+            by_down[down] = {"write": _Attempts(ops, writes, down), "read": _Attempts(ops, reads, down)}
+        attempts = by_down[down]
         rec = {"write": attempts["write"].after(since), "read": attempts["read"].after(since)}
         row = {
             "fault": w["fault"],

@@ -108,7 +108,7 @@ def realistic_history(seed: int = 7, span: float = 30.0) -> list[Op]:
             f = rng.choice(["read", "read", "write", "cas"])
             key = rng.randrange(3)
             dead = 8.0 <= t < 9.3 or 18.0 <= t < 19.0
-            lat = rng.uniform(1.0, 2.5) if dead else rng.lognormvariate(-5.0, 0.6)
+            lat = rng.uniform(0.3, 1.2) if dead else rng.lognormvariate(-5.0, 0.6)
             outcome = (
                 "info"
                 if dead and rng.random() < 0.5

@@ -10,11 +10,12 @@ ISOLATE_N1 = {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}
 
 
 def steady(h: Hist, t0: float, t1: float, step: float = 0.1, process: int = 0) -> Hist:
-    """One write and one read every ``step`` seconds, all acknowledged, each 10 ms long."""
+    """One write and one read every ``step`` seconds, all acknowledged, each 10 ms long,
+    answered by n5 (no test's fault targets it)."""
     t = t0
     while t < t1:
-        h.op(process, "write", ["k", 1], t, t + 0.01)
-        h.op(process + 1, "read", ["k", None], t, t + 0.01, result=["k", 1])
+        h.op(process, "write", ["k", 1], t, t + 0.01, node="n5")
+        h.op(process + 1, "read", ["k", None], t, t + 0.01, result=["k", 1], node="n5")
         t += step
     return h
 
@@ -67,6 +68,15 @@ def test_ops_in_flight_before_the_fault_do_not_count_as_recovery() -> None:
     steady(h, 8.0, 10.0)
     res = check_failover(ctx(h))
     assert res["faults"][0]["write_recovery_s"] >= 3.0
+
+
+def test_acks_from_the_killed_node_as_its_signal_lands_are_not_recovery() -> None:
+    h = Hist().fault("kill", 5.0, 9.0, leader="n1", targets=["n1"])
+    h.op(7, "write", ["k", 3], 5.001, 5.003, node="n1")   # the dying leader, 2 ms in
+    outage(h, 5.0, 6.0)
+    steady(h, 6.0, 10.0)
+    res = check_failover(ctx(h))
+    assert res["faults"][0]["write_recovery_s"] >= 1.0
 
 
 def test_a_fault_that_misses_the_leader_is_listed_but_not_judged() -> None:
@@ -144,9 +154,9 @@ def test_a_read_nobody_tried_within_the_bound_is_not_judged() -> None:
     t = 0.0
     while t < 12.0:
         if not 5.0 <= t < 5.5:
-            h.op(0, "add", int(t * 10), t, t + 0.01)
+            h.op(0, "add", int(t * 10), t, t + 0.01, node="n5")
         t += 0.1
-    h.op(9, "read", None, 20.0, 20.1, result=[])
+    h.op(9, "read", None, 20.0, 20.1, result=[], node="n5")
     res = check_failover(ctx(h, write_fs=["add"], read_fs=["read"], failover_bound=2))
     assert res["valid"] is True
     assert res["faults"][0]["read_recovery_s"] > 14
