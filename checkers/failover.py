@@ -92,14 +92,16 @@ class _Attempts:
     """
 
     def __init__(self, ops: Sequence[Timed], fs: frozenset[str],
-                 down: frozenset[str] = frozenset()) -> None:
+                 down: frozenset[str] = frozenset(), until: float = 0) -> None:
+        """``down`` nodes' acks before ``until`` (the fault's end) do not count."""
         mine = sorted((t for t in ops if t.f in fs), key=lambda t: t.start)
         self.starts = [t.start for t in mine]
         inf = float("inf")
         self.first_ack_from: list[float] = [inf] * (len(mine) + 1)
         for i in range(len(mine) - 1, -1, -1):
             done = mine[i].complete
-            acked = mine[i].outcome == OK and not (done is not None and done.node in down)
+            stopped = done is not None and done.node in down and mine[i].end < until
+            acked = mine[i].outcome == OK and not stopped
             end = mine[i].end if acked else inf
             self.first_ack_from[i] = min(end, self.first_ack_from[i + 1])
 
@@ -170,7 +172,7 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     writes = write_fs(ctx.test)
     ops = timed_ops(ctx.history)
     reads = read_fs(ctx.test, ops)
-    by_down: dict[frozenset[str], dict[str, _Attempts]] = {}
+    by_down: dict[tuple[frozenset[str], int], dict[str, _Attempts]] = {}
     rows, problems = [], []
     for w in windows:
         hits, majority_gone = _classify(w, nodes)
@@ -179,9 +181,10 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
         # A killed node answers for the few ms its signal takes to land (a node with
         # early-ack did): service is back only when a node the fault spared answers.
         down = frozenset(value.get("targets") or []) if w["fault"] in STOPS_NODES else frozenset()
-        if down not in by_down:
-            by_down[down] = {"write": _Attempts(ops, writes, down), "read": _Attempts(ops, reads, down)}
-        attempts = by_down[down]
+        key = (down, w["end"] if down else 0)
+        if key not in by_down:
+            by_down[key] = {"write": _Attempts(ops, writes, *key), "read": _Attempts(ops, reads, *key)}
+        attempts = by_down[key]
         rec = {"write": attempts["write"].after(since), "read": attempts["read"].after(since)}
         row = {
             "fault": w["fault"],

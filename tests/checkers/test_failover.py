@@ -79,6 +79,16 @@ def test_acks_from_the_killed_node_as_its_signal_lands_are_not_recovery() -> Non
     assert res["faults"][0]["write_recovery_s"] >= 1.0
 
 
+def test_once_restarted_the_nodes_a_power_cut_stopped_serve_again() -> None:
+    # Every node was cut: after the window only they can answer, and that is recovery.
+    h = Hist().fault("power-cut", 5.0, 9.0, leader="n1", targets=["n1", "n2", "n3", "n4", "n5"])
+    outage(steady(h, 0.0, 5.0), 5.0, 9.5)
+    steady(h, 9.5, 12.0)
+    res = check_failover(ctx(h, failover_bound=2))
+    assert res["valid"] is True
+    assert 0.5 <= res["faults"][0]["write_recovery_s"] <= 0.55
+
+
 def test_a_fault_that_misses_the_leader_is_listed_but_not_judged() -> None:
     h = Hist().fault("kill", 5.0, 8.0, leader="n1", targets=["n2"])
     outage(steady(h, 0.0, 5.0), 5.0, 10.0)  # even a long outage is not failover's verdict
