@@ -145,10 +145,15 @@ def matrix(
     seed: Annotated[int | None, typer.Option(help="seed for every case (default: a fresh one per case)")] = None,
     store: Annotated[str | None, typer.Option(help="directory of runs")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="run just these cases")] = None,
+    recheck: Annotated[Path | None, typer.Option(
+        "--recheck", help="re-run every checker over a stored matrix's runs (store/matrix/<time>.json); runs nothing")] = None,
 ) -> None:
     """Run the proof matrix: every seeded bug caught, the correct store valid."""
+    from squall.matrix import recheck as recheck_matrix
     from squall.matrix import run_matrix
 
+    if recheck is not None:
+        raise typer.Exit(recheck_matrix(recheck, console=err))
     raise typer.Exit(run_matrix(suite, seed=seed, store=store, only=only, console=err))
 
 

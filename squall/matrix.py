@@ -112,7 +112,11 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
         return Outcome(case, "run failed", [], None, 0.0, "-", {}, str(exc), options.get("seed"))
     code = run_one(cfg, console)
     seconds = time.monotonic() - t0
-    run_dir = Path(cfg.store) / (cfg.name or "") / "latest"
+    return judge(case, code, Path(cfg.store) / (cfg.name or "") / "latest", seconds, cfg.seed)
+
+
+def judge(case: Case, code: int, run_dir: Path, seconds: float, seed: int | None) -> Outcome:
+    """The row for a case whose run (or re-check) ended with ``code`` in ``run_dir``."""
     results: dict[str, Any] = {}
     if (run_dir / "results.json").exists():
         results = json.loads((run_dir / "results.json").read_text())
@@ -123,7 +127,7 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
     named = [c for c in case.caught_by if c in deciders] + [c for c in deciders if c not in case.caught_by]
     return Outcome(case, got, deciders, detected, seconds,
                    str(run_dir.resolve()) if run_dir.exists() else "-", figures(results),
-                   evidence(results, named, detected, history), cfg.seed,
+                   evidence(results, named, detected, history), seed,
                    bool(results.get("interrupted")))
 
 
@@ -171,18 +175,59 @@ def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = N
             # checked as any run is. The person wants the matrix to stop, not go on.
             console.print(f"[yellow]interrupted: the matrix stops after {i} of {len(cases)} cases[/]")
             break
-    interrupted = len(outcomes) < len(cases) or any(o.interrupted for o in outcomes)
+    return finish(outcomes, len(cases), str(Path(suite).resolve()), seed,
+                  Path(store or cfgmod.RunConfig.store), console)
+
+
+def recheck(summary_path: str | Path, console: Console | None = None) -> int:
+    """Re-runs every checker over the runs a stored matrix made, and tables them anew.
+
+    For a checker that changed since (a fix, a stricter bound): last night's
+    histories judged by today's checkers, without running the store again.
+    """
+    from squall.runner import check_run_dir
+
+    console = console or Console(stderr=True)
+    path = Path(summary_path)
+    try:
+        old = json.loads(path.read_text())
+        rows = old["rows"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise cfgmod.ConfigError(f"{path} is not a matrix summary ({exc}); give a "
+                                 "store/matrix/<time>.json that squall matrix wrote") from None
+    suite = old.get("suite")
+    known = {c.name: c for c in load_suite(suite)} if suite and Path(suite).is_file() else {}
+    outcomes = []
+    for i, row in enumerate(rows, 1):
+        console.rule(f"[{i}/{len(rows)}] {row['case']} (re-check)")
+        case = known.get(row["case"]) or Case(row["case"], {}, row["expected"], list(row.get("must_catch") or []))
+        run_dir = Path(row["run_dir"])
+        if not (run_dir / "test.yaml").is_file():
+            console.print(f"[red]{row['case']}: its run directory {run_dir} is gone[/]")
+            outcomes.append(Outcome(case, "run failed", [], None, 0.0, "-", {}, f"{run_dir} is gone", row.get("seed")))
+            continue
+        code = check_run_dir(run_dir, console)
+        outcomes.append(judge(case, code, run_dir, float(row.get("seconds") or 0), row.get("seed")))
+    return finish(outcomes, int(old.get("of") or len(rows)), suite, old.get("seed"),
+                  path.parent.parent, console, rechecked_from=str(path))
+
+
+def finish(outcomes: list[Outcome], of: int, suite: str | None, seed: int | None, store: Path,
+           console: Console, **extra: Any) -> int:
+    """Prints the table, keeps the summary (JSON and a page) under ``store/matrix``; the exit code."""
+    interrupted = len(outcomes) < of or any(o.interrupted for o in outcomes)
     render(outcomes, console)
-    summary = {"suite": str(suite), "seed": seed, "cases": len(outcomes), "of": len(cases),
-               "interrupted": interrupted,
+    summary = {"suite": suite, "seed": seed, "cases": len(outcomes), "of": of,
+               "interrupted": interrupted, **extra,
                "passed": sum(o.passed for o in outcomes),
                "rows": [{"case": o.case.name, "passed": o.passed, "expected": o.case.expect, "got": o.got,
-                         "caught_by": o.deciders, "detection_s": o.detection_s,
+                         "caught_by": o.deciders, "must_catch": o.case.caught_by,
+                         "detection_s": o.detection_s,
                          "seconds": round(o.seconds, 1), "figures": o.figures,
                          "evidence": o.evidence, "seed": o.seed, "run_dir": o.run_dir}
                         for o in outcomes]}
     # Kept beside the runs, so a nightly's table can be compared with last night's.
-    saved = Path(store or cfgmod.RunConfig.store) / "matrix" / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
+    saved = store / "matrix" / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(summary, indent=1, default=str))
     page = write_matrix_html(summary, saved.with_suffix(".html"))
