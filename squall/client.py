@@ -130,6 +130,11 @@ class StoreClient:
                 return self._once(method, path, body, redirects - 1)
             self.rotate()
             return Outcome("fail", body=err, error="not_leader", node=node)
+        if code == "unavailable":
+            # This node knows no leader (cut off, or deposed): another may. Staying put
+            # sent every set worker to a partitioned old leader for 7.7 s while the
+            # majority side had a new leader from the first second.
+            self.rotate()
         if code in DEFINITE_FAILURES:
             return Outcome("fail", body=err, error=code, node=node)
         return Outcome("info", body=err, error=code or f"http {r.status_code}", node=node)

@@ -286,6 +286,12 @@ class Raft:
                 self.acked.notify()
             if ok and self.next_index[peer] <= self.wal.last_index:
                 continue   # more to send: no waiting
+            if not ok:
+                # A peer that is down or cut off: retry at the heartbeat, not at every new
+                # entry's wake-up (a leader re-read and re-sent a snapshot to a killed peer
+                # 20 times in 300 ms).
+                await asyncio.sleep(hb)
+                continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake[peer].wait(), hb)
 

@@ -119,6 +119,16 @@ def test_definite_refusals_are_failures(nodes):
     assert out.type == "fail" and out.error == "precondition_failed"
 
 
+def test_a_node_that_knows_no_leader_is_left_for_the_next_one(nodes):
+    # A cut-off old leader answers "unavailable" to everyone; the next op must try
+    # another node, or a worker never finds the majority side's new leader.
+    urls, _ = nodes
+    client = StoreClient(urls, first=0)
+    out = client.call("GET", "/unavailable")
+    assert out.type == "fail" and out.node == "a"
+    assert client.preferred == "b"
+
+
 def test_not_leader_is_resent_to_the_named_leader(nodes):
     urls, hits = nodes
     client = StoreClient(urls, first=0)  # starts at "a", which is not the leader
