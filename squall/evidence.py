@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
+from checkers.stats import fault_value
+from nemesis.grudges import components
 
 
 def detection_seconds(results: dict[str, Any], history_path: Path | None = None) -> float | None:
@@ -84,23 +85,16 @@ def _windows(history_path: Path) -> list[dict[str, Any]]:
 
 
 def _targets(window: dict[str, Any]) -> list[str]:
-    value = window.get("value")
-    targets = value.get("targets") if isinstance(value, dict) else None
-    return [str(t) for t in targets] if isinstance(targets, list) else []
+    return [str(t) for t in fault_value(window).get("targets") or []]
 
 
 def _sides(window: dict[str, Any]) -> list[list[str]]:
     """A partition's groups of nodes that still hear each other both ways, largest first."""
-    value = window.get("value")
-    grudge = value.get("grudge") if isinstance(value, dict) else None
+    grudge = fault_value(window).get("grudge")
     nodes = _targets(window)
     if not isinstance(grudge, dict) or not nodes:
         return [nodes]
-    talk = nx.Graph()
-    talk.add_nodes_from(nodes)
-    talk.add_edges_from((a, b) for a in nodes for b in nodes if a < b
-                        and b not in (grudge.get(a) or ()) and a not in (grudge.get(b) or ()))
-    return sorted((sorted(c) for c in nx.connected_components(talk)), key=lambda c: (-len(c), c))
+    return sorted((sorted(c) for c in components(grudge, nodes)), key=lambda c: (-len(c), c))
 
 
 def _hit(window: dict[str, Any]) -> set[str]:
@@ -111,8 +105,7 @@ def _hit(window: dict[str, Any]) -> set[str]:
 
 def _say(window: dict[str, Any]) -> str:
     sides = _sides(window)
-    value = window.get("value")
-    leader = value.get("leader") if isinstance(value, dict) else None
+    leader = fault_value(window).get("leader")
     if len(sides) > 1:
         what = " | ".join(",".join(side) for side in sides)
     else:
@@ -128,7 +121,7 @@ def _describe(windows: list[dict[str, Any]], most: int = 3) -> str:
 
 
 def _named_nodes(result: dict[str, Any]) -> set[str]:
-    """Nodes a result points at: fidelity's mismatching sources, a set's stale reader."""
+    """Nodes a result points at: the sources of fidelity's mismatching digests."""
     out: set[str] = set()
     for m in result.get("mismatches") or []:
         for side in ("a", "b"):

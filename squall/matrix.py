@@ -120,7 +120,7 @@ def judge(case: Case, code: int, run_dir: Path, seconds: float, seed: int | None
     results: dict[str, Any] = {}
     if (run_dir / "results.json").exists():
         results = json.loads((run_dir / "results.json").read_text())
-    got: Any = results.get("valid", "unknown") if code != 3 else "run failed"
+    got: Any = results.get("valid", "unknown") if code != EXIT_RUN_FAILED else "run failed"
     deciders = [k for k, v in results.items() if isinstance(v, dict) and v.get("valid") is False]
     history = run_dir / "history.jsonl"
     detected = detection_seconds(results, history)
