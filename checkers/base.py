@@ -8,7 +8,7 @@ A checker is any callable ``check(ctx) -> dict`` whose result carries
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,10 @@ class CheckContext:
     # Per node, what the harness collected after the final heal:
     # {"status": {...}, "digest": {...}, "digest_history": [...], "restore": {...}}
     nodes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The nodes' status answers sampled through the run (squall.sampler), in
+    # time order: {"time": ns, "node": id, "status": {...} | None}. They
+    # explain a verdict (what the leader was doing); they never decide one.
+    samples: Sequence[Mapping[str, Any]] = ()
 
 
 Checker = Callable[[CheckContext], dict[str, Any]]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from checkers.activity import describe
 from checkers.base import UNKNOWN, CheckContext
 from checkers.stats import NS, Timed, read_fs, summary_s, timed_ops, write_fs
 from squall.history import fault_windows
@@ -35,6 +36,27 @@ def _overlaps_fault(t: Timed, windows: Sequence[tuple[int, int]]) -> bool:
 def _readers_in_flight(t: Timed, reads: Sequence[Timed]) -> int:
     """How many reads were running while this write was (the storm it faced)."""
     return sum(1 for r in reads if r.start <= t.end and r.end >= t.start)
+
+
+def _spans(starved: Sequence[Timed]) -> list[list[Timed]]:
+    """Starved writes grouped into spans of overlapping waits, in time order."""
+    spans: list[list[Timed]] = []
+    for t in sorted(starved, key=lambda t: t.start):
+        if spans and t.start <= max(x.end for x in spans[-1]):
+            spans[-1].append(t)
+        else:
+            spans.append([t])
+    return spans
+
+
+def _span(span: Sequence[Timed], reads: Sequence[Timed],
+          samples: Sequence[Any]) -> dict[str, Any]:
+    """One span of starved writes: when, how many, the read storm, and what the cluster was doing."""
+    start, end = min(t.start for t in span), max(t.end for t in span)
+    activity = describe(samples, start, end) if samples else {"said": "no status samples recorded"}
+    return {"start_s": round(start / NS, 3), "end_s": round(end / NS, 3), "writes": len(span),
+            "reads_in_flight_max": max(_readers_in_flight(t, reads) for t in span),
+            "doing": activity["said"], "activity": activity}
 
 
 def check_starvation(ctx: CheckContext) -> dict[str, Any]:
@@ -74,10 +96,15 @@ def check_starvation(ctx: CheckContext) -> dict[str, Any]:
     }
     if starved:
         worst = res["starved"][0]
+        spans = [_span(span, reads, ctx.samples) for span in _spans(starved)]
+        res["spans"] = spans[:SHOW]
+        first = next(s for s in spans if s["start_s"] <= worst["start_s"] <= s["end_s"])
         res["why"] = (
             f"{len(starved)} writes waited longer than {bound:g}s with no fault active; "
             f"the worst, {worst['f']} op {worst['op']} at {worst['start_s']:.1f}s, waited "
-            f"{worst['waited_s']:.2f}s with {worst['reads_in_flight']} reads in flight"
+            f"{worst['waited_s']:.2f}s with {worst['reads_in_flight']} reads in flight; "
+            f"{first['writes']} starved in {first['start_s']:.1f}-{first['end_s']:.1f}s "
+            f"(up to {first['reads_in_flight_max']} reads in flight), when: {first['doing']}"
         )
     elif not clean:
         res["valid"] = UNKNOWN

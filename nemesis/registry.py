@@ -32,7 +32,7 @@ KNOWN = tuple(FACTORIES)
 # What each backend can inject. The local backend's nodes are plain processes
 # on 127.0.0.1: signals work and traffic can go through Toxiproxy, but there
 # is no network namespace to drop packets in, no container to mount FUSE in,
-# and libfaketime would have to wrap the process at start.
+# and the clock shim would have to wrap the process at start.
 SUPPORT: dict[str, frozenset[str]] = {
     "docker": frozenset(KNOWN),
     # Partitions are emulated on local by blackholing the peer proxies.
@@ -40,7 +40,7 @@ SUPPORT: dict[str, frozenset[str]] = {
 }
 WHY_NOT = {
     "disk-stall": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
-    "clock": "it preloads libfaketime in the node's container; use --backend docker",
+    "clock": "it preloads a clock shim into the node's container; use --backend docker",
     "power-cut": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
 }
 

@@ -71,8 +71,8 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
                 tmp.write_text(state)
                 tmp.replace(self.control / "state")
                 last = state
-            # Event.wait, not time.sleep: under a preloaded libfaketime that keeps
-            # the monotonic clock real, Python 3.11's sleep fails with EINVAL.
+            # Event.wait, not time.sleep: Python 3.11's sleep failed with EINVAL
+            # under a preloaded clock faker that kept the monotonic clock real.
             self.tick.wait(WATCH_EVERY)
 
     def gate(self, fsync: bool = False) -> None:

@@ -60,6 +60,11 @@ class Outcome:
     interrupted: bool = False
 
     @property
+    def replay(self) -> str | None:
+        """The one command that runs this case again: same config, seed and fault timeline."""
+        return f"squall run --replay {self.run_dir}" if self.run_dir != "-" else None
+
+    @property
     def passed(self) -> bool:
         if self.got != self.case.expect:
             return False
@@ -160,6 +165,8 @@ def render(outcomes: list[Outcome], console: Console) -> None:
     for o in outcomes:
         if o.evidence:
             out.print(f"[bold]{o.case.name}[/]: {o.evidence}", highlight=False)
+        if not o.passed and o.replay:
+            out.print(f"  replay it: {o.replay}", highlight=False)
 
 
 def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = None,
@@ -224,7 +231,8 @@ def finish(outcomes: list[Outcome], of: int, suite: str | None, seed: int | None
                          "caught_by": o.deciders, "must_catch": o.case.caught_by,
                          "detection_s": o.detection_s,
                          "seconds": round(o.seconds, 1), "figures": o.figures,
-                         "evidence": o.evidence, "seed": o.seed, "run_dir": o.run_dir}
+                         "evidence": o.evidence, "seed": o.seed, "run_dir": o.run_dir,
+                         "replay": o.replay}
                         for o in outcomes]}
     # Kept beside the runs, so a nightly's table can be compared with last night's.
     saved = store / "matrix" / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())

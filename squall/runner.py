@@ -33,10 +33,14 @@ from squall.collect import collect_nodes
 from squall.config import RunConfig, dump_yaml
 from squall.history import FAIL, INFO, INVOKE, HistoryWriter, Op, read_history
 from squall.progress import RunProgress
+from squall.sampler import SAMPLES_FILE, StatusSampler, read_samples
 from workloads import Workload, get_workload
 
 EXIT = {True: 0, False: 1, "unknown": 2}
 EXIT_RUN_FAILED = 3
+# What the status sampler keeps of each answer: enough to say what a node was doing.
+SAMPLED = ("role", "term", "leader", "commit_index", "applied_index", "snapshot_in_progress",
+           "sending_snapshot")
 
 
 class RunFailed(RuntimeError):
@@ -88,6 +92,7 @@ class Run:
         self.cluster: Cluster | None = None
         self.history: HistoryWriter | None = None
         self.nemesis: Any = None
+        self.sampler: StatusSampler | None = None
         self.errors: list[str] = []
         self.interrupted = False
         self.run_dir = store.new_run_dir(self.cfg.store, self.cfg.name or "run")
@@ -152,6 +157,9 @@ class Run:
                                     name=f"worker-{w}") for w in range(cfg.concurrency)]
         self.console.print(f"cluster up in {time.monotonic() - t0:.1f}s; load for {cfg.time_limit:g}s")
         start = time.monotonic()
+        self.sampler = StatusSampler(self.cluster.nodes, self._observe, self.run_dir / SAMPLES_FILE,
+                                     self.history.now)
+        self.sampler.start()
         self.nemesis.start()
         for t in workers:
             t.start()
@@ -167,6 +175,11 @@ class Run:
         self.console.print("healing every fault and waiting for a healthy cluster …")
         self.nemesis.final_heal()
         self._final_ops(workload)
+
+    def _observe(self, node: str) -> dict[str, Any] | None:
+        assert self.cluster is not None
+        status = self.cluster.status(node, 0.5)
+        return {k: status.get(k) for k in SAMPLED} if status else None
 
     def _client(self, worker: int) -> StoreClient:
         cluster = self.cluster
@@ -225,6 +238,8 @@ class Run:
     # -- teardown, collection, checking ---------------------------------
     def _teardown(self) -> None:
         self.stop.set()
+        if self.sampler is not None:
+            self.sampler.stop()
         if self.nemesis is not None:
             try:
                 self.nemesis.stop()
@@ -280,7 +295,8 @@ def check_run_dir(run_dir: Path, console: Console, errors: list[str] | None = No
     workload = get_workload(test.get("workload", "register"), int(test.get("concurrency", 1)),
                             test.get("workload_options"))
     test = {**test, "write_fs": list(workload.write_fs), "read_fs": list(workload.read_fs)}
-    ctx = CheckContext(history=history, test=test, run_dir=run_dir, nodes=nodes)
+    ctx = CheckContext(history=history, test=test, run_dir=run_dir, nodes=nodes,
+                       samples=read_samples(run_dir))
     checker = compose(all_checkers(workload, test))
     console.print(f"checking {len(history)} ops …")
     results = checker(ctx)

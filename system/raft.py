@@ -82,6 +82,7 @@ class Raft:
         self._tasks: list[asyncio.Task[None]] = []
         self.next_index: dict[str, int] = {}
         self.match_index: dict[str, int] = {}
+        self.sending_snapshot: set[str] = set()   # peers an InstallSnapshot is in flight to
         self.ack_time: dict[str, float] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._appended = asyncio.Event()
@@ -314,7 +315,11 @@ class Raft:
         if blob is None:
             return False
         log.info("term %d: sending snapshot to %s (%d bytes)", term, peer, len(blob))
-        resp = await self._rpc(peer, f"/raft/snapshot?term={term}&leader={self.id}", blob, timeout=30)
+        self.sending_snapshot.add(peer)
+        try:
+            resp = await self._rpc(peer, f"/raft/snapshot?term={term}&leader={self.id}", blob, timeout=30)
+        finally:
+            self.sending_snapshot.discard(peer)
         if resp is None or await self._newer_term(resp):
             return False
         self._matched(peer, resp["match"])

@@ -256,5 +256,6 @@ class Store:
         return {"id": self.cfg.id, "role": r.role, "term": r.term, "leader": r.leader_id,
                 "commit_index": r.commit_index, "applied_index": self.applied_index,
                 "last_snapshot": self.last_snapshot, "snapshot_in_progress": self.snapshot_in_progress,
+                "sending_snapshot": sorted(r.sending_snapshot),
                 "snapshot_codec": self.cfg.snapshot_codec, "bugs": sorted(self.cfg.bugs),
                 "log": {"first_index": self.wal.base_index + 1, "last_index": self.wal.last_index}}

@@ -84,3 +84,56 @@ def test_write_fs_from_the_test_config_decide_what_is_a_write() -> None:
     h = Hist().op(1, "enqueue", 5, 0.0, 4.0)
     assert check_starvation(ctx(h))["valid"] == "unknown"
     assert check_starvation(ctx(h, write_fs=["enqueue"]))["valid"] is False
+
+
+def status(role: str, term: int, applied: int, commit: int | None = None, **more: object) -> dict:
+    return {"role": role, "term": term, "applied_index": applied,
+            "commit_index": applied if commit is None else commit, **more}
+
+
+def test_a_starved_span_says_when_with_how_many_reads_and_what_the_leader_was_doing() -> None:
+    from dataclasses import replace
+
+    h = transitions(storm(Hist(), 0.0, 6.0), 0.0, 2.0)
+    h.op(2, "transition", {"task": "t9"}, 2.0, 4.0)
+    h.op(3, "transition", {"task": "t8"}, 3.0, 4.5)
+    samples = [
+        {"time": int(t * 1e9), "node": node, "status": st}
+        for t, node, st in [
+            (2.5, "n1", status("leader", 4, 100, 180, snapshot_in_progress=True)),
+            (2.5, "n2", status("follower", 4, 90)),
+            (2.5, "n3", None),
+            (4.0, "n1", status("leader", 4, 140, 190, sending_snapshot=["n3"])),
+        ]
+    ]
+    c = replace(ctx(h, starvation_bound=1), samples=samples)
+    res = check_starvation(c)
+    assert res["valid"] is False
+    (span,) = res["spans"]
+    assert (span["start_s"], span["end_s"], span["writes"]) == (2.0, 4.5, 2)
+    assert span["reads_in_flight_max"] >= 8
+    assert span["doing"] == ("leader n1 (term 4); applying 100 to 140 (26.7/s), up to 80 entries "
+                             "behind its commit index; snapshotting on n1; sending a snapshot "
+                             "(n1->n3); n3 not answering")
+    assert "2 starved in 2.0-4.5s" in res["why"]
+    assert span["doing"] in res["why"]
+
+
+def test_starved_writes_that_do_not_overlap_are_separate_spans() -> None:
+    h = transitions(storm(Hist(), 0.0, 9.0), 0.0, 1.0)
+    h.op(2, "transition", {"task": "t9"}, 1.0, 2.5)
+    h.op(3, "transition", {"task": "t8"}, 5.0, 7.0)
+    res = check_starvation(ctx(h, starvation_bound=1))
+    assert [(s["start_s"], s["end_s"]) for s in res["spans"]] == [(1.0, 2.5), (5.0, 7.0)]
+    assert res["spans"][0]["doing"] == "no status samples recorded"
+
+
+def test_an_election_inside_a_span_is_named_with_its_terms() -> None:
+    from checkers.activity import describe
+
+    samples = [{"time": 1, "node": "n1", "status": status("leader", 3, 10)},
+               {"time": 2, "node": "n2", "status": status("candidate", 4, 10)},
+               {"time": 3, "node": "n2", "status": status("leader", 4, 12)}]
+    said = describe(samples, 0, 10)["said"]
+    assert said.startswith("leaders n1 (term 3), n2 (term 4); an election (terms 3 to 4); "
+                           "n2 campaigning")

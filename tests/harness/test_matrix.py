@@ -3,6 +3,7 @@ checker's reason and the fault acting on the store then), not only that."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,29 @@ def test_a_case_that_can_no_longer_run_is_a_row_not_the_end_of_the_matrix(tmp_pa
     out = matrix.run_case(case, 1, str(tmp_path), __import__("rich.console").console.Console())
     assert out.got == "run failed" and not out.passed
     assert "moved.yaml does not exist" in out.evidence
+
+
+def test_a_red_case_prints_the_one_command_that_replays_it(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import squall.matrix as matrix
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases:\n  - {name: green, expect: valid}\n  - {name: red, expect: valid}\n")
+
+    def case_result(case: matrix.Case, *_: object) -> matrix.Outcome:
+        got = case.name == "green"
+        return matrix.Outcome(case, got, [], None, 1.0, f"/runs/{case.name}", {}, seed=42)
+
+    monkeypatch.setattr(matrix, "run_case", case_result)
+    out = io.StringIO()
+    code = matrix.run_matrix(suite, store=str(tmp_path / "store"), console=Console(file=out))
+    assert code == 1
+    printed = out.getvalue()
+    assert "replay it: squall run --replay /runs/red" in printed
+    assert "--replay /runs/green" not in printed, "a green case needs no replay line"
+    summary = json.loads(next((tmp_path / "store" / "matrix").glob("*.json")).read_text())
+    assert summary["rows"][1]["replay"] == "squall run --replay /runs/red"

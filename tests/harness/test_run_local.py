@@ -45,7 +45,8 @@ def test_a_run_leaves_a_complete_run_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = only_run(tmp_path)
     for name in ("test.yaml", "history.jsonl", "results.json", "results.xml", "report.html",
-                 "nemesis-timeline.yaml", "nodes/n1/node.log", "nodes/n1/final.json"):
+                 "nemesis-timeline.yaml", "nodes/n1/node.log", "nodes/n1/final.json",
+                 "status-samples.jsonl"):
         assert (run / name).exists(), f"{name} missing from the run directory"
     assert (tmp_path / "latest").resolve() == run.resolve()
     results = json.loads((run / "results.json").read_text())
@@ -53,6 +54,9 @@ def test_a_run_leaves_a_complete_run_directory(tmp_path):
     assert len(read_history(run / "history.jsonl")) > 200
     assert yaml.safe_load((run / "test.yaml").read_text())["seed"] == 11
     assert "seed 11" in proc.stderr
+    answered = {json.loads(line)["node"] for line in (run / "status-samples.jsonl").read_text().splitlines()
+                if json.loads(line)["status"]}
+    assert answered == {"n1", "n2", "n3"}, "every node's status was sampled during the run"
 
 
 def test_the_same_seed_gives_the_same_ops_per_worker_and_the_same_faults(tmp_path):

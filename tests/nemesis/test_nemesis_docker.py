@@ -1,7 +1,7 @@
 """Every fault on real containers: it takes effect, and it heals completely.
 
 Two small clusters per module run: one configured for clock skew and disk
-stalls (libfaketime + the FUSE wrapper) that also serves kill, pause and
+stalls (the clock shim + the FUSE wrapper) that also serves kill, pause and
 partition; one whose peers talk through Toxiproxy for link faults.
 """
 
@@ -147,6 +147,41 @@ def test_skewed_node_clock_differs_and_is_reset(fused: Any) -> None:
     stop(clock)
     assert abs(clock.node_time("n1") - time.time()) < 5
     healed(cluster)
+
+
+# Two threads handing the GIL over at the node's switch interval, timed inside
+# the container; prints the seconds it took.
+GIL_SCRIPT = """
+import sys, threading, time
+sys.setswitchinterval(0.0005)
+def spin():
+    x = 0
+    for _ in range(2_000_000):
+        x += 1
+t0 = time.perf_counter()
+threads = [threading.Thread(target=spin) for _ in range(2)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(time.perf_counter() - t0)
+"""
+
+
+def test_a_node_under_the_clock_fault_runs_threads_as_fast_as_a_plain_one(fused: Any) -> None:
+    # libfaketime wrapped pthread_cond_timedwait: every GIL hand-off read its
+    # offset file, two threads ran 10x slower, and the scheduler workload
+    # starved from the first second of any run with the clock fault.
+    from nemesis.clock import ENV
+
+    cluster, _faults = fused
+
+    def seconds(prefix: list[str]) -> float:
+        rc, out = cluster.exec("n2", [*prefix, "python3", "-c", GIL_SCRIPT], timeout=60)
+        assert rc == 0, out
+        return float(out.strip().splitlines()[-1])
+
+    plain = min(seconds([]) for _ in range(2))
+    shimmed = min(seconds(["env", *ENV.split()]) for _ in range(2))
+    assert shimmed < 2 * plain, f"threads took {shimmed:.2f}s under the clock shim, {plain:.2f}s without"
 
 
 def test_strobed_clock_flips_between_skewed_and_true(fused: Any) -> None:
