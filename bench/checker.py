@@ -26,8 +26,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from checkers.importers import load  # noqa: E402
-from checkers.linearizable import check  # noqa: E402
+from squall.checkers.importers import load  # noqa: E402
+from squall.checkers.linearizable import check  # noqa: E402
 from squall.history import Op  # noqa: E402
 
 DATA = REPO / ".." / "shared" / "data" / "porcupine"

@@ -15,7 +15,7 @@ import time
 
 from toxiproxy import Toxiproxy
 
-from nemesis import toxiproxy_process
+from squall.nemesis import toxiproxy_process
 
 
 class _Echo(socketserver.BaseRequestHandler):

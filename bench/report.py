@@ -22,14 +22,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from checkers.base import CheckContext  # noqa: E402
-from checkers.failover import check_failover  # noqa: E402
-from checkers.perf import check_perf  # noqa: E402
-from checkers.sets import check_set  # noqa: E402
-from checkers.starvation import check_starvation  # noqa: E402
-from checkers.stats import check_stats  # noqa: E402
+from squall.checkers.base import CheckContext  # noqa: E402
+from squall.checkers.failover import check_failover  # noqa: E402
+from squall.checkers.perf import check_perf  # noqa: E402
+from squall.checkers.sets import check_set  # noqa: E402
+from squall.checkers.starvation import check_starvation  # noqa: E402
+from squall.checkers.stats import check_stats  # noqa: E402
 from squall.history import NEMESIS, Op, reindex, write_history  # noqa: E402
-from squall.report import write_report  # noqa: E402
+from squall.report.run_page import write_report  # noqa: E402
 
 NS = 1_000_000_000
 NODES = ["n1", "n2", "n3", "n4", "n5"]

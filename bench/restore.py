@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import system.scheduler  # noqa: F401 - registers the scheduler domain and the rows codec
-from system import codecs
-from system.statemachine import StateMachine, applied_of, connect, digest_of
-from system.wal import Entry
+import squall.systems.aurora.store.scheduler  # noqa: F401 - registers the scheduler domain and the rows codec
+from squall.systems.aurora.store import codecs
+from squall.systems.aurora.store.statemachine import StateMachine, applied_of, connect, digest_of
+from squall.systems.aurora.store.wal import Entry
 
 STEPS = (("PENDING", "ASSIGNED"), ("ASSIGNED", "STARTING"), ("STARTING", "RUNNING"))
 JOB = "bench/prod/storm"

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from squall.config import ConfigError
+from squall.run.config import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Jepsen-style fault injection for a replicated scheduler store.")
@@ -51,8 +51,8 @@ def run(
     name: Annotated[str | None, typer.Option(help="test name (directory under the store)")] = None,
 ) -> None:
     """Run a chaos test and check it. Exit 0 valid, 1 invalid, 2 unknown, 3 failed."""
-    from squall import config as cfgmod
-    from squall import runner
+    from squall.run import config as cfgmod
+    from squall.run import runner
 
     overrides: dict[str, object] = {
         "workload": workload, "nodes": nodes, "time_limit": time_limit,
@@ -68,7 +68,7 @@ def run(
             overrides["nemesis"] = nemesis
     base_file = str(file) if file else None
     if replay is not None:
-        from squall.store import resolve_run_dir
+        from squall.run.rundir import resolve_run_dir
 
         run_dir = resolve_run_dir(replay)
         base_file = str(run_dir / "test.yaml")
@@ -81,7 +81,7 @@ def run(
 
 def _preflight(cfg: object) -> None:
     """Refuses impossible combinations before anything starts."""
-    from nemesis.registry import validate_names
+    from squall.nemesis.registry import validate_names
 
     names = getattr(cfg, "nemesis", [])
     validate_names(names)
@@ -96,12 +96,12 @@ def check(
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds before the verdict is unknown")] = 60.0,
 ) -> None:
     """Check a history for linearizability; prints JSON; exit 0/1/2 (3 for bad input)."""
-    from checkers.check_cmd import run_check
+    from squall.checkers.check_cmd import run_check
 
     path = history
     if path.is_dir():
         if (path / "test.yaml").exists() and (path / "history.jsonl").exists():
-            from squall.runner import check_run_dir
+            from squall.run.runner import check_run_dir
 
             raise typer.Exit(check_run_dir(path.resolve(), err))
         raise BadInput(f"{path} is a directory without history.jsonl; give a history file or a run directory")
@@ -112,8 +112,8 @@ def check(
 @app.command()
 def analyze(run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")]) -> None:
     """Re-check a stored run (all checkers) and rewrite its results and report."""
-    from squall.runner import check_run_dir
-    from squall.store import resolve_run_dir
+    from squall.run.rundir import resolve_run_dir
+    from squall.run.runner import check_run_dir
 
     raise typer.Exit(check_run_dir(resolve_run_dir(run_dir), err))
 
@@ -121,8 +121,8 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="a run directory, or st
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")]) -> None:
     """Regenerate report.html for a run directory."""
-    from squall.report import write_report
-    from squall.store import resolve_run_dir
+    from squall.report.run_page import write_report
+    from squall.run.rundir import resolve_run_dir
 
     path = write_report(resolve_run_dir(run_dir))
     print(path)
@@ -134,7 +134,7 @@ def serve(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8080,
 ) -> None:
     """Browse the store of runs (newest first) at http://127.0.0.1:PORT/."""
-    from squall.serve import serve as serve_
+    from squall.report.serve import serve as serve_
 
     serve_(store, port)
 
@@ -149,8 +149,8 @@ def matrix(
         "--recheck", help="re-run every checker over a stored matrix's runs (store/matrix/<time>.json); runs nothing")] = None,
 ) -> None:
     """Run the proof matrix: every seeded bug caught, the correct store valid."""
-    from squall.matrix import recheck as recheck_matrix
-    from squall.matrix import run_matrix
+    from squall.run.matrix import recheck as recheck_matrix
+    from squall.run.matrix import run_matrix
 
     if recheck is not None:
         raise typer.Exit(recheck_matrix(recheck, console=err))
@@ -172,7 +172,7 @@ def cluster_up(
     bug: Annotated[list[str] | None, typer.Option("--bug")] = None,
 ) -> None:
     """Start a cluster and leave it running; prints its client addresses."""
-    from squall.standing import cluster_up as up
+    from squall.run.standing import cluster_up as up
 
     up(nodes=nodes, backend=backend, bugs=bug or [], console=err)
 
@@ -180,7 +180,7 @@ def cluster_up(
 @cluster_app.command("down")
 def cluster_down() -> None:
     """Remove the standing cluster (and any leftovers of killed runs)."""
-    from squall.standing import cluster_down as down
+    from squall.run.standing import cluster_down as down
 
     down(console=err)
 
@@ -188,7 +188,7 @@ def cluster_down() -> None:
 @cluster_app.command("status")
 def cluster_status() -> None:
     """Show each node of the standing cluster: role, term, indexes."""
-    from squall.standing import cluster_status as status
+    from squall.run.standing import cluster_status as status
 
     status(console=err)
 

@@ -3,7 +3,7 @@
 Every object this backend creates carries ``squall.run=<run>`` plus the pid
 of the process that owns it, so ``squall.cluster.cleanup`` can find what a
 runner killed with SIGKILL left behind. The store's code is bind-mounted
-read-only (never baked into the image), so editing ``system/`` needs no
+read-only (never baked into the image), so editing the store needs no
 rebuild. Data lives in a labelled docker volume per node: it survives
 kill/start like a disk survives a crash, and its writes go to the host's
 filesystem rather than through the image's overlay.
@@ -35,7 +35,6 @@ import yaml
 from docker.client import DockerClient
 from docker.models.containers import Container
 
-import system
 from squall.cluster import net
 from squall.cluster.base import Cluster, ClusterError, ClusterSpec, Grudge
 from squall.cluster.dockerutil import (
@@ -51,12 +50,13 @@ from squall.cluster.dockerutil import (
     quietly,
 )
 from squall.cluster.image import ensure_image
+from squall.systems.aurora import store as aurora_store
 
 NODE_PORT = 8000
 DATA_DIR = "/var/lib/squall"
 CONFIG_PATH = "/etc/squall/node.yaml"
-SYSTEM_MOUNT = "/opt/squall/system"
-NODE_COMMAND = ["python3", "-m", "system.node", "--config", CONFIG_PATH]
+SYSTEM_MOUNT = "/opt/squall/aurora_store"
+NODE_COMMAND = ["python3", "-m", "aurora_store.node", "--config", CONFIG_PATH]
 DOCKER_EXTRA_KEYS = {"env", "cap_add", "devices", "volumes", "command_prefix", "security_opt"}
 _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -165,7 +165,7 @@ class DockerCluster(Cluster):
         volume = self.client.volumes.create(f"squall-{self.spec.name}-{node}-data",
                                             labels=self._labels(node))
         volumes: dict[str, dict[str, str]] = {
-            str(Path(system.__file__).parent): {"bind": SYSTEM_MOUNT, "mode": "ro"},
+            str(Path(aurora_store.__file__).parent): {"bind": SYSTEM_MOUNT, "mode": "ro"},
             str(self._tmp / f"{node}.yaml"): {"bind": CONFIG_PATH, "mode": "ro"},
             volume.name: {"bind": DATA_DIR, "mode": "rw"},
         }

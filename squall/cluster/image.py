@@ -57,7 +57,7 @@ FROM {base}
 ENV PYTHONPATH=/opt/squall PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 RUN mkdir -p /opt/squall /var/lib/squall /etc/squall
 LABEL {label}=node
-CMD ["python3", "-m", "system.node", "--config", "/etc/squall/node.yaml"]
+CMD ["python3", "-m", "aurora_store.node", "--config", "/etc/squall/node.yaml"]
 """
 
 Progress = Callable[[str], None]

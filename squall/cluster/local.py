@@ -116,7 +116,7 @@ class LocalCluster(Cluster):
         env.pop("SQUALL_BUGS", None)   # bugs come from the spec, per node
         env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
         self.procs[node] = subprocess.Popen(
-            [sys.executable, "-m", "system.node", "--config", str(cfg_path)],
+            [sys.executable, "-m", "squall.systems.aurora.store.node", "--config", str(cfg_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self._logs[node] = log
 

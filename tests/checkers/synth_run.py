@@ -12,13 +12,13 @@ from typing import Any
 
 import yaml
 
-from checkers.base import CheckContext, compose
-from checkers.failover import check_failover
-from checkers.fidelity import check_fidelity
-from checkers.perf import check_perf
-from checkers.starvation import check_starvation
-from checkers.stats import check_stats
+from squall.checkers.base import CheckContext, compose
+from squall.checkers.failover import check_failover
+from squall.checkers.perf import check_perf
+from squall.checkers.starvation import check_starvation
+from squall.checkers.stats import check_stats
 from squall.history import NEMESIS, Op, reindex, write_history
+from squall.systems.aurora.fidelity import check_fidelity
 
 NS = 1_000_000_000
 

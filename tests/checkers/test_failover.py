@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synth_run import Hist, ctx
 
-from checkers.failover import check_failover
+from squall.checkers.failover import check_failover
 
 ISOLATE_N1 = {"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]}
 

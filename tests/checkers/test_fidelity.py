@@ -6,8 +6,8 @@ from typing import Any
 
 from synth_run import node_digests
 
-from checkers.base import CheckContext
-from checkers.fidelity import check_fidelity
+from squall.checkers.base import CheckContext
+from squall.systems.aurora.fidelity import check_fidelity
 
 
 def check(nodes: dict[str, Any]) -> dict[str, Any]:

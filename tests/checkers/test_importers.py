@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checkers.importers import detect_format, load, parse_edn
+from squall.checkers.importers import detect_format, load, parse_edn
 from squall.history import HistoryError
 
 

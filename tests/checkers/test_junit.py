@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from checkers.junit import junit_xml, write_junit
+from squall.report.junit import junit_xml, write_junit
 
 RESULTS = {
     "valid": False,
@@ -47,9 +47,9 @@ def test_write_junit_into_a_run_dir_writes_results_xml(tmp_path: Path) -> None:
 
 
 def test_a_linearizability_result_without_why_gets_a_sentence_from_its_counterexample() -> None:
-    from checkers.junit import why_of
-    from checkers.linearizable import check
+    from squall.checkers.linearizable import check
     from squall.history import Op, reindex
+    from squall.report.junit import why_of
 
     h = reindex(
         [

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import re
 
-from checkers._lin_report import fault_bands
-from checkers.linear_html import render
-from checkers.linearizable import check
+from squall.checkers._lin_report import fault_bands
+from squall.checkers.linearizable import check
 from squall.history import Op
+from squall.report.linear_html import render
 
 
 def _long_history_with_late_violation(n_writes: int, seed: int = 7) -> list[Op]:

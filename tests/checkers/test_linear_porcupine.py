@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from checkers.importers import load
-from checkers.linearizable import check
+from squall.checkers.importers import load
+from squall.checkers.linearizable import check
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "porcupine"
 EXPECTED = DATA / "expected.json"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from checkers.linearizable import check
+from squall.checkers.linearizable import check
 from squall.history import Op
 
 SEEDS = range(400)
@@ -169,7 +169,7 @@ def test_random_histories_include_info_and_fail_ops() -> None:
 
 
 def test_counterexample_prefix_replays_to_the_reported_state() -> None:
-    from checkers.models import CAS_REGISTER, UNKNOWN, freeze
+    from squall.checkers.models import CAS_REGISTER, UNKNOWN, freeze
 
     checked = 0
     for seed in SEEDS:

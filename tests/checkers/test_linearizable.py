@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from checkers.base import CheckContext
-from checkers.linearizable import check, linearizable_checker
+from squall.checkers.base import CheckContext
+from squall.checkers.linearizable import check, linearizable_checker
 from squall.history import HistoryError, Op
 
 
@@ -184,7 +184,7 @@ def test_unknown_result_says_why_and_what_to_do() -> None:
 def test_partitions_a_worker_cannot_check_are_checked_in_process() -> None:
     from dataclasses import replace
 
-    from checkers.models import REGISTER
+    from squall.checkers.models import REGISTER
 
     # Workers look models up by name; an unregistered one kills them at start.
     custom = replace(REGISTER, name="not-registered-anywhere")

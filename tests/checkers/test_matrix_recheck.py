@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from synth_run import synthetic_run_dir
 
-from squall.matrix import recheck
+from squall.run.matrix import recheck
 
 
 def _summary(store: Path, rows: list[dict]) -> Path:

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from checkers.models import CAS_REGISTER, KV, REGISTER, TASK_STATE, UNKNOWN, get_model
+from squall.checkers.models import CAS_REGISTER, KV, REGISTER, TASK_STATE, UNKNOWN, get_model
 
 
 def test_register_read_must_return_the_last_write() -> None:

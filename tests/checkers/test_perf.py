@@ -6,8 +6,8 @@ from pathlib import Path
 
 from synth_run import realistic_history
 
-from checkers.base import CheckContext
-from checkers.perf import LATENCY_PNG, RATE_PNG, check_perf
+from squall.checkers.base import CheckContext
+from squall.checkers.perf import LATENCY_PNG, RATE_PNG, check_perf
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

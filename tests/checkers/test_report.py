@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from synth_run import synthetic_run_dir
 
-from squall.report import verdict_sentence, write_report
-from squall.serve import list_runs, make_server
+from squall.report.run_page import verdict_sentence, write_report
+from squall.report.serve import list_runs, make_server
 
 
 @pytest.fixture(scope="module")

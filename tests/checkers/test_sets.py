@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synth_run import Hist, ctx
 
-from checkers.sets import check_set
+from squall.checkers.sets import check_set
 
 
 def adds(h: Hist, outcomes: dict[int, str], t: float = 0.0) -> Hist:

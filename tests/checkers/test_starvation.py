@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synth_run import Hist, ctx
 
-from checkers.starvation import check_starvation
+from squall.checkers.starvation import check_starvation
 
 
 def storm(h: Hist, t0: float, t1: float, readers: int = 8) -> Hist:
@@ -129,7 +129,7 @@ def test_starved_writes_that_do_not_overlap_are_separate_spans() -> None:
 
 
 def test_an_election_inside_a_span_is_named_with_its_terms() -> None:
-    from checkers.activity import describe
+    from squall.checkers.activity import describe
 
     samples = [{"time": 1, "node": "n1", "status": status("leader", 3, 10)},
                {"time": 2, "node": "n2", "status": status("candidate", 4, 10)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synth_run import Hist, ctx
 
-from checkers.stats import check_stats, quantile
+from squall.checkers.stats import check_stats, quantile
 
 
 def test_counts_every_outcome_per_f() -> None:

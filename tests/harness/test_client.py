@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from squall.client import StoreClient
+from squall.systems.aurora.client import StoreClient
 
 
 class Handler(BaseHTTPRequestHandler):

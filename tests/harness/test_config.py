@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from squall.cli import main
-from squall.config import ConfigError, RunConfig, build, load_yaml
+from squall.run.config import ConfigError, RunConfig, build, load_yaml
 
 
 def test_flags_win_over_the_file(tmp_path):
@@ -35,7 +35,7 @@ def test_bad_yaml_names_the_line(tmp_path):
 
 
 def test_a_resolved_config_round_trips_through_test_yaml(tmp_path):
-    from squall.config import dump_yaml
+    from squall.run.config import dump_yaml
 
     cfg = RunConfig(workload="set", nemesis=["kill"], seed=3, bugs=["early-ack"]).resolved()
     f = tmp_path / "test.yaml"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from squall import config as cfgmod
-from squall.evidence import detection_seconds, evidence
 from squall.history import NEMESIS, Op, write_history
-from squall.matrix import load_suite
+from squall.run import config as cfgmod
+from squall.run.evidence import detection_seconds, evidence
+from squall.run.matrix import load_suite
 
 S = 1_000_000_000
 
@@ -81,7 +81,7 @@ def test_a_bad_suite_is_refused_whole_saying_what_is_wrong(tmp_path: Path, cases
 
 
 def test_the_matrix_page_links_each_case_to_its_report_and_says_why(tmp_path: Path) -> None:
-    from squall.matrix_report import write_matrix_html
+    from squall.report.matrix_page import write_matrix_html
 
     run = tmp_path / "matrix-stale-read" / "20261130T000000"
     rows = [
@@ -100,7 +100,7 @@ def test_the_matrix_page_links_each_case_to_its_report_and_says_why(tmp_path: Pa
 
 
 def test_ctrl_c_in_a_case_stops_the_matrix_and_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import squall.matrix as matrix
+    import squall.run.matrix as matrix
 
     suite = tmp_path / "s.yaml"
     suite.write_text("cases:\n  - {name: a, expect: valid}\n  - {name: b, expect: valid}\n")
@@ -119,7 +119,7 @@ def test_ctrl_c_in_a_case_stops_the_matrix_and_exits_3(tmp_path: Path, monkeypat
 
 
 def test_a_case_that_can_no_longer_run_is_a_row_not_the_end_of_the_matrix(tmp_path: Path) -> None:
-    import squall.matrix as matrix
+    import squall.run.matrix as matrix
 
     case = matrix.Case("moved", {"nemesis_file": str(tmp_path / "moved.yaml")}, True)
     out = matrix.run_case(case, 1, str(tmp_path), __import__("rich.console").console.Console())
@@ -133,7 +133,7 @@ def test_a_red_case_prints_the_one_command_that_replays_it(tmp_path: Path,
 
     from rich.console import Console
 
-    import squall.matrix as matrix
+    import squall.run.matrix as matrix
 
     suite = tmp_path / "s.yaml"
     suite.write_text("cases:\n  - {name: green, expect: valid}\n  - {name: red, expect: valid}\n")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nemesis.base import Fault
+from squall.nemesis.base import Fault
 
 
 @contextmanager

@@ -9,8 +9,8 @@ import random
 import tarfile
 from typing import Any
 
-from nemesis.powercut import PowerCut
 from squall.cluster.base import ClusterError
+from squall.nemesis.powercut import PowerCut
 
 
 def _archive(name: str, text: str) -> bytes:
@@ -64,7 +64,7 @@ class _Killable:
 
 
 def test_a_cut_that_cannot_be_confirmed_still_kills_and_names_every_target() -> None:
-    from nemesis.base import NemesisError
+    from squall.nemesis.base import NemesisError
 
     live = _Killable()
     cut = PowerCut(target="all")
@@ -93,7 +93,7 @@ class _SlowToExit(_Killable):
 
 
 def test_a_kill_says_how_long_it_had_been_acting_when_it_completed() -> None:
-    from nemesis.process import Kill
+    from squall.nemesis.process import Kill
 
     kill = Kill(target="leader")
     kill.setup(_SlowToExit(), random.Random(1))  # type: ignore[arg-type]

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import requests
 
-from nemesis.base import Fault
-from nemesis.runner import NemesisRunner
-from nemesis.schedule import Event, Schedule
 from squall.cluster.base import ClusterSpec
 from squall.cluster.docker import DockerCluster
 from squall.history import NEMESIS, Op
+from squall.nemesis.base import Fault
+from squall.nemesis.runner import NemesisRunner
+from squall.nemesis.schedule import Event, Schedule
 from tests.nemesis.conftest import Running
 
 pytestmark = pytest.mark.docker
@@ -170,7 +170,7 @@ def test_a_node_under_the_clock_fault_runs_threads_as_fast_as_a_plain_one(fused:
     # libfaketime wrapped pthread_cond_timedwait: every GIL hand-off read its
     # offset file, two threads ran 10x slower, and the scheduler workload
     # starved from the first second of any run with the clock fault.
-    from nemesis.clock import ENV
+    from squall.nemesis.clock import ENV
 
     cluster, _faults = fused
 
@@ -284,7 +284,7 @@ def test_runner_heals_everything_it_started_on_final_heal(fused: Any) -> None:
 
 
 def test_cleanup_heals_faults_left_inside_running_containers(fused: Any) -> None:
-    from nemesis.cleanup import heal_containers
+    from squall.nemesis.cleanup import heal_containers
 
     cluster, faults = fused
     start(faults["partition"], grudge={"n1": ["n2", "n3"]})

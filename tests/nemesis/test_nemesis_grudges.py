@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from nemesis import grudges
-from nemesis.grudges import GrudgeError
+from squall.nemesis import grudges
+from squall.nemesis.grudges import GrudgeError
 
 NODES5 = ["n1", "n2", "n3", "n4", "n5"]
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import requests
 
-from nemesis.base import Fault
-from nemesis.schedule import Event, Schedule
 from squall.cluster.base import ClusterSpec
 from squall.cluster.local import LocalCluster
 from squall.history import NEMESIS, Op
+from squall.nemesis.base import Fault
+from squall.nemesis.schedule import Event, Schedule
 from tests.nemesis.conftest import Running
 
 

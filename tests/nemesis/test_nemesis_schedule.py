@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from nemesis import registry
-from nemesis.base import NemesisError
-from nemesis.runner import NemesisRunner
-from nemesis.schedule import Event, Schedule, load_schedule, parse_duration
 from squall.history import HistoryWriter, fault_windows, pair_ops
+from squall.nemesis import registry
+from squall.nemesis.base import NemesisError
+from squall.nemesis.runner import NemesisRunner
+from squall.nemesis.schedule import Event, Schedule, load_schedule, parse_duration
 
 
 def test_a_typo_names_every_known_nemesis() -> None:

@@ -16,7 +16,7 @@ import pytest
 from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from nemesis import toxiproxy_process
+from squall.nemesis import toxiproxy_process
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -239,7 +239,7 @@ def test_cleanup_without_a_run_stops_only_servers_whose_owner_is_gone() -> None:
     orphan = toxiproxy_process.start("pytest-orphan", prefer_shopify=False, owner=gone.pid)
     mine = toxiproxy_process.start("pytest-mine", prefer_shopify=False)
     try:
-        from nemesis.cleanup import cleanup
+        from squall.nemesis.cleanup import cleanup
 
         stopped = cleanup(containers=False).toxiproxy_pids
         assert orphan.process.pid in stopped

@@ -16,10 +16,10 @@ import pytest
 import requests
 import tenacity
 
-from nemesis.powercut import PowerCut
 from squall.cluster.base import ClusterSpec
 from squall.cluster.docker import DockerCluster
 from squall.history import NEMESIS, Op
+from squall.nemesis.powercut import PowerCut
 
 pytestmark = pytest.mark.docker
 pytest.importorskip("mfusepy")

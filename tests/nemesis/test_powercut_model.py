@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("mfusepy")
-from nemesis.lazyfs import ATTIC, LazyFS  # noqa: E402
+from squall.nemesis.lazyfs import ATTIC, LazyFS  # noqa: E402
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_a_new_directory_without_a_commit_vanishes_with_its_files(fs: tuple[Lazy
 
 
 def test_a_wipe_flag_empties_the_data_dir_at_mount(tmp_path: Path) -> None:
-    from nemesis.powercut import WIPE
+    from squall.nemesis.powercut import WIPE
 
     data, control = tmp_path / "data", tmp_path / "control"
     (data / "snapshots").mkdir(parents=True)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-import system.scheduler  # noqa: F401 - registers the scheduler's tables, ops and the rows codec
+import squall.systems.aurora.store.scheduler  # noqa: F401 - registers the scheduler's tables, ops and the rows codec
 from squall.cluster.base import ClusterSpec
 from squall.cluster.local import LocalCluster
-from system.statemachine import StateMachine
-from system.wal import Entry
+from squall.systems.aurora.store.statemachine import StateMachine
+from squall.systems.aurora.store.wal import Entry
 from tests.scheduler.helpers import Sched
 
 

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from squall.cluster.local import LocalCluster
+from squall.systems.aurora.workload import summarize, torn_reasons
 from tests.scheduler.helpers import Sched
-from workloads.scheduler import summarize, torn_reasons
 
 DRIVERS = 6
 STEPS = (("PENDING", "ASSIGNED"), ("ASSIGNED", "STARTING"), ("STARTING", "RUNNING"))

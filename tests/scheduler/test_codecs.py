@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from squall.cluster.local import LocalCluster
-from system import codecs
-from system import scheduler as s
-from system.snapshots import SnapshotStore, make_meta
-from system.statemachine import StateMachine
+from squall.systems.aurora.store import codecs
+from squall.systems.aurora.store import scheduler as s
+from squall.systems.aurora.store.snapshots import SnapshotStore, make_meta
+from squall.systems.aurora.store.statemachine import StateMachine
 from tests.scheduler.conftest import Applier
 from tests.scheduler.helpers import Sched, wait_for
 
@@ -89,7 +89,7 @@ def test_a_rows_restore_of_foreign_bytes_says_what_it_got(tmp_path: Path) -> Non
 
 
 def _offline_digest(data_dir: Path) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-m", "system.tools", "digest", str(data_dir)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(data_dir)], capture_output=True,
                          text=True, timeout=120, check=False)
     assert out.returncode == 0, f"offline digest of {data_dir} failed: {out.stderr}"
     return dict(json.loads(out.stdout))

@@ -7,9 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from system import scheduler_api
+from squall.systems.aurora.store import scheduler_api
+from squall.systems.aurora.workload import summarize, torn_reasons
 from tests.scheduler.conftest import Applier
-from workloads.scheduler import summarize, torn_reasons
 
 STEPS = (("PENDING", "ASSIGNED"), ("ASSIGNED", "STARTING"), ("STARTING", "RUNNING"))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from system import scheduler as s
+from squall.systems.aurora.store import scheduler as s
 from tests.scheduler.conftest import Applier
 
 JOB = {"role": "r", "env": "prod", "name": "web"}
@@ -151,8 +151,8 @@ def test_quotas_are_saved_and_removed_per_role(apply: Applier) -> None:
 def test_replicas_that_batch_entries_differently_record_the_same_event_indexes(tmp_path: Path) -> None:
     """Entries are applied in runs sharing a transaction; an event's log index must be
     its own entry's, not whatever the run has recorded so far (that differs per replica)."""
-    from system.statemachine import StateMachine
-    from system.wal import Entry
+    from squall.systems.aurora.store.statemachine import StateMachine
+    from squall.systems.aurora.store.wal import Entry
 
     ts = 1_700_000_000_000
     job = {"op": "sched.CreateJob", "job": {"role": "t", "env": "e", "name": "j", "instances": 3}, "ts": ts}

@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from checkers.base import CheckContext
+from squall.checkers.base import CheckContext
 from squall.history import Op
-from workloads.scheduler import SchedulerWorkload, check_details, task_linearizability
+from squall.systems.aurora.workload import SchedulerWorkload, check_details, task_linearizability
 
 GOOD = {"index": 9, "status": "ROLLING_FORWARD", "instances": 4, "batch_size": 2,
         "counts": {"PENDING": 2, "RUNNING": 2}, "events": 10, "bad_tasks": 0, "updating": 4, "updated": 2,
@@ -75,8 +75,8 @@ def test_drivers_of_a_group_race_the_same_transitions_and_readers_only_read_deta
 
 
 def test_a_whole_run_on_local_nodes_is_valid(tmp_path: Path) -> None:
-    from squall.config import RunConfig
-    from squall.runner import run
+    from squall.run.config import RunConfig
+    from squall.run.runner import run
 
     cfg = RunConfig(workload="scheduler", backend="local", nodes=3, time_limit=6, concurrency=10, rate=0,
                     seed=7, store=str(tmp_path), name="sched", snapshot_every=300,

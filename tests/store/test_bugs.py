@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from system import bugs
-from system.config import ConfigError, from_dict
+from squall.systems.aurora.store import bugs
+from squall.systems.aurora.store.config import ConfigError, from_dict
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client, wait_for
 from tests.store.test_recovery import snapshot_then_restart

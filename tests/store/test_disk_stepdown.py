@@ -6,10 +6,10 @@ import asyncio
 import threading
 from pathlib import Path
 
-from system.config import Config
-from system.diskwatch import DiskWatch
-from system.raft import Raft
-from system.wal import Wal
+from squall.systems.aurora.store.config import Config
+from squall.systems.aurora.store.diskwatch import DiskWatch
+from squall.systems.aurora.store.raft import Raft
+from squall.systems.aurora.store.wal import Wal
 
 
 def _raft(tmp_path: Path) -> Raft:

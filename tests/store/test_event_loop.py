@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from system.node import use_uvloop
+from squall.systems.aurora.store.node import use_uvloop
 
 uvloop = pytest.importorskip("uvloop")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from system.config import Config
-from system.raft import Raft
-from system.wal import Wal
+from squall.systems.aurora.store.config import Config
+from squall.systems.aurora.store.raft import Raft
+from squall.systems.aurora.store.wal import Wal
 
 
 def _raft(tmp_path: Path) -> Raft:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from system.scheduler_api import SingleFlight
+from squall.systems.aurora.store.scheduler_api import SingleFlight
 
 
 class Reads:

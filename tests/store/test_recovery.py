@@ -54,7 +54,7 @@ def test_the_offline_digest_tool_matches_the_running_node(make_cluster: MakeClus
     hint = cluster.data_dir("n1") / "commit-hint.json"
     wait_for("the commit hint to reach the applied index",
              lambda: hint.exists() and json.loads(hint.read_text())["index"] == live["index"])
-    out = subprocess.run([sys.executable, "-m", "system.tools", "digest", str(cluster.data_dir("n1"))],
+    out = subprocess.run([sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(cluster.data_dir("n1"))],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == live
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from system import schema
-from system.statemachine import StateMachine, applied_of
-from system.wal import Entry
+from squall.systems.aurora.store import schema
+from squall.systems.aurora.store.statemachine import StateMachine, applied_of
+from squall.systems.aurora.store.wal import Entry
 
 
 def puts(n: int, start: int = 1) -> list[Entry]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from system.wal import CorruptLog, Entry, Wal
+from squall.systems.aurora.store.wal import CorruptLog, Entry, Wal
 
 
 def run(coro):  # type: ignore[no-untyped-def]

@@ -1,0 +1,110 @@
+"""The counterexample of an invalid partition, as JSON-ready data.
+
+It is what a person needs to see the violation: the key, how far the search
+got (the longest linearizable prefix it found, and the model state there),
+the operations that could not be linearized after it, and a *window* of the
+partition around that point — never the whole history, so a 100k-op run
+still gives a small result and a page a browser opens.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from squall.checkers._lin_search import Best
+from squall.checkers.models import UNKNOWN, Model
+from squall.history import Op, fault_windows
+
+if TYPE_CHECKING:
+    from squall.checkers.linearizable import Operation
+
+PREFIX_SHOWN = 12  # linearized ops shown before the failing point
+WINDOW_MAX_OPS = 300
+
+
+def _json(v: Any) -> Any:
+    if v is UNKNOWN:
+        return "?"
+    if isinstance(v, tuple):
+        return [_json(x) for x in v]
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    return repr(v)
+
+
+def op_json(model: Model, o: Operation) -> dict[str, Any]:
+    comp = o.complete
+    return {
+        "process": o.process,
+        "f": o.input[0],
+        "input": _json(o.input[1]),
+        "output": _json(o.output),
+        "type": comp.type if comp is not None else "info",
+        "call": o.call,
+        "return": None if math.isinf(o.ret) else o.ret,
+        "invoke_index": o.invoke.index,
+        "line": o.invoke.extra.get("line"),
+        "time": o.invoke.time,
+        "end_time": comp.time if comp is not None else None,
+        "desc": model.describe_op(o.input, o.output),
+    }
+
+
+def counterexample(
+    model: Model, key: Hashable, ops: Sequence[Operation], best: Best | None
+) -> dict[str, Any]:
+    if best is None:
+        return {"key": _json(key), "note": "the search did not record a prefix"}
+    order, states = best.order, best.states
+    state = states[-1] if states else model.init
+    rank = {opno: i for i, opno in enumerate(order)}
+    # An indeterminate op may always be left out, so it is never what blocks.
+    stuck = [i for i in best.stuck if not math.isinf(ops[i].ret)]
+    focus = order[-PREFIX_SHOWN:] + stuck
+    lo = min((ops[i].call for i in focus), default=0)
+    finite = [ops[i].ret for i in focus if not math.isinf(ops[i].ret)]
+    hi = max(finite) if finite else max(ops[i].call for i in focus)
+    window = [i for i, o in enumerate(ops) if o.call <= hi and o.ret >= lo][:WINDOW_MAX_OPS]
+    window_ops = []
+    for i in window:
+        d = op_json(model, ops[i])
+        d["linearized_at"] = rank.get(i)
+        d["state_after"] = model.describe_state(states[rank[i]]) if i in rank else None
+        d["stuck"] = i in stuck
+        d["blocking"] = i == best.blocking
+        window_ops.append(d)
+    return {
+        "key": _json(key),
+        "prefix_length": len(order),
+        "partition_ops": len(ops),
+        "prefix_tail": [
+            {**op_json(model, ops[i]), "state_after": model.describe_state(states[rank[i]])}
+            for i in order[-PREFIX_SHOWN:]
+        ],
+        "state": _json(state),
+        "state_desc": model.describe_state(state),
+        "unlinearizable": [op_json(model, ops[i]) for i in stuck],
+        "blocking": op_json(model, ops[best.blocking]) if best.blocking >= 0 else None,
+        "window": [lo, hi],
+        "window_ops": window_ops,
+    }
+
+
+def fault_bands(history: Sequence[Op]) -> list[dict[str, Any]]:
+    """Fault windows in history positions (the x axis of the page), not ns."""
+    times = [o.time for o in history]
+    if any(b < a for a, b in zip(times, times[1:], strict=False)):
+        times = sorted(times)
+    bands = []
+    for w in fault_windows(history):
+        bands.append({
+            "fault": w["fault"],
+            "start": bisect.bisect_left(times, w["start"]),
+            "end": bisect.bisect_right(times, w["end"]),
+            "value": _json(w.get("value")) if not isinstance(w.get("value"), dict | list) else str(w.get("value")),
+            "unhealed": bool(w.get("unhealed")),
+        })
+    return bands

@@ -1,0 +1,337 @@
+"""The Wing–Gong / Lowe search for one partition, written for CPython's speed.
+
+The history is a doubly linked list of call and return events sorted by
+time. The candidates to take effect next are the ops called before the first
+return event still in the list. The search tries one (the model accepts it
+from the current state), removes ("lifts") its call and return from the list
+and starts over; when no candidate fits it backtracks: pops the newest
+linearized operation, puts it back and tries the next candidate. It succeeds
+when no return event is left (indeterminate ops have none: they may stay
+pending for ever, which is "never took effect").
+
+Prunings on top of Lowe's cache, each argued where it is applied: a pure op
+(a read) that fits is a forced move, not a choice; an indeterminate op is
+never placed where it changes nothing, identical indeterminate ops take
+effect in call order, and a configuration is dominated by one that reached
+the same state with fewer indeterminate ops spent; the op owning the first
+return is tried first.
+
+Lowe's refinement makes it practical: a configuration is (set of linearized
+operations, model state), and two paths reaching the same configuration have
+the same future, so each is explored once. The set is a Python int used as a
+bitset, the configuration a tuple in a ``set``: hashing and equality are done
+in C, with no collision lists to walk as in a hand-rolled hash table.
+
+Speed notes (this loop is the whole cost of a check): the linked list is
+parallel Python lists indexed by event number instead of node objects
+(no attribute lookups), a head and a tail sentinel remove every None test,
+and the clock and the memory bound are consulted once per 4096 backtracks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from squall.checkers.models import Step
+
+CHECK_EVERY = 4096  # backtracks between clock and memory checks (a power of two)
+DOMINANCE_CHECKS = 16  # most masks compared per configuration (see the cache below)
+
+
+@dataclass(frozen=True)
+class Best:
+    """The deepest point the search reached, for the counterexample."""
+
+    order: list[int]  # operation numbers linearized, in order
+    states: list[Any]  # the model state after each of them
+    stuck: list[int]  # operations that were next in line but could not be linearized
+    blocking: int  # the operation whose return was reached without linearizing it
+
+
+@dataclass(frozen=True)
+class Outcome:
+    valid: bool | str  # True, False or "unknown"
+    states: int  # configurations explored
+    reason: str | None = None
+    best: Best | None = None
+
+
+def search(
+    init: Hashable,
+    step: Step,
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    calls: Sequence[float],
+    returns: Sequence[float],
+    pure: Sequence[bool] | None = None,
+    *,
+    deadline: float | None = None,
+    max_states: int | None = None,
+    track: bool = False,
+) -> Outcome:
+    """Is this one partition linearizable? Operation i is (inputs[i], outputs[i]),
+    called at calls[i] and returned at returns[i] (inf: indeterminate, its
+    output is ``UNKNOWN``). ``pure[i]`` says op i never changes any state (a
+    read, a cas that observed a mismatch).
+
+    Times are positions in the history, so distinct; an operation returning
+    before another is called precedes it in real time, every other pair may
+    take effect in either order. ``track`` records the deepest prefix reached
+    (used on a second run once a partition is known to be invalid, so the
+    common valid case never pays for it).
+    """
+    n = len(inputs)
+    pure = pure if pure is not None else [False] * n
+    finite = [i for i in range(n) if not math.isinf(returns[i])]
+    indeterminate = [i for i in range(n) if math.isinf(returns[i])]
+    events = sorted([(calls[i], 0, i) for i in range(n)] + [(returns[i], 1, i) for i in finite])
+    size = len(events) + 2
+    nxt = list(range(1, size + 1))
+    prv = list(range(-1, size - 1))
+    # call event -> its return event, -1 for an indeterminate op (it has no
+    # return event: it may stay pending for ever); 0 marks a return event.
+    match = [0] * size
+    owner = [0] * size  # return event -> its call event (0 for the tail)
+    opno = [0] * size
+    call_of = [0] * n
+    for node, (_, kind, i) in enumerate(events, start=1):
+        opno[node] = i
+        if kind == 0:
+            call_of[i] = node
+            match[node] = -1
+        else:
+            match[call_of[i]] = node
+            owner[node] = call_of[i]
+    inp: list[Any] = [None] * size
+    out: list[Any] = [None] * size
+    forced = [False] * size
+    for i in range(n):
+        node = call_of[i]
+        inp[node] = inputs[i]
+        out[node] = outputs[i]
+        forced[node] = bool(pure[i])
+    # The linearized set is (low, rel, ib). Ops that returned are numbered in
+    # call order: every one below ``low`` is linearized, bit j of ``rel`` says
+    # whether op low + j is (bit 0 is always clear, so the form is canonical).
+    # That keeps the key as narrow as the window of open operations, where a
+    # plain bitset grows with the history: a long single-key history would
+    # cost memory quadratic in its length. Indeterminate ops may never be
+    # linearized and would pin ``low``, so they get their own bits in ``ib``.
+    rank = [-1] * size
+    ibit = [0] * size
+    for r, node in enumerate(sorted(call_of[i] for i in finite)):
+        rank[node] = r
+    # Identical indeterminate ops (same input) are interchangeable: whichever
+    # was called first can stand in for the other at any point the other
+    # could take effect. So only orders where they take effect in call order
+    # are explored: op k may go only once its previous twin has (``need``).
+    need = [0] * size
+    last_twin: dict[Any, int] = {}
+    for k, i in enumerate(sorted(indeterminate, key=lambda i: call_of[i])):
+        node = call_of[i]
+        ibit[node] = 1 << k
+        need[node] = last_twin.get(inputs[i], 0)
+        last_twin[inputs[i]] = ibit[node]
+
+    cache: dict[tuple[int, int, Any], Any] = {}
+    get = cache.get
+    explored = 0
+    stack: list[tuple[int, Any, int, int, int, int]] = []
+    push = stack.append
+    pop = stack.pop
+    state: Any = init
+    low = rel = ib = 0
+    backtracks = 0
+    trace = _Trace() if track else None
+    # Candidates are the ops whose call precedes the first return event in
+    # the list. The op owning that return must take effect before it, so it
+    # is tried first ("urgent"); the others follow in call order. Trying the
+    # urgent op first is what Lowe's just-in-time linearization gets at: an
+    # op that is not yet needed (a slow append, an indeterminate write) is
+    # not placed speculatively ahead of ones that are.
+    x = nxt[0]
+    while match[x]:
+        x = nxt[x]
+    urg = owner[x]
+    if not urg:
+        return Outcome(True, 0)
+    e = urg
+    while True:
+        r = match[e]
+        if r:
+            ok, new = step(state, inp[e], out[e])
+            if ok:
+                j = rank[e]
+                if j < 0:
+                    if new == state or need[e] & ~ib:
+                        # Taking effect here changes nothing, which "never"
+                        # (always allowed for an indeterminate op) already
+                        # covers; or its earlier twin has not (see ``need``).
+                        e = nxt[0] if e == urg else nxt[e]
+                        if e == urg:
+                            e = nxt[e]
+                        continue
+                    nlow = low
+                    nrel = rel
+                    nib = ib | ibit[e]
+                else:
+                    nib = ib
+                    j -= low
+                    if j:
+                        nlow = low
+                        nrel = rel | (1 << j)
+                    else:
+                        nrel = rel | 1
+                        j = (nrel ^ (nrel + 1)).bit_length() - 1  # trailing ones
+                        nrel >>= j
+                        nlow = low + j
+                # The cache maps (finite ops linearized, state) to the sets of
+                # indeterminate ops linearized on the way, and a configuration
+                # is skipped when one with a subset of them was seen: having
+                # left an indeterminate op pending can only allow more (it may
+                # still take effect, or never). Without this, every timed-out
+                # write would double the configurations for the rest of the
+                # history, even long after its value was overwritten.
+                key = (nlow, nrel, new)
+                seen = get(key)
+                if seen is None:
+                    cache[key] = nib
+                    fresh = True
+                elif type(seen) is int:
+                    fresh = seen & ~nib != 0
+                    if fresh:
+                        cache[key] = {seen, nib}
+                elif nib in seen or 0 in seen:
+                    fresh = False
+                else:
+                    # Subset checks only while the set is small: past that an
+                    # exact match still prunes, and the check stays cheap.
+                    fresh = len(seen) > DOMINANCE_CHECKS or all(m & ~nib for m in seen)
+                    if fresh:
+                        seen.add(nib)
+                if fresh:
+                    explored += 1
+                    push((e, state, low, rel, ib, urg))
+                    state = new
+                    low = nlow
+                    rel = nrel
+                    ib = nib
+                    p = prv[e]
+                    q = nxt[e]
+                    nxt[p] = q
+                    prv[q] = p
+                    if r > 0:
+                        p = prv[r]
+                        q = nxt[r]
+                        nxt[p] = q
+                        prv[q] = p
+                    if trace is not None:
+                        trace.pushed(stack, state, nxt, match, opno)
+                    x = nxt[0]
+                    while match[x]:
+                        x = nxt[x]
+                    urg = owner[x]
+                    if not urg:  # no return left: every op that returned is linearized
+                        return Outcome(True, explored)
+                    e = urg
+                    continue
+                if not forced[e]:
+                    e = nxt[0] if e == urg else nxt[e]
+                    if e == urg:
+                        e = nxt[e]
+                    continue
+                # A pure op that fits here is linearized first without loss
+                # of generality (it changes no state, and nothing still
+                # pending had to precede it); if that configuration was
+                # already explored and failed, so does this one.
+            else:
+                e = nxt[0] if e == urg else nxt[e]
+                if e == urg:
+                    e = nxt[e]
+                continue
+        # Backtrack: pop the newest choice and try the next candidate after
+        # it. A popped pure op was a forced move, not a choice: keep popping.
+        while True:
+            if not stack:
+                best = None
+                if trace is not None:
+                    if not trace.recorded:  # failed before linearizing anything
+                        trace.pushed(stack, state, nxt, match, opno)
+                    best = trace.best()
+                return Outcome(False, explored, best=best)
+            e, state, low, rel, ib, urg = pop()
+            r = match[e]
+            if r > 0:
+                p = prv[r]
+                q = nxt[r]
+                nxt[p] = r
+                prv[q] = r
+            p = prv[e]
+            q = nxt[e]
+            nxt[p] = e
+            prv[q] = e
+            if not forced[e]:
+                break
+        if trace is not None:
+            trace.popped(len(stack))
+        e = nxt[0] if e == urg else nxt[e]
+        if e == urg:
+            e = nxt[e]
+        backtracks += 1
+        if not backtracks & (CHECK_EVERY - 1):
+            if deadline is not None and time.monotonic() > deadline:
+                return Outcome("unknown", explored, reason="time limit reached")
+            if max_states is not None and explored > max_states:
+                return Outcome(
+                    "unknown",
+                    explored,
+                    reason=f"explored more than {max_states} configurations (memory bound)",
+                )
+
+
+class _Trace:
+    """Keeps the deepest stack seen, copying only what changed since the last
+    record (the part above the lowest point the stack fell to), so a long
+    history costs linear, not quadratic, time to trace."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.states: list[Any] = []
+        self.low_water = 0
+        self.stuck: list[int] = []
+        self.blocking = -1
+        self.recorded = False
+
+    def popped(self, depth: int) -> None:
+        if depth < self.low_water:
+            self.low_water = depth
+
+    def pushed(
+        self, stack: list[tuple[int, Any, int, int, int, int]], state: Any,
+        nxt: list[int], match: list[int], opno: list[int],
+    ) -> None:
+        if self.recorded and len(stack) <= len(self.order):
+            return
+        lw = self.low_water
+        del self.order[lw:]
+        del self.states[lw:]
+        self.order.extend(opno[s[0]] for s in stack[lw:])
+        # states[i] is the state after order[i]: the state before the next one
+        self.states.extend(s[1] for s in stack[lw + 1:])
+        self.states.append(state)
+        self.low_water = len(stack)
+        self.recorded = True
+        self.stuck = []
+        e = nxt[0]
+        tail = len(match) - 1
+        while e != tail and match[e]:
+            self.stuck.append(opno[e])
+            e = nxt[e]
+        self.blocking = opno[e] if e != tail else -1
+
+    def best(self) -> Best:
+        return Best(order=list(self.order), states=list(self.states), stuck=self.stuck, blocking=self.blocking)

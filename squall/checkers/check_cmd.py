@@ -1,0 +1,50 @@
+"""``squall check FILE --model M``: the linearizability verdict of a history file.
+
+Prints the result as JSON on stdout and returns the exit code the CLI
+should use: 0 linearizable, 1 not, 2 unknown (time limit), 3 bad input
+(the message on stderr names the line and what to fix).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import IO
+
+from squall.checkers._lin_report import fault_bands
+from squall.checkers.importers import load
+from squall.checkers.linearizable import check
+from squall.checkers.models import get_model
+from squall.history import HistoryError
+from squall.report.linear_html import write_html
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT = 0, 1, 2, 3
+
+
+def run_check(
+    path: str | os.PathLike[str],
+    model: str,
+    fmt: str | None = None,
+    html: str | os.PathLike[str] | None = None,
+    time_limit: float | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Checks the history at ``path`` against ``model``; returns the exit code."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        m = get_model(model)
+        history = load(path, fmt)
+        result = check(m, history, time_limit=time_limit)
+    except (HistoryError, ValueError) as exc:
+        print(f"squall check: bad input: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    if html is not None and result["valid"] is False:
+        write_html(html, result, fault_bands(history))
+        result["html"] = str(html)
+    print(json.dumps(result, default=str), file=out)
+    if result["valid"] is True:
+        return EXIT_VALID
+    return EXIT_INVALID if result["valid"] is False else EXIT_UNKNOWN

@@ -1,0 +1,363 @@
+"""Linearizability: is there one order of the operations, consistent with
+real time, in which the model accepts every one of them?
+
+``check(model, history)`` answers for a whole history: client operations are
+paired (invoke with completion), split per key (P-compositionality) and each
+key is searched independently by ``checkers._lin_search`` (Wing–Gong with
+Lowe's cache, as Porcupine does), in a process pool when that pays.
+
+How each completion type counts (docs/contracts.md §1):
+
+* ``ok``: it happened, its output is checked;
+* ``fail``: it did not happen, so it is left out — except a cas that failed
+  its precondition (``error: precondition_failed``), which *observed* that
+  the value was not ``from`` and is checked as such;
+* ``info`` (or no completion): indeterminate. It may take effect at any point
+  after its invoke, or never, and its output is not checked: it has no
+  return event, so the search may place it anywhere after its call or leave
+  it out. A read-only op that is indeterminate says nothing and is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from squall.checkers._lin_pool import run_parallel
+from squall.checkers._lin_search import Outcome, search
+from squall.checkers.base import CheckContext, Checker
+from squall.checkers.models import UNKNOWN, Model, get_model
+from squall.history import FAIL, INFO, INVOKE, NEMESIS, OK, HistoryError, Op, Process
+
+INF = math.inf
+_SEQ = (list, tuple)  # a tuple, not list | tuple: the union is rebuilt on every call
+# A process pool costs ~0.3 s to start plus the pickling of the partitions,
+# and on 2 cores saves at most half the search: it pays only when the search
+# still ahead is expected to take longer than this (measured: a 0.7 s
+# many-key check got slower with it). Checked once the search ran a while.
+PARALLEL_AFTER_S = 0.3
+POOL_PAYS_S = 2.0
+DEFAULT_MAX_STATES = 4_000_000  # ~1 GB of cached configurations per partition
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One client operation as the search sees it."""
+
+    process: Process
+    key: Hashable
+    input: tuple[str, Any]
+    output: Any  # UNKNOWN when indeterminate
+    call: float  # position of the invoke in the history
+    ret: float  # position of the completion, INF if indeterminate
+    invoke: Op
+    complete: Op | None
+
+
+def where(op: Op) -> str:
+    line = op.extra.get("line")
+    return f"line {line}" if line is not None else f"op {op.index}"
+
+
+def is_keyed(history: Sequence[Op]) -> bool:
+    """Jepsen ``independent`` values are [key, v]; a cas is [key, [from, to]]."""
+    found = False
+    for op in history:
+        if op.type != INVOKE or op.process == NEMESIS:
+            continue
+        v = op.value
+        if not isinstance(v, _SEQ) or len(v) != 2:
+            return False
+        if op.f in ("cas", "transition") and not isinstance(v[1], (list, tuple, dict)):
+            return False
+        found = True
+    return found
+
+
+def to_operations(model: Model, history: Sequence[Op], keyed: bool | None = None) -> list[Operation]:
+    """Pairs invokes with completions and turns them into the model's inputs.
+
+    Raises HistoryError naming the line of a completion without an invoke, a
+    second invoke on a busy process, an unknown ``f`` or a malformed value.
+    """
+    if keyed is None:
+        keyed = is_keyed(history)
+    open_: dict[Process, int] = {}
+    # One slot per invoke, in invoke order, filled by its completion: the
+    # operations come out sorted by call time without a sort.
+    slots: list[list[Any]] = []
+    for pos, op in enumerate(history):
+        proc = op.process
+        if proc == NEMESIS:
+            continue
+        if op.type == INVOKE:
+            if proc in open_:
+                raise HistoryError(
+                    f"{where(op)}: process {proc} invoked {op.f!r} while its op at "
+                    f"{where(slots[open_[proc]][1])} has not completed; a process runs one op at a "
+                    "time (a process whose op ended info must take a fresh id)"
+                )
+            open_[proc] = len(slots)
+            slots.append([pos, op, INF, None])
+            continue
+        at = open_.pop(proc, None)
+        if at is None:
+            raise HistoryError(
+                f"{where(op)}: {op.type} {op.f!r} on process {proc} completes no "
+                "invocation (completion without an invoke); is the history cut at the start?"
+            )
+        slot = slots[at]
+        slot[2] = pos
+        slot[3] = op
+    convert = _Converter(model, keyed)
+    out = [convert(*slot) for slot in slots]
+    return [o for o in out if o is not None]
+
+
+class _Converter:
+    """Turns one (invoke, completion) pair into an Operation, caching what
+    depends only on ``f`` (a 100k-op history has a handful of distinct fs)."""
+
+    def __init__(self, model: Model, keyed: bool) -> None:
+        self.model = model
+        self.keyed = keyed
+        self.fs: dict[str, str] = {}
+
+    def split(self, op: Op) -> tuple[Hashable, Any]:
+        v = op.value
+        if not self.keyed:
+            return None, v
+        if not isinstance(v, _SEQ) or len(v) != 2:
+            raise HistoryError(f"{where(op)}: a keyed op's value must be [key, v], got {v!r}")
+        key = v[0]
+        return (tuple(key) if isinstance(key, list) else key), v[1]
+
+    def __call__(self, ipos: int, inv: Op, cpos: float, comp: Op | None) -> Operation | None:
+        model = self.model
+        key, arg = self.split(inv)
+        try:
+            f = self.fs.get(inv.f) or self.fs.setdefault(inv.f, model.canonical_f(inv.f))
+            readonly = f in model.readonly
+            inp = (f, None) if readonly else model.prepare(f, arg)
+        except ValueError as exc:
+            raise HistoryError(f"{where(inv)}: {exc}") from None
+        if comp is None:
+            kind = INFO
+        else:
+            kind = comp.type
+            if comp.f != inv.f:
+                raise HistoryError(
+                    f"{where(comp)}: completion f={comp.f!r} does not match its invoke's "
+                    f"f={inv.f!r} at {where(inv)}"
+                )
+        if kind == OK:
+            output = model.prepare(f, self.split(comp)[1])[1] if readonly else True  # type: ignore[arg-type]
+            return Operation(inv.process, key, inp, output, ipos, cpos, inv, comp)
+        if kind == FAIL:
+            if f == "cas" and comp is not None and comp.error == "precondition_failed":
+                return Operation(inv.process, key, inp, False, ipos, cpos, inv, comp)
+            return None
+        if readonly:  # an indeterminate read says nothing
+            return None
+        return Operation(inv.process, key, inp, UNKNOWN, ipos, INF, inv, comp)
+
+
+def partition(model: Model, operations: Sequence[Operation]) -> dict[Hashable, list[Operation]]:
+    if not model.partition_by_key:
+        return {None: list(operations)}
+    parts: dict[Hashable, list[Operation]] = {}
+    for o in operations:
+        parts.setdefault(o.key, []).append(o)
+    return parts
+
+
+def check_partition(
+    model: Model, ops: Sequence[Operation], deadline: float | None, max_states: int | None,
+    track: bool = False,
+) -> Outcome:
+    return search(model.init, model.step, *_columns(model, ops),
+                  deadline=deadline, max_states=max_states, track=track)
+
+
+Columns = tuple[list[Any], list[Any], list[float], list[float], list[bool]]
+
+
+def _columns(model: Model, ops: Sequence[Operation]) -> Columns:
+    """The search's inputs: plain lists are cheap to index and to pickle."""
+    return (
+        [o.input for o in ops], [o.output for o in ops], [o.call for o in ops],
+        [o.ret for o in ops], [model.is_pure(o.input, o.output) for o in ops],
+    )
+
+
+def _run_parallel(
+    model: Model, parts: list[tuple[Hashable, list[Operation]]], deadline: float | None,
+    max_states: int | None, workers: int,
+) -> dict[Hashable, Outcome]:
+    """Partitions checked by worker processes; any a worker could not finish
+    (it died) are checked here, so the verdict never depends on the pool."""
+    results = run_parallel(
+        model.name, [(k, _columns(model, ops)) for k, ops in parts], workers, deadline, max_states
+    )
+    if any(o.valid is False for o in results.values()):
+        return results
+    for key, ops in parts:
+        if key not in results:
+            results[key] = check_partition(model, ops, deadline, max_states)
+            if results[key].valid is False:
+                break
+    return results
+
+
+def check_operations(
+    model: Model,
+    operations: Sequence[Operation],
+    time_limit: float | None = None,
+    max_states: int | None = DEFAULT_MAX_STATES,
+    parallel: bool | None = None,
+) -> dict[str, Any]:
+    """The verdict for already-paired operations, with a counterexample if invalid.
+
+    ``parallel``: None decides by itself (a pool only when the sequential
+    work so far took long and much remains), True/False force it.
+    """
+    t0 = time.monotonic()
+    deadline = None if time_limit is None else t0 + time_limit
+    # Small partitions first: cheap ones often hold the violation, and what
+    # remains when the pool takes over is the expensive part.
+    parts = sorted(partition(model, operations).items(), key=lambda kv: len(kv[1]))
+    workers = min(os.cpu_count() or 1, 8)
+    results: dict[Hashable, Outcome] = {}
+    total = remaining = sum(len(ops) for _, ops in parts)
+    for i, (key, ops) in enumerate(parts):
+        left = parts[i:]
+        if _use_pool(parallel, time.monotonic() - t0, total - remaining, remaining, len(left), workers):
+            results.update(_run_parallel(model, left, deadline, max_states, workers))
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            break  # the partitions left are unchecked: the verdict is unknown
+        outcome = check_partition(model, ops, deadline, max_states)
+        results[key] = outcome
+        remaining -= len(ops)
+        if outcome.valid is False:
+            break
+    return _verdict(model, dict(parts), results, deadline, max_states, time.monotonic() - t0)
+
+
+def _use_pool(
+    parallel: bool | None, elapsed: float, done: int, remaining: int, left: int, workers: int
+) -> bool:
+    if parallel is False or workers < 2 or left < 2:
+        return False
+    if parallel:
+        return True
+    if elapsed < PARALLEL_AFTER_S or done == 0:
+        return False
+    # Partitions run smallest first and search cost grows faster than size,
+    # so this per-op extrapolation underestimates: the pool is never taken
+    # for work it cannot win back.
+    return elapsed / done * remaining > POOL_PAYS_S
+
+
+def _verdict(
+    model: Model, parts: dict[Hashable, list[Operation]], results: dict[Hashable, Outcome],
+    deadline: float | None, max_states: int | None, seconds: float,
+) -> dict[str, Any]:
+    from squall.checkers._lin_report import counterexample  # only built when needed
+
+    t_end = time.monotonic()
+    res: dict[str, Any] = {
+        "valid": True,
+        "model": model.name,
+        "ops": sum(len(v) for v in parts.values()),
+        "partitions": len(parts),
+        "partitions_checked": len(results),
+        "states_explored": sum(o.states for o in results.values()),
+        "search_seconds": round(seconds, 4),
+    }
+    failed = [k for k, o in results.items() if o.valid is False]
+    unknown = [k for k, o in results.items() if o.valid == "unknown"]
+    if failed:
+        key = failed[0]
+        res["valid"] = False
+        res["failed_key"] = _jsonable(key)
+        # Re-run the failing partition with tracking on: it is deterministic,
+        # and valid partitions never pay for recording the deepest prefix.
+        # A deadline still applies (as long as the first search took, at
+        # least); if it runs out, the verdict stands without a prefix.
+        rerun_deadline = None if deadline is None else t_end + max(deadline - t_end, seconds, 1.0)
+        again = check_partition(model, parts[key], rerun_deadline, max_states, track=True)
+        res["counterexample"] = ce = counterexample(model, key, parts[key], again.best)
+        res["why"] = _why_invalid(key, ce, len(parts))
+    elif unknown or len(results) < len(parts):
+        res["valid"] = "unknown"
+        reasons = sorted({o.reason or "" for o in results.values() if o.valid == "unknown"})
+        res["unknown_reason"] = "; ".join(r for r in reasons if r) or "time limit reached"
+        res["unknown_keys"] = [_jsonable(k) for k in unknown[:20]]
+        res["why"] = (
+            f"linearizability undecided: {res['unknown_reason']} after {seconds:.1f}s with "
+            f"{len(parts) - len(results) + len(unknown)} of {len(parts)} keys open; raise the "
+            "time limit, or use more keys so each stays small"
+        )
+    return res
+
+
+def _why_invalid(key: Hashable, ce: dict[str, Any], n_parts: int) -> str:
+    """One sentence a person can act on (docs/contracts.md §5), in the shape
+    checkers.junit uses for results that lack one."""
+    head = "linearizability failed" if key is None and n_parts == 1 else f"linearizability failed on key {key}"
+    blocking = ce.get("blocking")
+    if not blocking:
+        return head
+    tail = ce.get("prefix_tail") or []
+    state = f" (the register held {ce['state_desc']})"
+    if tail:
+        return f"{head}: {blocking['desc']} cannot follow {tail[-1]['desc']}{state}"
+    return f"{head}: no order explains {blocking['desc']}{state}"
+
+
+def _jsonable(key: Hashable) -> Any:
+    if key is None or isinstance(key, str | int | float | bool):
+        return key
+    if isinstance(key, tuple):
+        return [_jsonable(k) for k in key]
+    return repr(key)
+
+
+def check(
+    model: Model | str,
+    history: Sequence[Op],
+    time_limit: float | None = None,
+    keyed: bool | None = None,
+    max_states: int | None = DEFAULT_MAX_STATES,
+    parallel: bool | None = None,
+) -> dict[str, Any]:
+    """Checks a whole history (nemesis ops are ignored) against ``model``."""
+    m = get_model(model) if isinstance(model, str) else model
+    operations = to_operations(m, history, keyed)
+    return check_operations(m, operations, time_limit, max_states, parallel)
+
+
+def linearizable_checker(
+    model: Model | str, time_limit: float | None = 60.0, keyed: bool | None = None
+) -> Checker:
+    """A ``checkers.base`` checker: reads ``ctx.history`` and, when it is not
+    linearizable and ``ctx.run_dir`` is set, writes ``linear.html`` there."""
+    m = get_model(model) if isinstance(model, str) else model
+
+    def check_ctx(ctx: CheckContext) -> dict[str, Any]:
+        res = check(m, ctx.history, time_limit=time_limit, keyed=keyed)
+        if res["valid"] is False and ctx.run_dir is not None:
+            from squall.checkers._lin_report import fault_bands
+            from squall.report.linear_html import write_html
+
+            path = ctx.run_dir / "linear.html"
+            write_html(path, res, fault_bands(ctx.history))
+            res["html"] = str(path)
+        return res
+
+    return check_ctx

@@ -1,0 +1,163 @@
+"""Disk stalls (and fsync failures), optionally while a snapshot is written.
+
+How: a FUSE passthrough (``squall/nemesis/stallfs.py``, on mfusepy and Debian's
+libfuse3) is mounted over the node's data directory when its container
+starts; the nemesis flips its mode through a control file. Chosen over the
+alternatives tried on this machine because it is the only one that
+
+* **blocks rather than fails** every write and fsync of exactly one node,
+  for exactly as long as asked, and releases them all at once;
+* works on fuse-overlayfs storage and cgroup v1: the blkio throttle does not
+  see buffered writeback under cgroup v1 (so fsync would not stall) and
+  needs the data on a real block device; ``fsfreeze`` needs a loop-mounted
+  ext4 per node and a privileged container;
+* can also make fsync fail with EIO, the other half of a sick disk.
+
+The container needs ``/dev/fuse`` and ``SYS_ADMIN`` (no privileged mode).
+mfusepy is not in Debian, and the image is built without a registry, so it
+is neither baked in nor downloaded at run time: it is a normal Python
+dependency of the suite on the host, and its single module file is
+bind-mounted read-only next to ``stallfs.py``. Every write of the node then
+crosses a Python FUSE daemon: slower, so enable this nemesis only for the
+runs that use it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from squall.cluster.base import ClusterSpec
+from squall.nemesis.base import Fault, NemesisError, merge_docker_extra
+
+DATA_DIR = "/var/lib/squall"
+CONTROL = "/run/squall-stallfs"
+IN_CONTAINER = "/opt/squall-nemesis"
+MODES = ("stall", "eio")
+
+
+class DiskStall(Fault):
+    kind = "disk-stall"
+    options = frozenset({"target", "nodes", "mode", "snapshot", "seconds", "wait"})
+
+    def __init__(self, snapshot: str | bool = "trigger", mode: str = "stall",
+                 target: str = "leader") -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.mode = mode
+        self.target = target
+        self.stalled: list[str] = []
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self._threads: list[threading.Thread] = []
+
+    def configure(self, spec: ClusterSpec) -> None:
+        found = importlib.util.find_spec("mfusepy")
+        if found is None or found.origin is None:
+            raise NemesisError("the disk-stall nemesis needs mfusepy on the host (its module is "
+                               "mounted into the nodes): pip install mfusepy")
+        merge_docker_extra(spec, {
+            "devices": ["/dev/fuse:/dev/fuse:rwm"],
+            "cap_add": ["SYS_ADMIN"],
+            "volumes": {
+                found.origin: {"bind": f"{IN_CONTAINER}/mfusepy.py", "mode": "ro"},
+                str(Path(__file__).with_name("stallfs.py")):
+                    {"bind": f"{IN_CONTAINER}/stallfs.py", "mode": "ro"},
+            },
+            "command_prefix": ["python3", f"{IN_CONTAINER}/stallfs.py", "--mount", DATA_DIR,
+                               "--control", CONTROL, "--"],
+        })
+
+    # -- the control file -------------------------------------------------
+    def set_mode(self, node: str, mode: str, timeout: float = 10.0) -> None:
+        """Switches ``node``'s stallfs to ``mode`` and waits until it holds."""
+        script = (f"echo {mode} > {CONTROL}/mode.tmp && mv {CONTROL}/mode.tmp {CONTROL}/mode")
+        rc, out = self.live.exec(node, ["sh", "-c", script])
+        if rc != 0:
+            raise NemesisError(f"could not set the disk of {node} to {mode} (exit {rc}): "
+                               f"{out.strip()}; was the cluster configured with disk-stall?")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rc, out = self.live.exec(node, ["cat", f"{CONTROL}/state"])
+            if rc == 0 and out.split()[:1] == [mode]:
+                return
+            time.sleep(0.05)
+        raise NemesisError(f"the disk of {node} did not switch to {mode} within {timeout:.0f}s "
+                           f"(state: {out.strip()!r}); is stallfs running in the container?")
+
+    # -- start / stop -----------------------------------------------------
+    def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
+        mode = params.get("mode", self.mode)
+        if mode not in MODES:
+            raise NemesisError(f"disk-stall mode {mode!r} must be one of {', '.join(MODES)}")
+        snapshot = params.get("snapshot", self.snapshot)
+        if snapshot not in ("trigger", "wait", False, None):
+            raise NemesisError(f"snapshot {snapshot!r} must be trigger, wait or false")
+        nodes = self.pick_nodes(params, leader, self.target)
+        if snapshot == "wait":
+            nodes = self._await_snapshot(nodes, float(params.get("wait", 30)))
+        for node in nodes:
+            self.stalled.append(node)
+            self.set_mode(node, mode)
+        value: dict[str, Any] = {"targets": nodes, "leader": leader, "mode": mode,
+                                 "seconds": params.get("seconds"), "snapshot": snapshot or None}
+        if snapshot == "trigger":
+            self.snapshots = {}
+            for node in nodes:
+                t = threading.Thread(target=self._snapshot, args=(node,), daemon=True,
+                                     name=f"squall-snapshot-{node}")
+                t.start()
+                self._threads.append(t)
+            value["in_progress"] = self._await_snapshot(nodes, 5.0, strict=False)
+        return value
+
+    def _snapshot(self, node: str) -> None:
+        started = time.monotonic()
+        try:
+            r = requests.post(self.live.client_url(node) + "/admin/snapshot", timeout=300)
+            body: Any = r.json() if r.headers.get("content-type", "").startswith(
+                "application/json") else r.text
+            self.snapshots[node] = {"status": r.status_code, "result": body,
+                                    "took_s": round(time.monotonic() - started, 3),
+                                    "returned": time.monotonic()}
+        except requests.RequestException as exc:
+            self.snapshots[node] = {"error": str(exc), "took_s": round(time.monotonic() - started, 3),
+                                    "returned": time.monotonic()}
+
+    def _await_snapshot(self, nodes: list[str], timeout: float, strict: bool = True) -> list[str]:
+        """The nodes that report snapshot_in_progress within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = [n for n in nodes if (self.live.status(n, 0.5) or {}).get("snapshot_in_progress")]
+            if busy or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if strict and not busy:
+            raise NemesisError(f"no snapshot started on {', '.join(nodes)} within {timeout:.0f}s; "
+                               "use snapshot: trigger to start one")
+        return busy
+
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        nodes, self.stalled = self.stalled, []
+        released = time.monotonic()
+        for node in nodes:
+            if self.live.is_running(node):
+                self.set_mode(node, "pass")
+        for t in self._threads:
+            t.join(60)
+        self._threads = []
+        value: dict[str, Any] = {"targets": nodes}
+        if self.snapshots:
+            value["snapshots"] = {
+                n: {k: v for k, v in s.items() if k != "returned"}
+                | {"after_release_s": round(s["returned"] - released, 3)}
+                for n, s in self.snapshots.items()}
+        return value
+
+    def teardown(self) -> None:
+        if self.cluster is not None and self.stalled:
+            self.stop({})

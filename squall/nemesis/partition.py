@@ -1,0 +1,72 @@
+"""Network partitions: a grudge computed as data, applied by the backend.
+
+On the local backend (no network namespaces) the same grudge is applied by
+blackholing the Toxiproxy proxies that peers talk through (``Link.cut``).
+
+The topology is chosen by name (``nemesis.grudges.TOPOLOGIES``) or given as
+an explicit grudge (``grudge: {n1: [n2, n3]}``, how a recorded run replays
+the exact cut). ``cluster.partition`` applies it (iptables DROP on the
+receiver, in the docker backend) and ``cluster.heal`` removes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from squall.nemesis import grudges
+from squall.nemesis.base import Fault, NemesisError
+
+
+class Partition(Fault):
+    kind = "partition"
+    options = frozenset({"grudge"})
+
+    def __init__(self, grudge: str = "halves") -> None:
+        super().__init__()
+        if grudge not in grudges.TOPOLOGIES:
+            raise NemesisError(f"partition topology {grudge!r} is unknown; known: "
+                               f"{', '.join(grudges.TOPOLOGIES)}")
+        self.default = grudge
+        self.active = False
+        # Set by registry.build on backends without network namespaces
+        # (local): the cut is then made by blackholing peer proxies.
+        self.link: Any = None
+
+    def grudge_for(self, spec: Any, leader: str | None) -> grudges.Grudge:
+        if isinstance(spec, dict):
+            g = grudges.from_json(spec)
+            unknown = (set(g) | set().union(*g.values())) - set(self.live.nodes) if g else set()
+            if unknown:
+                raise NemesisError(f"grudge names {sorted(unknown)}, not in this cluster "
+                                   f"({', '.join(self.live.nodes)})")
+            return g
+        try:
+            return grudges.topology(str(spec), self.live.nodes, self.rng, leader)
+        except grudges.GrudgeError as exc:
+            raise NemesisError(str(exc)) from None
+
+    def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
+        grudge = self.grudge_for(params.get("grudge", self.default), leader)
+        self.active = True
+        value = {"targets": grudges.targets(grudge), "leader": leader,
+                 "grudge": grudges.to_json(grudge)}
+        if self.link is not None:
+            value["proxies"] = self.link.cut(grudge)
+        else:
+            self.live.partition(grudge)
+        return value
+
+    def pinned(self, params: Any, value: Any) -> dict[str, Any]:
+        return {"grudge": value["grudge"]} if value.get("grudge") else dict(params)
+
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.link is not None:
+            self.link.mend()
+        else:
+            self.live.heal()
+        self.active = False
+        return {"targets": list(self.live.nodes)}
+
+    def teardown(self) -> None:
+        if self.cluster is not None and self.active:
+            self.stop({})

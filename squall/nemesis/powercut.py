@@ -1,0 +1,234 @@
+"""Power cut: the target nodes lose every write they did not fsync, then die.
+
+A ``kill`` (SIGKILL) cannot show a store that forgets to fsync: the kernel's
+page cache outlives the process, so the restarted node reads back every
+byte it wrote. A power cut does not. Each node's data directory is mounted
+through ``squall/nemesis/lazyfs.py`` (the stallfs passthrough plus a record of what
+is durable); ``start-power-cut`` tells it to roll the directory back to its
+durable state — holding every call first, so the node never sees the
+rollback — then SIGKILLs the container. ``stop-power-cut`` starts it again,
+on whatever the "disk" kept: the restore path runs on the crash's leftovers.
+
+Schedule: ``{at: 8s, fault: power-cut, target: all, for: 3s}`` (targets as
+kill: leader, random, minority, majority, all, or ``nodes: [...]``). The
+completion names, per node, what the cut dropped (bytes, files truncated,
+names that vanished), so a report shows that data really was lost.
+
+A store that lost unsynced writes may refuse to start on what is left (a
+zero-length log file is what ext4 leaves of a log never fsynced). With
+``damaged: wipe`` (the default) ``stop-power-cut`` then does what the
+store's error tells an operator to do — empty the data dir and restart —
+and records it (``refused``: node -> its last log line, ``wiped``), so the
+run goes on and the checkers see the lost writes rather than a cluster
+that never answers again; ``damaged: leave`` leaves such nodes down.
+
+The container needs ``/dev/fuse`` and ``SYS_ADMIN``, as for disk-stall, and
+mfusepy on the host (its module is mounted into the nodes). The FUSE layer
+is a superset of stallfs: with disk-stall in the same run it replaces
+stallfs (same control directory), provided disk-stall is configured first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from squall.cluster.base import ClusterError, ClusterSpec
+from squall.history import IN_EFFECT_FOR
+from squall.nemesis.base import NemesisError, merge_docker_extra
+from squall.nemesis.disk import CONTROL, DATA_DIR, IN_CONTAINER
+from squall.nemesis.process import Kill
+
+LAZYFS = f"{IN_CONTAINER}/lazyfs.py"
+DAMAGED = ("wipe", "leave")  # what stop does with a node that refuses to start on its data
+WIPE = "wipe"  # lazyfs.WIPE (not imported: lazyfs needs mfusepy, this module must not)
+BOOT_S = 30.0  # how long stop waits for a restarted node to serve or to give up
+STALLFS = f"{IN_CONTAINER}/stallfs.py"
+
+
+class PowerCut(Kill):
+    """Kill's targets and restart, with the unsynced writes dropped before the kill."""
+
+    kind = "power-cut"
+    options = frozenset({"target", "nodes", "damaged"})
+
+    def __init__(self, target: str = "random", damaged: str = "wipe") -> None:
+        super().__init__(target)
+        if damaged not in DAMAGED:
+            raise NemesisError(f"damaged {damaged!r} must be one of {', '.join(DAMAGED)}")
+        self.damaged = damaged
+        self.dropped: dict[str, dict[str, Any]] = {}
+        self._damaged_now = damaged
+
+    def configure(self, spec: ClusterSpec) -> None:
+        found = importlib.util.find_spec("mfusepy")
+        if found is None or found.origin is None:
+            raise NemesisError("the power-cut nemesis mounts a FUSE layer in the nodes and needs "
+                               "mfusepy on the host: pip install mfusepy")
+        here = Path(__file__).parent
+        prefix = ["python3", LAZYFS, "--mount", DATA_DIR, "--control", CONTROL, "--"]
+        have = list(spec.extra.get("docker", {}).get("command_prefix", []))
+        if STALLFS in have:
+            # disk-stall already mounts stallfs there: lazyfs does all it does, so swap it in
+            # (two FUSE layers on one path would unmount each other).
+            spec.extra["docker"]["command_prefix"] = [LAZYFS if a == STALLFS else a for a in have]
+            prefix = []
+        merge_docker_extra(spec, {
+            "devices": ["/dev/fuse:/dev/fuse:rwm"],
+            "cap_add": ["SYS_ADMIN"],
+            "volumes": {
+                found.origin: {"bind": f"{IN_CONTAINER}/mfusepy.py", "mode": "ro"},
+                str(here / "stallfs.py"): {"bind": STALLFS, "mode": "ro"},
+                str(here / "lazyfs.py"): {"bind": LAZYFS, "mode": "ro"},
+            },
+            "command_prefix": prefix,
+        })
+
+    def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
+        nodes = self.pick_nodes(params, leader, self.default_target)
+        self._damaged_now = str(params.get("damaged", self.damaged))
+        if self._damaged_now not in DAMAGED:
+            raise NemesisError(f"damaged {self._damaged_now!r} must be one of {', '.join(DAMAGED)}")
+        self.dropped = {}
+        # Every target's disk is rolled back (then answers EIO) before any is
+        # killed: a node with a dead disk can no longer write or fsync, so it cannot
+        # acknowledge anything the rollback would then silently undo.
+        for node in nodes:
+            if node not in self.affected:  # recorded first: teardown restarts it
+                self.affected.append(node)
+        # All cuts at once (each is a few docker execs): "target: all" is one
+        # power failure, not a rolling one. Every target is killed even if one
+        # cut could not be confirmed: a half-done power cut must still end.
+        began = time.monotonic()
+        try:
+            with ThreadPoolExecutor(len(nodes) or 1, thread_name_prefix="squall-power-cut") as pool:
+                self.dropped = dict(zip(nodes, pool.map(self._cut_or_why, nodes), strict=True))
+        finally:
+            for node in nodes:
+                self.live.kill(node)
+        # The nodes are down either way, so the window names them all; a cut whose
+        # rollback was not confirmed says so rather than hiding the targets.
+        unconfirmed = {n: d["error"] for n, d in self.dropped.items() if "error" in d}
+        value = {"targets": nodes, "leader": leader, "dropped": self.dropped,
+                 "bytes_dropped": sum(d.get("bytes_dropped", 0) for d in self.dropped.values()),
+                 IN_EFFECT_FOR: round(time.monotonic() - began, 4)}   # the kills wait for exits
+        if unconfirmed:
+            value["unconfirmed"] = unconfirmed
+        return value
+
+    def _cut_or_why(self, node: str) -> dict[str, Any]:
+        try:
+            return self.cut(node)
+        except (NemesisError, ClusterError) as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def cut(self, node: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Cuts the power of ``node``'s disk; returns what lazyfs says it dropped."""
+        # Wait for this incarnation's lazyfs to be up ("on"), then ask with a token.
+        deadline = time.monotonic() + timeout
+        state = self._power_state(node)
+        while not state.startswith("on") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            state = self._power_state(node)
+        token = f"{node}-{time.monotonic_ns()}"
+        script = (f"echo cut {token} > {CONTROL}/power.tmp && "
+                  f"mv {CONTROL}/power.tmp {CONTROL}/power")
+        rc, out = self.live.exec(node, ["sh", "-c", script])
+        if rc != 0:
+            raise NemesisError(f"could not cut the power of {node} (exit {rc}): {out.strip()}; "
+                               "was the cluster configured with power-cut?")
+        while time.monotonic() < deadline:
+            state = self._power_state(node)
+            if state.startswith(f"cut {token} "):
+                return dict(json.loads(state.split(" ", 2)[2]))
+            time.sleep(0.05)
+        raise NemesisError(f"the disk of {node} did not report a power cut within {timeout:.0f}s "
+                           f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?")
+
+    def _power_state(self, node: str) -> str:
+        if self.live.is_running(node):
+            try:
+                rc, out = self.live.exec(node, ["cat", f"{CONTROL}/power-state"])
+            except ClusterError:
+                # It stopped between the two calls: a node whose disk answers EIO exits at
+                # once (exit 4). Seen in the matrix: the second cut of a run went unconfirmed.
+                rc, out = -1, ""
+            if rc == 0:
+                return out
+        # The node may stop by itself once its disk answers EIO: read the file anyway.
+        try:
+            stream, _ = self._container(node).get_archive(f"{CONTROL}/power-state")
+        except docker.errors.NotFound:
+            return ""
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile("power-state")
+            return member.read().decode() if member is not None else ""
+
+    # -- power back on -----------------------------------------------------
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Restarts the nodes; one that refuses its data is wiped and restarted (damaged: wipe)."""
+        nodes, self.affected = list(self.affected), []
+        since = time.time() - 1.0  # docker log times are the host's wall clock
+        for node in nodes:
+            if not self.live.is_running(node):
+                self.live.start(node)
+        refused = self._refusals(nodes, since)
+        value: dict[str, Any] = {"targets": nodes, "refused": refused}
+        if refused and self._damaged_now == "wipe":
+            # What the store's own error says to do ("remove the data dir to rejoin"):
+            # an operator would, and then what the cut lost shows up as lost writes
+            # instead of a cluster that never answers again.
+            since = time.time() - 1.0
+            for node in refused:
+                self._flag_wipe(node)
+                self.live.start(node)
+            value["wiped"] = sorted(refused)
+            # Back in service (or refusing again) before the window closes, so the
+            # next cut never races a node that is still booting.
+            value["refused_after_wipe"] = self._refusals(sorted(refused), since)
+        return value
+
+    def _refusals(self, nodes: list[str], since: float) -> dict[str, str]:
+        """The restarted nodes that exited refusing their data, with the line that says so."""
+        waiting, refused = set(nodes), {}
+        deadline = time.monotonic() + BOOT_S
+        while waiting and time.monotonic() < deadline:
+            for node in sorted(waiting):
+                if self.live.status(node, 0.5):
+                    waiting.discard(node)
+                elif not self.live.is_running(node):
+                    waiting.discard(node)
+                    said = self._refusal(node, since)
+                    if said:
+                        refused[node] = said
+            time.sleep(0.2)
+        return refused
+
+    def _container(self, node: str) -> Any:
+        container = getattr(self.live, "container", None)
+        if container is None:
+            raise NemesisError("power-cut needs the docker backend (it mounts FUSE in containers)")
+        return container(node)
+
+    def _refusal(self, node: str, since: float) -> str:
+        logs = self._container(node).logs(since=since).decode(errors="replace")
+        said = [ln.strip() for ln in logs.splitlines() if "refusing to start" in ln]
+        return said[-1] if said else ""
+
+    def _flag_wipe(self, node: str) -> None:
+        """Drops lazyfs's wipe flag into the stopped container (docker cp works on stopped ones)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(f"{Path(CONTROL).name}/{WIPE}")
+            info.size = 0
+            tar.addfile(info, io.BytesIO(b""))
+        if not self._container(node).put_archive(str(Path(CONTROL).parent), buf.getvalue()):
+            raise NemesisError(f"could not flag {node}'s data dir to be wiped")

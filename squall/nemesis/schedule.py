@@ -1,0 +1,235 @@
+"""When each fault starts and stops: a timeline, random from a seed or from YAML.
+
+A schedule is a list of events, each ``at`` a time after the load starts,
+for one ``fault``, held ``for`` a duration, with the fault's options::
+
+    seed: 7
+    events:
+      - {at: 10s, fault: partition, grudge: leader, for: 15s}
+      - {at: 30s, fault: kill, target: minority, for: 5s}
+
+``Schedule.random`` draws such a timeline from a seed in Jepsen's rhythm
+(a quiet ``interval``, a fault held for about an interval, a quiet interval
+…), so the same seed always gives the same timeline. Every run writes the
+timeline it actually executed, with choices resolved (which nodes, which
+grudge, which offset), so replaying that file repeats the run's faults.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from squall.cluster.base import ClusterSpec
+from squall.nemesis import grudges
+from squall.nemesis.base import Fault, NemesisError
+from squall.nemesis.registry import FACTORIES, build, validate_names
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+# What Schedule.random may pick for each fault, beyond its defaults.
+MENUS: dict[str, list[dict[str, Any]]] = {
+    "kill": [{"target": t} for t in ("leader", "random", "minority", "majority")],
+    "pause": [{"target": t} for t in ("leader", "random", "minority", "majority")],
+    "partition": [{"grudge": g} for g in grudges.TOPOLOGIES],
+    "link": [{"toxic": "latency", "target": "random"}, {"toxic": "latency", "target": "leader"},
+             {"toxic": "bandwidth", "target": "random"}, {"toxic": "timeout", "target": "random"},
+             {"toxic": "reset_peer", "target": "random"}],
+    "disk-stall": [{"snapshot": "trigger", "target": "leader"},
+                   {"snapshot": False, "target": "random"},
+                   {"snapshot": False, "target": "random", "mode": "eio"}],
+    "clock": [{"target": "random", "mode": "bump"}, {"target": "random", "mode": "strobe"}],
+    # all at once is the case that matters most: no replica keeps an unsynced write
+    "power-cut": [{"target": t} for t in ("leader", "random", "majority", "all")],
+}
+
+
+def parse_duration(value: Any, what: str = "duration") -> float:
+    """``10``, ``"10s"``, ``"500ms"``, ``"2m"`` -> seconds."""
+    if isinstance(value, bool):
+        raise NemesisError(f"{what} {value!r} is not a duration; write e.g. 10s or 500ms")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise NemesisError(f"{what} {value!r} is not a duration; write e.g. 10s, 500ms or 2m")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds < 0:
+        raise NemesisError(f"{what} {value!r} is negative")
+    return seconds
+
+
+def _fmt(seconds: float) -> str:
+    return f"{round(seconds, 3):g}s"
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float                      # seconds after the nemesis starts
+    fault: str
+    duration: float | None = None  # None: held until the final heal
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"at": _fmt(self.at), "fault": self.fault}
+        if self.duration is not None:
+            out["for"] = _fmt(self.duration)
+        out.update(self.params)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "event") -> Event:
+        if not isinstance(raw, Mapping):
+            raise NemesisError(f"{where}: an event is a mapping like "
+                               "{at: 10s, fault: kill, for: 5s}, got {raw!r}")
+        missing = [k for k in ("at", "fault") if k not in raw]
+        if missing:
+            raise NemesisError(f"{where}: missing {', '.join(missing)} (in {dict(raw)})")
+        (fault,) = validate_names([raw["fault"]])
+        params = {k: v for k, v in raw.items() if k not in ("at", "fault", "for")}
+        allowed = FACTORIES[fault].options  # type: ignore[attr-defined]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise NemesisError(f"{where}: {fault} takes {', '.join(sorted(allowed))}; "
+                               f"{', '.join(unknown)} is not one of them")
+        duration = parse_duration(raw["for"], f"{where} for") if raw.get("for") is not None else None
+        return cls(parse_duration(raw["at"], f"{where} at"), fault, duration, params)
+
+
+@dataclass(frozen=True)
+class Step:
+    at: float
+    action: str   # "start" | "stop"
+    event: int    # index into Schedule.events
+
+
+@dataclass(frozen=True)
+class Schedule:
+    events: tuple[Event, ...] = ()
+    seed: int = 0
+    # Faults built for this schedule by ``prepare``; shared with the runner so
+    # what was configured before ``up`` (a proxy server, a FUSE wrapper) is
+    # the same object that injects faults afterwards.
+    prepared: dict[str, Fault] = field(default_factory=dict, compare=False, repr=False)
+    run_dir: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        last_end: dict[str, tuple[float, int]] = {}
+        for i, ev in enumerate(sorted(self.events, key=lambda e: e.at)):
+            prev = last_end.get(ev.fault)
+            if prev is not None and ev.at < prev[0]:
+                raise NemesisError(f"two {ev.fault} windows overlap (one starting at {_fmt(ev.at)} "
+                                   "begins before the previous one ends); a fault kind holds one "
+                                   "window at a time — shorten 'for' or move 'at'")
+            end = ev.at + ev.duration if ev.duration is not None else float("inf")
+            last_end[ev.fault] = (end, i)
+
+    # -- building ---------------------------------------------------------
+    @classmethod
+    def random(cls, names: Sequence[str], seed: int, interval: float = 10.0,
+               time_limit: float = 60.0) -> Schedule:
+        """Jepsen's rhythm: quiet ~interval, one fault held ~interval, repeat until the limit."""
+        names = validate_names(names)
+        if interval <= 0:
+            raise NemesisError(f"the nemesis interval must be > 0 seconds, got {interval}")
+        rng = random.Random(f"schedule:{seed}")
+        events: list[Event] = []
+        t = interval * rng.uniform(0.5, 1.5)
+        while names:
+            hold = round(interval * rng.uniform(0.5, 1.5), 3)
+            if t + hold > time_limit:
+                break
+            fault = rng.choice(names)
+            params = dict(rng.choice(MENUS.get(fault, [{}])))
+            if fault == "clock":
+                params["offset"] = round(rng.uniform(1, 60), 3) * rng.choice([-1, 1])
+            events.append(Event(round(t, 3), fault, hold, params))
+            t += hold + interval * rng.uniform(0.5, 1.5)
+        return cls(tuple(events), seed)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "schedule") -> Schedule:
+        if isinstance(raw, list):
+            raw = {"events": raw}
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("events", []), list):
+            raise NemesisError(f"{where}: expected a list of events or a mapping with 'events:'")
+        events = tuple(Event.from_dict(e, f"{where} event {i + 1}")
+                       for i, e in enumerate(raw.get("events") or []))
+        return cls(events, int(raw.get("seed", 0)))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Schedule:
+        p = Path(path)
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except OSError as exc:
+            raise NemesisError(f"cannot read the nemesis schedule {p}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise NemesisError(f"{p} is not valid YAML: {exc}") from None
+        return cls.from_dict(raw, str(p))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump({"seed": self.seed, "events": [e.to_dict() for e in self.events]},
+                              sort_keys=False, default_flow_style=None)
+
+    # -- reading ------------------------------------------------------------
+    def fault_names(self) -> list[str]:
+        return list(dict.fromkeys(e.fault for e in self.events))
+
+    def steps(self) -> list[Step]:
+        out = []
+        for i, ev in enumerate(self.events):
+            out.append(Step(ev.at, "start", i))
+            if ev.duration is not None:
+                out.append(Step(ev.at + ev.duration, "stop", i))
+        # At the same instant a stop goes first: it frees the kind for a start.
+        return sorted(out, key=lambda s: (s.at, s.action != "stop", s.event))
+
+    # -- before the cluster starts -----------------------------------------
+    def prepare(self, spec: ClusterSpec, backend: str = "docker",
+                options: dict[str, dict[str, Any]] | None = None) -> dict[str, Fault]:
+        """Builds the faults and lets each add its needs to ``spec`` (call before ``up``)."""
+        if not self.prepared:
+            self.prepared.update(build(self.fault_names(), backend, options))
+            for fault in sorted(self.prepared.values(), key=lambda f: f.configure_last):
+                fault.seed = self.seed
+                fault.configure(spec)
+        return self.prepared
+
+    def cluster_extra(self, cfg: Any) -> dict[str, Any]:
+        """``spec.extra`` for the runner's cluster: what the faults need in the nodes."""
+        name = _run_id(self.run_dir) if self.run_dir is not None else str(getattr(cfg, "name", "squall"))
+        spec = ClusterSpec(name=name, nodes=int(getattr(cfg, "nodes", 5)))
+        self.prepare(spec, str(getattr(cfg, "backend", "docker")))
+        return spec.extra
+
+
+def _run_id(run_dir: Path) -> str:
+    # The runner names the cluster after its run directory; the link nemesis
+    # must know that name before the cluster exists (its network resolves peers).
+    from squall.run.runner import _run_id as runner_run_id
+
+    return runner_run_id(run_dir)
+
+
+def load_schedule(cfg: Any, run_dir: Path | None = None) -> Schedule:
+    """The schedule a run config asks for: a replayed run's, a YAML file, or random names."""
+    replay = getattr(cfg, "replay", None)
+    if replay and (Path(replay) / "nemesis-timeline.yaml").is_file():
+        schedule = Schedule.from_yaml(Path(replay) / "nemesis-timeline.yaml")
+    elif getattr(cfg, "nemesis_file", None):
+        schedule = Schedule.from_yaml(cfg.nemesis_file)
+    else:
+        names: Iterable[str] = getattr(cfg, "nemesis", []) or []
+        schedule = Schedule.random(list(names), int(getattr(cfg, "seed", 0) or 0),
+                                   float(getattr(cfg, "nemesis_interval", 10.0)),
+                                   float(getattr(cfg, "time_limit", 60.0)))
+    return replace(schedule, run_dir=Path(run_dir)) if run_dir is not None else schedule
