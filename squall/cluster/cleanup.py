@@ -131,12 +131,12 @@ def fuse_orphans(container_ids: set[str], proc: Path = Path("/proc")) -> list[in
     return sorted(found)
 
 
-def reap_fuse_orphans(client: DockerClient | None = None) -> list[str]:
+def reap_fuse_orphans(client: DockerClient | None = None, proc: Path = Path("/proc")) -> list[str]:
     """SIGKILLs orphaned FUSE daemons (their mounts go with their mount namespace)."""
     client = client or docker_client()
     known = {c.id for c in client.containers.list(all=True)}
     reaped = []
-    for pid in fuse_orphans(known):
+    for pid in fuse_orphans(known, proc):
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -17,12 +17,23 @@ def _spawn(*argv: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", HOLD, *argv])
 
 
-def test_a_daemon_in_no_known_container_is_an_orphan_and_is_killed() -> None:
+def _only(pid: int, tmp_path: Path) -> Path:
+    """A /proc holding just ``pid``: the sweep must never see (and kill) the FUSE
+    layers of runs going on beside the tests. It once did: this test reaped the
+    live stallfs of a matrix case running on the same machine."""
+    fake = tmp_path / "proc"
+    (fake / str(pid)).mkdir(parents=True)
+    for name in ("cmdline", "cgroup"):
+        (fake / str(pid) / name).write_bytes(Path(f"/proc/{pid}/{name}").read_bytes())
+    return fake
+
+
+def test_a_daemon_in_no_known_container_is_an_orphan_and_is_killed(tmp_path: Path) -> None:
     proc = _spawn("/opt/squall-nemesis/lazyfs.py", "--mount", "/var/lib/squall")
     try:
         assert proc.pid in fuse_orphans(set())
         no_containers = SimpleNamespace(containers=SimpleNamespace(list=lambda all: []))
-        reaped = reap_fuse_orphans(no_containers)  # type: ignore[arg-type]
+        reaped = reap_fuse_orphans(no_containers, _only(proc.pid, tmp_path))  # type: ignore[arg-type]
         assert f"orphaned FUSE daemon pid {proc.pid}" in reaped
         assert proc.wait(10) == -9
     finally:
