@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from squall.cluster.base import ClusterSpec  # noqa: E402
 from squall.cluster.local import LocalCluster  # noqa: E402
+from squall.systems.aurora.system import AuroraSystem  # noqa: E402
+from squall.systems.aurora.system import url as node_url  # noqa: E402
 
 
 class Writer(threading.Thread):
@@ -45,7 +47,7 @@ class Writer(threading.Thread):
             node = self.target or nodes[n % len(nodes)]
             n += 1
             try:
-                r = self.http.put(self.cluster.client_url(node) + f"/kv/k{i % 16}", json={"value": i},
+                r = self.http.put(node_url(self.cluster, node) + f"/kv/k{i % 16}", json={"value": i},
                                   timeout=(0.2, 2.0))
             except requests.RequestException:
                 self.target = None
@@ -78,7 +80,8 @@ def main() -> int:
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--kills", type=int, default=10)
     a = p.parse_args()
-    cluster = LocalCluster(ClusterSpec(name="failover-bench", nodes=a.nodes, snapshot_every=1000))
+    cluster = LocalCluster(ClusterSpec(name="failover-bench", nodes=a.nodes, options={"snapshot_every": 1000}),
+                           AuroraSystem())
     samples: list[float] = []
     try:
         cluster.up()

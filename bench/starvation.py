@@ -29,6 +29,9 @@ from typing import Any
 import requests
 
 from squall.cluster.base import Cluster, ClusterSpec
+from squall.systems.aurora.system import AuroraSystem
+from squall.systems.aurora.system import url as node_url
+from squall.util import quantile
 
 STEPS = (("PENDING", "ASSIGNED"), ("ASSIGNED", "STARTING"), ("STARTING", "RUNNING"))
 JOB = {"role": "bench", "env": "storm", "name": "update"}
@@ -41,11 +44,11 @@ def make_cluster(backend: str) -> Cluster:
         from squall.cluster.docker import DockerCluster
         from squall.cluster.image import ensure_image
 
-        ensure_image(print)
-        return DockerCluster(spec, progress=print)
+        ensure_image(AuroraSystem().image(), print)
+        return DockerCluster(spec, AuroraSystem(), progress=print)
     from squall.cluster.local import LocalCluster
 
-    return LocalCluster(spec)
+    return LocalCluster(spec, AuroraSystem())
 
 
 def cpu_seconds(cluster: Cluster) -> float | None:
@@ -65,11 +68,6 @@ def cpu_seconds(cluster: Cluster) -> float | None:
             return None
         total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of stat)
     return total / os.sysconf("SC_CLK_TCK")
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def ok(session: requests.Session, method: str, url: str, body: Any = None) -> Any:
@@ -184,7 +182,7 @@ def main() -> None:
         leader = cluster.leader(timeout=30)
         if leader is None:
             raise SystemExit("the cluster agreed on no leader within 30s")
-        url = cluster.client_url(leader)
+        url = node_url(cluster, leader)
         uid, tasks = setup(url, a.instances, a.batch)
         print(f"{a.backend} cluster of 3, leader {leader}; update {uid} of {len(tasks)} instances, batch {a.batch}")
         results = []

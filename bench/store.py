@@ -23,14 +23,12 @@ import requests
 
 from squall.cluster.base import ClusterSpec
 from squall.cluster.docker import DockerCluster
+from squall.systems.aurora.system import AuroraSystem
+from squall.systems.aurora.system import url as node_url
+from squall.util import quantile
 
 POLL_S = 0.01
 MAX_FAILS_IN_A_ROW = 10
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def write_load(cluster: DockerCluster, clients: int, ops: int) -> dict[str, float]:
@@ -43,7 +41,7 @@ def write_load(cluster: DockerCluster, clients: int, ops: int) -> dict[str, floa
     leader = cluster.leader(timeout=30)
     if leader is None:
         raise SystemExit("no leader to benchmark against")
-    url = cluster.client_url(leader)
+    url = node_url(cluster, leader)
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -90,7 +88,7 @@ def first_ack_after(cluster: DockerCluster, killed_at: float, tag: str, limit: f
 
     def poll(node: str) -> None:
         session = requests.Session()
-        url = f"{cluster.client_url(node)}/kv/failover"
+        url = f"{node_url(cluster, node)}/kv/failover"
         while not done.is_set() and time.monotonic() - killed_at < limit:
             try:
                 r = session.put(url, json={"value": tag}, timeout=0.5)
@@ -134,7 +132,7 @@ def main() -> None:
     # SIGTERM (e.g. `timeout`) must still tear the cluster down: atexit skips signals.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     spec = ClusterSpec(name=f"bench-store-{os.getpid()}", nodes=5)
-    cluster = DockerCluster(spec, progress=print)
+    cluster = DockerCluster(spec, AuroraSystem(), progress=print)
     with cluster:
         print(f"write load: {args.clients} clients, {args.ops} writes to the leader")
         load = write_load(cluster, args.clients, args.ops)

@@ -33,7 +33,8 @@ class BadInput(Exception):
 @app.command()
 def run(
     file: Annotated[Path | None, typer.Option("-f", "--file", help="YAML test file; flags override it")] = None,
-    workload: Annotated[str | None, typer.Option(help="register | set | scheduler")] = None,
+    system: Annotated[str | None, typer.Option(help="the system under test: aurora (default), a registered name, or package.module:attr")] = None,
+    workload: Annotated[str | None, typer.Option(help="register | set | the system's own (aurora: scheduler)")] = None,
     nemesis: Annotated[str | None, typer.Option(help="comma list (kill,pause,partition,link,disk-stall,clock,power-cut), none, or a YAML schedule file")] = None,
     nodes: Annotated[int | None, typer.Option(help="cluster size (default 5)")] = None,
     time_limit: Annotated[str | None, typer.Option("--time-limit", help="seconds of load, e.g. 60 or 2m")] = None,
@@ -42,9 +43,10 @@ def run(
     seed: Annotated[int | None, typer.Option(help="seed for every random choice (printed and stored)")] = None,
     backend: Annotated[str | None, typer.Option(help="docker | local")] = None,
     store: Annotated[str | None, typer.Option("--store", help="directory of runs (default ./store)")] = None,
-    bug: Annotated[list[str] | None, typer.Option("--bug", help="switch a store bug mode on: stale-read, early-ack, lossy-snapshot, no-fsync")] = None,
-    snapshot_every: Annotated[int | None, typer.Option("--snapshot-every")] = None,
-    snapshot_codec: Annotated[str | None, typer.Option("--snapshot-codec", help="dump | rows")] = None,
+    bug: Annotated[list[str] | None, typer.Option("--bug", help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync)")] = None,
+    system_option: Annotated[list[str] | None, typer.Option("--system-option", help="KEY=VALUE (YAML) for the system, e.g. snapshot_every=100")] = None,
+    snapshot_every: Annotated[int | None, typer.Option("--snapshot-every", help="the store's snapshot_every option")] = None,
+    snapshot_codec: Annotated[str | None, typer.Option("--snapshot-codec", help="the store's snapshot codec: dump | rows")] = None,
     failover_bound: Annotated[float | None, typer.Option("--failover-bound", help="seconds (default 2)")] = None,
     nemesis_interval: Annotated[float | None, typer.Option("--nemesis-interval", help="seconds between random faults (default 10)")] = None,
     replay: Annotated[Path | None, typer.Option("--replay", help="repeat a stored run: its config, seed and fault timeline")] = None,
@@ -55,12 +57,14 @@ def run(
     from squall.run import runner
 
     overrides: dict[str, object] = {
-        "workload": workload, "nodes": nodes, "time_limit": time_limit,
+        "system": system, "workload": workload, "nodes": nodes, "time_limit": time_limit,
         "concurrency": concurrency, "rate": rate, "seed": seed, "backend": backend,
         "store": store, "bugs": bug or None, "snapshot_every": snapshot_every,
         "snapshot_codec": snapshot_codec, "failover_bound": failover_bound,
         "nemesis_interval": nemesis_interval, "name": name,
     }
+    if system_option:
+        overrides["system_options"] = cfgmod.parse_options(system_option)
     if nemesis is not None:
         if nemesis.endswith((".yaml", ".yml")) or Path(nemesis).is_file():
             overrides["nemesis_file"] = nemesis
@@ -96,7 +100,7 @@ def check(
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds before the verdict is unknown")] = 60.0,
 ) -> None:
     """Check a history for linearizability; prints JSON; exit 0/1/2 (3 for bad input)."""
-    from squall.checkers.check_cmd import run_check
+    from squall.run.check_cmd import run_check
 
     path = history
     if path.is_dir():
@@ -158,11 +162,12 @@ def matrix(
 
 
 @app.command()
-def image() -> None:
-    """Build (or find) the node image; prints its tag."""
+def image(system: Annotated[str, typer.Option(help="the system whose node image to build")] = "aurora") -> None:
+    """Build (or find) a system's node image; prints its tag."""
+    from squall import registry
     from squall.cluster.image import ensure_image
 
-    print(ensure_image(lambda m: err.print(m)))
+    print(ensure_image(registry.system(system).image(), lambda m: err.print(m)))
 
 
 @cluster_app.command("up")
@@ -172,7 +177,7 @@ def cluster_up(
     bug: Annotated[list[str] | None, typer.Option("--bug")] = None,
 ) -> None:
     """Start a cluster and leave it running; prints its client addresses."""
-    from squall.run.standing import cluster_up as up
+    from squall.systems.aurora.standing import cluster_up as up
 
     up(nodes=nodes, backend=backend, bugs=bug or [], console=err)
 
@@ -180,7 +185,7 @@ def cluster_up(
 @cluster_app.command("down")
 def cluster_down() -> None:
     """Remove the standing cluster (and any leftovers of killed runs)."""
-    from squall.run.standing import cluster_down as down
+    from squall.systems.aurora.standing import cluster_down as down
 
     down(console=err)
 
@@ -188,7 +193,7 @@ def cluster_down() -> None:
 @cluster_app.command("status")
 def cluster_status() -> None:
     """Show each node of the standing cluster: role, term, indexes."""
-    from squall.run.standing import cluster_status as status
+    from squall.systems.aurora.standing import cluster_status as status
 
     status(console=err)
 

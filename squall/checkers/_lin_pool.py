@@ -11,20 +11,20 @@ caller checks them itself) and every worker is killed once we are done.
 
 from __future__ import annotations
 
+import pickle
 import queue
 from collections.abc import Hashable, Sequence
 from multiprocessing import get_context
 from typing import Any
 
 from squall.checkers._lin_search import Outcome, search
-from squall.checkers.models import get_model
+from squall.checkers.models import Model
 
 Job = tuple[Hashable, tuple[Any, ...]]  # key, columns for search()
 POLL_S = 0.2
 
 
-def _worker(model_name: str, jobs: Any, results: Any, deadline: float | None, max_states: int | None) -> None:
-    model = get_model(model_name)
+def _worker(model: Model, jobs: Any, results: Any, deadline: float | None, max_states: int | None) -> None:
     while True:
         job = jobs.get()
         if job is None:
@@ -33,11 +33,23 @@ def _worker(model_name: str, jobs: Any, results: Any, deadline: float | None, ma
         results.put((key, search(model.init, model.step, *columns, deadline=deadline, max_states=max_states)))
 
 
+def picklable(model: Model) -> bool:
+    """Whether the model can travel to a worker as a value (its step a module-level function)."""
+    try:
+        pickle.dumps(model)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
 def run_parallel(
-    model_name: str, jobs: Sequence[Job], workers: int, deadline: float | None, max_states: int | None
+    model: Model, jobs: Sequence[Job], workers: int, deadline: float | None, max_states: int | None
 ) -> dict[Hashable, Outcome]:
     """Outcomes of the partitions the workers finished; stops at the first invalid one.
 
+    The model goes to the workers as a value (pickled), never looked up again
+    by name: a user's own model checks in parallel as the built-in ones do
+    (looked up by name, every worker died with "model 'counter' is unknown").
     Keys missing from the answer were not checked (a worker died): the
     caller checks those itself.
     """
@@ -49,7 +61,7 @@ def run_parallel(
     for _ in range(workers):
         job_q.put(None)
     procs = [
-        ctx.Process(target=_worker, args=(model_name, job_q, result_q, deadline, max_states), daemon=True)
+        ctx.Process(target=_worker, args=(model, job_q, result_q, deadline, max_states), daemon=True)
         for _ in range(workers)
     ]
     results: dict[Hashable, Outcome] = {}

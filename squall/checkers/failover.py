@@ -27,11 +27,14 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from squall.checkers.base import CheckContext
-from squall.checkers.stats import NS, Timed, fault_value, quantile, read_fs, timed_ops, write_fs
+from squall.checkers.stats import NS, Timed, fault_value, read_fs, timed_ops, write_fs
+from squall.faults import effect
 from squall.history import OK, fault_windows
+from squall.util import quantile
 
-JUDGED_KINDS = ("kill", "pause", "partition", "disk-stall", "power-cut")
-STOPS_NODES = ("kill", "pause", "power-cut")   # their targets cannot serve while they act
+# Faults that may take the leader away are judged; a fault that only slows or
+# skews (squall.faults effect "degrades") needs no failover.
+JUDGED_EFFECTS = ("stops", "disk", "network")
 DEFAULT_BOUND_S = 2.0
 
 
@@ -70,7 +73,7 @@ def _classify(window: Mapping[str, Any], nodes: Sequence[str]) -> tuple[bool, bo
     leader = value.get("leader")
     targets = set(value.get("targets") or [])
     kind = window["fault"]
-    if kind not in JUDGED_KINDS:
+    if effect(kind) not in JUDGED_EFFECTS:
         return False, False
     if not nodes:  # cluster size unknown: judge from the fault's start, the strict choice
         return leader is not None and leader in targets, False
@@ -180,7 +183,7 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
         value = fault_value(w)
         # A killed node answers for the few ms its signal takes to land (a node with
         # early-ack did): service is back only when a node the fault spared answers.
-        down = frozenset(value.get("targets") or []) if w["fault"] in STOPS_NODES else frozenset()
+        down = frozenset(value.get("targets") or []) if effect(w["fault"]) == "stops" else frozenset()
         key = (down, w["end"] if down else 0)
         if key not in by_down:
             by_down[key] = {"write": _Attempts(ops, writes, *key), "read": _Attempts(ops, reads, *key)}
@@ -196,7 +199,7 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
             "judged": hits,
             "not_judged_because": None
             if hits
-            else ("leader untouched" if w["fault"] in JUDGED_KINDS else "needs no failover"),
+            else ("leader untouched" if effect(w["fault"]) in JUDGED_EFFECTS else "needs no failover"),
             "measured_from": "end" if majority_gone else "start",
             "write_recovery_s": rec["write"]["back"],
             "read_recovery_s": rec["read"]["back"],

@@ -27,7 +27,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from squall.checkers._lin_pool import run_parallel
+from squall.checkers._lin_pool import picklable, run_parallel
 from squall.checkers._lin_search import Outcome, search
 from squall.checkers.base import CheckContext, Checker
 from squall.checkers.models import UNKNOWN, Model, get_model
@@ -200,9 +200,11 @@ def _run_parallel(
 ) -> dict[Hashable, Outcome]:
     """Partitions checked by worker processes; any a worker could not finish
     (it died) are checked here, so the verdict never depends on the pool."""
+    # A model whose step is a lambda or closure cannot reach another process:
+    # all its partitions are checked here, in order, below.
     results = run_parallel(
-        model.name, [(k, _columns(model, ops)) for k, ops in parts], workers, deadline, max_states
-    )
+        model, [(k, _columns(model, ops)) for k, ops in parts], workers, deadline, max_states
+    ) if picklable(model) else {}
     if any(o.valid is False for o in results.values()):
         return results
     for key, ops in parts:
@@ -345,19 +347,11 @@ def check(
 def linearizable_checker(
     model: Model | str, time_limit: float | None = 60.0, keyed: bool | None = None
 ) -> Checker:
-    """A ``checkers.base`` checker: reads ``ctx.history`` and, when it is not
-    linearizable and ``ctx.run_dir`` is set, writes ``linear.html`` there."""
+    """A ``checkers.base`` checker over ``ctx.history``. Its result is plain data
+    (the counterexample included); the page is drawn by the report layer."""
     m = get_model(model) if isinstance(model, str) else model
 
     def check_ctx(ctx: CheckContext) -> dict[str, Any]:
-        res = check(m, ctx.history, time_limit=time_limit, keyed=keyed)
-        if res["valid"] is False and ctx.run_dir is not None:
-            from squall.checkers._lin_report import fault_bands
-            from squall.report.linear_html import write_html
-
-            path = ctx.run_dir / "linear.html"
-            write_html(path, res, fault_bands(ctx.history))
-            res["html"] = str(path)
-        return res
+        return check(m, ctx.history, time_limit=time_limit, keyed=keyed)
 
     return check_ctx

@@ -210,10 +210,17 @@ MODELS: dict[str, Model] = {m.name: m for m in (REGISTER, CAS_REGISTER, KV, TASK
 
 
 def get_model(name: str) -> Model:
-    """The model called ``name``; raises ValueError listing the known ones."""
-    try:
+    """The model called ``name`` (built in, a ``squall.models`` entry point, or
+    ``module:attr``); raises ValueError listing the known ones."""
+    if name in MODELS:
         return MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"model {name!r} is unknown; known: {', '.join(sorted(MODELS))}"
-        ) from None
+    from squall import registry
+
+    try:
+        found = registry.model(name)
+    except registry.UnknownName:
+        known = sorted(set(MODELS) | set(registry.names("model")))
+        raise ValueError(f"model {name!r} is unknown; known: {', '.join(known)}") from None
+    if not isinstance(found, Model):
+        raise ValueError(f"model {name!r} is a {type(found).__name__}, not a squall Model")
+    return found

@@ -26,7 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - must follow the backend choice
 from matplotlib.axes import Axes  # noqa: E402
 
 from squall.checkers.base import CheckContext  # noqa: E402
-from squall.checkers.stats import FAULT_COLOURS, NS, Timed, summary_s, timed_ops, windows_s  # noqa: E402
+from squall.checkers.stats import NS, Timed, summary_s, timed_ops, windows_s  # noqa: E402
+from squall.faults import colour as fault_colour  # noqa: E402
 from squall.history import FAIL, INFO, OK  # noqa: E402
 
 OUTCOME_COLOURS = {OK: "#2b8cbe", FAIL: "#e34a33", INFO: "#fdae6b"}
@@ -40,8 +41,8 @@ def shade_faults(ax: Axes, windows: Sequence[dict[str, Any]]) -> None:
     """Shades each fault window and labels it once per kind, along the top edge."""
     kinds = sorted({w["fault"] for w in windows})
     for w in windows:
-        colour = FAULT_COLOURS.get(w["fault"], "#999999")
-        ax.axvspan(w["start_s"], w["end_s"], color=colour, alpha=0.15, lw=0)
+        shade = fault_colour(w["fault"])
+        ax.axvspan(w["start_s"], w["end_s"], color=shade, alpha=0.15, lw=0)
     # Stagger labels by kind so overlapping faults do not print over each other.
     for w in windows:
         row = kinds.index(w["fault"])
@@ -52,7 +53,7 @@ def shade_faults(ax: Axes, windows: Sequence[dict[str, Any]]) -> None:
             transform=ax.get_xaxis_transform(),
             fontsize=8,
             va="top",
-            color=FAULT_COLOURS.get(w["fault"], "#555555"),
+            color=fault_colour(w["fault"]),
         )
 
 

@@ -15,21 +15,12 @@ from typing import Any
 
 from squall.checkers.base import UNKNOWN, CheckContext
 from squall.history import FAIL, INFO, OK, Op, client_ops, fault_windows, pair_ops
+from squall.util import quantile
 
 DEFAULT_WRITE_FS = ("write", "cas", "add", "transition", "put", "append")
 NS = 1_000_000_000
 # One colour per fault kind, shared by the plots and the report's timeline so
 # a reader matches them by eye.
-FAULT_COLOURS = {
-    "kill": "#d62728",
-    "pause": "#9467bd",
-    "partition": "#8c564b",
-    "link": "#17becf",
-    "disk-stall": "#bcbd22",
-    "clock": "#7f7f7f",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Timed:
     """One client operation with its outcome and when it ran (ns since test start).
@@ -81,15 +72,6 @@ def timed_ops(history: Sequence[Op]) -> list[Timed]:
             )
         )
     return out
-
-
-def quantile(values: Sequence[float], q: float) -> float | None:
-    """The q-quantile by nearest rank (no interpolation: always a value that was seen)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
-    return ordered[rank]
 
 
 def summary_s(latencies_ns: Iterable[int]) -> dict[str, Any]:

@@ -1,27 +1,31 @@
-"""The docker backend: one private bridge network and one container per node.
+"""The docker backend: one private bridge network and one container per node, for any system.
 
 Every object this backend creates carries ``squall.run=<run>`` plus the pid
 of the process that owns it, so ``squall.cluster.cleanup`` can find what a
-runner killed with SIGKILL left behind. The store's code is bind-mounted
-read-only (never baked into the image), so editing the store needs no
-rebuild. Data lives in a labelled docker volume per node: it survives
-kill/start like a disk survives a crash, and its writes go to the host's
-filesystem rather than through the image's overlay.
+runner killed with SIGKILL left behind. The image is the system's recipe
+(``System.image``) plus what the backend and its faults need; what the
+system mounts (its code, for the store) is bind-mounted read-only, so editing
+it needs no rebuild. Data lives in a labelled docker volume per node: it
+survives kill/start like a disk survives a crash, and its writes go to the
+host's filesystem rather than through the image's overlay.
 
-A node's HTTP port is published on 127.0.0.1 only. We pick the host port
-ourselves instead of letting Docker choose, because Docker picks a *new*
-random port every time a container starts again, which would silently move a
-node's client URL after each kill/start.
+A node's client ports are published on 127.0.0.1 only; its peer-only ports
+are not published at all. We pick the host ports ourselves instead of letting
+Docker choose, because Docker picks a *new* random port every time a
+container starts again, which would silently move a node's address after
+each kill/start.
 """
 
 from __future__ import annotations
 
 import atexit
+import io
 import ipaddress
 import os
 import re
 import shlex
 import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
-import yaml
 from docker.client import DockerClient
 from docker.models.containers import Container
 
@@ -45,57 +48,38 @@ from squall.cluster.dockerutil import (
     LABEL_TMP,
     copy_out,
     docker_client,
-    free_port,
     process_stopped,
     quietly,
 )
 from squall.cluster.image import ensure_image
-from squall.systems.aurora import store as aurora_store
+from squall.protocols import NodeSpec, System
+from squall.util import free_port
 
-NODE_PORT = 8000
-DATA_DIR = "/var/lib/squall"
-CONFIG_PATH = "/etc/squall/node.yaml"
-SYSTEM_MOUNT = "/opt/squall/aurora_store"
-NODE_COMMAND = ["python3", "-m", "aurora_store.node", "--config", CONFIG_PATH]
-DOCKER_EXTRA_KEYS = {"env", "cap_add", "devices", "volumes", "command_prefix", "security_opt"}
+DATA_DIR = "/var/lib/squall"      # every node's data volume, whatever the system
+CONFIG_DIR = "/etc/squall"        # where a NodeSpec's files are mounted
 _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 class DockerCluster(Cluster):
-    supports = frozenset({"kill", "pause", "partition", "exec", "collect-data"})
+    supports = frozenset({"kill", "pause", "partition", "proxy-peers", "fuse", "preload",
+                          "files-when-stopped"})
+    kind = "docker"
 
-    def __init__(self, spec: ClusterSpec, client: DockerClient | None = None,
+    def __init__(self, spec: ClusterSpec, system: System, client: DockerClient | None = None,
                  progress: Callable[[str], None] | None = None,
                  healthy_timeout: float = 60.0) -> None:
-        super().__init__(spec)
+        super().__init__(spec, system)
         if not _NAME_OK.match(spec.name):
             raise ClusterError(f"run name {spec.name!r} cannot name Docker objects; use letters, "
                                "digits, '_', '.' or '-', starting with a letter or digit")
-        self._checked_docker_extra()  # fail before anything starts; re-read at up()
         self._client = client
         self._say = progress or (lambda _msg: None)
         self.healthy_timeout = healthy_timeout
         self.network_name = f"squall-{spec.name}"
         self._containers: dict[str, Container] = {}
-        self._ports: dict[str, int] = {}
+        self._ports: dict[tuple[str, str], int] = {}   # (node, client port name) -> host port
         self._tmp: Path | None = None
         self._grudge: dict[str, set[str]] = {}
-
-    def _checked_docker_extra(self) -> dict[str, Any]:
-        # Read from the spec each time: nemeses add their needs to spec.extra
-        # after the cluster object exists but before up().
-        extra = self.spec.extra.get("docker", {})
-        if not isinstance(extra, dict):
-            raise ClusterError(f"spec.extra['docker'] must be a dict, not {type(extra).__name__}")
-        unknown = set(extra) - DOCKER_EXTRA_KEYS
-        if unknown:
-            raise ClusterError(f"spec.extra['docker'] has unknown keys {sorted(unknown)}; "
-                               f"known: {sorted(DOCKER_EXTRA_KEYS)}")
-        return extra
-
-    @property
-    def _peer_urls(self) -> dict[str, dict[str, str]]:
-        return self.spec.extra.get("peer_urls") or {}
 
     @property
     def client(self) -> DockerClient:
@@ -116,12 +100,13 @@ class DockerCluster(Cluster):
     def up(self) -> None:
         atexit.register(self.down)
         try:
-            image = ensure_image(self._say, self.client)
+            image = ensure_image(self.system.image(), self._say, self.client)
             self._tmp = Path(tempfile.mkdtemp(prefix=f"squall-{self.spec.name}-"))
             self._create_network()
             for node in self.nodes:
-                self._write_config(node)
-                self._ports[node] = free_port()
+                for port in self.system.ports:
+                    if port.client:
+                        self._ports[(node, port.name)] = free_port()
             self._say(f"starting {len(self.nodes)} containers on {self.network_name}")
             with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
                 started = list(pool.map(lambda n: self._run_container(image, n), self.nodes))
@@ -141,41 +126,37 @@ class DockerCluster(Cluster):
             raise ClusterError(f"could not create network {self.network_name}: {exc}; "
                                f"{hint}") from None
 
-    def _write_config(self, node: str) -> None:
+    def _node_spec(self, node: str) -> tuple[NodeSpec, Path]:
+        """The system's NodeSpec for ``node``, its files written to a host dir mounted at CONFIG_DIR."""
         assert self._tmp is not None
-        config = {
-            "id": node,
-            "data_dir": DATA_DIR,
-            "listen": f"0.0.0.0:{NODE_PORT}",
-            "peers": self.peer_urls(node),
-            "election_timeout_ms": list(self.spec.election_timeout_ms),
-            "heartbeat_ms": self.spec.heartbeat_ms,
-            "snapshot_every": self.spec.snapshot_every,
-            "snapshot_codec": self.spec.snapshot_codec,
-            "digest_every": self.spec.digest_every,
-            "bugs": self.spec.bugs_for(node),
-            **self.spec.extra.get("node_config", {}),  # as the local backend: extra config keys
-        }
-        (self._tmp / f"{node}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        spec = self.node_spec(
+            node, listen={p.name: f"0.0.0.0:{p.number}" for p in self.system.ports},
+            peers={p.name: {n: f"{n}:{p.number}" for n in self.nodes} for p in self.system.ports},
+            data_dir=DATA_DIR, config_dir=CONFIG_DIR, runtime="container")
+        files = self._tmp / node
+        files.mkdir(parents=True, exist_ok=True)
+        for path, text in spec.files.items():
+            rel = Path(path).relative_to(CONFIG_DIR)   # a NodeSpec writes only under config_dir
+            (files / rel).parent.mkdir(parents=True, exist_ok=True)
+            (files / rel).write_text(text)
+        return spec, files
 
     def _run_kwargs(self, image: str, node: str) -> dict[str, Any]:
-        """Everything ``containers.run`` gets for one node, with spec.extra['docker'] merged in."""
-        assert self._tmp is not None
-        extra = self._checked_docker_extra()
+        """Everything ``containers.run`` gets for one node: the system's spec plus the faults' needs."""
+        spec, files = self._node_spec(node)
+        needs = self.spec.needs
         volume = self.client.volumes.create(f"squall-{self.spec.name}-{node}-data",
                                             labels=self._labels(node))
+        mounts = dict(spec.mounts)
+        for n in needs:
+            mounts.update(n.mounts)
         volumes: dict[str, dict[str, str]] = {
-            str(Path(aurora_store.__file__).parent): {"bind": SYSTEM_MOUNT, "mode": "ro"},
-            str(self._tmp / f"{node}.yaml"): {"bind": CONFIG_PATH, "mode": "ro"},
-            volume.name: {"bind": DATA_DIR, "mode": "rw"},
-        }
-        # A caller's volume at the same path replaces ours (e.g. a FUSE backing dir).
-        theirs = extra.get("volumes", {})
-        taken = {v["bind"] for v in theirs.values()}
-        volumes = {k: v for k, v in volumes.items() if v["bind"] not in taken} | theirs
+            host: {"bind": inside, "mode": "ro"} for host, inside in mounts.items()}
+        volumes[str(files)] = {"bind": CONFIG_DIR, "mode": "ro"}
+        volumes[volume.name] = {"bind": DATA_DIR, "mode": "rw"}
         return dict(
             image=image,
-            command=list(extra.get("command_prefix", [])) + NODE_COMMAND,
+            command=[*self.spec.wrapper(DATA_DIR), *spec.argv],
             name=f"squall-{self.spec.name}-{node}",
             hostname=node,
             labels=self._labels(node),
@@ -183,11 +164,11 @@ class DockerCluster(Cluster):
             network=self.network_name,
             networking_config={self.network_name: self.client.api.create_endpoint_config(
                 aliases=[node])},
-            ports={f"{NODE_PORT}/tcp": ("127.0.0.1", self._ports[node])},
-            cap_add=sorted({"NET_ADMIN", *extra.get("cap_add", [])}),
-            devices=list(extra.get("devices", [])),
-            security_opt=list(extra.get("security_opt", [])) or None,
-            environment=dict(extra.get("env", {})),
+            ports={f"{p.number}/tcp": ("127.0.0.1", self._ports[(node, p.name)])
+                   for p in self.system.ports if p.client},
+            cap_add=sorted({"NET_ADMIN", *(c for n in needs for c in n.capabilities)}),
+            devices=sorted({f"{d}:{d}:rwm" for n in needs for d in n.devices}),
+            environment=dict(spec.env),
             volumes=volumes,
         )
 
@@ -201,7 +182,7 @@ class DockerCluster(Cluster):
         try:
             self.wait_healthy(self.healthy_timeout)
         except ClusterError as exc:
-            silent = [n for n in self.nodes if not self.status(n, 0.5)] or self.nodes
+            silent = [n for n in self.nodes if not self.observe(n, 0.5)] or self.nodes
             tails = "\n".join(f"--- {n} (last lines of its log) ---\n{self.log_tail(n)}"
                               for n in silent)
             raise ClusterError(f"{exc}\n{tails}") from None
@@ -250,10 +231,30 @@ class DockerCluster(Cluster):
             raise ClusterError(f"no container for node {node!r}: the cluster is not up, or "
                                f"the node is not one of {self.nodes}") from None
 
-    def client_url(self, node: str) -> str:
-        if node not in self._ports:
-            raise ClusterError(f"node {node!r} has no client port; is the cluster up?")
-        return f"http://127.0.0.1:{self._ports[node]}"
+    def address(self, node: str, port: str | None = None) -> str:
+        key = (node, port or self.client_port)
+        if key not in self._ports:
+            raise ClusterError(f"node {node!r} has no published port {key[1]!r}; is the cluster up?")
+        return f"127.0.0.1:{self._ports[key]}"
+
+    def peer_upstream(self, node: str) -> str:
+        # Resolved on the run's network by the proxy server (it follows a
+        # restarted node to its new address).
+        port = self.ports[self.system.peer_port]
+        return f"{node}:{port.number}"
+
+    def data_dir(self, node: str) -> str:
+        return DATA_DIR
+
+    def proxy_host(self) -> str:
+        """The host's address on Docker's default bridge: reachable from every container,
+        and known before this run's network exists."""
+        ipam = self.client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+        # Docker omits Gateway when it chose the default: the subnet's first host.
+        return str(ipam.get("Gateway") or ipaddress.ip_network(ipam["Subnet"])[1])
+
+    def name_network(self) -> str:
+        return self.network_name
 
     def container_pid(self, node: str) -> int:
         """The host PID of the node's first process (for nsenter); 0 if it is not running."""
@@ -344,7 +345,7 @@ class DockerCluster(Cluster):
         # Stopped peers send nothing; when they start, start() comes back here.
         grudge = {n: {p for p in peers if p in ips or p == net.CLIENT}
                   for n, peers in self._grudge.items() if n in ips}
-        drops = net.drop_commands(grudge, ips, self.gateway_ip(), self._peer_urls)
+        drops = net.drop_commands(grudge, ips, self.gateway_ip(), self.spec.peer_routes())
         self._on_running(lambda n: net.HEAL_COMMANDS + drops.get(n, []), list(ips))
 
     def _on_running(self, commands: Callable[[str], list[list[str]]],
@@ -362,16 +363,42 @@ class DockerCluster(Cluster):
             list(pool.map(run, running))
 
     def reachability(self, timeout: float = 1.0) -> dict[tuple[str, str], bool]:
-        """``(a, b) -> True`` when a request from running node a to b got any answer.
+        """``(a, b) -> True`` when a connection from running node a to b's peer port got any answer.
 
-        Each node probes its peers at the URLs it uses itself (its peer_urls).
+        Each node probes its peers at the addresses it uses itself (peer routes included).
         """
         return net.reachability(self, lambda src: {
-            n: f"{url}/health" for n, url in self.peer_urls(src).items() if n != src}, timeout)
+            n: addr for n, addr in self.peer_addresses(src).items() if n != src}, timeout)
 
-    def peer_urls(self, node: str) -> dict[str, str]:
-        """How ``node`` reaches every node: direct, unless ``spec.extra["peer_urls"]`` reroutes it."""
-        return {p: f"http://{p}:{NODE_PORT}" for p in self.nodes} | self._peer_urls.get(node, {})
+    def peer_addresses(self, node: str) -> dict[str, str]:
+        """How ``node`` reaches every node's peer port: direct, unless a fault routed it."""
+        routes = self.spec.peer_routes()
+        return {p: routes.get((node, p), self.peer_upstream(p)) for p in self.nodes}
+
+    # -- files and logs of a node, running or stopped ---------------------------
+    def read_file(self, node: str, path: str) -> bytes | None:
+        try:
+            stream, _ = self.container(node).get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(Path(path).name)
+            return member.read() if member is not None else None
+
+    def write_file(self, node: str, path: str, data: bytes) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(Path(path).name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if not self.container(node).put_archive(str(Path(path).parent), buf.getvalue()):
+            raise ClusterError(f"could not write {path} into {node}")
+
+    def logs(self, node: str, since: float | None = None) -> str:
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True}
+        if since is not None:
+            kwargs["since"] = since
+        return self.container(node).logs(**kwargs).decode(errors="replace")
 
     # -- collection ------------------------------------------------------
     def collect(self, dest: Path, data: bool = False) -> None:

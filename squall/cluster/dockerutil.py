@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -34,13 +33,6 @@ def docker_client() -> DockerClient:
     except docker.errors.DockerException as exc:
         raise ClusterError(f"cannot reach the Docker engine ({exc}); start Docker "
                            "or use the local backend") from None
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def quietly(action: Callable[[], object]) -> bool:

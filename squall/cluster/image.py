@@ -1,12 +1,14 @@
-"""The node image, built with no container registry.
+"""Node images, built with no container registry, from a system's recipe.
 
-No registry is reachable on the machines this runs on, so the image starts
+No registry is reachable on the machines this runs on, so an image starts
 from a Debian rootfs made by ``debootstrap`` from the host's apt mirror,
-imported with ``docker import``, and a small ``docker build`` on top. The
-store's code is *not* baked in: containers bind-mount the ``system`` package
-read-only, so editing the store never forces a rebuild. The tag is a hash of
-everything that goes into the image (suite, package list, Dockerfile), so an
-image is built once per machine and reused until those inputs change.
+imported with ``docker import``, and a small ``docker build`` on top. Which
+packages and setup lines go in is the system's recipe (``System.image``),
+plus what this backend and its faults need in any node (``BASE_PACKAGES``).
+A system's code may stay out of the image (the store's is bind-mounted), so
+editing it never forces a rebuild. The tag is a hash of everything that goes
+into the image (suite, packages, Dockerfile), so an image is built once per
+machine and reused until those inputs change.
 
 Where a registry is reachable, ``SQUALL_BASE_IMAGE=debian:bookworm-slim``
 skips debootstrap and builds the same packages on top of that base instead.
@@ -27,38 +29,31 @@ from pathlib import Path
 import docker.errors
 from docker.client import DockerClient, from_env
 
+from squall.protocols import ImageRecipe
+
 SUITE = "bookworm"
-# Everything a node or a nemesis needs inside the container. python3-aiohttp
-# and python3-yaml run the store; iptables/iproute2 make partitions; procps
-# gives ps/pkill; faketime skews clocks; fuse3 + python3-pip carry the FUSE
-# disk-stall filesystem; e2fsprogs/util-linux for fsfreeze and loop mounts.
-# python3-uvloop: the store's event loop when present (it runs without it).
-PACKAGES = [
+# What every node needs inside its container whatever the system, for the
+# backend and the faults: iptables/iproute2 make partitions; procps gives
+# ps/pkill; python3 runs the reachability probe and the FUSE layers (fuse3,
+# libfuse3-3) of the disk-stall and power-cut faults; util-linux, e2fsprogs
+# and ca-certificates are the small rest.
+BASE_PACKAGES = (
     "python3",
-    "python3-aiohttp",
-    "python3-uvloop",
-    "python3-yaml",
-    "python3-pip",
     "iptables",
     "iproute2",
     "procps",
-    "faketime",
     "fuse3",
     "libfuse3-3",
     "util-linux",
     "e2fsprogs",
     "ca-certificates",
-]
-REPO = "squall-node"
+)
 LABEL = "squall.image"
 
 DOCKERFILE = """\
 FROM {base}
-ENV PYTHONPATH=/opt/squall PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-RUN mkdir -p /opt/squall /var/lib/squall /etc/squall
-LABEL {label}=node
-CMD ["python3", "-m", "aurora_store.node", "--config", "/etc/squall/node.yaml"]
-"""
+LABEL {label}={name}
+{lines}"""
 
 Progress = Callable[[str], None]
 
@@ -87,11 +82,19 @@ def _mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def image_tag() -> str:
+def packages(recipe: ImageRecipe) -> list[str]:
+    return sorted(set(BASE_PACKAGES) | set(recipe.packages))
+
+
+def dockerfile(recipe: ImageRecipe, base: str) -> str:
+    return DOCKERFILE.format(base=base, label=LABEL, name=recipe.name, lines=recipe.dockerfile)
+
+
+def image_tag(recipe: ImageRecipe) -> str:
     base = os.environ.get("SQUALL_BASE_IMAGE", "debootstrap")
     h = hashlib.sha256()
-    h.update(f"{SUITE}\n{base}\n{' '.join(sorted(PACKAGES))}\n{DOCKERFILE}".encode())
-    return f"{REPO}:{h.hexdigest()[:12]}"
+    h.update(f"{SUITE}\n{base}\n{' '.join(packages(recipe))}\n{dockerfile(recipe, '')}".encode())
+    return f"{recipe.name}:{h.hexdigest()[:12]}"
 
 
 def _client() -> DockerClient:
@@ -103,11 +106,12 @@ def _client() -> DockerClient:
         ) from None
 
 
-def ensure_image(progress: Progress | None = None, client: DockerClient | None = None) -> str:
-    """Returns the node image's tag, building it first if this machine lacks it."""
+def ensure_image(recipe: ImageRecipe, progress: Progress | None = None,
+                 client: DockerClient | None = None) -> str:
+    """Returns the tag of the recipe's image, building it first if this machine lacks it."""
     say = progress or (lambda _msg: None)
     client = client or _client()
-    tag = image_tag()
+    tag = image_tag(recipe)
     try:
         client.images.get(tag)
         return tag
@@ -117,23 +121,20 @@ def ensure_image(progress: Progress | None = None, client: DockerClient | None =
     if base_image:
         base = base_image
     else:
-        base = f"{REPO}-base:{tag.split(':')[1]}"
+        base = f"{recipe.name}-base:{tag.split(':')[1]}"
         try:
             client.images.get(base)
         except docker.errors.ImageNotFound:
-            _import_rootfs(client, base, say)
+            _import_rootfs(client, base, packages(recipe), say)
     say(f"building {tag} on {base}")
-    dockerfile = DOCKERFILE.format(base=base, label=LABEL)
+    text = dockerfile(recipe, base)
     if base_image:
-        dockerfile = dockerfile.replace(
-            "RUN mkdir",
-            "RUN apt-get update && apt-get install -y --no-install-recommends "
-            + " ".join(PACKAGES)
-            + " && rm -rf /var/lib/apt/lists/*\nRUN mkdir",
-        )
+        install = ("RUN apt-get update && apt-get install -y --no-install-recommends "
+                   + " ".join(packages(recipe)) + " && rm -rf /var/lib/apt/lists/*\n")
+        text = text.replace(f"LABEL {LABEL}", install + f"LABEL {LABEL}", 1)
     ctx = io.BytesIO()
     with tarfile.open(fileobj=ctx, mode="w") as tar:
-        data = dockerfile.encode()
+        data = text.encode()
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
@@ -147,7 +148,7 @@ def ensure_image(progress: Progress | None = None, client: DockerClient | None =
     return tag
 
 
-def _import_rootfs(client: DockerClient, base: str, say: Progress) -> None:
+def _import_rootfs(client: DockerClient, base: str, pkgs: list[str], say: Progress) -> None:
     if shutil.which("debootstrap") is None:
         raise ImageError(
             "debootstrap is not installed and no registry is reachable to pull a base image; "
@@ -162,7 +163,7 @@ def _import_rootfs(client: DockerClient, base: str, say: Progress) -> None:
         root = Path(tmp) / "rootfs"
         say(f"debootstrap {SUITE} from {mirror} (about a minute, once per machine)")
         cmd = [
-            "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+            "debootstrap", "--variant=minbase", f"--include={','.join(pkgs)}",
             SUITE, str(root), mirror,
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -181,27 +182,30 @@ def _import_rootfs(client: DockerClient, base: str, say: Progress) -> None:
         )
 
 
-def tag_latest(progress: Progress | None = None, client: DockerClient | None = None) -> str:
-    """Ensures the node image and tags it ``squall-node:latest`` (what docker-compose.yml runs)."""
+def tag_latest(recipe: ImageRecipe, progress: Progress | None = None,
+               client: DockerClient | None = None) -> str:
+    """Ensures the recipe's image and tags it ``<name>:latest`` (what docker-compose.yml runs)."""
     client = client or _client()
-    tag = ensure_image(progress, client)
-    client.images.get(tag).tag(REPO, "latest")
-    (progress or (lambda _msg: None))(f"tagged {tag} as {REPO}:latest")
+    tag = ensure_image(recipe, progress, client)
+    client.images.get(tag).tag(recipe.name, "latest")
+    (progress or (lambda _msg: None))(f"tagged {tag} as {recipe.name}:latest")
     return tag
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m squall.cluster.image [--tag-latest]``: builds the image, prints its tag.
-
-    ``--tag-latest`` also tags it ``squall-node:latest`` for docker-compose.yml.
-    """
+    """``python -m squall.cluster.image [--system NAME] [--tag-latest]``: builds a system's
+    node image, prints its tag. ``--tag-latest`` also tags it ``<name>:latest``
+    (what the repository's docker-compose.yml runs)."""
     import argparse
 
+    from squall import registry
+
     parser = argparse.ArgumentParser(prog="python -m squall.cluster.image", description=main.__doc__)
-    parser.add_argument("--tag-latest", action="store_true",
-                        help=f"also tag the image {REPO}:latest (what docker-compose.yml runs)")
+    parser.add_argument("--system", default="aurora", help="the system whose image to build")
+    parser.add_argument("--tag-latest", action="store_true", help="also tag the image <name>:latest")
     args = parser.parse_args(argv)
-    tag = tag_latest(print) if args.tag_latest else ensure_image(print)
+    recipe = registry.system(args.system).image()
+    tag = tag_latest(recipe, print) if args.tag_latest else ensure_image(recipe, print)
     print(tag)
 
 

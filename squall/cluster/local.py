@@ -1,9 +1,9 @@
 """The local backend: every node a process on 127.0.0.1, for fast tests and benches.
 
 Faults it can do with signals only: kill (SIGKILL), pause/resume
-(SIGSTOP/SIGCONT), and link faults when ``spec.extra["peer_urls"]`` routes
-node-to-node traffic through a proxy. It cannot drop packets, so no
-partitions. Each node runs in its own process group, and every process this
+(SIGSTOP/SIGCONT), and link faults when a fault routes node-to-node traffic
+through proxies (``NodeNeeds.peer_routes``). It cannot drop packets: a
+partition here blackholes those proxies instead. Each node runs in its own process group, and every process this
 class started is killed and reaped on ``down()``, at interpreter exit too, so
 a failing test never leaves a node behind.
 """
@@ -15,18 +15,16 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
-
-import yaml
+from typing import IO
 
 from squall.cluster.base import Cluster, ClusterError, ClusterSpec
+from squall.protocols import System
+from squall.util import free_ports
 
 _LIVE: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
@@ -38,31 +36,18 @@ def _reap_all() -> None:
             c.down()
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class LocalCluster(Cluster):
-    supports = frozenset({"kill", "pause", "link"})
+    supports = frozenset({"kill", "pause", "proxy-peers"})
+    kind = "local"
 
-    def __init__(self, spec: ClusterSpec) -> None:
-        super().__init__(spec)
+    def __init__(self, spec: ClusterSpec, system: System) -> None:
+        super().__init__(spec, system)
         self._own_root = spec.data_root is None
         self.root = Path(spec.data_root) if spec.data_root else Path(tempfile.mkdtemp(prefix=f"squall-{spec.name}-"))
-        # spec.extra["ports"] fixes the ports up front (the link nemesis must point
-        # its proxies at the nodes before they exist); otherwise free ones are picked.
-        self.ports = dict(spec.extra.get("ports") or
-                          zip(self.nodes, free_ports(len(self.nodes)), strict=True))
+        # Every (node, port) gets a free port now, before anything starts: a link
+        # fault points its proxies at the nodes before they exist.
+        wanted = [(n, p.name) for n in self.nodes for p in system.ports]
+        self.port_of = dict(zip(wanted, free_ports(len(wanted)), strict=True))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
         self._paused: set[str] = set()
@@ -72,28 +57,17 @@ class LocalCluster(Cluster):
     def node_dir(self, node: str) -> Path:
         return self.root / node
 
-    def data_dir(self, node: str) -> Path:
-        return self.node_dir(node) / "data"
+    def data_dir(self, node: str) -> str:
+        return str(self.node_dir(node) / "data")
 
     def log_path(self, node: str) -> Path:
         return self.node_dir(node) / "node.log"
 
-    def client_url(self, node: str) -> str:
-        return f"http://127.0.0.1:{self.ports[node]}"
+    def address(self, node: str, port: str | None = None) -> str:
+        return f"127.0.0.1:{self.port_of[(node, port or self.client_port)]}"
 
-    def peer_urls(self, node: str) -> dict[str, str]:
-        """How ``node`` reaches every node: direct, unless ``spec.extra["peer_urls"]`` reroutes it."""
-        urls = {n: self.client_url(n) for n in self.nodes}
-        urls.update((self.spec.extra.get("peer_urls") or {}).get(node, {}))
-        return urls
-
-    def config(self, node: str) -> dict[str, Any]:
-        s = self.spec
-        return {"id": node, "data_dir": str(self.data_dir(node)), "listen": f"127.0.0.1:{self.ports[node]}",
-                "peers": self.peer_urls(node), "election_timeout_ms": list(s.election_timeout_ms),
-                "heartbeat_ms": s.heartbeat_ms, "snapshot_every": s.snapshot_every,
-                "snapshot_codec": s.snapshot_codec, "digest_every": s.digest_every, "bugs": s.bugs_for(node),
-                **s.extra.get("node_config", {})}
+    def peer_upstream(self, node: str) -> str:
+        return self.address(node, self.system.peer_port)
 
     # -- lifecycle -----------------------------------------------------------
     def up(self) -> None:
@@ -108,18 +82,20 @@ class LocalCluster(Cluster):
         if self.is_running(node):
             return
         d = self.node_dir(node)
-        self.data_dir(node).mkdir(parents=True, exist_ok=True)
-        cfg_path = d / "node.yaml"
-        cfg_path.write_text(yaml.safe_dump(self.config(node)))
+        Path(self.data_dir(node)).mkdir(parents=True, exist_ok=True)
+        names = [p.name for p in self.system.ports]
+        spec = self.node_spec(
+            node, listen={p: self.address(node, p) for p in names},
+            peers={p: {n: self.address(n, p) for n in self.nodes} for p in names},
+            data_dir=self.data_dir(node), config_dir=str(d), runtime="process")
+        for path, text in spec.files.items():
+            Path(path).write_text(text)
         log = open(self.log_path(node), "ab")  # noqa: SIM115 (held for the process lifetime)
-        env = dict(os.environ)
-        env.pop("SQUALL_BUGS", None)   # bugs come from the spec, per node
-        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+        env = {**os.environ, **spec.env}
         self.procs[node] = subprocess.Popen(
-            [sys.executable, "-m", "squall.systems.aurora.store.node", "--config", str(cfg_path)],
+            [*self.spec.wrapper(self.data_dir(node)), *spec.argv],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self._logs[node] = log
-
     def _signal(self, node: str, sig: int) -> None:
         p = self.procs.get(node)
         if p is None or p.poll() is not None:
@@ -170,7 +146,7 @@ class LocalCluster(Cluster):
             out.mkdir(parents=True, exist_ok=True)
             if self.log_path(n).exists():
                 shutil.copy2(self.log_path(n), out / "node.log")
-            if data and self.data_dir(n).exists():
+            if data and Path(self.data_dir(n)).exists():
                 self._copy_frozen(n, out / "data")
 
     def _copy_frozen(self, node: str, dest: Path) -> None:
@@ -179,10 +155,22 @@ class LocalCluster(Cluster):
         if freeze:
             self._signal(node, signal.SIGSTOP)
         try:
-            shutil.copytree(self.data_dir(node), dest, dirs_exist_ok=True)
+            shutil.copytree(Path(self.data_dir(node)), dest, dirs_exist_ok=True)
         finally:
             if freeze:
                 self._signal(node, signal.SIGCONT)
+
+    def logs(self, node: str, since: float | None = None) -> str:
+        """The node's log file (``since`` is ignored: local logs carry their own times)."""
+        p = self.log_path(node)
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def read_file(self, node: str, path: str) -> bytes | None:
+        p = Path(path)
+        return p.read_bytes() if p.is_file() else None
+
+    def write_file(self, node: str, path: str, data: bytes) -> None:
+        Path(path).write_bytes(data)
 
     def _tails(self, lines: int = 15) -> str:
         out = []

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 from squall.cluster.base import Cluster, ClusterError, Grudge
 
@@ -54,13 +53,14 @@ def validate_grudge(grudge: Grudge, nodes: Iterable[str]) -> None:
 
 
 def drop_commands(grudge: Grudge, ips: Mapping[str, str], gateway: str,
-                  peer_urls: Mapping[str, Mapping[str, str]] | None = None,
+                  peer_routes: Mapping[tuple[str, str], str] | None = None,
                   ) -> dict[str, list[list[str]]]:
     """The iptables argv lists to run on each node to apply ``grudge``.
 
     Pure: ``ips`` maps node -> its current address on the cluster network,
     ``gateway`` is the host's address on it (the source of client traffic),
-    ``peer_urls`` how each node reaches each peer when that is not direct.
+    ``peer_routes`` the "host:port" (a proxy) through which a node reaches a
+    peer, for the pairs that do not go direct.
     """
     out: dict[str, list[list[str]]] = {}
 
@@ -72,16 +72,16 @@ def drop_commands(grudge: Grudge, ips: Mapping[str, str], gateway: str,
             if peer == node:
                 continue  # a node never drops its own traffic (loopback stays up)
             add(node, ["INPUT", "-s", gateway if peer == CLIENT else ips[peer]])
-            if peer != CLIENT and peer_urls:
+            if peer != CLIENT and peer_routes:
                 for src, dst in [(peer, node), (node, peer)]:
-                    proxy = _proxy_of((peer_urls.get(src) or {}).get(dst), dst)
+                    proxy = _proxy_of(peer_routes.get((src, dst)))
                     if proxy:
                         add(src, ["OUTPUT", "-p", "tcp", "-d", proxy[0], "--dport", str(proxy[1])])
     return out
 
 
-def _proxy_of(url: str | None, peer: str) -> tuple[str, int] | None:
-    """(host, port) of a proxy a peer URL routes through, or None if it goes direct.
+def _proxy_of(route: str | None) -> tuple[str, int] | None:
+    """(host, port) of the proxy a peer route goes through, or None if it goes direct.
 
     Proxied traffic (Toxiproxy for link faults) reaches the peer from the
     proxy's address, so an INPUT rule on the peer's own address misses it.
@@ -90,30 +90,26 @@ def _proxy_of(url: str | None, peer: str) -> tuple[str, int] | None:
     pairs' ports matches what a direct INPUT drop does to HTTP round trips
     (a request or its answer is lost either way).
     """
-    if not url:
+    if not route:
         return None
-    parts = urlsplit(url)
-    if parts.hostname in (None, peer):
-        return None
-    return parts.hostname, parts.port or 80
+    host, _, port = route.rpartition(":")
+    return host, int(port)
 
 
-# Runs inside a node: tries every target at once and prints {target: bool}.
-# Any answer counts as reachable, even an HTTP error or a refused connection
-# (a RST came back): the question is whether packets get through, not whether
-# the node is healthy. Only silence (a timeout) means cut.
+# Runs inside a node: tries a TCP connection to every target at once and
+# prints {target: bool}. Any answer counts as reachable, a refused connection
+# too (a RST came back): the question is whether packets get through, not
+# whether the node is healthy, and TCP works for any system's peer port.
+# Only silence (a timeout) means cut.
 _PROBE = r"""
-import json, sys, threading, urllib.request, urllib.error
+import json, socket, sys, threading
 targets, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
 seen = {}
-def probe(name, url):
+def probe(name, addr):
+    host, _, port = addr.rpartition(":")
     try:
-        urllib.request.urlopen(url, timeout=timeout).read()
+        socket.create_connection((host, int(port)), timeout=timeout).close()
         seen[name] = True
-    except urllib.error.HTTPError:
-        seen[name] = True
-    except urllib.error.URLError as exc:
-        seen[name] = isinstance(exc.reason, ConnectionRefusedError)
     except ConnectionRefusedError:
         seen[name] = True
     except Exception:
@@ -126,7 +122,7 @@ print(json.dumps(seen))
 
 
 def probe_argv(targets: Mapping[str, str], timeout: float) -> list[str]:
-    """argv that, run inside a node, prints which of ``targets`` (name -> URL) answer."""
+    """argv that, run inside a node, prints which of ``targets`` (name -> "host:port") answer."""
     return ["python3", "-c", _PROBE, json.dumps(dict(targets)), str(timeout)]
 
 
@@ -145,8 +141,8 @@ def reachability(cluster: Cluster, urls_of: Callable[[str], Mapping[str, str]],
                  timeout: float = 1.0) -> dict[tuple[str, str], bool]:
     """Probes every running node -> node pair from inside the nodes, all sources at once.
 
-    ``urls_of(src)`` gives the URL ``src`` uses for each node (direct or
-    through a proxy); ``(a, b) -> True`` when a request from a to b got any answer.
+    ``urls_of(src)`` gives the "host:port" ``src`` uses for each node (direct
+    or through a proxy); ``(a, b) -> True`` when a connection from a to b got any answer.
     """
     running = [n for n in cluster.nodes if cluster.is_running(n)]
 

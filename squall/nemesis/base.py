@@ -1,8 +1,9 @@
 """What every fault is: a value with setup, invoke and teardown.
 
 A fault (Jepsen's nemesis) is created before the cluster starts, so it can
-ask for what it needs in the containers (``configure``: a FUSE device, an
-environment variable, proxy URLs between peers). ``setup`` hands it the
+ask for what it needs in the nodes (``configure``: a FUSE device, an argv
+wrapper, proxies between peers) through a typed request
+(``squall.protocols.NodeNeeds``) the backend honours. ``setup`` hands it the
 running cluster and its own seeded RNG; ``invoke`` takes a nemesis invoke op
 (``start-<kind>`` or ``stop-<kind>``) and returns its completion; ``teardown``
 undoes whatever is still in effect and must be safe to call twice.
@@ -21,10 +22,9 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from squall.cluster.base import Cluster, ClusterError, ClusterSpec
+from squall.cluster.base import Cluster, ClusterError
+from squall.faults import TARGETS
 from squall.history import INFO, NEMESIS, OK, Op
-
-TARGETS = ("leader", "random", "minority", "majority", "all")
 
 
 class NemesisError(ValueError):
@@ -35,8 +35,6 @@ class Fault(abc.ABC):
     """One kind of fault. Subclasses set ``kind`` and implement start/stop."""
 
     kind: str = ""
-    # A fault whose command wrapper must exec the node directly is configured last.
-    configure_last: bool = False
     # Option names a schedule event may pass to start (anything else is a typo).
     options: frozenset[str] = frozenset()
 
@@ -47,8 +45,8 @@ class Fault(abc.ABC):
         self.seed = 0  # the schedule's seed, for choices made before setup (configure)
 
     # -- lifecycle -------------------------------------------------------
-    def configure(self, spec: ClusterSpec) -> None:  # noqa: B027 - optional hook
-        """Adds what the fault needs to the cluster spec; runs before ``up``."""
+    def configure(self, cluster: Cluster) -> None:  # noqa: B027 - optional hook
+        """Asks for what the fault needs in the nodes (``cluster.spec.need``); runs before ``up``."""
 
     def setup(self, cluster: Cluster, rng: random.Random) -> None:
         self.cluster = cluster
@@ -155,21 +153,3 @@ def resolve_targets(nodes: Sequence[str], explicit: Any, target: str, leader: st
 
 def completion(op: Op, type_: str, value: dict[str, Any], error: str | None = None) -> Op:
     return Op(process=NEMESIS, type=type_, f=op.f, value=value, error=error)
-
-
-def merge_docker_extra(spec: ClusterSpec, extra: Mapping[str, Any]) -> None:
-    """Merges one fault's container needs into ``spec.extra["docker"]``.
-
-    Lists are unioned, dicts merged, and ``command_prefix`` wrappers are
-    chained: each prefix ends by exec'ing the argv after it, so two faults'
-    wrappers compose (the node process stays the last exec, and PID 1).
-    """
-    docker = spec.extra.setdefault("docker", {})
-    for key, value in extra.items():
-        if key == "command_prefix":
-            docker[key] = list(docker.get(key, [])) + list(value)
-        elif isinstance(value, Mapping):
-            docker[key] = {**docker.get(key, {}), **value}
-        else:
-            have = list(docker.get(key, []))
-            docker[key] = have + [v for v in value if v not in have]

@@ -31,8 +31,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from squall.cluster.base import ClusterSpec
-from squall.nemesis.base import Fault, NemesisError, merge_docker_extra
+from squall.cluster.base import Cluster
+from squall.nemesis.base import Fault, NemesisError
+from squall.protocols import NodeNeeds
 
 SHIM_SOURCE = Path(__file__).with_name("clockshim.c")
 SHIM_IN_CONTAINER = "/opt/squall-nemesis/squall-clock.so"
@@ -78,18 +79,15 @@ class Clock(Fault):
         self._strobe: threading.Thread | None = None
         self._halt = threading.Event()
 
-    configure_last = True  # its wrapper must be the one that execs the node itself
-
-    def configure(self, spec: ClusterSpec) -> None:
+    def configure(self, cluster: Cluster) -> None:
         # The shim is preloaded into the node process only (the last wrapper),
         # not container-wide: the FUSE daemons and the nemesis's own execs keep
         # the true clock. The offset file is reset first, so a restarted
         # container comes back with an honest clock.
-        merge_docker_extra(spec, {
-            "volumes": {str(shim_path()): {"bind": SHIM_IN_CONTAINER, "mode": "ro"}},
-            "command_prefix": ["sh", "-c", f'echo +0 > {OFFSET_FILE} && exec env {ENV} "$@"',
-                               "squall-clock"],
-        })
+        cluster.spec.need(NodeNeeds(
+            mounts={str(shim_path()): SHIM_IN_CONTAINER},
+            wrapper=("sh", "-c", f'echo +0 > {OFFSET_FILE} && exec env {ENV} "$@"', "squall-clock"),
+            wrap_last=True))
 
     def node_time(self, node: str) -> float:
         """The node's wall clock as the node sees it (under the same shim)."""

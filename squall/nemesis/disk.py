@@ -30,15 +30,35 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
+from squall.cluster.base import Cluster
+from squall.nemesis.base import Fault, NemesisError
+from squall.protocols import NodeNeeds
 
-from squall.cluster.base import ClusterSpec
-from squall.nemesis.base import Fault, NemesisError, merge_docker_extra
-
-DATA_DIR = "/var/lib/squall"
 CONTROL = "/run/squall-stallfs"
 IN_CONTAINER = "/opt/squall-nemesis"
+STALLFS = f"{IN_CONTAINER}/stallfs.py"
 MODES = ("stall", "eio")
+
+
+def mfusepy_path(fault: str) -> str:
+    """The host's mfusepy module file (mounted into the nodes beside the FUSE layer)."""
+    found = importlib.util.find_spec("mfusepy")
+    if found is None or found.origin is None:
+        raise NemesisError(f"the {fault} nemesis needs mfusepy on the host (its module is "
+                           "mounted into the nodes): pip install mfusepy")
+    return found.origin
+
+
+def fuse_needs(fault: str, layer: str) -> NodeNeeds:
+    """A FUSE ``layer`` (a script beside this module) mounted over every node's data directory."""
+    here = Path(__file__).parent
+    return NodeNeeds(
+        devices=("/dev/fuse",), capabilities=("SYS_ADMIN",),
+        mounts={mfusepy_path(fault): f"{IN_CONTAINER}/mfusepy.py",
+                str(here / "stallfs.py"): STALLFS,
+                str(here / layer): f"{IN_CONTAINER}/{layer}"},
+        wrapper=("python3", f"{IN_CONTAINER}/{layer}", "--mount", "{data_dir}",
+                 "--control", CONTROL, "--"))
 
 
 class DiskStall(Fault):
@@ -55,22 +75,10 @@ class DiskStall(Fault):
         self.snapshots: dict[str, dict[str, Any]] = {}
         self._threads: list[threading.Thread] = []
 
-    def configure(self, spec: ClusterSpec) -> None:
-        found = importlib.util.find_spec("mfusepy")
-        if found is None or found.origin is None:
-            raise NemesisError("the disk-stall nemesis needs mfusepy on the host (its module is "
-                               "mounted into the nodes): pip install mfusepy")
-        merge_docker_extra(spec, {
-            "devices": ["/dev/fuse:/dev/fuse:rwm"],
-            "cap_add": ["SYS_ADMIN"],
-            "volumes": {
-                found.origin: {"bind": f"{IN_CONTAINER}/mfusepy.py", "mode": "ro"},
-                str(Path(__file__).with_name("stallfs.py")):
-                    {"bind": f"{IN_CONTAINER}/stallfs.py", "mode": "ro"},
-            },
-            "command_prefix": ["python3", f"{IN_CONTAINER}/stallfs.py", "--mount", DATA_DIR,
-                               "--control", CONTROL, "--"],
-        })
+    def configure(self, cluster: Cluster) -> None:
+        if any(f"{IN_CONTAINER}/lazyfs.py" in n.wrapper for n in cluster.spec.needs):
+            return  # power-cut's lazyfs (a superset of stallfs) already serves this data dir
+        cluster.spec.need(fuse_needs(self.kind, "stallfs.py"))
 
     # -- the control file -------------------------------------------------
     def set_mode(self, node: str, mode: str, timeout: float = 10.0) -> None:
@@ -97,6 +105,9 @@ class DiskStall(Fault):
         snapshot = params.get("snapshot", self.snapshot)
         if snapshot not in ("trigger", "wait", False, None):
             raise NemesisError(f"snapshot {snapshot!r} must be trigger, wait or false")
+        if snapshot == "trigger" and not hasattr(self.live.system, "snapshot"):
+            raise NemesisError(f"snapshot: trigger needs a system that can be told to snapshot; "
+                               f"{self.live.system.name} cannot (use snapshot: false)")
         nodes = self.pick_nodes(params, leader, self.target)
         if snapshot == "wait":
             nodes = self._await_snapshot(nodes, float(params.get("wait", 30)))
@@ -117,22 +128,16 @@ class DiskStall(Fault):
 
     def _snapshot(self, node: str) -> None:
         started = time.monotonic()
-        try:
-            r = requests.post(self.live.client_url(node) + "/admin/snapshot", timeout=300)
-            body: Any = r.json() if r.headers.get("content-type", "").startswith(
-                "application/json") else r.text
-            self.snapshots[node] = {"status": r.status_code, "result": body,
-                                    "took_s": round(time.monotonic() - started, 3),
-                                    "returned": time.monotonic()}
-        except requests.RequestException as exc:
-            self.snapshots[node] = {"error": str(exc), "took_s": round(time.monotonic() - started, 3),
-                                    "returned": time.monotonic()}
+        answer = dict(self.live.system.snapshot(self.live.address(node), 300))  # type: ignore[attr-defined]
+        self.snapshots[node] = {**answer, "took_s": round(time.monotonic() - started, 3),
+                                "returned": time.monotonic()}
 
     def _await_snapshot(self, nodes: list[str], timeout: float, strict: bool = True) -> list[str]:
         """The nodes that report snapshot_in_progress within ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
-            busy = [n for n in nodes if (self.live.status(n, 0.5) or {}).get("snapshot_in_progress")]
+            busy = [n for n in nodes
+                    if (o := self.live.observe(n, 0.5)) and o.extra.get("snapshot_in_progress")]
             if busy or time.monotonic() >= deadline:
                 break
             time.sleep(0.02)

@@ -2,39 +2,38 @@
 
 This kernel has no netem, so a slow or flaky link is made by routing traffic
 through a Toxiproxy server and adding toxics to its proxies. Every ordered
-pair of nodes gets a proxy ``<src>-<dst>`` and the node ``src`` is told (via
-``spec.extra["peer_urls"]``) to reach ``dst`` through it; every node also
-gets ``client-<node>``, which clients may use instead of the node's own URL
-(``Link.client_url``), so client-to-node traffic can be slowed too.
+pair of nodes gets a proxy ``<src>-<dst>`` to ``dst``'s peer port, and the
+backend is asked (``NodeNeeds.peer_routes``) to tell ``src`` to reach ``dst``
+through it; every node also gets ``client-<node>``, which clients may use
+instead of the node's own address (``Link.client_address``), so client-to-node
+traffic can be slowed too.
 
-Where the server runs, for the docker backend: as a process on the host,
-listening for proxied traffic on the default bridge's gateway (docker0,
-e.g. 172.17.0.1) and for its API on 127.0.0.1 only. The docker0 address
-exists before the run's network does, so the proxy URLs can be written into
-the node configs before the containers start, and containers on any bridge
-network reach it; upstreams are node names, resolved at connect time on the
-run's network, so a restarted node with a new address is followed. For the
-local backend everything is on 127.0.0.1.
+The server runs as a process on this machine, its API on 127.0.0.1 only,
+listening for proxied traffic where the backend says nodes reach this
+machine (``Cluster.proxy_host``: docker0's gateway for containers, which
+exists before the run's network does, so routes can be written into the node
+configs before the nodes start). Upstreams are what the backend gives
+(``Cluster.peer_upstream``): node names resolved at connect time on the run's
+network for docker (a restarted node with a new address is followed), fixed
+loopback ports for the local backend.
 """
 
 from __future__ import annotations
 
 import atexit
-import ipaddress
 import random
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-from docker.client import from_env
 from toxiproxy import Toxiproxy
 
-from squall.cluster.base import Cluster, ClusterSpec
+from squall.cluster.base import Cluster
 from squall.nemesis import toxiproxy_process
 from squall.nemesis.base import Fault, NemesisError
 from squall.nemesis.toxics import DEFAULTS
+from squall.protocols import NodeNeeds
+from squall.util import free_port
 
-NODE_PORT = 8000
 # What a toxic does when the schedule names only its type.
 TOXIC_DEFAULTS: dict[str, dict[str, float]] = {
     "latency": {"latency": 200, "jitter": 50},
@@ -46,24 +45,15 @@ TOXIC_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
-def docker0_gateway() -> str:
-    """The host's address on Docker's default bridge: reachable from every container."""
-    ipam = from_env(version="auto").networks.get("bridge").attrs["IPAM"]["Config"][0]
-    # Docker omits Gateway when it chose the default: the subnet's first host.
-    return str(ipam.get("Gateway") or ipaddress.ip_network(ipam["Subnet"])[1])
-
-
 class Link(Fault):
     kind = "link"
     options = frozenset({"toxic", "attributes", "target", "nodes", "links", "stream", "toxicity"})
 
-    def __init__(self, toxic: str = "latency", backend: str = "docker",
-                 proxy_host: str | None = None) -> None:
+    def __init__(self, toxic: str = "latency", proxy_host: str | None = None) -> None:
         super().__init__()
         if toxic not in DEFAULTS:
             raise NemesisError(f"toxic {toxic!r} is unknown; known: {', '.join(DEFAULTS)}")
         self.default_toxic = toxic
-        self.backend = backend
         self.proxy_host = proxy_host
         self.server: toxiproxy_process.ToxiproxyServerProcess | None = None
         self.listen: dict[str, str] = {}          # proxy name -> host:port
@@ -72,34 +62,27 @@ class Link(Fault):
         self._serial = 0
 
     # -- before the cluster starts ----------------------------------------
-    def configure(self, spec: ClusterSpec) -> None:
-        nodes = spec.node_names()
-        docker_net = f"squall-{spec.name}" if self.backend == "docker" else None
-        host = self.proxy_host or (docker0_gateway() if self.backend == "docker" else "127.0.0.1")
+    def configure(self, cluster: Cluster) -> None:
+        nodes = cluster.nodes
+        host = self.proxy_host or cluster.proxy_host()
         # Jitter, slicing and toxicity rolls in the server follow the run's seed.
         seed = random.Random(f"{self.seed}:toxiproxy").randrange(2**31)
         # The server outlives nothing: stopped by close(), or at exit if the
         # runner never got that far (a crash, Ctrl-C during up).
         atexit.register(self.close)
-        self.server = toxiproxy_process.start(f"{spec.name}", "127.0.0.1", seed, docker_net,
-                                              prefer_shopify=self.backend != "docker")
-        if self.backend == "docker":
-            upstreams = {n: f"{n}:{NODE_PORT}" for n in nodes}
-        else:
-            # Local nodes listen on 127.0.0.1 ports that must be known now, so
-            # they are fixed here and handed to the backend (spec.extra["ports"]).
-            ports = spec.extra.setdefault("ports", {n: toxiproxy_process.free_port(host)
-                                                    for n in nodes})
-            upstreams = {n: f"127.0.0.1:{ports[n]}" for n in nodes}
-        peer_urls: dict[str, dict[str, str]] = spec.extra.setdefault("peer_urls", {})
+        self.server = toxiproxy_process.start(f"{cluster.spec.name}", "127.0.0.1", seed,
+                                              cluster.name_network(),
+                                              prefer_shopify=cluster.name_network() is None)
+        # Known before anything starts: node names on a network that resolves them,
+        # or ports the backend fixed up front.
+        upstreams = {n: cluster.peer_upstream(n) for n in nodes}
+        routes: dict[tuple[str, str], str] = {}
         for src in nodes:
             for dst in nodes:
-                if src == dst:
-                    continue
-                listen = self._create(f"{src}-{dst}", f"{host}:{toxiproxy_process.free_port(host)}",
-                                      upstreams[dst])
-                peer_urls.setdefault(src, {})[dst] = f"http://{listen}"
-        spec.link_proxy = True
+                if src != dst:
+                    routes[(src, dst)] = self._create(f"{src}-{dst}", f"{host}:{free_port(host)}",
+                                                      upstreams[dst])
+        cluster.spec.need(NodeNeeds(peer_routes=routes))
 
     def _api(self) -> Toxiproxy:
         if self.server is None:
@@ -119,15 +102,14 @@ class Link(Fault):
     def setup(self, cluster: Cluster, rng: random.Random) -> None:
         super().setup(cluster, rng)
         for node in cluster.nodes:
-            up = urlsplit(cluster.client_url(node)).netloc
             name = f"client-{node}"
             if name in self.listen:
                 continue
-            self._create(name, f"127.0.0.1:{toxiproxy_process.free_port('127.0.0.1')}", up)
+            self._create(name, f"127.0.0.1:{free_port('127.0.0.1')}", cluster.address(node))
 
-    def client_url(self, node: str) -> str:
-        """A URL reaching ``node`` through its client proxy (for client link faults)."""
-        return f"http://{self.listen[f'client-{node}']}"
+    def client_address(self, node: str) -> str:
+        """A "host:port" reaching ``node``'s client port through its proxy (client link faults)."""
+        return self.listen[f"client-{node}"]
 
     def proxies_for(self, nodes: list[str], links: str) -> list[str]:
         out = []

@@ -24,34 +24,27 @@ that never answers again; ``damaged: leave`` leaves such nodes down.
 
 The container needs ``/dev/fuse`` and ``SYS_ADMIN``, as for disk-stall, and
 mfusepy on the host (its module is mounted into the nodes). The FUSE layer
-is a superset of stallfs: with disk-stall in the same run it replaces
-stallfs (same control directory), provided disk-stall is configured first.
+is a superset of stallfs: with disk-stall in the same run it takes
+stallfs's place (same control directory), whichever is configured first.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import json
-import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import docker.errors
-
-from squall.cluster.base import ClusterError, ClusterSpec
+from squall.cluster.base import Cluster, ClusterError
 from squall.history import IN_EFFECT_FOR
-from squall.nemesis.base import NemesisError, merge_docker_extra
-from squall.nemesis.disk import CONTROL, DATA_DIR, IN_CONTAINER
+from squall.nemesis.base import NemesisError
+from squall.nemesis.disk import CONTROL, IN_CONTAINER, STALLFS, fuse_needs
 from squall.nemesis.process import Kill
 
 LAZYFS = f"{IN_CONTAINER}/lazyfs.py"
 DAMAGED = ("wipe", "leave")  # what stop does with a node that refuses to start on its data
 WIPE = "wipe"  # lazyfs.WIPE (not imported: lazyfs needs mfusepy, this module must not)
 BOOT_S = 30.0  # how long stop waits for a restarted node to serve or to give up
-STALLFS = f"{IN_CONTAINER}/stallfs.py"
 
 
 class PowerCut(Kill):
@@ -68,29 +61,12 @@ class PowerCut(Kill):
         self.dropped: dict[str, dict[str, Any]] = {}
         self._damaged_now = damaged
 
-    def configure(self, spec: ClusterSpec) -> None:
-        found = importlib.util.find_spec("mfusepy")
-        if found is None or found.origin is None:
-            raise NemesisError("the power-cut nemesis mounts a FUSE layer in the nodes and needs "
-                               "mfusepy on the host: pip install mfusepy")
-        here = Path(__file__).parent
-        prefix = ["python3", LAZYFS, "--mount", DATA_DIR, "--control", CONTROL, "--"]
-        have = list(spec.extra.get("docker", {}).get("command_prefix", []))
-        if STALLFS in have:
-            # disk-stall already mounts stallfs there: lazyfs does all it does, so swap it in
-            # (two FUSE layers on one path would unmount each other).
-            spec.extra["docker"]["command_prefix"] = [LAZYFS if a == STALLFS else a for a in have]
-            prefix = []
-        merge_docker_extra(spec, {
-            "devices": ["/dev/fuse:/dev/fuse:rwm"],
-            "cap_add": ["SYS_ADMIN"],
-            "volumes": {
-                found.origin: {"bind": f"{IN_CONTAINER}/mfusepy.py", "mode": "ro"},
-                str(here / "stallfs.py"): {"bind": STALLFS, "mode": "ro"},
-                str(here / "lazyfs.py"): {"bind": LAZYFS, "mode": "ro"},
-            },
-            "command_prefix": prefix,
-        })
+    def configure(self, cluster: Cluster) -> None:
+        # disk-stall may already mount stallfs there: lazyfs does all it does, so it
+        # takes stallfs's place (two FUSE layers on one path would unmount each other).
+        needs = cluster.spec.needs
+        needs[:] = [n for n in needs if STALLFS not in n.wrapper]
+        cluster.spec.need(fuse_needs(self.kind, "lazyfs.py"))
 
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         nodes = self.pick_nodes(params, leader, self.default_target)
@@ -164,13 +140,8 @@ class PowerCut(Kill):
             if rc == 0:
                 return out
         # The node may stop by itself once its disk answers EIO: read the file anyway.
-        try:
-            stream, _ = self._container(node).get_archive(f"{CONTROL}/power-state")
-        except docker.errors.NotFound:
-            return ""
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.extractfile("power-state")
-            return member.read().decode() if member is not None else ""
+        data = self.live.read_file(node, f"{CONTROL}/power-state")
+        return data.decode(errors="replace") if data is not None else ""
 
     # -- power back on -----------------------------------------------------
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +173,7 @@ class PowerCut(Kill):
         deadline = time.monotonic() + BOOT_S
         while waiting and time.monotonic() < deadline:
             for node in sorted(waiting):
-                if self.live.status(node, 0.5):
+                if self.live.observe(node, 0.5):
                     waiting.discard(node)
                 elif not self.live.is_running(node):
                     waiting.discard(node)
@@ -212,23 +183,15 @@ class PowerCut(Kill):
             time.sleep(0.2)
         return refused
 
-    def _container(self, node: str) -> Any:
-        container = getattr(self.live, "container", None)
-        if container is None:
-            raise NemesisError("power-cut needs the docker backend (it mounts FUSE in containers)")
-        return container(node)
-
     def _refusal(self, node: str, since: float) -> str:
-        logs = self._container(node).logs(since=since).decode(errors="replace")
-        said = [ln.strip() for ln in logs.splitlines() if "refusing to start" in ln]
-        return said[-1] if said else ""
+        """What the node said when it would not start on its data (the system knows the words)."""
+        logs = self.live.logs(node, since)
+        tell = getattr(self.live.system, "refusal", None)
+        if tell is None:   # a system that says nothing particular: the last thing it said
+            lines = [ln.strip() for ln in logs.splitlines() if ln.strip()]
+            return f"exited: {lines[-1]}" if lines else "exited"
+        return str(tell(logs) or "")
 
     def _flag_wipe(self, node: str) -> None:
-        """Drops lazyfs's wipe flag into the stopped container (docker cp works on stopped ones)."""
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(f"{Path(CONTROL).name}/{WIPE}")
-            info.size = 0
-            tar.addfile(info, io.BytesIO(b""))
-        if not self._container(node).put_archive(str(Path(CONTROL).parent), buf.getvalue()):
-            raise NemesisError(f"could not flag {node}'s data dir to be wiped")
+        """Drops lazyfs's wipe flag into the stopped node (the backend can write files of stopped nodes)."""
+        self.live.write_file(node, f"{CONTROL}/{WIPE}", b"")

@@ -1,48 +1,24 @@
-"""Fault names -> factories, and which backend can run which fault.
+"""Fault names -> fault values, and whether a backend and a system can run them.
 
 ``--nemesis kill,partiton`` must fail before anything starts, with the list
-of names that exist; ``--backend local --nemesis partition`` likewise, with
-what to use instead.
+of names that exist; ``--backend local --nemesis disk-stall`` likewise, with
+what the fault needs that the backend lacks; a fault the system declares it
+cannot take (``System.unsupported``) likewise, with the system's reason.
+Capability is decided by what the backend and the system declare
+(``Cluster.supports``, ``squall.faults.FaultKind.requires``), never by a
+class's name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from squall import registry
+from squall.cluster.base import Cluster
+from squall.faults import FaultKind
 from squall.nemesis.base import Fault, NemesisError
-from squall.nemesis.clock import Clock
-from squall.nemesis.disk import DiskStall
-from squall.nemesis.link import Link
-from squall.nemesis.partition import Partition
-from squall.nemesis.powercut import PowerCut
-from squall.nemesis.process import Kill, Pause
-
-FACTORIES: dict[str, Callable[..., Fault]] = {
-    "kill": Kill,
-    "pause": Pause,
-    "partition": Partition,
-    "link": Link,
-    "disk-stall": DiskStall,
-    "clock": Clock,
-    "power-cut": PowerCut,
-}
-KNOWN = tuple(FACTORIES)
-
-# What each backend can inject. The local backend's nodes are plain processes
-# on 127.0.0.1: signals work and traffic can go through Toxiproxy, but there
-# is no network namespace to drop packets in, no container to mount FUSE in,
-# and the clock shim would have to wrap the process at start.
-SUPPORT: dict[str, frozenset[str]] = {
-    "docker": frozenset(KNOWN),
-    # Partitions are emulated on local by blackholing the peer proxies.
-    "local": frozenset({"kill", "pause", "link", "partition"}),
-}
-WHY_NOT = {
-    "disk-stall": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
-    "clock": "it preloads a clock shim into the node's container; use --backend docker",
-    "power-cut": "it mounts a FUSE filesystem inside the node's container; use --backend docker",
-}
+from squall.protocols import System
 
 
 class UnknownNemesis(NemesisError):
@@ -51,13 +27,14 @@ class UnknownNemesis(NemesisError):
 
 def validate_names(names: Iterable[str]) -> list[str]:
     """The names, checked: a typo raises with the list of known ones."""
+    known = registry.faults()
     out = []
     for raw in names:
         name = str(raw).strip()
         if not name:
             continue
-        if name not in FACTORIES:
-            raise UnknownNemesis(f'nemesis "{name}" is unknown; known: {", ".join(KNOWN)}')
+        if name not in known:
+            raise UnknownNemesis(f'nemesis "{name}" is unknown; known: {", ".join(known)}')
         out.append(name)
     return out
 
@@ -69,48 +46,55 @@ def parse_names(text: str) -> list[str]:
     return validate_names(text.split(","))
 
 
-def backend_of(cluster_cls: type | object) -> str:
-    cls = cluster_cls if isinstance(cluster_cls, type) else type(cluster_cls)
-    name = cls.__name__.lower()
-    for backend in SUPPORT:
-        if name.startswith(backend):
-            return backend
-    return name
+def runnable(kind: FaultKind, supports: frozenset[str]) -> bool:
+    """Whether a backend with ``supports`` can inject ``kind`` (directly or by an alternative)."""
+    return kind.requires <= supports or any(alt <= supports for alt in kind.alternatives)
 
 
-def check_supported(names: Iterable[str], cluster_cls: type | object) -> None:
-    """Raises NemesisError naming every fault this backend cannot run, and why."""
-    names = validate_names(names)
-    backend = backend_of(cluster_cls)
-    supported = SUPPORT.get(backend)
-    if supported is None:
-        # An unknown backend: trust its own ``supports`` for what it declares.
-        declared = set(getattr(cluster_cls, "supports", ()))
-        supported = frozenset(n for n in names if n in declared)
-    missing = [n for n in names if n not in supported]
-    if missing:
-        reasons = "; ".join(f"{n}: {WHY_NOT.get(n, 'not implemented by this backend')}"
-                            for n in missing)
-        raise NemesisError(f"the {backend} backend cannot run nemesis {', '.join(missing)} "
-                           f"({reasons})")
+def refusals(names: Iterable[str], supports: frozenset[str], backend: str,
+             system: System | None = None) -> list[str]:
+    """One sentence per fault this backend or system cannot run, saying why ([] if all can)."""
+    out = []
+    for name in validate_names(names):
+        kind = registry.fault(name)
+        if not runnable(kind, supports):
+            missing = ", ".join(sorted(kind.requires - supports))
+            out.append(f"the {backend} backend cannot run nemesis {name}: it needs {missing}"
+                       + (f" ({kind.why})" if kind.why else ""))
+        if system is not None and name in system.unsupported:
+            out.append(f"system {system.name} cannot take nemesis {name}: "
+                       f"{system.unsupported[name]}")
+    return out
 
 
-def build(names: Iterable[str], backend: str = "docker",
+def check_supported(names: Iterable[str], cluster: Cluster) -> None:
+    """Raises NemesisError naming every fault this cluster's backend or system cannot run, and why."""
+    said = refusals(names, cluster.supports, cluster.kind, cluster.system)
+    if said:
+        raise NemesisError("; ".join(said))
+
+
+def build(names: Iterable[str], supports: frozenset[str] = frozenset(),
           options: dict[str, dict[str, Any]] | None = None) -> dict[str, Fault]:
-    """One fault instance per name, with per-fault constructor options."""
+    """One fault instance per name, with per-fault constructor options.
+
+    A partition on a backend that cannot drop packets but can route peers
+    through proxies is made by blackholing the proxies: the link fault is
+    built too (for its proxies) and handed to the partition.
+    """
     faults: dict[str, Fault] = {}
     for name in dict.fromkeys(validate_names(names)):
         kwargs = dict((options or {}).get(name, {}))
-        if name == "link":
-            kwargs.setdefault("backend", backend)
         try:
-            faults[name] = FACTORIES[name](**kwargs)
+            faults[name] = registry.fault(name).load()(**kwargs)
         except TypeError as exc:
             raise NemesisError(f"bad options for nemesis {name}: {exc}") from None
-    if backend == "local" and "partition" in faults:
-        # No network namespaces: peers talk through Toxiproxy and a partition
-        # blackholes the proxies its grudge cuts. (The docker backend drops
-        # proxied traffic with iptables itself, so it needs no such help.)
-        faults.setdefault("link", FACTORIES["link"](backend=backend))
+    if "partition" in faults and "partition" not in supports and "proxy-peers" in supports:
+        faults.setdefault("link", registry.fault("link").load()())
         faults["partition"].link = faults["link"]  # type: ignore[attr-defined]
     return faults
+
+
+def options_of(name: str) -> frozenset[str]:
+    """The option names a schedule event for fault ``name`` may carry."""
+    return frozenset(getattr(registry.fault(name).load(), "options", ()))

@@ -22,7 +22,7 @@ from typing import Any
 from squall.cluster.base import Cluster, ClusterError
 from squall.history import INFO, INVOKE, NEMESIS, Op
 from squall.nemesis.base import Fault, NemesisError, completion
-from squall.nemesis.registry import backend_of, build
+from squall.nemesis.registry import build
 from squall.nemesis.schedule import Event, Schedule
 
 Record = Callable[[Op], Op]
@@ -34,8 +34,7 @@ class NemesisRunner:
         self.cluster = cluster
         self.schedule = schedule
         self.record = record
-        self.faults = faults or schedule.prepared or build(schedule.fault_names(),
-                                                           backend_of(cluster))
+        self.faults = faults or schedule.prepared or build(schedule.fault_names(), cluster.supports)
         missing = set(schedule.fault_names()) - set(self.faults)
         if missing:
             raise NemesisError(f"the schedule uses {sorted(missing)} but no fault was built for it")

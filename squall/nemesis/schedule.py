@@ -20,36 +20,19 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from squall.cluster.base import ClusterSpec
-from squall.nemesis import grudges
+from squall import registry
+from squall.cluster.base import Cluster
 from squall.nemesis.base import Fault, NemesisError
-from squall.nemesis.registry import FACTORIES, build, validate_names
+from squall.nemesis.registry import build, options_of, validate_names
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-# What Schedule.random may pick for each fault, beyond its defaults.
-MENUS: dict[str, list[dict[str, Any]]] = {
-    "kill": [{"target": t} for t in ("leader", "random", "minority", "majority")],
-    "pause": [{"target": t} for t in ("leader", "random", "minority", "majority")],
-    "partition": [{"grudge": g} for g in grudges.TOPOLOGIES],
-    "link": [{"toxic": "latency", "target": "random"}, {"toxic": "latency", "target": "leader"},
-             {"toxic": "bandwidth", "target": "random"}, {"toxic": "timeout", "target": "random"},
-             {"toxic": "reset_peer", "target": "random"}],
-    "disk-stall": [{"snapshot": "trigger", "target": "leader"},
-                   {"snapshot": False, "target": "random"},
-                   {"snapshot": False, "target": "random", "mode": "eio"}],
-    "clock": [{"target": "random", "mode": "bump"}, {"target": "random", "mode": "strobe"}],
-    # all at once is the case that matters most: no replica keeps an unsynced write
-    "power-cut": [{"target": t} for t in ("leader", "random", "majority", "all")],
-}
-
 
 def parse_duration(value: Any, what: str = "duration") -> float:
     """``10``, ``"10s"``, ``"500ms"``, ``"2m"`` -> seconds."""
@@ -95,7 +78,7 @@ class Event:
             raise NemesisError(f"{where}: missing {', '.join(missing)} (in {dict(raw)})")
         (fault,) = validate_names([raw["fault"]])
         params = {k: v for k, v in raw.items() if k not in ("at", "fault", "for")}
-        allowed = FACTORIES[fault].options  # type: ignore[attr-defined]
+        allowed = options_of(fault)
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise NemesisError(f"{where}: {fault} takes {', '.join(sorted(allowed))}; "
@@ -119,7 +102,6 @@ class Schedule:
     # what was configured before ``up`` (a proxy server, a FUSE wrapper) is
     # the same object that injects faults afterwards.
     prepared: dict[str, Fault] = field(default_factory=dict, compare=False, repr=False)
-    run_dir: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         last_end: dict[str, tuple[float, int]] = {}
@@ -148,7 +130,7 @@ class Schedule:
             if t + hold > time_limit:
                 break
             fault = rng.choice(names)
-            params = dict(rng.choice(MENUS.get(fault, [{}])))
+            params = dict(rng.choice(registry.fault(fault).menu))
             if fault == "clock":
                 params["offset"] = round(rng.uniform(1, 60), 3) * rng.choice([-1, 1])
             events.append(Event(round(t, 3), fault, hold, params))
@@ -194,33 +176,18 @@ class Schedule:
         return sorted(out, key=lambda s: (s.at, s.action != "stop", s.event))
 
     # -- before the cluster starts -----------------------------------------
-    def prepare(self, spec: ClusterSpec, backend: str = "docker",
+    def prepare(self, cluster: Cluster,
                 options: dict[str, dict[str, Any]] | None = None) -> dict[str, Fault]:
-        """Builds the faults and lets each add its needs to ``spec`` (call before ``up``)."""
+        """Builds the faults and lets each ask for its needs in the nodes (call before ``up``)."""
         if not self.prepared:
-            self.prepared.update(build(self.fault_names(), backend, options))
-            for fault in sorted(self.prepared.values(), key=lambda f: f.configure_last):
+            self.prepared.update(build(self.fault_names(), cluster.supports, options))
+            for fault in self.prepared.values():
                 fault.seed = self.seed
-                fault.configure(spec)
+                fault.configure(cluster)
         return self.prepared
 
-    def cluster_extra(self, cfg: Any) -> dict[str, Any]:
-        """``spec.extra`` for the runner's cluster: what the faults need in the nodes."""
-        name = _run_id(self.run_dir) if self.run_dir is not None else str(getattr(cfg, "name", "squall"))
-        spec = ClusterSpec(name=name, nodes=int(getattr(cfg, "nodes", 5)))
-        self.prepare(spec, str(getattr(cfg, "backend", "docker")))
-        return spec.extra
 
-
-def _run_id(run_dir: Path) -> str:
-    # The runner names the cluster after its run directory; the link nemesis
-    # must know that name before the cluster exists (its network resolves peers).
-    from squall.run.runner import _run_id as runner_run_id
-
-    return runner_run_id(run_dir)
-
-
-def load_schedule(cfg: Any, run_dir: Path | None = None) -> Schedule:
+def load_schedule(cfg: Any) -> Schedule:
     """The schedule a run config asks for: a replayed run's, a YAML file, or random names."""
     replay = getattr(cfg, "replay", None)
     if replay and (Path(replay) / "nemesis-timeline.yaml").is_file():
@@ -232,4 +199,4 @@ def load_schedule(cfg: Any, run_dir: Path | None = None) -> Schedule:
         schedule = Schedule.random(list(names), int(getattr(cfg, "seed", 0) or 0),
                                    float(getattr(cfg, "nemesis_interval", 10.0)),
                                    float(getattr(cfg, "time_limit", 60.0)))
-    return replace(schedule, run_dir=Path(run_dir)) if run_dir is not None else schedule
+    return schedule

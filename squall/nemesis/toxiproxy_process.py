@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from squall.util import free_port
 
 LABEL = "squall.nemesis"
 STATE_DIR = Path(os.environ.get("SQUALL_NEMESIS_STATE", "/tmp/squall-nemesis"))
@@ -56,12 +57,6 @@ class ToxiproxyServerProcess:
                 self.process.wait(5)
         (STATE_DIR / f"{self.run}.pid").unlink(missing_ok=True)
         (STATE_DIR / f"{self.run}.log").unlink(missing_ok=True)
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def start(run: str, host: str = "127.0.0.1", seed: int = 0, docker_network: str | None = None,

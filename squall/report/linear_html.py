@@ -165,3 +165,19 @@ def write_html(
     p = Path(path)
     p.write_text(render(result, bands), encoding="utf-8")
     return p
+
+
+def write_for_run(run_dir: Path, results: dict[str, Any], history: list[Any]) -> Path | None:
+    """``linear.html`` in a run directory, when its linearizability checker found a violation.
+
+    The checker's result carries the counterexample as data; this draws it,
+    and records the page's path in that result (``html``).
+    """
+    from squall.checkers._lin_report import fault_bands
+
+    res = results.get("linearizable")
+    if not isinstance(res, dict) or res.get("valid") is not False or "counterexample" not in res:
+        return None
+    path = write_html(run_dir / "linear.html", res, fault_bands(history))
+    res["html"] = str(path)
+    return path

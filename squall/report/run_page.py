@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from squall.checkers.stats import FAULT_COLOURS, fault_value
+from squall.checkers.stats import fault_value
+from squall.faults import colour as fault_colour
 from squall.history import HistoryError, Op, fault_windows, iter_history
 from squall.report.junit import checker_results, why_of
 
@@ -159,7 +160,7 @@ def timeline_svg(windows: Sequence[Mapping[str, Any]], span_ns: int, width: int 
             f"targets {value.get('targets')} leader {value.get('leader')}"
             + (" (never healed)" if w.get("unhealed") else "")
         )
-        colour = FAULT_COLOURS.get(w["fault"], "#555")
+        colour = fault_colour(w["fault"])
         stroke = ' stroke="#000" stroke-dasharray="3 2"' if w.get("unhealed") else ""
         parts.append(
             f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 2):.1f}" height="{lane - 10}"'

@@ -1,14 +1,20 @@
-"""A run's configuration: from flags, from a YAML test file, or both.
+"""A test: what to run, as a value (``Test``), from Python, from flags, from YAML, or all.
 
-Every option of ``squall run`` can be written in a YAML file (``squall run -f
-test.yaml``); flags given on the command line win over the file. The resolved
-configuration — seed included — is written to the run directory as
-``test.yaml``, and feeding that file back (``squall run -f …/test.yaml``)
-repeats the run.
+A user builds a ``Test`` in Python and passes it to ``squall.run.run``; the
+CLI builds the same value from flags and a YAML test file (``squall run -f
+test.yaml``; flags win over the file). ``system`` and ``workload`` are names
+(from the registries, ``squall.registry``) or objects; the resolved test —
+seed included — is written to the run directory as ``test.yaml``, and
+feeding that file back (``squall run -f …/test.yaml``) repeats the run.
+
+A system's own options (the store's ``snapshot_every``, ``snapshot_codec``)
+live in ``system_options`` and are checked by the system itself; the store's
+two were top-level keys before systems existed, and are still read there.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import secrets
 from dataclasses import dataclass, field
@@ -17,19 +23,23 @@ from typing import Any
 
 import yaml
 
+from squall.checkers.base import Checker
+from squall.protocols import System
+from squall.workloads.base import Workload
+
 BACKENDS = ("docker", "local")
-WORKLOADS = ("register", "set", "scheduler")
-BUGS = ("stale-read", "early-ack", "lossy-snapshot", "no-fsync")
-CODECS = ("dump", "rows")
+# Keys that once were top-level and now are the store's own options.
+LEGACY_SYSTEM_OPTIONS = ("snapshot_every", "snapshot_codec")
 
 
 class ConfigError(ValueError):
     """Bad input from the user: the message names the problem and the fix."""
 
 
-@dataclass
-class RunConfig:
-    workload: str = "register"
+@dataclass(kw_only=True)
+class Test:
+    system: str | System = "aurora"                      # a name, "module:attr", or a System
+    workload: str | Workload = "register"                # a name or a Workload
     nemesis: list[str] = field(default_factory=list)   # fault names; [] = none
     nemesis_file: str | None = None                     # a YAML timeline instead of names
     nemesis_interval: float = 10.0
@@ -43,15 +53,16 @@ class RunConfig:
     name: str | None = None
     bugs: list[str] = field(default_factory=list)
     bug_nodes: list[str] = field(default_factory=list)
-    snapshot_every: int = 500
-    snapshot_codec: str = "dump"
+    system_options: dict[str, Any] = field(default_factory=dict)
     failover_bound: float = 2.0
     starvation_bound: float = 1.0
     check_time_limit: float = 60.0
     replay: str | None = None
     workload_options: dict[str, Any] = field(default_factory=dict)
+    # Checkers beside the workload's and the system's (Python only: not written to test.yaml).
+    checkers: dict[str, Checker] = field(default_factory=dict)
 
-    def resolved(self) -> RunConfig:
+    def resolved(self) -> Test:
         """Fills in what the user left open (the seed, the name) and validates."""
         cfg = dataclasses.replace(self)
         if cfg.seed is None:
@@ -60,16 +71,37 @@ class RunConfig:
             faults = "+".join(cfg.nemesis) if cfg.nemesis else (
                 Path(cfg.nemesis_file).stem if cfg.nemesis_file else "none")
             bugs = ("-" + "+".join(cfg.bugs)) if cfg.bugs else ""
-            cfg.name = f"{cfg.workload}-{faults}{bugs}"
+            system = "" if system_name(cfg.system) == "aurora" else f"{system_name(cfg.system)}-"
+            cfg.name = f"{system}{workload_name(cfg.workload)}-{faults}{bugs}"
         cfg.validate()
         return cfg
 
+    def system_object(self) -> System:
+        """The System this test runs (built from the registry when given by name)."""
+        from squall import registry
+
+        if not isinstance(self.system, str):
+            return self.system
+        try:
+            return registry.system(self.system)
+        except registry.UnknownName as exc:
+            raise ConfigError(str(exc)) from None
+
     def validate(self) -> None:
-        _one_of("workload", self.workload, WORKLOADS)
+        system = self.system_object()
         _one_of("backend", self.backend, BACKENDS)
-        _one_of("snapshot_codec", self.snapshot_codec, CODECS)
+        from squall.workloads import workload_names
+
+        if isinstance(self.workload, str):
+            _one_of("workload", self.workload, tuple(workload_names(system)))
         for bug in self.bugs:
-            _one_of("bug", bug, BUGS)
+            _one_of("bug", bug, tuple(system.bugs), f" (the bug modes of system {system.name})")
+        checker = getattr(system, "validate_options", None)
+        if checker is not None:
+            try:
+                self.system_options = checker(self.system_options)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if not 1 <= self.nodes <= 9:
             raise ConfigError(f"nodes must be between 1 and 9, got {self.nodes}")
         if self.time_limit <= 0:
@@ -87,17 +119,40 @@ class RunConfig:
                 raise ConfigError(f"bug_nodes names {node!r}, which is not one of n1..n{self.nodes}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The serializable form (test.yaml): objects by their registered names."""
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)
+               if f.name not in ("checkers", "system", "workload")}
+        return {"system": system_name(self.system), "workload": workload_name(self.workload), **out}
 
 
-def _one_of(what: str, value: str, known: tuple[str, ...]) -> None:
+RunConfig = Test   # the name this value had before it could hold a system
+
+
+def system_name(system: str | System) -> str:
+    """How test.yaml names a system: its registered name, else ``module:Class``."""
+    if isinstance(system, str):
+        return system
+    from squall import registry
+
+    name = getattr(system, "name", "")
+    if name in registry.names("system"):
+        return str(name)
+    return f"{type(system).__module__}:{type(system).__qualname__}"
+
+
+def workload_name(workload: str | Workload) -> str:
+    return workload if isinstance(workload, str) else str(getattr(workload, "name", "?"))
+
+
+def _one_of(what: str, value: str, known: tuple[str, ...], where: str = "") -> None:
     if value not in known:
-        raise ConfigError(f"{what} {value!r} is unknown; known: {', '.join(known)}")
+        raise ConfigError(f"{what} {value!r} is unknown{where}; known: {', '.join(known)}")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_FIELDS = {f.name: f for f in dataclasses.fields(Test) if f.name != "checkers"}
 _ALIASES = {"time-limit": "time_limit", "snapshot-every": "snapshot_every",
             "snapshot-codec": "snapshot_codec", "failover-bound": "failover_bound",
+            "system-options": "system_options",
             "bug": "bugs", "bug-nodes": "bug_nodes", "nemesis-interval": "nemesis_interval",
             "starvation-bound": "starvation_bound", "workload-options": "workload_options",
             "check-time-limit": "check_time_limit", "nemesis-file": "nemesis_file"}
@@ -129,11 +184,18 @@ def normalize(data: dict[str, Any], source: str = "options") -> dict[str, Any]:
         if key in METADATA:
             continue
         name = _ALIASES.get(str(key), str(key).replace("-", "_"))
+        if name in LEGACY_SYSTEM_OPTIONS:
+            if value is not None:
+                out.setdefault("system_options", {})[name] = value
+            continue
         if name not in _FIELDS:
             raise ConfigError(
                 f"{source}: unknown option {key!r}; known: {', '.join(sorted(_FIELDS))}"
             )
-        out[name] = _coerce(name, value, source)
+        coerced = _coerce(name, value, source)
+        if name == "system_options":   # merged with legacy keys met before it
+            coerced = {**coerced, **out.get("system_options", {})}
+        out[name] = coerced
     return out
 
 
@@ -149,10 +211,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return [str(v) for v in value]
         if name == "seed":
             return None if value is None else int(value)
-        if name == "workload_options":
+        if name in ("workload_options", "system_options"):
             if not isinstance(value, dict):
                 raise TypeError("a mapping")
             return value
+        if name in ("system", "workload"):
+            return str(value)
         if kind in (int, float) and not isinstance(value, bool):
             return kind(_seconds(value) if isinstance(value, str) else value)
         if kind is str or default is None:
@@ -174,14 +238,31 @@ def _seconds(text: str) -> float:
     return float(t)
 
 
-def build(file: str | None, overrides: dict[str, Any]) -> RunConfig:
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["snapshot_every=100", "snapshot_codec=rows"]`` -> a dict; values are YAML scalars."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--system-option {pair!r}: write KEY=VALUE, e.g. snapshot_every=100")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--system-option {pair!r}: {value!r} is not a YAML value") from None
+    return out
+
+
+def build(file: str | None, overrides: dict[str, Any]) -> Test:
     """File options, then flag overrides (only those the user actually gave)."""
     data: dict[str, Any] = load_yaml(file) if file else {}
-    data.update(normalize({k: v for k, v in overrides.items() if v is not None}, "flags"))
-    return RunConfig(**data)
+    flags = normalize({k: v for k, v in overrides.items() if v is not None}, "flags")
+    if "system_options" in flags:   # a flag sets one option; the file's others stay
+        flags["system_options"] = {**data.get("system_options", {}), **flags["system_options"]}
+    data.update(flags)
+    return Test(**data)
 
 
-def dump_yaml(cfg: RunConfig, extra: dict[str, Any] | None = None) -> str:
+def dump_yaml(cfg: Test, extra: dict[str, Any] | None = None) -> str:
     data = cfg.to_dict()
     if extra:
         data.update(extra)

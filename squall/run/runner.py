@@ -1,9 +1,10 @@
 """One run, start to verdict: cluster up, load + faults, heal, final reads,
 collect, check, report.
 
-Data flows one way: the runner builds the cluster, hands clients to the
-workload's workers and the cluster to the nemesis, records one history, and
-passes it (with what it collected from the nodes) to the checkers. Whatever
+Data flows one way: the runner builds a cluster for the test's system, hands
+the system's clients to the workload's workers and the cluster to the
+nemesis, records one history, and passes it (with what the system collected
+from the nodes) to the checkers. Nothing here knows which system it runs. Whatever
 goes wrong — a failed setup, Ctrl-C, a crash of a worker — the same ``finally``
 heals, collects logs and tears the cluster down, and the history recorded so
 far is checked: a run directory always holds what was recorded.
@@ -25,22 +26,22 @@ from typing import Any
 
 from rich.console import Console
 
-from squall.checkers.base import CheckContext, compose
+from squall import registry
+from squall.checkers.base import CheckContext, Checker, compose
 from squall.cluster.base import Cluster, ClusterSpec
 from squall.history import FAIL, INFO, INVOKE, HistoryWriter, Op, read_history
+from squall.nemesis.runner import NemesisRunner
+from squall.protocols import System
 from squall.run import rundir as store
-from squall.run.config import RunConfig, dump_yaml
+from squall.run.config import ConfigError, Test, dump_yaml, system_name
 from squall.run.progress import RunProgress
 from squall.run.sampler import SAMPLES_FILE, StatusSampler, read_samples
-from squall.systems.aurora.client import StoreClient
-from squall.systems.aurora.collect import collect_nodes
-from squall.workloads import Workload, get_workload
+from squall.workloads import Invocation, Workload, get_workload
 
 EXIT = {True: 0, False: 1, "unknown": 2}
 EXIT_RUN_FAILED = 3
-# What the status sampler keeps of each answer: enough to say what a node was doing.
-SAMPLED = ("role", "term", "leader", "commit_index", "applied_index", "snapshot_in_progress",
-           "sending_snapshot")
+BACKENDS = {"docker": "squall.cluster.docker:DockerCluster",
+            "local": "squall.cluster.local:LocalCluster"}
 
 
 class RunFailed(RuntimeError):
@@ -59,23 +60,35 @@ class Counters:
             setattr(self, kind, getattr(self, kind) + 1)
 
 
-def make_cluster(cfg: RunConfig, run_dir: Path, extra: dict[str, Any] | None = None) -> Cluster:
-    spec = ClusterSpec(
-        name=_run_id(run_dir),
-        nodes=cfg.nodes, snapshot_every=cfg.snapshot_every, snapshot_codec=cfg.snapshot_codec,
-        bugs=tuple(cfg.bugs), bug_nodes=tuple(cfg.bug_nodes), data_root=run_dir / "nodes-data",
-        extra=dict(extra or {}),
-    )
-    if cfg.backend == "docker":
-        from squall.cluster.docker import DockerCluster
-
-        return DockerCluster(spec)
-    from squall.cluster.local import LocalCluster
-
-    return LocalCluster(spec)
+def make_cluster(cfg: Test, system: System, run_dir: Path,
+                 progress: Callable[[str], None] | None = None) -> Cluster:
+    spec = ClusterSpec(name=run_id(run_dir), nodes=cfg.nodes, options=dict(cfg.system_options),
+                       bugs=tuple(cfg.bugs), bug_nodes=tuple(cfg.bug_nodes),
+                       data_root=run_dir / "nodes-data")
+    backend = registry.load(BACKENDS[cfg.backend])
+    kwargs = {"progress": progress} if progress is not None and cfg.backend == "docker" else {}
+    return backend(spec, system, **kwargs)  # type: ignore[no-any-return]
 
 
-def _run_id(run_dir: Path) -> str:
+def workload_for(cfg: Test, system: System) -> Workload:
+    if isinstance(cfg.workload, Workload):
+        return cfg.workload
+    return get_workload(cfg.workload, cfg.concurrency, cfg.workload_options, system)
+
+
+def check_client(workload: Workload, system: System) -> None:
+    """Refuses a workload whose op protocol the system's client does not implement."""
+    if workload.needs is None:
+        return
+    client = system.client(lambda: {}, 0, {})
+    if not isinstance(client, workload.needs):
+        wanted = ", ".join(n for n in dir(workload.needs) if not n.startswith("_"))
+        raise ConfigError(f"workload {workload.name} needs a client with {wanted} "
+                          f"({workload.needs.__name__}); system {system.name}'s client "
+                          f"{type(client).__name__} lacks them")
+
+
+def run_id(run_dir: Path) -> str:
     import hashlib
 
     return "r" + hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:8]
@@ -84,14 +97,15 @@ def _run_id(run_dir: Path) -> str:
 class Run:
     """Holds one run's moving parts so teardown can reach all of them."""
 
-    def __init__(self, cfg: RunConfig, console: Console | None = None) -> None:
+    def __init__(self, cfg: Test, console: Console | None = None) -> None:
         self.cfg = cfg.resolved()
+        self.system = self.cfg.system_object()
         self.console = console or Console(stderr=True)
         self.stop = threading.Event()
         self.counters = Counters()
         self.cluster: Cluster | None = None
         self.history: HistoryWriter | None = None
-        self.nemesis: Any = None
+        self.nemesis: NemesisRunner | None = None
         self.sampler: StatusSampler | None = None
         self.errors: list[str] = []
         self.interrupted = False
@@ -132,25 +146,22 @@ class Run:
         self.stop.set()
 
     def _load_phase(self) -> None:
-        cfg = self.cfg
+        cfg, system = self.cfg, self.system
         from squall.nemesis.registry import check_supported
         from squall.nemesis.schedule import load_schedule
 
-        schedule = load_schedule(cfg, self.run_dir)
-        workload = get_workload(cfg.workload, cfg.concurrency, cfg.workload_options)
-        self.cluster = make_cluster(cfg, self.run_dir, schedule.cluster_extra(cfg))
-        check_supported(schedule.fault_names(), type(self.cluster))
-        self.console.print(f"starting {cfg.nodes} nodes on the {cfg.backend} backend …")
+        schedule = load_schedule(cfg)
+        workload = workload_for(cfg, system)
+        check_client(workload, system)
+        self.cluster = make_cluster(cfg, system, self.run_dir,
+                                    lambda msg: self.console.print(f"  {msg}"))
+        check_supported(schedule.fault_names(), self.cluster)
+        schedule.prepare(self.cluster)
+        self.console.print(f"starting {cfg.nodes} {system.name} nodes on the {cfg.backend} backend …")
         t0 = time.monotonic()
-        if cfg.backend == "docker":
-            from squall.cluster.image import ensure_image
-
-            ensure_image(lambda msg: self.console.print(f"  image: {msg}"))
         self.cluster.up()
         self.history = HistoryWriter(self.run_dir / "history.jsonl")
         workload.setup(self._client(0))
-        from squall.nemesis.runner import NemesisRunner
-
         self.nemesis = NemesisRunner(self.cluster, schedule, self.history.record,
                                      rng=random.Random(f"{cfg.seed}:nemesis"))
         workers = [threading.Thread(target=self._worker, args=(w, workload), daemon=True,
@@ -178,15 +189,14 @@ class Run:
 
     def _observe(self, node: str) -> dict[str, Any] | None:
         assert self.cluster is not None
-        status = self.cluster.status(node, 0.5)
-        return {k: status.get(k) for k in SAMPLED} if status else None
+        seen = self.cluster.observe(node, 0.5)
+        return seen.to_json() if seen is not None else None
 
-    def _client(self, worker: int) -> StoreClient:
+    def _client(self, worker: int) -> object:
         cluster = self.cluster
         assert cluster is not None
-        urls = {n: cluster.client_url(n) for n in cluster.nodes}
-        return StoreClient(lambda: urls, timeout=float(self.cfg.workload_options.get("timeout", 1.0)),
-                           first=worker)
+        addresses = {n: cluster.address(n) for n in cluster.nodes}
+        return self.system.client(lambda: addresses, worker, self.cfg.workload_options)
 
     def _worker(self, w: int, workload: Workload) -> None:
         assert self.history is not None
@@ -203,16 +213,14 @@ class Run:
                 continue
             process = self._invoke(client, workload, process, inv.f, inv.value)
 
-    def _invoke(self, client: StoreClient, workload: Workload, process: int, f: str,
+    def _invoke(self, client: object, workload: Workload, process: int, f: str,
                 value: Any) -> int:
         """Records invoke + completion; returns the process id for the next op."""
-        from squall.workloads.base import Invocation
-
         assert self.history is not None
         self.history.record(Op(process=process, type=INVOKE, f=f, value=value))
         try:
-            out, result = workload.invoke(client, Invocation(f, value))
-            kind, error, node = out.type, out.error, out.node
+            res = workload.invoke(client, Invocation(f, value))
+            kind, result, error, node = res.type, res.value, res.error, res.node
         except Exception as exc:  # noqa: BLE001 - a client bug is indeterminate, not a crash
             kind, result, error, node = INFO, value, f"client error: {exc}", None
         self.history.record(Op(process=process, type=kind, f=f, value=result if kind != FAIL else value,
@@ -252,8 +260,7 @@ class Run:
                 self.errors.append(f"could not store the nemesis timeline: {exc}")
         if self.cluster is not None:
             try:
-                collect_nodes(self.cluster, self.run_dir / "nodes", self.console,
-                              restarts=self._restarts())
+                collect(self.system, self.cluster, self.run_dir / "nodes", self._restarts())
             except Exception as exc:  # noqa: BLE001
                 self.errors.append(f"collecting node state failed: {exc}")
             try:
@@ -280,24 +287,45 @@ class Run:
 
     def _check(self) -> int:
         return check_run_dir(self.run_dir, self.console, errors=self.errors,
-                             interrupted=self.interrupted)
+                             interrupted=self.interrupted, extra=self.cfg.checkers)
+
+
+def collect(system: System, cluster: Cluster, dest: Path, restarts: dict[str, int]) -> None:
+    """What the system gathers after the final heal; for a system that says nothing
+    particular, every node's log and data and what it said about itself last."""
+    gather = getattr(system, "collect", None)
+    if gather is not None:
+        gather(cluster, dest, restarts)
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    cluster.collect(dest, data=True)
+    for node in cluster.nodes:
+        seen = cluster.observe(node, 2.0)
+        info = {"status": seen.to_json() if seen else None, "restarts": restarts.get(node, 0)}
+        (dest / node).mkdir(parents=True, exist_ok=True)
+        (dest / node / "final.json").write_text(json.dumps(info, indent=1, default=str))
 
 
 def check_run_dir(run_dir: Path, console: Console, errors: list[str] | None = None,
-                  interrupted: bool = False) -> int:
+                  interrupted: bool = False, extra: dict[str, Checker] | None = None) -> int:
     """Checks a run directory's history (fresh run or re-analysis); writes results."""
     import yaml
 
-    test = yaml.safe_load((run_dir / "test.yaml").read_text()) or {}
+    raw = yaml.safe_load((run_dir / "test.yaml").read_text()) or {}
+    # Only what names the checkers is read back: a stored run is judged as it was
+    # recorded, whatever else its test.yaml says (older runs have no system: the store).
+    cfg = Test(system=str(raw.get("system") or "aurora"), workload=str(raw.get("workload", "register")),
+               concurrency=int(raw.get("concurrency", 1)), workload_options=raw.get("workload_options") or {})
+    system = cfg.system_object()
     hist_path = run_dir / "history.jsonl"
     history = read_history(hist_path) if hist_path.exists() else []
     nodes = load_node_info(run_dir / "nodes")
-    workload = get_workload(test.get("workload", "register"), int(test.get("concurrency", 1)),
-                            test.get("workload_options"))
-    test = {**test, "write_fs": list(workload.write_fs), "read_fs": list(workload.read_fs)}
+    workload = workload_for(cfg, system)
+    test = {**raw, "system": system_name(cfg.system), "write_fs": list(workload.write_fs),
+            "read_fs": list(workload.read_fs)}
     ctx = CheckContext(history=history, test=test, run_dir=run_dir, nodes=nodes,
                        samples=read_samples(run_dir))
-    checker = compose(all_checkers(workload, test))
+    checker = compose({**all_checkers(workload, system, test), **(extra or {})})
     console.print(f"checking {len(history)} ops …")
     results = checker(ctx)
     errors = list(errors or [])
@@ -307,6 +335,9 @@ def check_run_dir(run_dir: Path, console: Console, errors: list[str] | None = No
         results["interrupted"] = True
     if not history:
         results["valid"] = "unknown"
+    from squall.report.linear_html import write_for_run
+
+    write_for_run(run_dir, results, history)
     store.write_json(run_dir / "results.json", results)
     from squall.report.junit import write_junit
 
@@ -325,15 +356,17 @@ def check_run_dir(run_dir: Path, console: Console, errors: list[str] | None = No
     return EXIT.get(verdict, 2)
 
 
-def all_checkers(workload: Workload, test: dict[str, Any]) -> dict[str, Callable[..., Any]]:
+def all_checkers(workload: Workload, system: System, test: dict[str, Any]) -> dict[str, Checker]:
+    """The generic checkers, the workload's, and the ones the system says its runs need."""
     from squall.checkers.failover import check_failover
     from squall.checkers.perf import check_perf
     from squall.checkers.stats import check_stats
-    from squall.systems.aurora.fidelity import check_fidelity
 
-    checks: dict[str, Callable[..., Any]] = {"stats": check_stats}
+    checks: dict[str, Checker] = {"stats": check_stats}
     checks.update(workload.checkers(float(test.get("check_time_limit", 60))))
-    checks["fidelity"] = check_fidelity
+    own = getattr(system, "checkers", None)
+    if own is not None:
+        checks.update(own(test))
     checks["failover"] = check_failover
     checks["perf"] = check_perf
     return checks
@@ -351,8 +384,9 @@ def load_node_info(nodes_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def replay_command(cfg: RunConfig) -> str:
-    argv = ["squall", "run", "--workload", cfg.workload, "--nodes", str(cfg.nodes),
+def replay_command(cfg: Test) -> str:
+    argv = ["squall", "run", "--system", system_name(cfg.system), "--workload",
+            str(cfg.to_dict()["workload"]), "--nodes", str(cfg.nodes),
             "--time-limit", f"{cfg.time_limit:g}", "--concurrency", str(cfg.concurrency),
             "--rate", f"{cfg.rate:g}", "--seed", str(cfg.seed), "--backend", cfg.backend]
     if cfg.nemesis_file:
@@ -361,12 +395,13 @@ def replay_command(cfg: RunConfig) -> str:
         argv += ["--nemesis", ",".join(cfg.nemesis)]
     for bug in cfg.bugs:
         argv += ["--bug", bug]
-    if cfg.snapshot_codec != "dump":
-        argv += ["--snapshot-codec", cfg.snapshot_codec]
+    for key, value in sorted(cfg.system_options.items()):
+        argv += ["--system-option", f"{key}={json.dumps(value)}"]
     return shlex.join(argv)
 
 
-def run(cfg: RunConfig, console: Console | None = None) -> int:
+def run(cfg: Test, console: Console | None = None) -> int:
+    """Runs a test and checks it: 0 valid, 1 invalid, 2 unknown, 3 the run itself failed."""
     try:
         return Run(cfg, console).execute()
     except RunFailed as exc:
@@ -375,4 +410,4 @@ def run(cfg: RunConfig, console: Console | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run(RunConfig()))
+    sys.exit(run(Test()))

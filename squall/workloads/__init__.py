@@ -1,27 +1,43 @@
-"""Workloads: a client, a generator and the checkers that apply, per kind of load."""
+"""Workloads: an op generator, how an op is sent through a client, and the checkers that apply.
+
+The generic ones (``register``, ``set``) talk to op protocols
+(``squall.protocols``), so they run on any system whose client implements
+them; a system may offer its own (the Aurora store's ``scheduler``). Names
+resolve through the system first, then the ``squall.workloads`` entry points.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from squall.protocols import System
 from squall.workloads.base import Invocation, Workload
 
-__all__ = ["Invocation", "Workload", "get_workload", "WORKLOAD_NAMES"]
-
-WORKLOAD_NAMES = ("register", "set", "scheduler")
+__all__ = ["Invocation", "Workload", "get_workload", "workload_names"]
 
 
-def get_workload(name: str, concurrency: int, options: dict[str, Any] | None = None) -> Workload:
-    if name == "register":
-        from squall.workloads.register import RegisterWorkload
+def _system_workloads(system: System | None) -> Mapping[str, Any]:
+    offered = getattr(system, "workloads", None)
+    return dict(offered()) if callable(offered) else {}
 
-        return RegisterWorkload(concurrency, options)
-    if name == "set":
-        from squall.workloads.set import SetWorkload
 
-        return SetWorkload(concurrency, options)
-    if name == "scheduler":
-        from squall.systems.aurora.workload import SchedulerWorkload
+def workload_names(system: System | None = None) -> list[str]:
+    from squall import registry
 
-        return SchedulerWorkload(concurrency, options)
-    raise ValueError(f"workload {name!r} is unknown; known: {', '.join(WORKLOAD_NAMES)}")
+    return sorted(set(registry.names("workload")) | set(_system_workloads(system)))
+
+
+def get_workload(name: str, concurrency: int, options: Mapping[str, Any] | None = None,
+                 system: System | None = None) -> Workload:
+    """The workload ``name`` for ``system``: the system's own first, then the registry's."""
+    from squall import registry
+
+    factory = _system_workloads(system).get(name)
+    if factory is None:
+        try:
+            factory = registry.workload_factory(name)
+        except registry.UnknownName:
+            raise ValueError(f"workload {name!r} is unknown; known: "
+                             f"{', '.join(workload_names(system))}") from None
+    return factory(concurrency, dict(options or {}))  # type: ignore[no-any-return]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from squall.checkers.base import Checker
-from squall.systems.aurora.client import Outcome, StoreClient
+from squall.protocols import Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +30,15 @@ class Workload(abc.ABC):
     name: str = "?"
     write_fs: tuple[str, ...] = ()
     read_fs: tuple[str, ...] = ()
+    # The op protocol its client must implement (squall.protocols): checked
+    # before the run starts, so a system without it is refused up front.
+    needs: type | None = None
 
     def __init__(self, concurrency: int, options: Mapping[str, Any] | None = None) -> None:
         self.concurrency = concurrency
         self.options = dict(options or {})
 
-    def setup(self, client: StoreClient) -> None:  # noqa: B027 - optional hook
+    def setup(self, client: Any) -> None:  # noqa: B027 - optional hook
         """Runs once before load starts (create jobs, etc.)."""
 
     @abc.abstractmethod
@@ -43,8 +46,8 @@ class Workload(abc.ABC):
         """The ``n``-th op of ``worker``; None if this worker has nothing to do now."""
 
     @abc.abstractmethod
-    def invoke(self, client: StoreClient, inv: Invocation) -> tuple[Outcome, Any]:
-        """Sends one op; returns its outcome and the value to record on completion."""
+    def invoke(self, client: Any, inv: Invocation) -> Result:
+        """Sends one op through the client; its result's ``value`` is what the completion records."""
 
     def final_ops(self) -> list[Invocation]:
         """Ops run once after the faults healed (final reads)."""

@@ -11,10 +11,11 @@ the run is.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 from squall.checkers.base import Checker
-from squall.systems.aurora.client import Outcome, StoreClient
+from squall.protocols import RegisterClient, Result
 from squall.workloads.base import Invocation, Workload
 
 
@@ -22,6 +23,7 @@ class RegisterWorkload(Workload):
     name = "register"
     write_fs = ("write", "cas")
     read_fs = ("read",)
+    needs = RegisterClient
 
     def __init__(self, concurrency: int, options: dict[str, Any] | None = None) -> None:
         super().__init__(concurrency, options)
@@ -42,18 +44,19 @@ class RegisterWorkload(Workload):
             return Invocation("write", [key, rng.randrange(self.values)])
         return Invocation("cas", [key, [rng.randrange(self.values), rng.randrange(self.values)]])
 
-    def invoke(self, client: StoreClient, inv: Invocation) -> tuple[Outcome, Any]:
+    def invoke(self, client: RegisterClient, inv: Invocation) -> Result:
         key, arg = inv.value
         if inv.f == "read":
-            out = client.call("GET", f"/kv/{key}", at_home=True)
-            value = out.body.get("value") if out.type == "ok" and isinstance(out.body, dict) else None
-            return out, [key, value]
+            r = client.read(key)
+            return replace(r, value=[key, r.value])
         if inv.f == "write":
-            return client.call("PUT", f"/kv/{key}", {"value": arg}), inv.value
-        if inv.f == "cas":
+            r = client.write(key, arg)
+        elif inv.f == "cas":
             old, new = arg
-            return client.call("POST", f"/kv/{key}/cas", {"from": old, "to": new}), inv.value
-        raise ValueError(f"register workload cannot send f={inv.f!r}")
+            r = client.cas(key, old, new)
+        else:
+            raise ValueError(f"register workload cannot send f={inv.f!r}")
+        return replace(r, value=inv.value)
 
     def checkers(self, time_limit: float) -> dict[str, Checker]:
         from squall.checkers.linearizable import linearizable_checker

@@ -3,41 +3,35 @@ returns everything. Lost (acknowledged, missing), unexpected (never tried),
 duplicated and recovered (indeterminate but present) elements are what the
 set checker reports.
 
-The store has no set type: element ``e`` is the key ``s-<e>`` and the final
-read is one linearizable prefix read (``GET /kv?prefix=s-``) on the leader.
+How a system stores the set is its client's business (``SetClient``): the
+Aurora store keeps element ``e`` as the key ``s-<e>`` and reads them all with
+one linearizable prefix read.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from squall.checkers.base import Checker
-from squall.systems.aurora.client import Outcome, StoreClient
+from squall.protocols import Result, SetClient
 from squall.workloads.base import Invocation, Workload
-
-PREFIX = "s-"
 
 
 class SetWorkload(Workload):
     name = "set"
     write_fs = ("add",)
     read_fs = ("read",)
+    needs = SetClient
 
     def next_op(self, worker: int, n: int, rng: random.Random) -> Invocation:
         # Distinct across workers without coordination: worker w owns w, w+C, w+2C…
         return Invocation("add", n * self.concurrency + worker)
 
-    def invoke(self, client: StoreClient, inv: Invocation) -> tuple[Outcome, Any]:
+    def invoke(self, client: SetClient, inv: Invocation) -> Result:
         if inv.f == "add":
-            e = int(inv.value)
-            return client.call("PUT", f"/kv/{PREFIX}{e}", {"value": e}), e
+            return client.add(int(inv.value))
         if inv.f == "read":
-            out = client.call("GET", f"/kv?prefix={PREFIX}")
-            if out.type != "ok" or not isinstance(out.body, dict):
-                return out, None
-            items = out.body.get("items", {})
-            return out, sorted(int(v) for v in items.values())
+            return client.read_all()
         raise ValueError(f"set workload cannot send f={inv.f!r}")
 
     def final_ops(self) -> list[Invocation]:

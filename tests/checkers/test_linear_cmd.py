@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from squall.checkers.check_cmd import run_check
+from squall.run.check_cmd import run_check
 
 
 def _run(path: Path, model: str = "cas-register", **kw: object) -> tuple[int, dict | None, str]:

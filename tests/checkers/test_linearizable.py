@@ -144,16 +144,27 @@ def test_process_pool_gives_the_same_verdict_as_sequential(bad_key: str | None) 
         assert par["failed_key"] == seq["failed_key"] == bad_key
 
 
-def test_checker_writes_linear_html_for_an_invalid_history(tmp_path: Path) -> None:
-    res = linearizable_checker("register")(CheckContext(history=_multi_key_history("c"), run_dir=tmp_path))
+def test_a_run_with_an_invalid_history_gets_a_linear_html_page(tmp_path: Path) -> None:
+    from squall.report.linear_html import write_for_run
+
+    history = _multi_key_history("c")
+    res = linearizable_checker("register")(CheckContext(history=history, run_dir=tmp_path))
     assert res["valid"] is False
+    assert not (tmp_path / "linear.html").exists(), "a checker writes no files"
+    write_for_run(tmp_path, {"linearizable": res}, history)
     page = (tmp_path / "linear.html").read_text()
-    assert "read() -&gt; 2" in page and res["html"].endswith("linear.html")
+    assert "read() -&gt; 2" in page
+    assert res["html"].endswith("linear.html")
 
 
-def test_checker_writes_no_page_for_a_valid_history(tmp_path: Path) -> None:
-    res = linearizable_checker("register")(CheckContext(history=_multi_key_history(None), run_dir=tmp_path))
-    assert res["valid"] is True and not (tmp_path / "linear.html").exists()
+def test_a_run_with_a_valid_history_gets_no_page(tmp_path: Path) -> None:
+    from squall.report.linear_html import write_for_run
+
+    history = _multi_key_history(None)
+    res = linearizable_checker("register")(CheckContext(history=history, run_dir=tmp_path))
+    assert res["valid"] is True
+    assert write_for_run(tmp_path, {"linearizable": res}, history) is None
+    assert not (tmp_path / "linear.html").exists()
 
 
 def test_pool_stops_the_other_workers_once_a_partition_is_invalid() -> None:
@@ -181,17 +192,45 @@ def test_unknown_result_says_why_and_what_to_do() -> None:
     assert "time limit" in res["why"] and "raise the time limit" in res["why"]
 
 
-def test_partitions_a_worker_cannot_check_are_checked_in_process() -> None:
+STEPS_IN_THIS_PROCESS = [0]
+
+
+def counting_register_step(state: Any, inp: Any, out: Any) -> tuple[bool, Any]:
+    """A user's own model step: the register's, counting calls made in this process."""
+    from squall.checkers.models import register_step
+
+    STEPS_IN_THIS_PROCESS[0] += 1
+    return register_step(state, inp, out)
+
+
+def test_a_users_model_is_checked_by_the_pool_as_a_value() -> None:
     from dataclasses import replace
 
     from squall.checkers.models import REGISTER
 
-    # Workers look models up by name; an unregistered one kills them at start.
-    custom = replace(REGISTER, name="not-registered-anywhere")
-    res = check(custom, _multi_key_history("c"), parallel=True)
-    assert res["valid"] is False and res["failed_key"] == "c"
+    # Looked up again by name in the workers, an unregistered model killed them all.
+    custom = replace(REGISTER, name="counter", step=counting_register_step)
+    STEPS_IN_THIS_PROCESS[0] = 0
     res = check(custom, _multi_key_history(None), parallel=True)
-    assert res["valid"] is True and res["partitions_checked"] == res["partitions"]
+    assert res["valid"] is True
+    assert res["partitions_checked"] == res["partitions"]
+    assert STEPS_IN_THIS_PROCESS[0] == 0, "the partitions were checked here, not by the workers"
+    bad = check(custom, _multi_key_history("c"), parallel=True)
+    assert bad["failed_key"] == "c"
+
+
+def test_a_model_that_cannot_be_pickled_is_checked_in_process() -> None:
+    from dataclasses import replace
+
+    from squall.checkers.models import REGISTER, register_step
+
+    custom = replace(REGISTER, name="closure", step=lambda s, i, o: register_step(s, i, o))
+    res = check(custom, _multi_key_history("c"), parallel=True)
+    assert res["valid"] is False
+    assert res["failed_key"] == "c"
+    res = check(custom, _multi_key_history(None), parallel=True)
+    assert res["valid"] is True
+    assert res["partitions_checked"] == res["partitions"]
 
 
 def _register_run(n_ops: int, seed: int, info_every: int) -> list[Op]:

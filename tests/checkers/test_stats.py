@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from synth_run import Hist, ctx
 
-from squall.checkers.stats import check_stats, quantile
+from squall.checkers.stats import check_stats
+from squall.util import quantile
 
 
 def test_counts_every_outcome_per_f() -> None:

@@ -13,6 +13,7 @@ import requests
 from squall.cluster.base import ClusterSpec
 from squall.cluster.cleanup import run_objects
 from squall.cluster.docker import DockerCluster
+from tests.aurora import AURORA, node_url, status
 
 pytestmark = pytest.mark.docker
 
@@ -44,7 +45,7 @@ def wait_for(what: str, check, timeout: float = 30.0):  # type: ignore[no-untype
 
 def put(cluster: DockerCluster, node: str, key: str, value: str) -> bool:
     try:
-        r = requests.put(f"{cluster.client_url(node)}/kv/{key}", json={"value": value}, timeout=2)
+        r = requests.put(f"{node_url(cluster, node)}/kv/{key}", json={"value": value}, timeout=2)
     except requests.RequestException:
         return False
     return r.status_code == 200
@@ -64,7 +65,7 @@ def test_containers_publish_only_on_loopback_without_privilege(cluster: DockerCl
 def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(cluster: DockerCluster) -> None:
     old = cluster.leader(timeout=30)
     assert old is not None, "no leader before the kill"
-    url_before = cluster.client_url(old)
+    url_before = node_url(cluster, old)
     cluster.kill(old)
     assert not cluster.is_running(old)
     new = wait_for("a new leader agreed by a majority",
@@ -72,24 +73,24 @@ def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(cluster: Docker
     assert wait_for("a write acknowledged after the failover",
                     lambda: put(cluster, new, "after-kill", "1"))
     cluster.start(old)
-    assert cluster.client_url(old) == url_before, "a restart must keep the node's client URL"
+    assert node_url(cluster, old) == url_before, "a restart must keep the node's client URL"
     status = wait_for(f"{old} answering /status as a follower of {new}",
-                      lambda: (s := cluster.status(old)) and s.get("leader") == new and s)
+                      lambda: (s := status(cluster, old)) and s.get("leader") == new and s)
     assert status["role"] == "follower"
-    target = cluster.status(new)["commit_index"]  # type: ignore[index]
+    target = status(cluster, new)["commit_index"]  # type: ignore[index]
     wait_for(f"{old} applying the log up to index {target}",
-             lambda: (s := cluster.status(old)) and s.get("applied_index", -1) >= target)
+             lambda: (s := status(cluster, old)) and s.get("applied_index", -1) >= target)
 
 
 def test_pause_silences_a_node_until_resume(cluster: DockerCluster) -> None:
     node = cluster.nodes[-1]
     cluster.pause(node)
     try:
-        assert cluster.status(node, timeout=0.5) is None, "a SIGSTOPped node answered"
+        assert status(cluster, node, timeout=0.5) is None, "a SIGSTOPped node answered"
         assert cluster.is_running(node), "a paused container must still count as running"
     finally:
         cluster.resume(node)
-    wait_for(f"{node} answering again after SIGCONT", lambda: cluster.status(node) is not None)
+    wait_for(f"{node} answering again after SIGCONT", lambda: status(cluster, node) is not None)
 
 
 def test_exec_returns_exit_code_and_output(cluster: DockerCluster) -> None:
@@ -120,7 +121,7 @@ def test_extra_docker_options_reach_every_container() -> None:
     spec = ClusterSpec(name=run_id("extra"), nodes=3, extra={"docker": {
         "env": {"SQUALL_TEST_MARK": "yes"}, "cap_add": ["SYS_ADMIN"],
         "command_prefix": ["sh", "-c", 'touch /tmp/wrapped && exec "$@"', "wrapper"]}})
-    c = DockerCluster(spec)
+    c = DockerCluster(spec, AURORA)
     try:
         c.up()
         for node in c.nodes:
@@ -136,7 +137,7 @@ def test_a_node_that_cannot_start_fails_up_with_its_log_and_leaves_nothing() -> 
 
     spec = ClusterSpec(name=run_id("broken"), nodes=3, extra={"docker": {
         "command_prefix": ["sh", "-c", "echo squall-broken-node-marker >&2; exit 3", "x"]}})
-    c = DockerCluster(spec, healthy_timeout=3)
+    c = DockerCluster(spec, AURORA, healthy_timeout=3)
     with pytest.raises(ClusterError, match="(?s)not healthy.*squall-broken-node-marker"):
         c.up()
     assert run_objects(spec.name) == [], "a failed up() must remove what it created"

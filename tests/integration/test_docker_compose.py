@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,18 +14,14 @@ import requests
 import yaml
 
 from squall.cluster.docker import docker_client
-from squall.cluster.image import REPO, ensure_image
+from squall.cluster.image import ensure_image
+from squall.util import free_port
+from tests.aurora import AURORA
 
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = [f"n{i}" for i in range(1, 6)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -35,7 +30,7 @@ def compose() -> Iterator[dict[str, int]]:
         pytest.skip("docker-compose (v1) is not installed")
     project = f"squalltest{os.getpid()}"
     ports = {n: free_port() for n in NODES}
-    image = ensure_image(client=docker_client())
+    image = ensure_image(AURORA.image(), client=docker_client())
     env = {**os.environ, "SQUALL_IMAGE": image,
            **{f"SQUALL_{n.upper()}_PORT": str(p) for n, p in ports.items()}}
     base = ["docker-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml")]
@@ -81,7 +76,7 @@ def test_compose_nodes_are_loopback_only_unprivileged_with_net_admin() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert sorted(services) == NODES
     for name, svc in services.items():
-        assert svc["image"] == f"${{SQUALL_IMAGE:-{REPO}:latest}}", name
+        assert svc["image"] == f"${{SQUALL_IMAGE:-{AURORA.image().name}:latest}}", name
         assert all(p.startswith("127.0.0.1:") for p in svc["ports"]), (name, svc["ports"])
         assert svc.get("privileged") is not True and svc["cap_add"] == ["NET_ADMIN"], name
         assert "./system:/opt/squall/system:ro" in svc["volumes"], name

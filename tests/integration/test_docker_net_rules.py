@@ -33,9 +33,9 @@ def test_a_node_never_drops_itself() -> None:
 
 
 def test_proxied_pair_is_cut_at_both_senders_proxy_ports() -> None:
-    urls = {"n1": {"n2": "http://172.17.0.1:4012"}, "n2": {"n1": "http://172.17.0.1:4021"},
-            "n3": {"n1": "http://n1:8000"}}  # direct: needs no OUTPUT rule
-    rules = drop_commands({"n2": {"n1"}, "n1": {"n3"}}, IPS, GATEWAY, urls)
+    # n3 -> n1 goes direct (no route), so it needs no OUTPUT rule
+    routes = {("n1", "n2"): "172.17.0.1:4012", ("n2", "n1"): "172.17.0.1:4021"}
+    rules = drop_commands({"n2": {"n1"}, "n1": {"n3"}}, IPS, GATEWAY, routes)
     out = "-p", "tcp", "-d", "172.17.0.1", "--dport"
     assert rules["n1"] == [drop("INPUT", "-s", "10.0.0.3"), drop("OUTPUT", *out, "4012")]
     assert rules["n2"] == [drop("INPUT", "-s", "10.0.0.1"), drop("OUTPUT", *out, "4021")]

@@ -22,6 +22,7 @@ from squall.history import NEMESIS, Op
 from squall.nemesis.base import Fault
 from squall.nemesis.runner import NemesisRunner
 from squall.nemesis.schedule import Event, Schedule
+from tests.aurora import AURORA, node_url, status
 from tests.nemesis.conftest import Running
 
 pytestmark = pytest.mark.docker
@@ -58,7 +59,7 @@ def healed(cluster: DockerCluster) -> None:
 
 def put(cluster: DockerCluster, node: str, key: str, value: Any, timeout: float = 3.0) -> int | str:
     try:
-        r = requests.put(f"{cluster.client_url(node)}/kv/{key}", json={"value": value},
+        r = requests.put(f"{node_url(cluster, node)}/kv/{key}", json={"value": value},
                          timeout=timeout)
         return r.status_code
     except requests.RequestException as exc:
@@ -75,11 +76,10 @@ def leader_put(cluster: DockerCluster, key: str, value: Any) -> float:
 
 
 def make_cluster(faults: list[str], nodes: int = 3) -> tuple[DockerCluster, dict[str, Fault]]:
-    spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=nodes, snapshot_every=0)
+    spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=nodes, options={"snapshot_every": 0})
     schedule = Schedule(tuple(Event(0, f, 1, {}) for f in faults))
-    built = schedule.prepare(spec)
-    cluster = DockerCluster(spec)
-    return cluster, built
+    cluster = DockerCluster(spec, AURORA)
+    return cluster, schedule.prepare(cluster)
 
 
 @pytest.fixture(scope="module")
@@ -98,19 +98,19 @@ def test_killed_node_is_unreachable_then_back(fused: Any) -> None:
     cluster, faults = fused
     done = start(faults["kill"], nodes=["n2"])
     assert done.value["targets"] == ["n2"]
-    assert cluster.status("n2") is None and not cluster.is_running("n2")
+    assert status(cluster, "n2") is None and not cluster.is_running("n2")
     stop(faults["kill"])
-    wait_for(lambda: cluster.status("n2"), "n2 answering after the restart")
+    wait_for(lambda: status(cluster, "n2"), "n2 answering after the restart")
     healed(cluster)
 
 
 def test_paused_node_does_not_answer_then_does(fused: Any) -> None:
     cluster, faults = fused
     start(faults["pause"], nodes=["n3"])
-    assert cluster.status("n3", timeout=1.0) is None, "a paused node answered"
+    assert status(cluster, "n3", timeout=1.0) is None, "a paused node answered"
     assert cluster.is_running("n3")
     stop(faults["pause"])
-    wait_for(lambda: cluster.status("n3"), "n3 answering after SIGCONT")
+    wait_for(lambda: status(cluster, "n3"), "n3 answering after SIGCONT")
     healed(cluster)
 
 
@@ -126,7 +126,7 @@ def test_partitioned_minority_cannot_commit_while_the_majority_does(
     majority = [n for n in cluster.nodes if n != old]
 
     def new_leader() -> str | None:
-        views = [cluster.status(n) or {} for n in majority]
+        views = [status(cluster, n) or {} for n in majority]
         return next((v["id"] for v in views if v.get("role") == "leader"), None)
 
     fresh = wait_for(new_leader, "a leader elected by the majority side")
@@ -316,14 +316,14 @@ def test_a_leader_whose_disk_stalls_steps_down_and_writes_go_on(fused: Any) -> N
         others = [n for n in cluster.nodes if n != stalled]
 
         def fresh() -> str | None:
-            views = [cluster.status(n, timeout=1.0) or {} for n in others]
+            views = [status(cluster, n, timeout=1.0) or {} for n in others]
             return next((v["id"] for v in views if v.get("role") == "leader"), None)
 
         new = wait_for(fresh, "a new leader while the old one's disk is stalled", timeout=5)
         assert put(cluster, new, "stall-during", 2, timeout=5) == 200
         took = time.monotonic() - t0
         assert took < 3.0, f"a write under the old leader's disk stall took {took:.1f}s"
-        view = cluster.status(stalled, timeout=1.0) or {}
+        view = status(cluster, stalled, timeout=1.0) or {}
         assert view.get("role") != "leader", f"the stalled node still says it leads: {view}"
     finally:
         stop(faults["disk-stall"])

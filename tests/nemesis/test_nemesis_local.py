@@ -15,6 +15,7 @@ from squall.cluster.local import LocalCluster
 from squall.history import NEMESIS, Op
 from squall.nemesis.base import Fault
 from squall.nemesis.schedule import Event, Schedule
+from tests.aurora import AURORA, node_url, status
 from tests.nemesis.conftest import Running
 
 
@@ -26,10 +27,11 @@ def invoke(fault: Fault, f: str, **params: Any) -> Op:
 
 @pytest.fixture(scope="module")
 def local(running: Running) -> Iterator[tuple[LocalCluster, dict[str, Fault]]]:
-    spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=3, snapshot_every=0)
+    spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=3, options={"snapshot_every": 0})
+    cluster = LocalCluster(spec, AURORA)
     faults = Schedule((Event(0, "link", 1, {}), Event(0, "kill", 1, {}), Event(0, "pause", 1, {}),
-                       Event(0, "partition", 1, {}))).prepare(spec, backend="local")
-    with running(LocalCluster(spec), faults) as made:
+                       Event(0, "partition", 1, {}))).prepare(cluster)
+    with running(cluster, faults) as made:
         yield made  # type: ignore[misc]
 
 
@@ -37,7 +39,7 @@ def commit_time(cluster: LocalCluster, key: str) -> float:
     leader = cluster.leader(10)
     assert leader, "no leader agreed within 10 s"
     started = time.monotonic()
-    r = requests.put(f"{cluster.client_url(leader)}/kv/{key}", json={"value": 1}, timeout=10)
+    r = requests.put(f"{node_url(cluster, leader)}/kv/{key}", json={"value": 1}, timeout=10)
     assert r.status_code == 200, r.text
     return time.monotonic() - started
 
@@ -58,10 +60,10 @@ def test_local_peers_talk_through_the_proxies_and_latency_slows_commits(local: A
 def test_local_kill_and_pause_take_effect_and_heal(local: Any) -> None:
     cluster, faults = local
     invoke(faults["kill"], "start", nodes=["n2"])
-    assert cluster.status("n2") is None
+    assert status(cluster, "n2") is None
     invoke(faults["kill"], "stop")
     invoke(faults["pause"], "start", nodes=["n3"])
-    assert cluster.status("n3", timeout=1.0) is None
+    assert status(cluster, "n3", timeout=1.0) is None
     invoke(faults["pause"], "stop")
     cluster.wait_healthy(30)
 
@@ -76,14 +78,14 @@ def test_local_partition_isolates_the_leader_on_the_proxies(local: Any) -> None:
     deadline = time.monotonic() + 30
     fresh = None
     while fresh is None and time.monotonic() < deadline:
-        views = [cluster.status(n) or {} for n in majority]
+        views = [status(cluster, n) or {} for n in majority]
         fresh = next((v["id"] for v in views if v.get("role") == "leader"), None)
         time.sleep(0.1)
     assert fresh, "the majority side elected no leader within 30 s"
-    ok = requests.put(f"{cluster.client_url(fresh)}/kv/p-maj", json={"value": 1}, timeout=5)
+    ok = requests.put(f"{node_url(cluster, fresh)}/kv/p-maj", json={"value": 1}, timeout=5)
     assert ok.status_code == 200, ok.text
     try:
-        cut = requests.put(f"{cluster.client_url(old)}/kv/p-min", json={"value": 1}, timeout=3)
+        cut = requests.put(f"{node_url(cluster, old)}/kv/p-min", json={"value": 1}, timeout=3)
         assert cut.status_code != 200, "the isolated old leader committed a write"
     except requests.RequestException:
         pass  # a timeout is what a minority gives

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from squall import registry as squall_registry
 from squall.history import HistoryWriter, fault_windows, pair_ops
 from squall.nemesis import registry
 from squall.nemesis.base import NemesisError
@@ -27,26 +28,55 @@ def test_a_typo_names_every_known_nemesis() -> None:
                               'link, disk-stall, clock, power-cut')
 
 
-def test_local_backend_refuses_container_faults_and_says_what_to_use() -> None:
-    class LocalCluster:
-        supports = frozenset({"kill", "pause"})
+LOCAL = frozenset({"kill", "pause", "proxy-peers"})
 
-    registry.check_supported(["kill", "pause", "link", "partition"], LocalCluster)
-    with pytest.raises(NemesisError, match="local backend cannot run nemesis disk-stall, clock"):
-        registry.check_supported(["kill", "disk-stall", "clock"], LocalCluster)
+
+def test_a_backend_refuses_faults_it_lacks_the_means_for_and_says_what_they_need() -> None:
+    assert registry.refusals(["kill", "pause", "link", "partition"], LOCAL, "local") == []
+    said = registry.refusals(["kill", "disk-stall", "clock"], LOCAL, "local")
+    assert said == [
+        "the local backend cannot run nemesis disk-stall: it needs fuse (it mounts a FUSE "
+        "filesystem over the node's data directory; use --backend docker)",
+        "the local backend cannot run nemesis clock: it needs preload (it preloads a clock "
+        "shim into the node process; use --backend docker)"]
+
+
+def test_a_class_name_confers_no_capability() -> None:
+    # Capability once came from the backend class's name: a class called
+    # LocalEtcdCluster that declared only kill was let run a partition.
+    class LocalEtcdCluster:
+        supports = frozenset({"kill"})
+        kind = "local-etcd"
+        system = None
+
+    with pytest.raises(NemesisError, match="local-etcd backend cannot run nemesis partition"):
+        registry.check_supported(["partition"], LocalEtcdCluster)  # type: ignore[arg-type]
+
+
+def test_a_fault_the_system_cannot_take_is_refused_with_its_reason() -> None:
+    class Sys:
+        name = "etcd-like"
+        unsupported = {"clock": "a Go binary reads the clock without libc"}
+
+    said = registry.refusals(["kill", "clock"], frozenset({"kill", "preload"}), "docker", Sys())  # type: ignore[arg-type]
+    assert said == ["system etcd-like cannot take nemesis clock: a Go binary reads the clock "
+                    "without libc"]
 
 
 def test_docker_backend_accepts_every_fault() -> None:
-    class DockerCluster:
-        pass
+    from squall.cluster.docker import DockerCluster
 
-    registry.check_supported(list(registry.KNOWN), DockerCluster)
+    assert registry.refusals(list(squall_registry.faults()),
+                             DockerCluster.supports, "docker") == []
 
 
-def test_local_partitions_are_made_on_the_peer_proxies() -> None:
-    faults = registry.build(["partition"], backend="local")
+def test_partitions_without_packet_drops_are_made_on_the_peer_proxies() -> None:
+    faults = registry.build(["partition"], LOCAL)
     assert faults["partition"].link is faults["link"]  # type: ignore[attr-defined]
-    assert registry.build(["partition", "link"])["partition"].link is None  # type: ignore[attr-defined]
+    from squall.cluster.docker import DockerCluster
+
+    built = registry.build(["partition", "link"], DockerCluster.supports)
+    assert built["partition"].link is None  # type: ignore[attr-defined]
 
 
 def test_same_seed_gives_the_same_random_timeline() -> None:
@@ -123,6 +153,9 @@ def test_load_schedule_prefers_a_replayed_runs_timeline(tmp_path: Path) -> None:
 
 class RecordingCluster:
     """Stands in for a backend: records calls, answers status like a healthy cluster."""
+
+    supports = frozenset({"kill", "partition"})
+    kind = "recording"
 
     def __init__(self) -> None:
         self.nodes = ["n1", "n2", "n3"]

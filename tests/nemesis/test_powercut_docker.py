@@ -20,6 +20,7 @@ from squall.cluster.base import ClusterSpec
 from squall.cluster.docker import DockerCluster
 from squall.history import NEMESIS, Op
 from squall.nemesis.powercut import PowerCut
+from tests.aurora import AURORA, node_url
 
 pytestmark = pytest.mark.docker
 pytest.importorskip("mfusepy")
@@ -40,11 +41,11 @@ print(sorted(os.listdir(d)))
 
 
 def powered(bugs: list[str]) -> Iterator[tuple[DockerCluster, PowerCut]]:
-    spec = ClusterSpec(name=f"sqpcut-{uuid.uuid4().hex[:8]}", nodes=3, snapshot_every=0,
-                       bugs=bugs)
+    spec = ClusterSpec(name=f"sqpcut-{uuid.uuid4().hex[:8]}", nodes=3,
+                       bugs=bugs, options={"snapshot_every": 0})
     fault = PowerCut(target="all")
-    fault.configure(spec)
-    cluster = DockerCluster(spec)
+    cluster = DockerCluster(spec, AURORA)
+    fault.configure(cluster)
     try:
         cluster.up()
         fault.setup(cluster, random.Random(0))
@@ -83,7 +84,7 @@ def power_cycle(cluster: DockerCluster, fault: PowerCut, **params: Any) -> Op:
 def put_via_leader(cluster: DockerCluster, key: str, value: str) -> None:
     leader = cluster.leader(30)
     assert leader, "no leader before the write"
-    r = requests.put(f"{cluster.client_url(leader)}/kv/{key}", json={"value": value}, timeout=10)
+    r = requests.put(f"{node_url(cluster, leader)}/kv/{key}", json={"value": value}, timeout=10)
     assert r.status_code == 200, f"the write was not acknowledged: {r.status_code} {r.text}"
 
 
@@ -97,7 +98,7 @@ def read_via_leader(cluster: DockerCluster, key: str) -> Any:
                 leader = cluster.leader(5)
                 if leader is None:
                     raise OSError("no leader")
-                r = requests.get(f"{cluster.client_url(leader)}/kv/{key}", timeout=5)
+                r = requests.get(f"{node_url(cluster, leader)}/kv/{key}", timeout=5)
                 if r.status_code != 200:
                     raise OSError(f"{leader} answered {r.status_code}: {r.text[:200]}")
                 return r.json()["value"]

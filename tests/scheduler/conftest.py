@@ -13,6 +13,7 @@ from squall.cluster.base import ClusterSpec
 from squall.cluster.local import LocalCluster
 from squall.systems.aurora.store.statemachine import StateMachine
 from squall.systems.aurora.store.wal import Entry
+from tests.aurora import AURORA
 from tests.scheduler.helpers import Sched
 
 
@@ -49,7 +50,7 @@ def apply(tmp_path: Path) -> Iterator[Applier]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Three real nodes shared by a module's tests (each test uses its own job names)."""
-    c = LocalCluster(ClusterSpec(name="sched", nodes=3, data_root=tmp_path_factory.mktemp("sched")))
+    c = LocalCluster(ClusterSpec(name="sched", nodes=3, data_root=tmp_path_factory.mktemp("sched")), AURORA)
     try:
         c.up()
         yield c

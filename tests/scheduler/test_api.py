@@ -11,6 +11,7 @@ import requests
 
 from squall.cluster.local import LocalCluster
 from squall.systems.aurora.workload import summarize, torn_reasons
+from tests.aurora import node_url
 from tests.scheduler.helpers import Sched
 
 DRIVERS = 6
@@ -20,7 +21,7 @@ STEPS = (("PENDING", "ASSIGNED"), ("ASSIGNED", "STARTING"), ("STARTING", "RUNNIN
 def test_racing_threads_on_one_cas_transition_have_exactly_one_winner(sched: Sched, cluster: LocalCluster) -> None:
     job = sched.create_job("race", 1)
     [task] = [t["task_id"] for t in sched.tasks(job)]
-    url = cluster.client_url(sched.leader()) + f"/tasks/{task}/status"
+    url = node_url(cluster, sched.leader()) + f"/tasks/{task}/status"
     start = threading.Barrier(16)
 
     def race(_: int) -> requests.Response:
@@ -92,7 +93,7 @@ def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched
                                                                   readers: int) -> None:
     job = sched.create_job("torn", 0)
     uid, tasks = sched.start_update(job, 180, 60)
-    url = cluster.client_url(sched.leader())
+    url = node_url(cluster, sched.leader())
     stop = threading.Event()
     seen: list[dict[str, Any]] = []
 

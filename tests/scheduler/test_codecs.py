@@ -17,6 +17,7 @@ from squall.systems.aurora.store import codecs
 from squall.systems.aurora.store import scheduler as s
 from squall.systems.aurora.store.snapshots import SnapshotStore, make_meta
 from squall.systems.aurora.store.statemachine import StateMachine
+from tests.aurora import AURORA, get
 from tests.scheduler.conftest import Applier
 from tests.scheduler.helpers import Sched, wait_for
 
@@ -123,15 +124,15 @@ def test_a_node_restored_from_rows_and_one_restored_from_dump_agree(make_rows_cl
     assert snap["codec"] == "rows"
     sched.transition(tasks[0], "ASSIGNED", "STARTING")   # a log tail after the snapshot
     live = wait_for("every node applied the last write",
-                    lambda: len({json.dumps(c.get_json(n, "/digest")) for n in c.nodes}) == 1
-                    and c.get_json(leader, "/digest"))
+                    lambda: len({json.dumps(get(c, n, "/digest")) for n in c.nodes}) == 1
+                    and get(c, leader, "/digest"))
     c.kill(leader)
-    _as_dump(c.data_dir(leader), tmp_path / "dump-copy")
-    from_rows, from_dump = _offline_digest(c.data_dir(leader)), _offline_digest(tmp_path / "dump-copy")
+    _as_dump(Path(c.data_dir(leader)), tmp_path / "dump-copy")
+    from_rows, from_dump = _offline_digest(Path(c.data_dir(leader))), _offline_digest(tmp_path / "dump-copy")
     assert from_rows == from_dump == live
     c.start(leader)   # the live node itself restores from its rows snapshot plus the log tail
     # The others elected a new leader meanwhile (a no-op entry: new index, same state).
-    wait_for("the restarted node serves the state it had", lambda: (c.get_json(leader, "/digest") or {}).get(
+    wait_for("the restarted node serves the state it had", lambda: (get(c, leader, "/digest") or {}).get(
         "digest") == live["digest"])
 
 
@@ -139,8 +140,9 @@ def test_a_node_restored_from_rows_and_one_restored_from_dump_agree(make_rows_cl
 def make_rows_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     from squall.cluster.base import ClusterSpec
 
-    c = LocalCluster(ClusterSpec(name="rows", nodes=3, snapshot_codec="rows", snapshot_every=0,
-                                 data_root=tmp_path / "rows"))
+    c = LocalCluster(ClusterSpec(name="rows", nodes=3,
+                                 data_root=tmp_path / "rows", options={"snapshot_every": 0, "snapshot_codec": "rows"}),
+                     AURORA)
     try:
         c.up()
         yield c

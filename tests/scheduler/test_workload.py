@@ -75,11 +75,11 @@ def test_drivers_of_a_group_race_the_same_transitions_and_readers_only_read_deta
 
 
 def test_a_whole_run_on_local_nodes_is_valid(tmp_path: Path) -> None:
-    from squall.run.config import RunConfig
+    from squall.run.config import Test
     from squall.run.runner import run
 
-    cfg = RunConfig(workload="scheduler", backend="local", nodes=3, time_limit=6, concurrency=10, rate=0,
-                    seed=7, store=str(tmp_path), name="sched", snapshot_every=300,
+    cfg = Test(workload="scheduler", backend="local", nodes=3, time_limit=6, concurrency=10, rate=0,
+                    seed=7, store=str(tmp_path), name="sched", system_options={"snapshot_every": 300},
                     workload_options={"readers": 4, "instances": 120, "batch_size": 40})
     code = run(cfg)
     results = json.loads(next(tmp_path.glob("sched/*/results.json")).read_text())

@@ -10,6 +10,7 @@ import pytest
 
 from squall.cluster.base import ClusterSpec
 from squall.cluster.local import LocalCluster
+from tests.aurora import AURORA
 from tests.store.helpers import Client
 
 MakeCluster = Callable[..., LocalCluster]
@@ -20,9 +21,11 @@ def make_cluster(tmp_path: Path) -> Iterator[MakeCluster]:
     """Starts a LocalCluster (``up=False`` leaves it stopped); every one is torn down after the test."""
     made: list[LocalCluster] = []
 
-    def make(nodes: int = 3, up: bool = True, **kw: Any) -> LocalCluster:
-        spec = ClusterSpec(name=f"t{len(made)}", nodes=nodes, data_root=tmp_path / f"c{len(made)}", **kw)
-        c = LocalCluster(spec)
+    def make(nodes: int = 3, up: bool = True, bugs: Any = (), **options: Any) -> LocalCluster:
+        """``options`` are the store's own (snapshot_every=0, request_timeout_ms=1000...)."""
+        spec = ClusterSpec(name=f"t{len(made)}", nodes=nodes, data_root=tmp_path / f"c{len(made)}",
+                           bugs=tuple(bugs), options=options)
+        c = LocalCluster(spec, AURORA)
         made.append(c)
         if up:
             c.up()

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import requests
 
 from squall.cluster.base import Cluster
+from tests.aurora import get, node_url
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ class Client:
         while True:
             target = node or self.leader()
             try:
-                r = self.http.request(method, self.cluster.client_url(target) + path, json=body, timeout=5)
+                r = self.http.request(method, node_url(self.cluster, target) + path, json=body, timeout=5)
                 retry = r.status_code in (421, 503) and node is None
             except requests.ConnectionError:
                 retry = node is None
@@ -68,7 +69,7 @@ class Client:
 
 
 def digests(cluster: Cluster, nodes: list[str] | None = None) -> dict[str, Any]:
-    return {n: cluster.get_json(n, "/digest") for n in (nodes or cluster.nodes)}
+    return {n: get(cluster, n, "/digest") for n in (nodes or cluster.nodes)}
 
 
 def converged(cluster: Cluster, nodes: list[str] | None = None) -> dict[str, Any] | None:

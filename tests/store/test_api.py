@@ -10,13 +10,14 @@ import requests
 
 from squall.cluster.base import ClusterSpec
 from squall.cluster.local import LocalCluster
+from tests.aurora import AURORA, node_url, status
 from tests.store.helpers import Client
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     c = LocalCluster(ClusterSpec(name="api", nodes=3, data_root=Path(tmp_path_factory.mktemp("api")),
-                                 extra={"node_config": {"max_value_bytes": 1024}}))
+                                 options={"max_value_bytes": 1024}), AURORA)
     try:
         c.up()
         yield c
@@ -26,7 +27,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 @pytest.fixture
 def leader_url(cluster: LocalCluster) -> str:
-    return cluster.client_url(Client(cluster).leader())
+    return node_url(cluster, Client(cluster).leader())
 
 
 def error_of(r: requests.Response) -> tuple[int, str]:
@@ -88,7 +89,7 @@ def test_a_follower_answers_not_leader_naming_the_leader(cluster: LocalCluster) 
     leader = Client(cluster).leader()
     follower = next(n for n in cluster.nodes if n != leader)
     for method, path, body in [("GET", "/kv/a", None), ("PUT", "/kv/a", {"value": 1})]:
-        r = requests.request(method, cluster.client_url(follower) + path, json=body, timeout=5)
+        r = requests.request(method, node_url(cluster, follower) + path, json=body, timeout=5)
         assert error_of(r) == (421, "not_leader")
         assert r.json()["error"]["leader"] == leader
 
@@ -99,7 +100,7 @@ def test_an_absent_key_reads_as_null(leader_url: str) -> None:
 
 
 def test_status_has_the_contract_fields(cluster: LocalCluster) -> None:
-    s = cluster.status("n1")
+    s = status(cluster, "n1")
     assert s is not None
     assert {"id", "role", "term", "leader", "commit_index", "applied_index", "last_snapshot",
             "snapshot_in_progress", "snapshot_codec", "bugs"} <= set(s)

@@ -7,6 +7,7 @@ import requests
 
 from squall.systems.aurora.store import bugs
 from squall.systems.aurora.store.config import ConfigError, from_dict
+from tests.aurora import node_url, status
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client, wait_for
 from tests.store.test_recovery import snapshot_then_restart
@@ -27,19 +28,19 @@ def test_stale_read_serves_reads_on_a_follower(make_cluster: MakeCluster, bug: s
     client = Client(cluster)
     client.put("k", 1)
     follower = next(n for n in cluster.nodes if n != client.leader())
-    assert requests.get(cluster.client_url(follower) + "/kv/k", timeout=5).status_code == status
+    assert requests.get(node_url(cluster, follower) + "/kv/k", timeout=5).status_code == status
 
 
 @pytest.mark.parametrize("bug, status", [("early-ack", 200), (None, 504)])
 def test_early_ack_acknowledges_a_write_no_majority_has(make_cluster: MakeCluster, bug: str | None,
                                                         status: int) -> None:
-    cluster = make_cluster(3, bugs=[bug] if bug else [], extra={"node_config": {"request_timeout_ms": 1000}})
+    cluster = make_cluster(3, bugs=[bug] if bug else [], request_timeout_ms=1000)
     leader = Client(cluster).leader()
     followers = [n for n in cluster.nodes if n != leader]
     for n in followers:
         cluster.pause(n)
     try:
-        r = requests.put(cluster.client_url(leader) + "/kv/k", json={"value": 1}, timeout=10)
+        r = requests.put(node_url(cluster, leader) + "/kv/k", json={"value": 1}, timeout=10)
         assert r.status_code == status, r.text
     finally:
         for n in followers:
@@ -54,7 +55,7 @@ def test_lossy_snapshot_restores_a_different_state(make_cluster: MakeCluster, bu
 
 def test_no_fsync_is_reported_in_status(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(1, bugs=["no-fsync"])
-    wait_for("status naming the bug", lambda: (cluster.status("n1") or {}).get("bugs") == ["no-fsync"])
+    wait_for("status naming the bug", lambda: (status(cluster, "n1") or {}).get("bugs") == ["no-fsync"])
 
 
 def test_a_mistyped_number_is_a_config_error_naming_the_key() -> None:

@@ -9,6 +9,7 @@ from collections import defaultdict
 import pytest
 
 from squall.cluster.local import LocalCluster
+from tests.aurora import status
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client, wait_for
 
@@ -47,24 +48,24 @@ def test_a_lone_minority_elects_no_leader(make_cluster: MakeCluster) -> None:
             cluster.kill(n)
     # check-quorum: the leader steps down once it cannot hear a majority
     wait_for("the isolated leader stepping down",
-             lambda: (cluster.status(leader) or {}).get("role") not in (None, "leader"), timeout=5)
+             lambda: (status(cluster, leader) or {}).get("role") not in (None, "leader"), timeout=5)
 
 
 def test_a_follower_back_from_a_pause_does_not_depose_the_leader(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(3)
     client = Client(cluster)
     leader = client.leader()
-    term = (cluster.status(leader) or {})["term"]
+    term = (status(cluster, leader) or {})["term"]
     follower = next(n for n in cluster.nodes if n != leader)
     cluster.pause(follower)
     client.put("k", 1)   # the leader carries on with the other follower
     time.sleep(0.7)      # the fault's duration: past the follower's longest election timeout (600 ms)
     cluster.resume(follower)
     wait_for("the resumed follower to follow the leader again",
-             lambda: (cluster.status(follower) or {}).get("leader") == leader)
+             lambda: (status(cluster, follower) or {}).get("leader") == leader)
     # pre-vote: its timer fired while paused, yet no term was raised and no election held
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        s = cluster.status(leader) or {}
+        s = status(cluster, leader) or {}
         assert (s.get("role"), s.get("term")) == ("leader", term), f"the leader was deposed: {s}"
         time.sleep(0.05)

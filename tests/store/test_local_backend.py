@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.aurora import status
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client
 
@@ -31,7 +32,7 @@ def test_collect_copies_logs_and_a_restorable_data_dir(make_cluster: MakeCluster
     cluster.collect(tmp_path / "out", data=True)
     assert "serving on" in (tmp_path / "out" / "n1" / "node.log").read_text()
     assert (tmp_path / "out" / "n1" / "data" / "raft.log").stat().st_size > 0
-    assert cluster.status("n1") is not None, "the node should run on after collect"
+    assert status(cluster, "n1") is not None, "the node should run on after collect"
 
 
 def test_a_killed_node_restarts_with_its_data(make_cluster: MakeCluster) -> None:

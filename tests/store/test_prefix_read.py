@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import requests
 
+from tests.aurora import node_url
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client
 
 
 def test_a_prefix_read_returns_exactly_the_keys_with_that_prefix(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(3)
-    url = cluster.client_url(Client(cluster).leader())
+    url = node_url(cluster, Client(cluster).leader())
     for key, value in [("s-1", 1), ("s-2", 2), ("s-10", 10), ("t-1", 99), ("s", 0), ("%s-", 5)]:
         r = requests.put(f"{url}/kv/{key}", json={"value": value}, timeout=5)
         assert r.status_code == 200, r.text
@@ -26,12 +27,12 @@ def test_a_prefix_read_on_a_follower_redirects_to_the_leader(make_cluster: MakeC
     cluster = make_cluster(3)
     leader = Client(cluster).leader()
     follower = next(n for n in cluster.nodes if n != leader)
-    r = requests.get(f"{cluster.client_url(follower)}/kv", params={"prefix": "s-"}, timeout=5)
+    r = requests.get(f"{node_url(cluster, follower)}/kv", params={"prefix": "s-"}, timeout=5)
     assert r.status_code == 421 and r.json()["error"]["leader"] == leader
 
 
 def test_an_unknown_query_parameter_is_a_400(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(3)
-    url = cluster.client_url(Client(cluster).leader())
+    url = node_url(cluster, Client(cluster).leader())
     r = requests.get(f"{url}/kv", params={"prefx": "s-"}, timeout=5)
     assert r.status_code == 400 and "prefix" in r.json()["error"]["message"]

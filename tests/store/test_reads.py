@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.aurora import node_url
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client, wait_for
 
@@ -27,7 +28,7 @@ def test_a_deposed_leader_never_serves_a_stale_read(make_cluster: MakeCluster, b
     answer: dict[str, Any] = {}
 
     def read() -> None:
-        r = requests.get(cluster.client_url(old) + "/kv/k", timeout=10)
+        r = requests.get(node_url(cluster, old) + "/kv/k", timeout=10)
         answer.update(status=r.status_code, body=r.json())
 
     reader = threading.Thread(target=read)

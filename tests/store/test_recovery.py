@@ -12,12 +12,13 @@ import pytest
 import requests
 
 from squall.cluster.local import LocalCluster
+from tests.aurora import get, node_url, status
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client, wait_for
 
 
 def history(cluster: LocalCluster, node: str) -> list[dict[str, Any]]:
-    return cluster.get_json(node, "/digest/history") or []
+    return get(cluster, node, "/digest/history") or []
 
 
 def event(cluster: LocalCluster, node: str, kind: str, index: int) -> dict[str, Any] | None:
@@ -50,11 +51,11 @@ def test_the_offline_digest_tool_matches_the_running_node(make_cluster: MakeClus
     client = Client(cluster)
     for i in range(50):
         client.put(f"k{i % 6}", i)
-    live = cluster.get_json("n1", "/digest")
-    hint = cluster.data_dir("n1") / "commit-hint.json"
+    live = get(cluster, "n1", "/digest")
+    hint = Path(cluster.data_dir("n1")) / "commit-hint.json"
     wait_for("the commit hint to reach the applied index",
              lambda: hint.exists() and json.loads(hint.read_text())["index"] == live["index"])
-    out = subprocess.run([sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(cluster.data_dir("n1"))],
+    out = subprocess.run([sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(Path(cluster.data_dir("n1")))],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == live
 
@@ -87,14 +88,14 @@ def flip_byte(path: Path, offset: int) -> None:
 
 def test_a_corrupted_snapshot_makes_the_node_refuse_to_start(make_cluster: MakeCluster) -> None:
     cluster = stopped_node_with_state(make_cluster)
-    snap = sorted((cluster.data_dir("n1") / "snapshots").glob("snap-*.snap"))[-1]
+    snap = sorted((Path(cluster.data_dir("n1")) / "snapshots").glob("snap-*.snap"))[-1]
     flip_byte(snap, snap.stat().st_size // 2)
     start_and_expect_refusal(cluster, "fails its checksum")
 
 
 def test_a_corrupted_log_record_makes_the_node_refuse_to_start(make_cluster: MakeCluster) -> None:
     cluster = stopped_node_with_state(make_cluster)
-    log = cluster.data_dir("n1") / "raft.log"
+    log = Path(cluster.data_dir("n1")) / "raft.log"
     flip_byte(log, log.stat().st_size // 2)
     start_and_expect_refusal(cluster, "checksum mismatch")
 
@@ -102,7 +103,7 @@ def test_a_corrupted_log_record_makes_the_node_refuse_to_start(make_cluster: Mak
 @pytest.mark.parametrize("tail", [b"\x00\x00\x01\x00\x12\x34", b"\x00\x00\x00\x05\x00\x00\x00\x00{\"i\""])
 def test_a_torn_last_log_record_is_cut_off_and_the_node_starts(make_cluster: MakeCluster, tail: bytes) -> None:
     cluster = stopped_node_with_state(make_cluster)
-    with open(cluster.data_dir("n1") / "raft.log", "ab") as f:
+    with open(Path(cluster.data_dir("n1")) / "raft.log", "ab") as f:
         f.write(tail)
     cluster.start("n1")
     cluster.wait_healthy(20)
@@ -112,7 +113,7 @@ def test_a_torn_last_log_record_is_cut_off_and_the_node_starts(make_cluster: Mak
 
 def test_an_interrupted_snapshot_write_is_ignored(make_cluster: MakeCluster) -> None:
     cluster = stopped_node_with_state(make_cluster)
-    (cluster.data_dir("n1") / "snapshots" / "snap-00000000000000000099.snap.tmp").write_bytes(b"half a snap")
+    (Path(cluster.data_dir("n1")) / "snapshots" / "snap-00000000000000000099.snap.tmp").write_bytes(b"half a snap")
     cluster.start("n1")
     cluster.wait_healthy(20)
     assert Client(cluster).get("k") == -9
@@ -120,12 +121,12 @@ def test_an_interrupted_snapshot_write_is_ignored(make_cluster: MakeCluster) -> 
 
 def test_an_entry_that_cannot_be_applied_stops_the_node_loudly(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(1)
-    s = wait_for("a leader", lambda: (cluster.status("n1") or {}).get("role") == "leader" and cluster.status("n1"))
+    s = wait_for("a leader", lambda: (status(cluster, "n1") or {}).get("role") == "leader" and status(cluster, "n1"))
     last = s["log"]["last_index"]
     # A (buggy) leader of a newer term sends a put without a key: every replica would fail alike.
     bad = {"term": s["term"] + 1, "leader": "n9", "prev_index": last, "prev_term": s["term"],
            "entries": [{"i": last + 1, "t": s["term"] + 1, "c": {"op": "kv.put"}}], "commit": last + 1}
-    assert requests.post(cluster.client_url("n1") + "/raft/append", json=bad, timeout=5).json()["success"]
+    assert requests.post(node_url(cluster, "n1") + "/raft/append", json=bad, timeout=5).json()["success"]
     code = cluster.procs["n1"].wait(timeout=20)
     text = cluster.log_path("n1").read_text()
     assert code == 4 and f"apply of entry {last + 1} failed" in text, text[-1500:]

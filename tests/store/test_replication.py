@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tests.aurora import status
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client, converged, wait_for
 
@@ -42,7 +43,7 @@ def test_a_far_behind_follower_is_caught_up_by_install_snapshot(make_cluster: Ma
     cluster.kill(victim)
     for i in range(70):   # the leader compacts its log past everything the victim has
         client.put(f"k{i % 5}", i)
-    first = (cluster.status(client.leader()) or {})["log"]["first_index"]
+    first = (status(cluster, client.leader()) or {})["log"]["first_index"]
     assert first > 1, "the leader never compacted its log"
     cluster.start(victim)
     wait_for("the victim to catch up", lambda: converged(cluster))

@@ -1,4 +1,4 @@
-"""An HTTP client for the store with strict operation semantics.
+"""The store's HTTP client, with strict operation semantics, and its op protocols.
 
 The one rule that keeps histories honest: an op is ``fail`` only when the
 store certainly did not apply it, and ``info`` (indeterminate) whenever it
@@ -15,7 +15,6 @@ might have. So:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,10 @@ from typing import Any
 import requests
 import tenacity
 from urllib3.exceptions import NewConnectionError
+
+from squall.protocols import Result
+
+SET_PREFIX = "s-"   # the store has no set type: element e is the key s-<e>
 
 DEFINITE_FAILURES = {"not_leader", "unavailable", "precondition_failed", "bad_request",
                      "not_found", "too_large"}
@@ -67,6 +70,33 @@ class StoreClient:
         elif nodes:
             self.preferred = nodes[0]
 
+    # -- the op protocols (squall.protocols.RegisterClient, SetClient) -------------
+    def read(self, key: str) -> Result:
+        # Reads start at this worker's own node (a stale-read store then answers
+        # from every node, a partitioned old leader included).
+        out = self.call("GET", f"/kv/{key}", at_home=True)
+        value = out.body.get("value") if out.type == "ok" and isinstance(out.body, dict) else None
+        return Result(type=out.type, value=value, error=out.error, node=out.node)
+
+    def write(self, key: str, value: Any) -> Result:
+        return _result(self.call("PUT", f"/kv/{key}", {"value": value}), value)
+
+    def cas(self, key: str, old: Any, new: Any) -> Result:
+        # A refused precondition is a definite fail with error "precondition_failed".
+        return _result(self.call("POST", f"/kv/{key}/cas", {"from": old, "to": new}), [old, new])
+
+    def add(self, element: int) -> Result:
+        return _result(self.call("PUT", f"/kv/{SET_PREFIX}{element}", {"value": element}), element)
+
+    def read_all(self) -> Result:
+        """One linearizable prefix read on the leader: every element present, sorted."""
+        out = self.call("GET", f"/kv?prefix={SET_PREFIX}")
+        if out.type != "ok" or not isinstance(out.body, dict):
+            return Result(type=out.type, error=out.error, node=out.node)
+        items = out.body.get("items", {})
+        return Result(type="ok", value=sorted(int(v) for v in items.values()), node=out.node)
+
+    # -- the store's own API ----------------------------------------------------------
     def call(self, method: str, path: str, body: Any = None, at_home: bool = False) -> Outcome:
         """One operation: returns its outcome, never raises for store/network trouble.
 
@@ -140,6 +170,10 @@ class StoreClient:
         return Outcome("info", body=err, error=code or f"http {r.status_code}", node=node)
 
 
+def _result(out: Outcome, value: Any) -> Result:
+    return Result(type=out.type, value=value, error=out.error, node=out.node)
+
+
 def _refused(exc: BaseException) -> bool:
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -157,13 +191,3 @@ def _refused(exc: BaseException) -> bool:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) < 120 else text[:117] + "..."
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> None:
-    """Polls ``cond`` until true, or raises TimeoutError naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout:g}s")
-        time.sleep(every)
-

@@ -9,51 +9,48 @@ must give the digest a healthy replica had at that index.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from squall.cluster.base import Cluster
+from squall.systems.aurora.system import get_json
+from squall.util import WaitTimeout, wait_until
 
 
 def quiesce(cluster: Cluster, timeout: float = 15.0) -> None:
     """Waits until every live node has applied the same index (or time runs out)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        idx = {s.get("applied_index") for s in (cluster.status(n) for n in cluster.nodes) if s}
-        if len(idx) == 1:
-            return
-        time.sleep(0.1)
+    def same() -> bool:
+        return len({o.applied_index for n in cluster.nodes if (o := cluster.observe(n))}) == 1
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(same, timeout, "every node at the same applied index", every=0.1)
 
 
-def collect_nodes(cluster: Cluster, dest: Path, console: Console | None = None,
-                  restarts: dict[str, int] | None = None) -> None:
+def collect_nodes(cluster: Cluster, dest: Path,
+                  restarts: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """Writes ``dest/<node>/final.json`` (and logs, data) for every node; returns what it wrote."""
     dest.mkdir(parents=True, exist_ok=True)
     quiesce(cluster)
     live: dict[str, dict[str, Any]] = {}
     for node in cluster.nodes:
+        address = cluster.address(node)
         live[node] = {
-            "status": cluster.status(node, 2.0),
-            "digest": cluster.get_json(node, "/digest", 5.0),
-            "digest_history": cluster.get_json(node, "/digest/history", 5.0) or [],
+            "status": get_json(address, "/status", 2.0),
+            "digest": get_json(address, "/digest", 5.0),
+            "digest_history": get_json(address, "/digest/history", 5.0) or [],
         }
-    try:
-        cluster.collect(dest, data=True)  # type: ignore[call-arg]
-    except TypeError:
-        cluster.collect(dest)
+    cluster.collect(dest, data=True)
     for node, info in live.items():
         info["restore"] = restore_round_trip(dest / node / "data")
         info["restarts"] = (restarts or {}).get(node, 0)
         (dest / node).mkdir(parents=True, exist_ok=True)
         (dest / node / "final.json").write_text(json.dumps(info, indent=1, default=str))
-    if console:
-        digests = {n: (i["digest"] or {}).get("digest", "?")[:12] for n, i in live.items()}
-        console.print(f"final digests: {digests}")
+    return live
 
 
 def restore_round_trip(data_dir: Path, timeout: float = 120) -> dict[str, Any] | None:

@@ -32,7 +32,8 @@ from typing import Any
 
 from squall.checkers.base import CheckContext, Checker
 from squall.history import INVOKE, OK, Op, pair_ops
-from squall.systems.aurora.client import Outcome, StoreClient
+from squall.protocols import Result
+from squall.systems.aurora.client import StoreClient
 from squall.workloads.base import Invocation, Workload
 
 JOB = {"role": "squall", "env": "storm", "name": "update"}
@@ -141,6 +142,7 @@ class SchedulerWorkload(Workload):
     name = "scheduler"
     write_fs = ("transition",)
     read_fs = ("read", "details")
+    needs = StoreClient   # the store's own API: this workload is the store's, not generic
 
     def __init__(self, concurrency: int, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(concurrency, options)
@@ -187,19 +189,20 @@ class SchedulerWorkload(Workload):
         task = mine[min(pos // 3, len(mine) - 1)] if pos < 3 * len(mine) else rng.choice(mine)
         return Invocation("read", [task, None])
 
-    def invoke(self, client: StoreClient, inv: Invocation) -> tuple[Outcome, Any]:
+    def invoke(self, client: StoreClient, inv: Invocation) -> Result:
         if inv.f == "transition":
             task, arg = inv.value
-            return client.call("POST", f"/tasks/{task}/status", {"from": arg["from"], "to": arg["to"]}), inv.value
+            out = client.call("POST", f"/tasks/{task}/status", {"from": arg["from"], "to": arg["to"]})
+            return Result(type=out.type, value=inv.value, error=out.error, node=out.node)
         if inv.f == "read":
             out = client.call("GET", f"/tasks/{inv.value[0]}")
             status = out.body.get("status") if out.type == "ok" and isinstance(out.body, dict) else None
-            return out, [inv.value[0], status]
+            return Result(type=out.type, value=[inv.value[0], status], error=out.error, node=out.node)
         if inv.f == "details":
             out = client.call("GET", f"/updates/{inv.value}")
             if out.type != "ok" or not isinstance(out.body, dict):
-                return out, inv.value
-            return Outcome("ok", None, out.error, out.node), summarize(out.body)
+                return Result(type=out.type, value=inv.value, error=out.error, node=out.node)
+            return Result(type="ok", value=summarize(out.body), error=out.error, node=out.node)
         raise ValueError(f"scheduler workload cannot send f={inv.f!r}")
 
     def checkers(self, time_limit: float) -> dict[str, Checker]:

@@ -27,7 +27,7 @@ class StandingError(RuntimeError):
 
 
 def _root() -> Path:
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[3]
     if not (here / "docker-compose.yml").exists():
         raise StandingError(f"docker-compose.yml not found beside {here}; run from a source checkout")
     return here
@@ -48,10 +48,11 @@ def cluster_up(nodes: int = 5, backend: str = "docker", bugs: list[str] | None =
         raise StandingError("the standing cluster is the 5-node docker-compose cluster; for other "
                             "shapes use `squall run --backend local` (or edit docker-compose.yml)")
     from squall.cluster.image import tag_latest  # builds the image if needed
+    from squall.systems.aurora.system import AuroraSystem
 
     env_bugs = ",".join(bugs or [])
     os.environ["SQUALL_BUGS"] = env_bugs
-    tag_latest(lambda m: console.print(f"image: {m}"))
+    tag_latest(AuroraSystem().image(), lambda m: console.print(f"image: {m}"))
     proc = _compose("up", "-d")
     if proc.returncode != 0:
         raise StandingError(f"docker-compose up failed:\n{proc.stderr[-1500:]}")
