@@ -44,9 +44,7 @@ def run(
     backend: Annotated[str | None, typer.Option(help="docker | local")] = None,
     store: Annotated[str | None, typer.Option("--store", help="directory of runs (default ./store)")] = None,
     bug: Annotated[list[str] | None, typer.Option("--bug", help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync)")] = None,
-    system_option: Annotated[list[str] | None, typer.Option("--system-option", help="KEY=VALUE (YAML) for the system, e.g. snapshot_every=100")] = None,
-    snapshot_every: Annotated[int | None, typer.Option("--snapshot-every", help="the store's snapshot_every option")] = None,
-    snapshot_codec: Annotated[str | None, typer.Option("--snapshot-codec", help="the store's snapshot codec: dump | rows")] = None,
+    system_option: Annotated[list[str] | None, typer.Option("-o", "--system-option", help="KEY=VALUE (a YAML value) for one of the system's own options (see its README section)")] = None,
     failover_bound: Annotated[float | None, typer.Option("--failover-bound", help="seconds (default 2)")] = None,
     nemesis_interval: Annotated[float | None, typer.Option("--nemesis-interval", help="seconds between random faults (default 10)")] = None,
     replay: Annotated[Path | None, typer.Option("--replay", help="repeat a stored run: its config, seed and fault timeline")] = None,
@@ -59,8 +57,7 @@ def run(
     overrides: dict[str, object] = {
         "system": system, "workload": workload, "nodes": nodes, "time_limit": time_limit,
         "concurrency": concurrency, "rate": rate, "seed": seed, "backend": backend,
-        "store": store, "bugs": bug or None, "snapshot_every": snapshot_every,
-        "snapshot_codec": snapshot_codec, "failover_bound": failover_bound,
+        "store": store, "bugs": bug or None, "failover_bound": failover_bound,
         "nemesis_interval": nemesis_interval, "name": name,
     }
     if system_option:

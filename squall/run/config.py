@@ -7,9 +7,10 @@ test.yaml``; flags win over the file). ``system`` and ``workload`` are names
 seed included — is written to the run directory as ``test.yaml``, and
 feeding that file back (``squall run -f …/test.yaml``) repeats the run.
 
-A system's own options (the store's ``snapshot_every``, ``snapshot_codec``)
-live in ``system_options`` and are checked by the system itself; the store's
-two were top-level keys before systems existed, and are still read there.
+A system's own options live in ``system_options`` and are checked by the
+system itself. A key that is no option of a test but one of the system's
+(``System.options``) may also be written at the top level: test files from
+before systems existed keep working, and a suite reads naturally.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from squall.protocols import System
 from squall.workloads.base import Workload
 
 BACKENDS = ("docker", "local")
-# Keys that once were top-level and now are the store's own options.
-LEGACY_SYSTEM_OPTIONS = ("snapshot_every", "snapshot_codec")
 
 
 class ConfigError(ValueError):
@@ -150,8 +149,7 @@ def _one_of(what: str, value: str, known: tuple[str, ...], where: str = "") -> N
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Test) if f.name != "checkers"}
-_ALIASES = {"time-limit": "time_limit", "snapshot-every": "snapshot_every",
-            "snapshot-codec": "snapshot_codec", "failover-bound": "failover_bound",
+_ALIASES = {"time-limit": "time_limit", "failover-bound": "failover_bound",
             "system-options": "system_options",
             "bug": "bugs", "bug-nodes": "bug_nodes", "nemesis-interval": "nemesis_interval",
             "starvation-bound": "starvation_bound", "workload-options": "workload_options",
@@ -180,22 +178,24 @@ METADATA = ("command", "versions", "started", "run_dir", "squall")
 
 def normalize(data: dict[str, Any], source: str = "options") -> dict[str, Any]:
     out: dict[str, Any] = {}
+    theirs: dict[str, Any] = {}      # keys that may be the system's own options
     for key, value in data.items():
         if key in METADATA:
             continue
         name = _ALIASES.get(str(key), str(key).replace("-", "_"))
-        if name in LEGACY_SYSTEM_OPTIONS:
-            if value is not None:
-                out.setdefault("system_options", {})[name] = value
-            continue
         if name not in _FIELDS:
-            raise ConfigError(
-                f"{source}: unknown option {key!r}; known: {', '.join(sorted(_FIELDS))}"
-            )
-        coerced = _coerce(name, value, source)
-        if name == "system_options":   # merged with legacy keys met before it
-            coerced = {**coerced, **out.get("system_options", {})}
-        out[name] = coerced
+            theirs[name] = value
+            continue
+        out[name] = _coerce(name, value, source)
+    if theirs:
+        system = Test(system=out.get("system", "aurora")).system_object()
+        unknown = sorted(set(theirs) - set(getattr(system, "options", {})))
+        if unknown:
+            known = sorted(set(_FIELDS) | set(getattr(system, "options", {})))
+            raise ConfigError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(known)} "
+                              f"(the last ones are system {system.name}'s own)")
+        out["system_options"] = {**{k: v for k, v in theirs.items() if v is not None},
+                                 **out.get("system_options", {})}
     return out
 
 
@@ -239,12 +239,12 @@ def _seconds(text: str) -> float:
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["snapshot_every=100", "snapshot_codec=rows"]`` -> a dict; values are YAML scalars."""
+    """``["a=100", "b=rows"]`` -> ``{"a": 100, "b": "rows"}``: each value is read as YAML."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--system-option {pair!r}: write KEY=VALUE, e.g. snapshot_every=100")
+            raise ConfigError(f"--system-option {pair!r}: write KEY=VALUE, e.g. -o name=100")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:

@@ -395,8 +395,10 @@ def replay_command(cfg: Test) -> str:
         argv += ["--nemesis", ",".join(cfg.nemesis)]
     for bug in cfg.bugs:
         argv += ["--bug", bug]
+    defaults = getattr(cfg.system_object(), "options", {})
     for key, value in sorted(cfg.system_options.items()):
-        argv += ["--system-option", f"{key}={json.dumps(value)}"]
+        if defaults.get(key) != value:   # the system's defaults need no saying
+            argv += ["-o", f"{key}={json.dumps(value)}"]
     return shlex.join(argv)
 
 

@@ -21,7 +21,8 @@ RUNNER = textwrap.dedent("""
     import sys, time
     from squall.cluster.base import ClusterSpec
     from squall.cluster.docker import DockerCluster
-    c = DockerCluster(ClusterSpec(name=sys.argv[1], nodes=3))
+    from squall.systems.aurora.system import AuroraSystem
+    c = DockerCluster(ClusterSpec(name=sys.argv[1], nodes=3), AuroraSystem())
     c.up()
     print("UP", flush=True)
     sys.stdin.read()  # until killed

@@ -24,7 +24,7 @@ def run_id(tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[DockerCluster]:
-    c = DockerCluster(ClusterSpec(name=run_id("cluster"), nodes=5))
+    c = DockerCluster(ClusterSpec(name=run_id("cluster"), nodes=5), AURORA)
     try:
         c.up()
         yield c
@@ -74,9 +74,9 @@ def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(cluster: Docker
                     lambda: put(cluster, new, "after-kill", "1"))
     cluster.start(old)
     assert node_url(cluster, old) == url_before, "a restart must keep the node's client URL"
-    status = wait_for(f"{old} answering /status as a follower of {new}",
-                      lambda: (s := status(cluster, old)) and s.get("leader") == new and s)
-    assert status["role"] == "follower"
+    seen = wait_for(f"{old} answering /status as a follower of {new}",
+                    lambda: (s := status(cluster, old)) and s.get("leader") == new and s)
+    assert seen["role"] == "follower"
     target = status(cluster, new)["commit_index"]  # type: ignore[index]
     wait_for(f"{old} applying the log up to index {target}",
              lambda: (s := status(cluster, old)) and s.get("applied_index", -1) >= target)
@@ -107,7 +107,7 @@ def test_collect_copies_logs_and_data(cluster: DockerCluster, tmp_path: Path) ->
 
 
 def test_down_removes_everything_and_is_idempotent() -> None:
-    c = DockerCluster(ClusterSpec(name=run_id("down"), nodes=3))
+    c = DockerCluster(ClusterSpec(name=run_id("down"), nodes=3), AURORA)
     try:
         c.up()
         assert len(run_objects(c.spec.name)) == 3 + 1 + 3  # containers, network, volumes
@@ -117,16 +117,20 @@ def test_down_removes_everything_and_is_idempotent() -> None:
     assert run_objects(c.spec.name) == []
 
 
-def test_extra_docker_options_reach_every_container() -> None:
-    spec = ClusterSpec(name=run_id("extra"), nodes=3, extra={"docker": {
-        "env": {"SQUALL_TEST_MARK": "yes"}, "cap_add": ["SYS_ADMIN"],
-        "command_prefix": ["sh", "-c", 'touch /tmp/wrapped && exec "$@"', "wrapper"]}})
+def test_what_a_fault_needs_reaches_every_container(tmp_path: Path) -> None:
+    from squall.protocols import NodeNeeds
+
+    mark = tmp_path / "mark.txt"
+    mark.write_text("yes\n")
+    spec = ClusterSpec(name=run_id("needs"), nodes=3)
+    spec.need(NodeNeeds(capabilities=("SYS_ADMIN",), mounts={str(mark): "/opt/mark.txt"},
+                        wrapper=("sh", "-c", 'touch /tmp/wrapped && exec "$@"', "wrapper")))
     c = DockerCluster(spec, AURORA)
     try:
         c.up()
         for node in c.nodes:
-            assert c.exec(node, ["sh", "-c", "echo $SQUALL_TEST_MARK"]) == (0, "yes\n")
-            assert c.exec(node, ["test", "-e", "/tmp/wrapped"])[0] == 0, "prefix did not run"
+            assert c.exec(node, ["cat", "/opt/mark.txt"]) == (0, "yes\n")
+            assert c.exec(node, ["test", "-e", "/tmp/wrapped"])[0] == 0, "the wrapper did not run"
             assert "SYS_ADMIN" in c.container(node).attrs["HostConfig"]["CapAdd"]
     finally:
         c.down()
@@ -134,17 +138,11 @@ def test_extra_docker_options_reach_every_container() -> None:
 
 def test_a_node_that_cannot_start_fails_up_with_its_log_and_leaves_nothing() -> None:
     from squall.cluster.base import ClusterError
+    from squall.protocols import NodeNeeds
 
-    spec = ClusterSpec(name=run_id("broken"), nodes=3, extra={"docker": {
-        "command_prefix": ["sh", "-c", "echo squall-broken-node-marker >&2; exit 3", "x"]}})
+    spec = ClusterSpec(name=run_id("broken"), nodes=3)
+    spec.need(NodeNeeds(wrapper=("sh", "-c", "echo squall-broken-node-marker >&2; exit 3", "x")))
     c = DockerCluster(spec, AURORA, healthy_timeout=3)
     with pytest.raises(ClusterError, match="(?s)not healthy.*squall-broken-node-marker"):
         c.up()
     assert run_objects(spec.name) == [], "a failed up() must remove what it created"
-
-
-def test_unknown_extra_docker_key_is_refused_before_anything_starts() -> None:
-    from squall.cluster.base import ClusterError
-
-    with pytest.raises(ClusterError, match="unknown keys.*'privileged'"):
-        DockerCluster(ClusterSpec(name=run_id("bad"), extra={"docker": {"privileged": True}}))

@@ -79,4 +79,4 @@ def test_compose_nodes_are_loopback_only_unprivileged_with_net_admin() -> None:
         assert svc["image"] == f"${{SQUALL_IMAGE:-{AURORA.image().name}:latest}}", name
         assert all(p.startswith("127.0.0.1:") for p in svc["ports"]), (name, svc["ports"])
         assert svc.get("privileged") is not True and svc["cap_add"] == ["NET_ADMIN"], name
-        assert "./system:/opt/squall/system:ro" in svc["volumes"], name
+        assert "./squall/systems/aurora/store:/opt/squall/aurora_store:ro" in svc["volumes"], name

@@ -10,6 +10,7 @@ import pytest
 
 from squall.cluster.base import ClusterError, ClusterSpec
 from squall.cluster.docker import DockerCluster
+from tests.aurora import AURORA, status
 
 pytestmark = pytest.mark.docker
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[DockerCluster]:
     name = f"test-partition-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    c = DockerCluster(ClusterSpec(name=name, nodes=5))
+    c = DockerCluster(ClusterSpec(name=name, nodes=5), AURORA)
     try:
         c.up()
         yield c
@@ -75,7 +76,7 @@ def test_partition_is_restored_on_a_node_that_restarts(healed: DockerCluster) ->
     healed.kill("n1")
     healed.start("n1")
     deadline = time.monotonic() + 30
-    while healed.status("n1") is None:
+    while status(healed, "n1") is None:
         assert time.monotonic() < deadline, "n1 never answered the host after its restart"
         time.sleep(0.1)
     assert cut_pairs(healed.reachability()) == expected_cuts(grudge)
@@ -83,11 +84,11 @@ def test_partition_is_restored_on_a_node_that_restarts(healed: DockerCluster) ->
 
 def test_client_in_grudge_cuts_the_host_off_that_node_only(healed: DockerCluster) -> None:
     healed.partition({"n3": {"client"}})
-    assert healed.status("n3", timeout=1.0) is None, "the host still reaches n3"
-    assert all(healed.status(n, timeout=2.0) for n in ["n1", "n2", "n4", "n5"])
+    assert status(healed, "n3", timeout=1.0) is None, "the host still reaches n3"
+    assert all(status(healed, n, timeout=2.0) for n in ["n1", "n2", "n4", "n5"])
     assert cut_pairs(healed.reachability()) == set(), "a client grudge cut node traffic"
     healed.heal()
-    assert healed.status("n3", timeout=2.0) is not None, "heal() did not restore the host"
+    assert status(healed, "n3", timeout=2.0) is not None, "heal() did not restore the host"
 
 
 def test_grudge_naming_an_unknown_node_is_refused(cluster: DockerCluster) -> None:

@@ -14,12 +14,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from squall.cluster.base import ClusterSpec
 from squall.cluster.docker import DockerCluster, docker_client
+from squall.protocols import NodeNeeds
+from tests.aurora import AURORA
 
 pytestmark = pytest.mark.docker
 
@@ -75,16 +76,15 @@ def proxied() -> Iterator[DockerCluster]:
 
     def to(dst: str) -> Callable[[], tuple[str, int]]:
         def addr() -> tuple[str, int]:
-            url = urlsplit(holder["c"].client_url(dst))
-            return str(url.hostname), int(url.port or 80)
+            host, _, port = holder["c"].address(dst).rpartition(":")
+            return host, int(port)
         return addr
 
     forwarders = {(s, d): Forwarder(host, to(d)) for s in nodes for d in nodes if s != d}
-    peer_urls: dict[str, dict[str, str]] = {}
-    for (s, d), f in forwarders.items():
-        peer_urls.setdefault(s, {})[d] = f"http://{host}:{f.port}"
     name = f"test-proxied-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    c = DockerCluster(ClusterSpec(name=name, nodes=3, extra={"peer_urls": peer_urls}))
+    spec = ClusterSpec(name=name, nodes=3)
+    spec.need(NodeNeeds(peer_routes={pair: f"{host}:{f.port}" for pair, f in forwarders.items()}))
+    c = DockerCluster(spec, AURORA)
     holder["c"] = c
     try:
         c.up()

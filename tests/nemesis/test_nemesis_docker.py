@@ -250,7 +250,7 @@ def test_latency_toxic_raises_commit_round_trip(linked: Any) -> None:
 def test_client_link_latency_slows_client_requests(linked: Any) -> None:
     cluster, faults = linked
     link = faults["link"]
-    url = link.client_url("n1") + "/health"
+    url = f"http://{link.client_address('n1')}/health"
 
     def rtt() -> float:
         started = time.monotonic()
