@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -81,11 +81,14 @@ def run(
 
 
 def _preflight(cfg: object) -> None:
-    """Refuses impossible combinations before anything starts."""
-    from squall.nemesis.registry import validate_names
+    """Refuses impossible combinations before anything starts (one line, exit 3)."""
+    from squall.nemesis.base import NemesisError
+    from squall.run.runner import preflight
 
-    names = getattr(cfg, "nemesis", [])
-    validate_names(names)
+    try:
+        preflight(cfg)  # type: ignore[arg-type]
+    except NemesisError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @app.command()
@@ -167,32 +170,40 @@ def image(system: Annotated[str, typer.Option(help="the system whose node image 
     print(ensure_image(registry.system(system).image(), lambda m: err.print(m)))
 
 
+def _standing(system: str) -> Any:
+    """The system's standing cluster (``System.standing``), or one line saying it has none."""
+    from squall import registry
+
+    found = getattr(registry.system(system), "standing", None)
+    if found is None:
+        raise BadInput(f"system {system} offers no standing cluster; use squall run to start one")
+    return found()
+
+
+SYSTEM_OPTION = typer.Option("--system", help="the system whose standing cluster this is")
+
+
 @cluster_app.command("up")
 def cluster_up(
     nodes: Annotated[int, typer.Option()] = 5,
     backend: Annotated[str, typer.Option()] = "docker",
     bug: Annotated[list[str] | None, typer.Option("--bug")] = None,
+    system: Annotated[str, SYSTEM_OPTION] = "aurora",
 ) -> None:
     """Start a cluster and leave it running; prints its client addresses."""
-    from squall.systems.aurora.standing import cluster_up as up
-
-    up(nodes=nodes, backend=backend, bugs=bug or [], console=err)
+    _standing(system).cluster_up(nodes=nodes, backend=backend, bugs=bug or [], console=err)
 
 
 @cluster_app.command("down")
-def cluster_down() -> None:
+def cluster_down(system: Annotated[str, SYSTEM_OPTION] = "aurora") -> None:
     """Remove the standing cluster (and any leftovers of killed runs)."""
-    from squall.systems.aurora.standing import cluster_down as down
-
-    down(console=err)
+    _standing(system).cluster_down(console=err)
 
 
 @cluster_app.command("status")
-def cluster_status() -> None:
+def cluster_status(system: Annotated[str, SYSTEM_OPTION] = "aurora") -> None:
     """Show each node of the standing cluster: role, term, indexes."""
-    from squall.systems.aurora.standing import cluster_status as status
-
-    status(console=err)
+    _standing(system).cluster_status(console=err)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,14 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         rv = app(args=argv, standalone_mode=False)
         return int(rv or 0)
     except (ConfigError, BadInput, HistoryError, FileNotFoundError, ValueError) as exc:
-        err.print(f"squall: {exc}", markup=False)
+        say(f"squall: {exc}")
         return EXIT_BAD_INPUT
     except Exception as exc:
         # Click's exceptions (typer vendors its own copy in newer releases, so
         # match by shape, not by class): usage errors carry format_message,
         # Exit carries exit_code, Abort is Ctrl-C at a prompt.
         if hasattr(exc, "format_message"):
-            err.print(f"squall: {exc.format_message()} (see squall --help)", markup=False)
+            say(f"squall: {exc.format_message()} (see squall --help)")
             return EXIT_BAD_INPUT
         if type(exc).__name__ == "Abort":
             err.print("squall: aborted")
@@ -219,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(getattr(exc, "exit_code", None), int):
             return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+def say(line: str) -> None:
+    """One error line, never wrapped: in a CI log (no terminal) rich would fold it at 80 columns."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _reap_leftovers() -> None:

@@ -213,4 +213,7 @@ class System(Protocol):
 #       start a snapshot now (disk-stall's ``snapshot: trigger``)
 #   refusal(log_tail: str) -> str | None
 #       the line saying the node refused its data on start (power-cut wipes those)
-OPTIONAL = ("workloads", "checkers", "collect", "validate_options", "snapshot", "refusal")
+#   standing() -> object with cluster_up/cluster_status/cluster_down
+#       a cluster a person keeps running to poke at (``squall cluster ...``)
+OPTIONAL = ("workloads", "checkers", "collect", "validate_options", "snapshot", "refusal",
+            "standing")

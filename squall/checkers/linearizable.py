@@ -269,7 +269,7 @@ def _verdict(
     model: Model, parts: dict[Hashable, list[Operation]], results: dict[Hashable, Outcome],
     deadline: float | None, max_states: int | None, seconds: float,
 ) -> dict[str, Any]:
-    from squall.checkers._lin_report import counterexample  # only built when needed
+    from squall.checkers.counterexample import counterexample  # only built when needed
 
     t_end = time.monotonic()
     res: dict[str, Any] = {

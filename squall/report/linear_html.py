@@ -7,7 +7,7 @@ after it, red = the operation whose completion the search could not get
 past; the failing window is shaded red and fault windows are grey bands.
 Hovering a bar shows the op, its lines and the model state after it.
 
-Only the failing partition's window is drawn (see checkers._lin_report), so
+Only the failing partition's window is drawn (see checkers.counterexample), so
 the page stays small whatever the size of the history.
 """
 
@@ -173,7 +173,7 @@ def write_for_run(run_dir: Path, results: dict[str, Any], history: list[Any]) ->
     The checker's result carries the counterexample as data; this draws it,
     and records the page's path in that result (``html``).
     """
-    from squall.checkers._lin_report import fault_bands
+    from squall.checkers.counterexample import fault_bands
 
     res = results.get("linearizable")
     if not isinstance(res, dict) or res.get("valid") is not False or "counterexample" not in res:

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import IO
 
-from squall.checkers._lin_report import fault_bands
+from squall.checkers.counterexample import fault_bands
 from squall.checkers.importers import load
 from squall.checkers.linearizable import check
 from squall.checkers.models import get_model

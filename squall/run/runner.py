@@ -70,6 +70,21 @@ def make_cluster(cfg: Test, system: System, run_dir: Path,
     return backend(spec, system, **kwargs)  # type: ignore[no-any-return]
 
 
+def preflight(cfg: Test) -> None:
+    """Refuses, before anything starts, what this test cannot do: a workload whose client
+    protocol the system lacks, a fault the backend or the system cannot take."""
+    from squall.nemesis.registry import refusals
+    from squall.nemesis.schedule import load_schedule
+
+    system = cfg.system_object()
+    check_client(workload_for(cfg, system), system)
+    backend = registry.load(BACKENDS[cfg.backend])
+    names = dict.fromkeys([*cfg.nemesis, *load_schedule(cfg).fault_names()])
+    said = refusals(names, backend.supports, backend.kind, system)
+    if said:
+        raise ConfigError("; ".join(said))
+
+
 def workload_for(cfg: Test, system: System) -> Workload:
     if isinstance(cfg.workload, Workload):
         return cfg.workload
@@ -155,7 +170,9 @@ class Run:
         check_client(workload, system)
         self.cluster = make_cluster(cfg, system, self.run_dir,
                                     lambda msg: self.console.print(f"  {msg}"))
-        check_supported(schedule.fault_names(), self.cluster)
+        # Every fault asked for, drawn into the timeline or not: a run that cannot
+        # take one is refused whether or not the seed happened to draw it.
+        check_supported(dict.fromkeys([*cfg.nemesis, *schedule.fault_names()]), self.cluster)
         schedule.prepare(self.cluster)
         self.console.print(f"starting {cfg.nodes} {system.name} nodes on the {cfg.backend} backend …")
         t0 = time.monotonic()

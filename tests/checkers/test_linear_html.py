@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from squall.checkers._lin_report import fault_bands
+from squall.checkers.counterexample import fault_bands
 from squall.checkers.linearizable import check
 from squall.history import Op
 from squall.report.linear_html import render

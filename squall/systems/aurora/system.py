@@ -132,6 +132,12 @@ class AuroraSystem:
         said = [ln.strip() for ln in log_tail.splitlines() if "refusing to start" in ln]
         return said[-1] if said else None
 
+    def standing(self) -> Any:
+        """The cluster a person keeps running (``squall cluster up|status|down``)."""
+        from squall.systems.aurora import standing
+
+        return standing
+
     # -- what its runs need beside the generic parts --------------------------------
     def workloads(self) -> dict[str, Callable[..., Any]]:
         from squall.systems.aurora.workload import SchedulerWorkload

@@ -25,11 +25,11 @@ PREFIX_SHOWN = 12  # linearized ops shown before the failing point
 WINDOW_MAX_OPS = 300
 
 
-def _json(v: Any) -> Any:
+def as_json(v: Any) -> Any:
     if v is UNKNOWN:
         return "?"
     if isinstance(v, tuple):
-        return [_json(x) for x in v]
+        return [as_json(x) for x in v]
     if v is None or isinstance(v, str | int | float | bool):
         return v
     return repr(v)
@@ -40,8 +40,8 @@ def op_json(model: Model, o: Operation) -> dict[str, Any]:
     return {
         "process": o.process,
         "f": o.input[0],
-        "input": _json(o.input[1]),
-        "output": _json(o.output),
+        "input": as_json(o.input[1]),
+        "output": as_json(o.output),
         "type": comp.type if comp is not None else "info",
         "call": o.call,
         "return": None if math.isinf(o.ret) else o.ret,
@@ -57,7 +57,7 @@ def counterexample(
     model: Model, key: Hashable, ops: Sequence[Operation], best: Best | None
 ) -> dict[str, Any]:
     if best is None:
-        return {"key": _json(key), "note": "the search did not record a prefix"}
+        return {"key": as_json(key), "note": "the search did not record a prefix"}
     order, states = best.order, best.states
     state = states[-1] if states else model.init
     rank = {opno: i for i, opno in enumerate(order)}
@@ -77,14 +77,14 @@ def counterexample(
         d["blocking"] = i == best.blocking
         window_ops.append(d)
     return {
-        "key": _json(key),
+        "key": as_json(key),
         "prefix_length": len(order),
         "partition_ops": len(ops),
         "prefix_tail": [
             {**op_json(model, ops[i]), "state_after": model.describe_state(states[rank[i]])}
             for i in order[-PREFIX_SHOWN:]
         ],
-        "state": _json(state),
+        "state": as_json(state),
         "state_desc": model.describe_state(state),
         "unlinearizable": [op_json(model, ops[i]) for i in stuck],
         "blocking": op_json(model, ops[best.blocking]) if best.blocking >= 0 else None,
@@ -104,7 +104,7 @@ def fault_bands(history: Sequence[Op]) -> list[dict[str, Any]]:
             "fault": w["fault"],
             "start": bisect.bisect_left(times, w["start"]),
             "end": bisect.bisect_right(times, w["end"]),
-            "value": _json(w.get("value")) if not isinstance(w.get("value"), dict | list) else str(w.get("value")),
+            "value": as_json(w.get("value")) if not isinstance(w.get("value"), dict | list) else str(w.get("value")),
             "unhealed": bool(w.get("unhealed")),
         })
     return bands
