@@ -90,7 +90,11 @@ def many_hard_keys(copies: int) -> list[Op]:
     out: list[Op] = []
     for c in range(copies):
         for op in kv_history(clients=40, ops=4000, keys=16, seed=7 + c):
-            out.append(op.with_(process=int(op.process) + 1000 * c, value=[f"{c}/{op.value[0]}", op.value[1]]))
+            out.append(
+                op.with_(
+                    process=int(op.process) + 1000 * c, value=[f"{c}/{op.value[0]}", op.value[1]]
+                )
+            )
     return [o.with_(index=i, time=i) for i, o in enumerate(out)]
 
 
@@ -142,7 +146,9 @@ def bench_etcd(runs: int) -> dict[str, Any]:
         return wrong
 
     ms, wrong = best_of(runs, run)
-    print(f"etcd_000-049 (50 logs): {ms:8.1f} ms  (Porcupine 163 ms, ratio {ms / 163:.2f}x), wrong verdicts: {wrong}")
+    print(
+        f"etcd_000-049 (50 logs): {ms:8.1f} ms  (Porcupine 163 ms, ratio {ms / 163:.2f}x), wrong verdicts: {wrong}"
+    )
     return {"etcd_ms": round(ms, 2), "etcd_ratio": round(ms / 163, 2), "etcd_wrong": wrong}
 
 
@@ -157,8 +163,10 @@ def bench_kv(runs: int) -> dict[str, Any]:
     res["kv_c10_ok_ratio"] = round(res.get("kv_c10-ok_ms", 0) / 0.53, 2)
     h = kv_history(clients=50, ops=1850, keys=10, seed=1)
     ms, r = best_of(runs, lambda: check("kv", h, parallel=False))
-    print(f"kv 50 clients, generated {len(h)} events: {ms:8.1f} ms  valid={r['valid']} "
-          f"(Porcupine 80 ms on its c50 log, ratio {ms / 80:.2f}x)")
+    print(
+        f"kv 50 clients, generated {len(h)} events: {ms:8.1f} ms  valid={r['valid']} "
+        f"(Porcupine 80 ms on its c50 log, ratio {ms / 80:.2f}x)"
+    )
     res.update({"kv50_ms": round(ms, 2), "kv50_ratio": round(ms / 80, 2), "kv50_valid": r["valid"]})
     return res
 
@@ -168,9 +176,15 @@ def bench_pool(runs: int) -> dict[str, Any]:
     seq, r = best_of(max(1, runs // 2), lambda: check("kv", h, parallel=False))
     pool, rp = best_of(max(1, runs // 2), lambda: check("kv", h, parallel=True))
     auto, ra = best_of(max(1, runs // 2), lambda: check("kv", h))
-    print(f"kv, 64 keys with several hard ones ({len(h)} events): {seq:8.1f} ms sequential, "
-          f"{pool:8.1f} ms process pool, {auto:8.1f} ms automatic; valid={r['valid']}/{rp['valid']}/{ra['valid']}")
-    return {"many_keys_seq_ms": round(seq, 1), "many_keys_pool_ms": round(pool, 1), "many_keys_auto_ms": round(auto, 1)}
+    print(
+        f"kv, 64 keys with several hard ones ({len(h)} events): {seq:8.1f} ms sequential, "
+        f"{pool:8.1f} ms process pool, {auto:8.1f} ms automatic; valid={r['valid']}/{rp['valid']}/{ra['valid']}"
+    )
+    return {
+        "many_keys_seq_ms": round(seq, 1),
+        "many_keys_pool_ms": round(pool, 1),
+        "many_keys_auto_ms": round(auto, 1),
+    }
 
 
 def bench_register(runs: int) -> dict[str, Any]:
@@ -184,12 +198,18 @@ def bench_register(runs: int) -> dict[str, Any]:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"register {n_ops} ops over 1000 keys: {ms_seq:8.1f} ms sequential, {ms_par:8.1f} ms forced "
-          f"process pool, {ms_auto:8.1f} ms automatic; valid={r['valid']}/{rp['valid']}; peak traced "
-          f"{peak / 2**20:.1f} MiB, process max RSS {rss:.0f} MiB")
-    return {"register100k_ms": round(ms_seq, 1), "register100k_pool_ms": round(ms_par, 1),
-            "register100k_auto_ms": round(ms_auto, 1),
-            "register100k_peak_mib": round(peak / 2**20, 1), "max_rss_mib": round(rss)}
+    print(
+        f"register {n_ops} ops over 1000 keys: {ms_seq:8.1f} ms sequential, {ms_par:8.1f} ms forced "
+        f"process pool, {ms_auto:8.1f} ms automatic; valid={r['valid']}/{rp['valid']}; peak traced "
+        f"{peak / 2**20:.1f} MiB, process max RSS {rss:.0f} MiB"
+    )
+    return {
+        "register100k_ms": round(ms_seq, 1),
+        "register100k_pool_ms": round(ms_par, 1),
+        "register100k_auto_ms": round(ms_auto, 1),
+        "register100k_peak_mib": round(peak / 2**20, 1),
+        "max_rss_mib": round(rss),
+    }
 
 
 def profile(label: str, fn: Callable[[], Any]) -> None:

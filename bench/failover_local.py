@@ -35,7 +35,7 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.cluster = cluster
         self.http = requests.Session()
-        self.acks: list[tuple[float, str]] = []   # (when, which node acknowledged)
+        self.acks: list[tuple[float, str]] = []  # (when, which node acknowledged)
         self.stop = threading.Event()
         self.target: str | None = None
         self.lock = threading.Lock()
@@ -47,8 +47,11 @@ class Writer(threading.Thread):
             node = self.target or nodes[n % len(nodes)]
             n += 1
             try:
-                r = self.http.put(node_url(self.cluster, node) + f"/kv/k{i % 16}", json={"value": i},
-                                  timeout=(0.2, 2.0))
+                r = self.http.put(
+                    node_url(self.cluster, node) + f"/kv/k{i % 16}",
+                    json={"value": i},
+                    timeout=(0.2, 2.0),
+                )
             except requests.RequestException:
                 self.target = None
                 continue
@@ -62,7 +65,9 @@ class Writer(threading.Thread):
                 self.target = None
                 time.sleep(0.01)
 
-    def first_ack_after(self, t: float, timeout: float = 10.0, not_from: str | None = None) -> float | None:
+    def first_ack_after(
+        self, t: float, timeout: float = 10.0, not_from: str | None = None
+    ) -> float | None:
         """The first ack after ``t`` from a node other than ``not_from`` (the victim's in-flight
         replies, answered before the signal landed, are not a failover)."""
         deadline = time.monotonic() + timeout
@@ -80,8 +85,10 @@ def main() -> int:
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--kills", type=int, default=10)
     a = p.parse_args()
-    cluster = LocalCluster(ClusterSpec(name="failover-bench", nodes=a.nodes, options={"snapshot_every": 1000}),
-                           AuroraSystem())
+    cluster = LocalCluster(
+        ClusterSpec(name="failover-bench", nodes=a.nodes, options={"snapshot_every": 1000}),
+        AuroraSystem(),
+    )
     samples: list[float] = []
     try:
         cluster.up()
@@ -97,7 +104,10 @@ def main() -> int:
             ack = writer.first_ack_after(t_kill, not_from=leader)
             took = (ack - t_kill) if ack else float("inf")
             samples.append(took)
-            print(f"round {k + 1:2d}: killed {leader}, first ack after {took * 1000:7.1f} ms", flush=True)
+            print(
+                f"round {k + 1:2d}: killed {leader}, first ack after {took * 1000:7.1f} ms",
+                flush=True,
+            )
             cluster.start(leader)
             cluster.wait_healthy(30)
         writer.stop.set()
@@ -109,13 +119,26 @@ def main() -> int:
         return 1
     p50, worst = statistics.median(samples), max(samples)
     met = p50 <= 1.0 and worst <= 2.0
-    print(f"\n{len(samples)} leader kills on {a.nodes} nodes: p50 {p50 * 1000:.0f} ms, "
-          f"mean {statistics.mean(samples) * 1000:.0f} ms, max {worst * 1000:.0f} ms "
-          f"(target p50 <= 1000 ms, max <= 2000 ms: {'met' if met else 'NOT met'})")
-    print(json.dumps({"bench": "failover_local", "nodes": a.nodes, "kills": len(samples),
-                      "p50_ms": round(p50 * 1000, 1), "mean_ms": round(statistics.mean(samples) * 1000, 1),
-                      "max_ms": round(worst * 1000, 1), "samples_ms": [round(s * 1000, 1) for s in samples],
-                      "target": {"p50_ms": 1000, "max_ms": 2000}, "met": met}))
+    print(
+        f"\n{len(samples)} leader kills on {a.nodes} nodes: p50 {p50 * 1000:.0f} ms, "
+        f"mean {statistics.mean(samples) * 1000:.0f} ms, max {worst * 1000:.0f} ms "
+        f"(target p50 <= 1000 ms, max <= 2000 ms: {'met' if met else 'NOT met'})"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "failover_local",
+                "nodes": a.nodes,
+                "kills": len(samples),
+                "p50_ms": round(p50 * 1000, 1),
+                "mean_ms": round(statistics.mean(samples) * 1000, 1),
+                "max_ms": round(worst * 1000, 1),
+                "samples_ms": [round(s * 1000, 1) for s in samples],
+                "target": {"p50_ms": 1000, "max_ms": 2000},
+                "met": met,
+            }
+        )
+    )
     return 0
 
 

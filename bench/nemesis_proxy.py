@@ -41,10 +41,12 @@ def rtts(addr: tuple[str, int], n: int = 500) -> list[float]:
 def throughput(addr: tuple[str, int], total: int = 64 << 20) -> float:
     chunk = b"y" * 65536
     with socket.create_connection(addr) as s:
+
         def drain() -> None:
             got = 0
             while got < total:
                 got += len(s.recv(1 << 20))
+
         reader = threading.Thread(target=drain)
         t = time.perf_counter()
         reader.start()
@@ -77,10 +79,14 @@ def main() -> None:
     finally:
         server.stop()
         echo.shutdown()
-    print(f"round trip, 64 B: direct {fig['rtt_direct_us_p50']} µs, through the proxy "
-          f"{fig['rtt_proxied_us_p50']} µs (p99 {fig['rtt_proxied_us_p99']} µs)")
-    print(f"throughput: direct {fig['throughput_direct_MBps']} MB/s, through the proxy "
-          f"{fig['throughput_proxied_MBps']} MB/s")
+    print(
+        f"round trip, 64 B: direct {fig['rtt_direct_us_p50']} µs, through the proxy "
+        f"{fig['rtt_proxied_us_p50']} µs (p99 {fig['rtt_proxied_us_p99']} µs)"
+    )
+    print(
+        f"throughput: direct {fig['throughput_direct_MBps']} MB/s, through the proxy "
+        f"{fig['throughput_proxied_MBps']} MB/s"
+    )
     print(json.dumps(fig))
 
 

@@ -40,7 +40,7 @@ class Builder:
 
     def apply(self, commands: list[dict[str, Any]]) -> None:
         base = self.sm.applied_index
-        ts = int(time.time() * 1000)   # as the leader would stamp them
+        ts = int(time.time() * 1000)  # as the leader would stamp them
         entries = [Entry(base + i, 1, {**c, "ts": ts}) for i, c in enumerate(commands, 1)]
         for _e, result in self.sm.apply(entries):
             if isinstance(result, dict) and "error" in result:
@@ -49,24 +49,57 @@ class Builder:
 
 def build(sm: StateMachine, instances: int, batch: int, rounds: int) -> dict[str, int]:
     b = Builder(sm)
-    b.apply([{"op": "sched.CreateJob", "job": {"role": "bench", "env": "prod", "name": "storm", "instances": 0,
-                                               "task_config": {"cmd": "serve", "cpu": 0.5, "ram_mb": 256}}},
-             {"op": "sched.SaveQuota", "role": "bench", "quota": {"cpu": 4000.0, "ram_mb": 1 << 20, "disk_mb": 0}}])
+    b.apply(
+        [
+            {
+                "op": "sched.CreateJob",
+                "job": {
+                    "role": "bench",
+                    "env": "prod",
+                    "name": "storm",
+                    "instances": 0,
+                    "task_config": {"cmd": "serve", "cpu": 0.5, "ram_mb": 256},
+                },
+            },
+            {
+                "op": "sched.SaveQuota",
+                "role": "bench",
+                "quota": {"cpu": 4000.0, "ram_mb": 1 << 20, "disk_mb": 0},
+            },
+        ]
+    )
     for r in range(rounds):
         uid = f"u{r}"
-        b.apply([{"op": "sched.StartJobUpdate", "job": JOB, "update_id": uid, "instances": instances,
-                  "batch_size": batch}])
+        b.apply(
+            [
+                {
+                    "op": "sched.StartJobUpdate",
+                    "job": JOB,
+                    "update_id": uid,
+                    "instances": instances,
+                    "batch_size": batch,
+                }
+            ]
+        )
         assert sm.conn is not None
-        tasks = [t for (t,) in sm.conn.execute("SELECT task_id FROM sched_tasks WHERE update_id = ?"
-                                               " ORDER BY instance", (uid,))]
+        tasks = [
+            t
+            for (t,) in sm.conn.execute(
+                "SELECT task_id FROM sched_tasks WHERE update_id = ? ORDER BY instance", (uid,)
+            )
+        ]
         if r == rounds - 1:
-            tasks = tasks[: len(tasks) // 2]   # the last update is still rolling forward
+            tasks = tasks[: len(tasks) // 2]  # the last update is still rolling forward
         for frm, to in STEPS:
-            b.apply([{"op": "sched.ChangeState", "task_id": t, "from": frm, "to": to} for t in tasks])
+            b.apply(
+                [{"op": "sched.ChangeState", "task_id": t, "from": frm, "to": to} for t in tasks]
+            )
         print(f"  update {uid}: {len(tasks)} tasks driven to RUNNING", file=sys.stderr)
     assert sm.conn is not None
-    count = {name: int(sm.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # noqa: S608
-             for name in ("sched_tasks", "sched_task_events", "sched_instance_events", "sched_updates")}
+    count = {
+        name: int(sm.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # noqa: S608
+        for name in ("sched_tasks", "sched_task_events", "sched_instance_events", "sched_updates")
+    }
     return {"entries": sm.applied_index, **count}
 
 
@@ -89,8 +122,11 @@ def measure(sm: StateMachine, codec_name: str, repeat: int, scratch: Path) -> di
         if applied[0] != sm.applied_index or digest_of(conn) != live:
             raise SystemExit(f"{codec_name}: the restored state differs from the live one (a bug)")
         conn.close()
-    return {"bytes": len(data), "snapshot_ms": round(statistics.median(enc) * 1000, 1),
-            "restore_ms": round(statistics.median(res) * 1000, 1)}
+    return {
+        "bytes": len(data),
+        "snapshot_ms": round(statistics.median(enc) * 1000, 1),
+        "restore_ms": round(statistics.median(res) * 1000, 1),
+    }
 
 
 def main() -> None:
@@ -107,20 +143,26 @@ def main() -> None:
         sm.open_empty()
         t0 = time.perf_counter()
         size = build(sm, a.instances, a.batch, a.rounds)
-        print(f"built the store in {time.perf_counter() - t0:.1f}s: {size['entries']} log entries, "
-              f"{size['sched_tasks']} tasks, {size['sched_task_events']} task events, "
-              f"{size['sched_instance_events']} instance events")
+        print(
+            f"built the store in {time.perf_counter() - t0:.1f}s: {size['entries']} log entries, "
+            f"{size['sched_tasks']} tasks, {size['sched_task_events']} task events, "
+            f"{size['sched_instance_events']} instance events"
+        )
         out: dict[str, Any] = {"bench": "restore", **size}
         for name in ("rows", "dump"):
             out[name] = m = measure(sm, name, a.repeat, root)
-            print(f"{name:>5}: snapshot {m['bytes'] / 1e6:6.2f} MB in {m['snapshot_ms']:7.1f} ms, "
-                  f"restore {m['restore_ms']:8.1f} ms")
+            print(
+                f"{name:>5}: snapshot {m['bytes'] / 1e6:6.2f} MB in {m['snapshot_ms']:7.1f} ms, "
+                f"restore {m['restore_ms']:8.1f} ms"
+            )
         sm.close()
     ratio = out["rows"]["restore_ms"] / max(out["dump"]["restore_ms"], 0.001)
     out["restore_ratio"] = round(ratio, 1)
     out["goal_met"] = ratio >= 5
-    print(f"dump restores {ratio:.1f}x faster than rows (goal: at least 5x) -> "
-          f"{'met' if out['goal_met'] else 'NOT met'}")
+    print(
+        f"dump restores {ratio:.1f}x faster than rows (goal: at least 5x) -> "
+        f"{'met' if out['goal_met'] else 'NOT met'}"
+    )
     print(json.dumps(out))
 
 

@@ -66,7 +66,7 @@ def cpu_seconds(cluster: Cluster) -> float | None:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             return None
-        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of stat)
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -80,20 +80,25 @@ def ok(session: requests.Session, method: str, url: str, body: Any = None) -> An
 def setup(url: str, instances: int, batch: int) -> tuple[str, list[str]]:
     s = requests.Session()
     ok(s, "POST", f"{url}/jobs", {**JOB, "instances": 0})
-    uid = ok(s, "POST", f"{url}/updates", {"job": "bench/storm/update", "instances": instances,
-                                           "batch_size": batch})["update_id"]
+    uid = ok(
+        s,
+        "POST",
+        f"{url}/updates",
+        {"job": "bench/storm/update", "instances": instances, "batch_size": batch},
+    )["update_id"]
     tasks = ok(s, "GET", f"{url}/tasks?job=bench/storm/update")["tasks"]
     return uid, [t["task_id"] for t in tasks if t["update_id"] == uid]
 
 
 def reader_proc(url: str, threads: int, stop: Any, counts: Any) -> None:
     """One reader process: ``threads`` clients calling getJobUpdateDetails until ``stop`` is set."""
+
     def loop(k: int) -> None:
         s = requests.Session()
         n = errors = 0
         while not stop.is_set():
             try:
-                r = s.get(url, timeout=30)   # the body is read, not decoded: the server is measured
+                r = s.get(url, timeout=30)  # the body is read, not decoded: the server is measured
                 n, errors = (n + 1, errors) if r.status_code == 200 else (n, errors + 1)
             except requests.RequestException:
                 errors += 1
@@ -108,7 +113,9 @@ def reader_proc(url: str, threads: int, stop: Any, counts: Any) -> None:
         t.join()
 
 
-def drive(url: str, tasks: list[str], drivers: int, seconds: float) -> tuple[list[float], int, list[str]]:
+def drive(
+    url: str, tasks: list[str], drivers: int, seconds: float
+) -> tuple[list[float], int, list[str]]:
     """Status updates for ``seconds`` (or until the tasks run out); latencies of acknowledged ones."""
     latencies: list[float] = []
     errors = 0
@@ -139,19 +146,30 @@ def drive(url: str, tasks: list[str], drivers: int, seconds: float) -> tuple[lis
     return latencies, errors, done
 
 
-def phase(cluster: Cluster, url: str, uid: str, tasks: list[str], readers: int, drivers: int, seconds: float
-          ) -> dict[str, Any]:
+def phase(
+    cluster: Cluster,
+    url: str,
+    uid: str,
+    tasks: list[str],
+    readers: int,
+    drivers: int,
+    seconds: float,
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     stop, counts = ctx.Event(), ctx.Array("l", [0, 0])
     procs = []
     for p in range((readers + THREADS_PER_READER_PROC - 1) // THREADS_PER_READER_PROC):
         threads = min(THREADS_PER_READER_PROC, readers - p * THREADS_PER_READER_PROC)
-        procs.append(ctx.Process(target=reader_proc, args=(f"{url}/updates/{uid}", threads, stop, counts)))
+        procs.append(
+            ctx.Process(target=reader_proc, args=(f"{url}/updates/{uid}", threads, stop, counts))
+        )
     for proc in procs:
         proc.start()
     try:
         if readers:
-            time.sleep(2)   # let the storm build up before measuring (not synchronisation: a warm-up)
+            time.sleep(
+                2
+            )  # let the storm build up before measuring (not synchronisation: a warm-up)
         t0, cpu0 = time.monotonic(), cpu_seconds(cluster)
         lat, errors, done = drive(url, tasks, drivers, seconds)
         wall, cpu1 = time.monotonic() - t0, cpu_seconds(cluster)
@@ -160,12 +178,23 @@ def phase(cluster: Cluster, url: str, uid: str, tasks: list[str], readers: int, 
         for proc in procs:
             proc.join(timeout=60)
     if not lat:
-        raise SystemExit(f"no status update was acknowledged with {readers} readers ({errors} errors)")
-    return {"readers": readers, "writes": len(lat), "write_errors": errors, "tasks_done": len(done),
-            "writes_per_s": round(len(lat) / wall, 1), "p50_ms": round(1000 * statistics.median(lat), 1),
-            "p99_ms": round(1000 * quantile(lat, 0.99), 1), "max_ms": round(1000 * max(lat), 1),
-            "details_reads": counts[0], "details_per_s": round(counts[0] / wall, 1), "read_errors": counts[1],
-            "node_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2)}
+        raise SystemExit(
+            f"no status update was acknowledged with {readers} readers ({errors} errors)"
+        )
+    return {
+        "readers": readers,
+        "writes": len(lat),
+        "write_errors": errors,
+        "tasks_done": len(done),
+        "writes_per_s": round(len(lat) / wall, 1),
+        "p50_ms": round(1000 * statistics.median(lat), 1),
+        "p99_ms": round(1000 * quantile(lat, 0.99), 1),
+        "max_ms": round(1000 * max(lat), 1),
+        "details_reads": counts[0],
+        "details_per_s": round(counts[0] / wall, 1),
+        "read_errors": counts[1],
+        "node_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2),
+    }
 
 
 def main() -> None:
@@ -184,23 +213,43 @@ def main() -> None:
             raise SystemExit("the cluster agreed on no leader within 30s")
         url = node_url(cluster, leader)
         uid, tasks = setup(url, a.instances, a.batch)
-        print(f"{a.backend} cluster of 3, leader {leader}; update {uid} of {len(tasks)} instances, batch {a.batch}")
+        print(
+            f"{a.backend} cluster of 3, leader {leader}; update {uid} of {len(tasks)} instances, batch {a.batch}"
+        )
         results = []
-        half = len(tasks) // 2   # each phase drives its own tasks, from PENDING
+        half = len(tasks) // 2  # each phase drives its own tasks, from PENDING
         for readers, mine in ((0, tasks[:half]), (a.readers, tasks[half:])):
             r = phase(cluster, url, uid, mine, readers, a.drivers, a.seconds)
             results.append(r)
-            print(f"{readers:3d} readers: {r['writes']} status updates ({r['writes_per_s']}/s), p50 {r['p50_ms']} ms, "
-                  f"p99 {r['p99_ms']} ms, max {r['max_ms']} ms; {r['details_reads']} details reads "
-                  f"({r['details_per_s']}/s), {r['write_errors'] + r['read_errors']} errors")
+            print(
+                f"{readers:3d} readers: {r['writes']} status updates ({r['writes_per_s']}/s), p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms, max {r['max_ms']} ms; {r['details_reads']} details reads "
+                f"({r['details_per_s']}/s), {r['write_errors'] + r['read_errors']} errors"
+            )
             if r["node_cpu_s"] is not None and not readers:
-                print(f"     nodes' CPU per status update: {1000 * r['node_cpu_s'] / r['writes']:.2f} ms")
+                print(
+                    f"     nodes' CPU per status update: {1000 * r['node_cpu_s'] / r['writes']:.2f} ms"
+                )
     storm = results[-1]
     met = storm["p99_ms"] <= 50 and storm["max_ms"] <= 500
-    print(f"with {a.readers} readers: p99 {storm['p99_ms']} ms (goal <= 50), max {storm['max_ms']} ms "
-          f"(goal <= 500) -> {'met' if met else 'NOT met'}")
-    print(json.dumps({"bench": "starvation", "backend": a.backend, "instances": a.instances, "batch": a.batch,
-                      "drivers": a.drivers, "quiet": results[0], "storm": storm, "goal_met": met}))
+    print(
+        f"with {a.readers} readers: p99 {storm['p99_ms']} ms (goal <= 50), max {storm['max_ms']} ms "
+        f"(goal <= 500) -> {'met' if met else 'NOT met'}"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "starvation",
+                "backend": a.backend,
+                "instances": a.instances,
+                "batch": a.batch,
+                "drivers": a.drivers,
+                "quiet": results[0],
+                "storm": storm,
+                "goal_met": met,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -73,12 +73,17 @@ def write_load(cluster: DockerCluster, clients: int, ops: int) -> dict[str, floa
         list(pool.map(worker, range(clients)))
     wall = time.perf_counter() - start
     if give_up.is_set() or not latencies:
-        raise SystemExit(f"writes keep failing ({len(errors)} failed, {len(latencies)} acked); "
-                         f"last error: {errors[-1] if errors else '?'}")
-    return {"write_ops": len(latencies), "write_errors": len(errors),
-            "write_ops_per_s": len(latencies) / wall,
-            "write_p50_ms": 1000 * quantile(latencies, 0.5),
-            "write_p99_ms": 1000 * quantile(latencies, 0.99)}
+        raise SystemExit(
+            f"writes keep failing ({len(errors)} failed, {len(latencies)} acked); "
+            f"last error: {errors[-1] if errors else '?'}"
+        )
+    return {
+        "write_ops": len(latencies),
+        "write_errors": len(errors),
+        "write_ops_per_s": len(latencies) / wall,
+        "write_p50_ms": 1000 * quantile(latencies, 0.5),
+        "write_p99_ms": 1000 * quantile(latencies, 0.99),
+    }
 
 
 def first_ack_after(cluster: DockerCluster, killed_at: float, tag: str, limit: float) -> float:
@@ -117,14 +122,18 @@ def failovers(cluster: DockerCluster, kills: int) -> list[float]:
         cluster.kill(leader)
         took = first_ack_after(cluster, killed_at, f"kill-{k}", limit=30)
         times.append(took)
-        print(f"  kill {k + 1:2d}: leader {leader} -> first acked write after {took * 1000:6.0f} ms")
+        print(
+            f"  kill {k + 1:2d}: leader {leader} -> first acked write after {took * 1000:6.0f} ms"
+        )
         cluster.start(leader)
         cluster.wait_healthy(60)  # every node back and a leader agreed before the next kill
     return times
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--kills", type=int, default=10)
@@ -136,18 +145,32 @@ def main() -> None:
     with cluster:
         print(f"write load: {args.clients} clients, {args.ops} writes to the leader")
         load = write_load(cluster, args.clients, args.ops)
-        print(f"  {load['write_ops_per_s']:.0f} writes/s, p50 {load['write_p50_ms']:.1f} ms, "
-              f"p99 {load['write_p99_ms']:.1f} ms, {load['write_errors']} errors")
+        print(
+            f"  {load['write_ops_per_s']:.0f} writes/s, p50 {load['write_p50_ms']:.1f} ms, "
+            f"p99 {load['write_p99_ms']:.1f} ms, {load['write_errors']} errors"
+        )
         print(f"failover: {args.kills} leader kills (SIGKILL -> first acknowledged write)")
         times = failovers(cluster, args.kills)
     p50, worst = statistics.median(times), max(times)
     met = p50 <= 1.0 and worst <= 2.0
-    print(f"  failover p50 {p50 * 1000:.0f} ms, max {worst * 1000:.0f} ms "
-          f"(goal p50 <= 1000 ms, max <= 2000 ms: {'met' if met else 'NOT met'})")
-    print(json.dumps({"bench": "store", "clients": args.clients, **load,
-                      "kills": len(times), "failover_ms": [round(t * 1000) for t in times],
-                      "failover_p50_ms": round(p50 * 1000), "failover_max_ms": round(worst * 1000),
-                      "goal_met": met}))
+    print(
+        f"  failover p50 {p50 * 1000:.0f} ms, max {worst * 1000:.0f} ms "
+        f"(goal p50 <= 1000 ms, max <= 2000 ms: {'met' if met else 'NOT met'})"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "store",
+                "clients": args.clients,
+                **load,
+                "kills": len(times),
+                "failover_ms": [round(t * 1000) for t in times],
+                "failover_p50_ms": round(p50 * 1000),
+                "failover_max_ms": round(worst * 1000),
+                "goal_met": met,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,14 @@ from rich.console import Console
 
 from squall.run.config import ConfigError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Jepsen-style fault injection for a replicated scheduler store.")
-cluster_app = typer.Typer(no_args_is_help=True, help="A cluster left running for a person to poke at.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Jepsen-style fault injection for a replicated scheduler store.",
+)
+cluster_app = typer.Typer(
+    no_args_is_help=True, help="A cluster left running for a person to poke at."
+)
 app.add_typer(cluster_app, name="cluster")
 
 err = Console(stderr=True)
@@ -32,22 +37,65 @@ class BadInput(Exception):
 
 @app.command()
 def run(
-    file: Annotated[Path | None, typer.Option("-f", "--file", help="YAML test file; flags override it")] = None,
-    system: Annotated[str | None, typer.Option(help="the system under test: aurora (default), a registered name, or package.module:attr")] = None,
-    workload: Annotated[str | None, typer.Option(help="register | set | the system's own (aurora: scheduler)")] = None,
-    nemesis: Annotated[str | None, typer.Option(help="comma list (kill,pause,partition,link,disk-stall,clock,power-cut), none, or a YAML schedule file")] = None,
+    file: Annotated[
+        Path | None, typer.Option("-f", "--file", help="YAML test file; flags override it")
+    ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            help="the system under test: aurora (default), a registered name, or package.module:attr"
+        ),
+    ] = None,
+    workload: Annotated[
+        str | None, typer.Option(help="register | set | the system's own (aurora: scheduler)")
+    ] = None,
+    nemesis: Annotated[
+        str | None,
+        typer.Option(
+            help="comma list (kill,pause,partition,link,disk-stall,clock,power-cut), none, or a YAML schedule file"
+        ),
+    ] = None,
     nodes: Annotated[int | None, typer.Option(help="cluster size (default 5)")] = None,
-    time_limit: Annotated[str | None, typer.Option("--time-limit", help="seconds of load, e.g. 60 or 2m")] = None,
+    time_limit: Annotated[
+        str | None, typer.Option("--time-limit", help="seconds of load, e.g. 60 or 2m")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="client workers (default 10)")] = None,
-    rate: Annotated[float | None, typer.Option(help="target ops/s over all workers; 0 = unthrottled")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed for every random choice (printed and stored)")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="target ops/s over all workers; 0 = unthrottled")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="seed for every random choice (printed and stored)")
+    ] = None,
     backend: Annotated[str | None, typer.Option(help="docker | local")] = None,
-    store: Annotated[str | None, typer.Option("--store", help="directory of runs (default ./store)")] = None,
-    bug: Annotated[list[str] | None, typer.Option("--bug", help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync)")] = None,
-    system_option: Annotated[list[str] | None, typer.Option("-o", "--system-option", help="KEY=VALUE (a YAML value) for one of the system's own options (see its README section)")] = None,
-    failover_bound: Annotated[float | None, typer.Option("--failover-bound", help="seconds (default 2)")] = None,
-    nemesis_interval: Annotated[float | None, typer.Option("--nemesis-interval", help="seconds between random faults (default 10)")] = None,
-    replay: Annotated[Path | None, typer.Option("--replay", help="repeat a stored run: its config, seed and fault timeline")] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="directory of runs (default ./store)")
+    ] = None,
+    bug: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bug",
+            help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync)",
+        ),
+    ] = None,
+    system_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-o",
+            "--system-option",
+            help="KEY=VALUE (a YAML value) for one of the system's own options (see its README section)",
+        ),
+    ] = None,
+    failover_bound: Annotated[
+        float | None, typer.Option("--failover-bound", help="seconds (default 2)")
+    ] = None,
+    nemesis_interval: Annotated[
+        float | None,
+        typer.Option("--nemesis-interval", help="seconds between random faults (default 10)"),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option("--replay", help="repeat a stored run: its config, seed and fault timeline"),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="test name (directory under the store)")] = None,
 ) -> None:
     """Run a chaos test and check it. Exit 0 valid, 1 invalid, 2 unknown, 3 failed."""
@@ -55,10 +103,19 @@ def run(
     from squall.run import runner
 
     overrides: dict[str, object] = {
-        "system": system, "workload": workload, "nodes": nodes, "time_limit": time_limit,
-        "concurrency": concurrency, "rate": rate, "seed": seed, "backend": backend,
-        "store": store, "bugs": bug or None, "failover_bound": failover_bound,
-        "nemesis_interval": nemesis_interval, "name": name,
+        "system": system,
+        "workload": workload,
+        "nodes": nodes,
+        "time_limit": time_limit,
+        "concurrency": concurrency,
+        "rate": rate,
+        "seed": seed,
+        "backend": backend,
+        "store": store,
+        "bugs": bug or None,
+        "failover_bound": failover_bound,
+        "nemesis_interval": nemesis_interval,
+        "name": name,
     }
     if system_option:
         overrides["system_options"] = cfgmod.parse_options(system_option)
@@ -93,11 +150,25 @@ def _preflight(cfg: object) -> None:
 
 @app.command()
 def check(
-    history: Annotated[Path, typer.Argument(help="history.jsonl, a Jepsen EDN history, or a Porcupine log; or a run directory")],
-    model: Annotated[str, typer.Option(help="cas-register | kv | register | task-state")] = "cas-register",
-    format: Annotated[str | None, typer.Option("--format", help="jsonl | edn | etcd-log | porcupine-kv (detected when absent)")] = None,
+    history: Annotated[
+        Path,
+        typer.Argument(
+            help="history.jsonl, a Jepsen EDN history, or a Porcupine log; or a run directory"
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option(help="cas-register | kv | register | task-state")
+    ] = "cas-register",
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="jsonl | edn | etcd-log | porcupine-kv (detected when absent)"
+        ),
+    ] = None,
     html: Annotated[Path | None, typer.Option(help="write the counterexample page here")] = None,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds before the verdict is unknown")] = 60.0,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="seconds before the verdict is unknown")
+    ] = 60.0,
 ) -> None:
     """Check a history for linearizability; prints JSON; exit 0/1/2 (3 for bad input)."""
     from squall.run.check_cmd import run_check
@@ -108,13 +179,24 @@ def check(
             from squall.run.runner import check_run_dir
 
             raise typer.Exit(check_run_dir(path.resolve(), err))
-        raise BadInput(f"{path} is a directory without history.jsonl; give a history file or a run directory")
-    raise typer.Exit(run_check(str(path), model=model, fmt=format, html=str(html) if html else None,
-                               time_limit=time_limit))
+        raise BadInput(
+            f"{path} is a directory without history.jsonl; give a history file or a run directory"
+        )
+    raise typer.Exit(
+        run_check(
+            str(path),
+            model=model,
+            fmt=format,
+            html=str(html) if html else None,
+            time_limit=time_limit,
+        )
+    )
 
 
 @app.command()
-def analyze(run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")]) -> None:
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")],
+) -> None:
     """Re-check a stored run (all checkers) and rewrite its results and report."""
     from squall.run.rundir import resolve_run_dir
     from squall.run.runner import check_run_dir
@@ -123,7 +205,9 @@ def analyze(run_dir: Annotated[Path, typer.Argument(help="a run directory, or st
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")],
+) -> None:
     """Regenerate report.html for a run directory."""
     from squall.report.run_page import write_report
     from squall.run.rundir import resolve_run_dir
@@ -145,12 +229,21 @@ def serve(
 
 @app.command()
 def matrix(
-    suite: Annotated[Path, typer.Argument(help="suite YAML (suites/matrix.yaml is the nightly one)")] = Path("suites/matrix.yaml"),
-    seed: Annotated[int | None, typer.Option(help="seed for every case (default: a fresh one per case)")] = None,
+    suite: Annotated[
+        Path, typer.Argument(help="suite YAML (suites/matrix.yaml is the nightly one)")
+    ] = Path("suites/matrix.yaml"),
+    seed: Annotated[
+        int | None, typer.Option(help="seed for every case (default: a fresh one per case)")
+    ] = None,
     store: Annotated[str | None, typer.Option(help="directory of runs")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="run just these cases")] = None,
-    recheck: Annotated[Path | None, typer.Option(
-        "--recheck", help="re-run every checker over a stored matrix's runs (store/matrix/<time>.json); runs nothing")] = None,
+    recheck: Annotated[
+        Path | None,
+        typer.Option(
+            "--recheck",
+            help="re-run every checker over a stored matrix's runs (store/matrix/<time>.json); runs nothing",
+        ),
+    ] = None,
 ) -> None:
     """Run the proof matrix: every seeded bug caught, the correct store valid."""
     from squall.run.matrix import recheck as recheck_matrix
@@ -162,7 +255,9 @@ def matrix(
 
 
 @app.command()
-def image(system: Annotated[str, typer.Option(help="the system whose node image to build")] = "aurora") -> None:
+def image(
+    system: Annotated[str, typer.Option(help="the system whose node image to build")] = "aurora",
+) -> None:
     """Build (or find) a system's node image; prints its tag."""
     from squall import registry
     from squall.cluster.image import ensure_image

@@ -28,13 +28,13 @@ TARGETS = ("leader", "random", "minority", "majority", "all")
 @dataclass(frozen=True, kw_only=True)
 class FaultKind:
     name: str
-    factory: str                       # "package.module:Class", built with the fault's options
+    factory: str  # "package.module:Class", built with the fault's options
     # Backend capabilities it needs (a backend declares what it supports);
     # any one of ``alternatives`` may stand in for all of ``requires``.
     requires: frozenset[str] = frozenset()
     alternatives: tuple[frozenset[str], ...] = ()
-    why: str = ""                      # why it needs them: said when a backend lacks them
-    menu: tuple[Mapping[str, Any], ...] = ({},)   # what Schedule.random may pick, beyond defaults
+    why: str = ""  # why it needs them: said when a backend lacks them
+    menu: tuple[Mapping[str, Any], ...] = ({},)  # what Schedule.random may pick, beyond defaults
     effect: Effect = "degrades"
     colour: str = "#999999"
 
@@ -48,42 +48,80 @@ def _targets(*names: str) -> tuple[dict[str, Any], ...]:
 
 
 BUILT_IN: tuple[FaultKind, ...] = (
-    FaultKind(name="kill", factory="squall.nemesis.process:Kill", requires=frozenset({"kill"}),
-              menu=_targets("leader", "random", "minority", "majority"), effect="stops",
-              colour="#d62728"),
-    FaultKind(name="pause", factory="squall.nemesis.process:Pause", requires=frozenset({"pause"}),
-              menu=_targets("leader", "random", "minority", "majority"), effect="stops",
-              colour="#9467bd"),
-    FaultKind(name="partition", factory="squall.nemesis.partition:Partition",
-              requires=frozenset({"partition"}), alternatives=(frozenset({"proxy-peers"}),),
-              why="it drops packets in the nodes' network namespaces, or blackholes the "
-                  "proxies peers talk through",
-              menu=tuple({"grudge": g} for g in ("halves", "one", "leader", "majorities-ring",
-                                                 "bridge")),
-              effect="network", colour="#8c564b"),
-    FaultKind(name="link", factory="squall.nemesis.link:Link", requires=frozenset({"proxy-peers"}),
-              why="it routes every peer link through a Toxiproxy proxy",
-              menu=({"toxic": "latency", "target": "random"}, {"toxic": "latency", "target": "leader"},
-                    {"toxic": "bandwidth", "target": "random"}, {"toxic": "timeout", "target": "random"},
-                    {"toxic": "reset_peer", "target": "random"}),
-              effect="degrades", colour="#17becf"),
-    FaultKind(name="disk-stall", factory="squall.nemesis.disk:DiskStall",
-              requires=frozenset({"fuse"}),
-              why="it mounts a FUSE filesystem over the node's data directory; use --backend docker",
-              menu=({"snapshot": "trigger", "target": "leader"},
-                    {"snapshot": False, "target": "random"},
-                    {"snapshot": False, "target": "random", "mode": "eio"}),
-              effect="disk", colour="#bcbd22"),
-    FaultKind(name="clock", factory="squall.nemesis.clock:Clock", requires=frozenset({"preload"}),
-              why="it preloads a clock shim into the node process; use --backend docker",
-              menu=({"target": "random", "mode": "bump"}, {"target": "random", "mode": "strobe"}),
-              effect="degrades", colour="#7f7f7f"),
+    FaultKind(
+        name="kill",
+        factory="squall.nemesis.process:Kill",
+        requires=frozenset({"kill"}),
+        menu=_targets("leader", "random", "minority", "majority"),
+        effect="stops",
+        colour="#d62728",
+    ),
+    FaultKind(
+        name="pause",
+        factory="squall.nemesis.process:Pause",
+        requires=frozenset({"pause"}),
+        menu=_targets("leader", "random", "minority", "majority"),
+        effect="stops",
+        colour="#9467bd",
+    ),
+    FaultKind(
+        name="partition",
+        factory="squall.nemesis.partition:Partition",
+        requires=frozenset({"partition"}),
+        alternatives=(frozenset({"proxy-peers"}),),
+        why="it drops packets in the nodes' network namespaces, or blackholes the "
+        "proxies peers talk through",
+        menu=tuple({"grudge": g} for g in ("halves", "one", "leader", "majorities-ring", "bridge")),
+        effect="network",
+        colour="#8c564b",
+    ),
+    FaultKind(
+        name="link",
+        factory="squall.nemesis.link:Link",
+        requires=frozenset({"proxy-peers"}),
+        why="it routes every peer link through a Toxiproxy proxy",
+        menu=(
+            {"toxic": "latency", "target": "random"},
+            {"toxic": "latency", "target": "leader"},
+            {"toxic": "bandwidth", "target": "random"},
+            {"toxic": "timeout", "target": "random"},
+            {"toxic": "reset_peer", "target": "random"},
+        ),
+        effect="degrades",
+        colour="#17becf",
+    ),
+    FaultKind(
+        name="disk-stall",
+        factory="squall.nemesis.disk:DiskStall",
+        requires=frozenset({"fuse"}),
+        why="it mounts a FUSE filesystem over the node's data directory; use --backend docker",
+        menu=(
+            {"snapshot": "trigger", "target": "leader"},
+            {"snapshot": False, "target": "random"},
+            {"snapshot": False, "target": "random", "mode": "eio"},
+        ),
+        effect="disk",
+        colour="#bcbd22",
+    ),
+    FaultKind(
+        name="clock",
+        factory="squall.nemesis.clock:Clock",
+        requires=frozenset({"preload"}),
+        why="it preloads a clock shim into the node process; use --backend docker",
+        menu=({"target": "random", "mode": "bump"}, {"target": "random", "mode": "strobe"}),
+        effect="degrades",
+        colour="#7f7f7f",
+    ),
     # all at once is the case that matters most: no replica keeps an unsynced write
-    FaultKind(name="power-cut", factory="squall.nemesis.powercut:PowerCut",
-              requires=frozenset({"fuse", "kill"}),
-              why="it mounts a FUSE filesystem over the node's data directory; use --backend docker",
-              menu=_targets("leader", "random", "majority", "all"), effect="stops",
-              colour="#e377c2"),
+    FaultKind(
+        name="power-cut",
+        factory="squall.nemesis.powercut:PowerCut",
+        requires=frozenset({"fuse", "kill"}),
+        why="it mounts a FUSE filesystem over the node's data directory; use --backend docker",
+        menu=_targets("leader", "random", "majority", "all"),
+        effect="stops",
+        colour="#e377c2",
+    ),
 )
 
 

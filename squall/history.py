@@ -101,12 +101,10 @@ def op_from_json(obj: Any, line: int = 0, source: str = "history") -> Op:
         if key not in obj:
             raise HistoryError(f"{where}: operation has no {key!r} field: {obj}")
     if obj["type"] not in TYPES:
-        raise HistoryError(
-            f"{where}: type {obj['type']!r} is not one of {', '.join(TYPES)}"
-        )
+        raise HistoryError(f"{where}: type {obj['type']!r} is not one of {', '.join(TYPES)}")
     process = obj["process"]
     if not isinstance(process, int | str) or isinstance(process, bool):
-        raise HistoryError(f"{where}: process must be an integer or \"nemesis\", got {process!r}")
+        raise HistoryError(f'{where}: process must be an integer or "nemesis", got {process!r}')
     extra = {k: v for k, v in obj.items() if k not in _KNOWN}
     return Op(
         process=process,
@@ -132,7 +130,11 @@ def iter_history(path: str | os.PathLike[str]) -> Iterator[Op]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                hint = " (truncated? the run may have been killed mid-write)" if not raw.endswith("\n") else ""
+                hint = (
+                    " (truncated? the run may have been killed mid-write)"
+                    if not raw.endswith("\n")
+                    else ""
+                )
                 raise HistoryError(f"{p}:{n}: not valid JSON{hint}: {exc.msg}") from None
             yield op_from_json(obj, n, str(p))
 
@@ -176,7 +178,9 @@ class HistoryWriter:
             stamped = op.with_(index=len(self._ops), time=op.time or self.now())
             self._ops.append(stamped)
             if self._fh is not None:
-                self._fh.write(json.dumps(stamped.to_json(), separators=(",", ":"), default=str) + "\n")
+                self._fh.write(
+                    json.dumps(stamped.to_json(), separators=(",", ":"), default=str) + "\n"
+                )
                 self._fh.flush()
             return stamped
 
@@ -272,14 +276,14 @@ def fault_windows(ops: Iterable[Op]) -> list[dict[str, Any]]:
         if not op.is_nemesis or op.type == INVOKE:
             continue
         if op.f.startswith("start-"):
-            kind = op.f[len("start-"):]
+            kind = op.f[len("start-") :]
             held = op.value.get(IN_EFFECT_FOR) if isinstance(op.value, dict) else None
             lead = int(held * 1e9) if isinstance(held, int | float) and held > 0 else 0
             w = {"fault": kind, "start": op.time - lead, "end": None, "value": op.value}
             open_.setdefault(kind, []).append(w)
             out.append(w)
         elif op.f.startswith("stop-"):
-            kind = op.f[len("stop-"):]
+            kind = op.f[len("stop-") :]
             if open_.get(kind):
                 open_[kind].pop()["end"] = op.time
     for w in out:

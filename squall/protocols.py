@@ -85,15 +85,15 @@ class NodeContext:
 
     node: str
     nodes: tuple[str, ...]
-    listen: Mapping[str, str]                 # port name -> "host:port" to bind
+    listen: Mapping[str, str]  # port name -> "host:port" to bind
     # port name -> peer -> "host:port" this node uses to reach that peer (a
     # link fault may route it through a proxy)
     peers: Mapping[str, Mapping[str, str]]
-    data_dir: str                             # where the node keeps what must survive a crash
-    config_dir: str                           # where its NodeSpec.files are written
-    secret: str                               # per-run cluster secret: never logged or reported
-    bugs: tuple[str, ...] = ()                # bug modes switched on for this node
-    options: Mapping[str, Any] = field(default_factory=dict)   # the system's own options
+    data_dir: str  # where the node keeps what must survive a crash
+    config_dir: str  # where its NodeSpec.files are written
+    secret: str  # per-run cluster secret: never logged or reported
+    bugs: tuple[str, ...] = ()  # bug modes switched on for this node
+    options: Mapping[str, Any] = field(default_factory=dict)  # the system's own options
     # "container": inside a node image the system built (docker, ssh hosts);
     # "process": a process of this machine's Python (the local backend)
     runtime: Literal["container", "process"] = "container"
@@ -105,7 +105,7 @@ class NodeSpec:
 
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
-    files: Mapping[str, str] = field(default_factory=dict)   # path (in config_dir) -> text
+    files: Mapping[str, str] = field(default_factory=dict)  # path (in config_dir) -> text
     # host path -> path in the node, read-only (code the system runs but does not bake in)
     mounts: Mapping[str, str] = field(default_factory=dict)
 
@@ -114,9 +114,9 @@ class NodeSpec:
 class ImageRecipe:
     """A node image built from a Debian rootfs with no registry: packages plus setup lines."""
 
-    name: str                                 # image repository, e.g. "squall-node"
+    name: str  # image repository, e.g. "squall-node"
     packages: tuple[str, ...]
-    dockerfile: str = ""                      # lines appended after FROM (ENV, RUN, CMD)
+    dockerfile: str = ""  # lines appended after FROM (ENV, RUN, CMD)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +128,7 @@ class Observation:
     a verdict (snapshotting, indexes): plain JSON values.
     """
 
-    role: str | None = None                   # "leader", "follower", "candidate", or None
+    role: str | None = None  # "leader", "follower", "candidate", or None
     term: int | None = None
     leader: str | None = None
     applied_index: int | None = None
@@ -136,9 +136,17 @@ class Observation:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in (("role", self.role), ("term", self.term), ("leader", self.leader),
-                                 ("applied_index", self.applied_index),
-                                 ("commit_index", self.commit_index)) if v is not None}
+        out = {
+            k: v
+            for k, v in (
+                ("role", self.role),
+                ("term", self.term),
+                ("leader", self.leader),
+                ("applied_index", self.applied_index),
+                ("commit_index", self.commit_index),
+            )
+            if v is not None
+        }
         return {**out, **self.extra}
 
 
@@ -146,13 +154,13 @@ class Observation:
 class NodeNeeds:
     """What a fault needs in every node before the cluster starts, asked of the backend."""
 
-    devices: tuple[str, ...] = ()             # "/dev/fuse"
-    capabilities: tuple[str, ...] = ()        # "SYS_ADMIN"
-    mounts: Mapping[str, str] = field(default_factory=dict)   # host path -> node path, read-only
+    devices: tuple[str, ...] = ()  # "/dev/fuse"
+    capabilities: tuple[str, ...] = ()  # "SYS_ADMIN"
+    mounts: Mapping[str, str] = field(default_factory=dict)  # host path -> node path, read-only
     # An argv prefix that ends by exec'ing the argv after it; wrappers chain.
     # ``{data_dir}`` in it is replaced by the node's data directory.
     wrapper: tuple[str, ...] = ()
-    wrap_last: bool = False                   # must be the wrapper that execs the node itself
+    wrap_last: bool = False  # must be the wrapper that execs the node itself
     # (src, dst) -> "host:port": src reaches dst's peer port there (a proxy)
     peer_routes: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
@@ -180,17 +188,18 @@ class System(Protocol):
 
     name: str
     ports: tuple[Port, ...]
-    peer_port: str                            # the port name peers talk on (link faults proxy it)
-    bugs: Mapping[str, str]                   # --bug name -> what it makes the system do wrong
-    unsupported: Mapping[str, str]            # fault name -> why it cannot apply here
-    options: Mapping[str, Any]                # the system's own options and their defaults
+    peer_port: str  # the port name peers talk on (link faults proxy it)
+    bugs: Mapping[str, str]  # --bug name -> what it makes the system do wrong
+    unsupported: Mapping[str, str]  # fault name -> why it cannot apply here
+    options: Mapping[str, Any]  # the system's own options and their defaults
 
     def image(self) -> ImageRecipe: ...
 
     def node(self, ctx: NodeContext) -> NodeSpec: ...
 
-    def client(self, addresses: Callable[[], Mapping[str, str]], worker: int,
-               options: Mapping[str, Any]) -> object:
+    def client(
+        self, addresses: Callable[[], Mapping[str, str]], worker: int, options: Mapping[str, Any]
+    ) -> object:
         """The client one worker uses; ``addresses`` gives each node's client "host:port"."""
         ...
 
@@ -215,5 +224,12 @@ class System(Protocol):
 #       the line saying the node refused its data on start (power-cut wipes those)
 #   standing() -> object with cluster_up/cluster_status/cluster_down
 #       a cluster a person keeps running to poke at (``squall cluster ...``)
-OPTIONAL = ("workloads", "checkers", "collect", "validate_options", "snapshot", "refusal",
-            "standing")
+OPTIONAL = (
+    "workloads",
+    "checkers",
+    "collect",
+    "validate_options",
+    "snapshot",
+    "refusal",
+    "standing",
+)

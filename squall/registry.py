@@ -24,8 +24,12 @@ from typing import Any
 
 from squall.faults import BUILT_IN, FaultKind
 
-GROUPS = {"system": "squall.systems", "workload": "squall.workloads",
-          "model": "squall.models", "fault": "squall.faults"}
+GROUPS = {
+    "system": "squall.systems",
+    "workload": "squall.workloads",
+    "model": "squall.models",
+    "fault": "squall.faults",
+}
 
 
 class UnknownName(ValueError):
@@ -45,7 +49,9 @@ def load(spec: str) -> Any:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise UnknownName(f"{spec!r} cannot be loaded ({exc}); write package.module:attribute") from None
+        raise UnknownName(
+            f"{spec!r} cannot be loaded ({exc}); write package.module:attribute"
+        ) from None
     return obj
 
 

@@ -78,22 +78,32 @@ def edges() -> list[tuple[str, str, list[str]]]:
 
 
 def test_no_layer_imports_one_above_it() -> None:
-    wrong = [f"{src} imports {dst}" for src, dst, _ in edges()
-             if part_of(dst) != part_of(src) and part_of(dst) not in ALLOWED[part_of(src)]]
+    wrong = [
+        f"{src} imports {dst}"
+        for src, dst, _ in edges()
+        if part_of(dst) != part_of(src) and part_of(dst) not in ALLOWED[part_of(src)]
+    ]
     assert wrong == []
 
 
 def test_nothing_outside_the_systems_imports_a_system() -> None:
-    wrong = [f"{src} imports {dst}" for src, dst, _ in edges()
-             if dst.startswith("squall.systems") and not src.startswith("squall.systems")]
+    wrong = [
+        f"{src} imports {dst}"
+        for src, dst, _ in edges()
+        if dst.startswith("squall.systems") and not src.startswith("squall.systems")
+    ]
     assert wrong == []
 
 
 def test_the_store_imports_nothing_of_the_suite() -> None:
     store = ROOT / "systems" / "aurora" / "store"
-    wrong = [f"{p.name} imports {mod}" for p in store.rglob("*.py") for mod, _ in imports(p)
-             if (mod == "squall" or mod.startswith("squall.")) and not mod.startswith(
-                 "squall.systems.aurora.store")]
+    wrong = [
+        f"{p.name} imports {mod}"
+        for p in store.rglob("*.py")
+        for mod, _ in imports(p)
+        if (mod == "squall" or mod.startswith("squall."))
+        and not mod.startswith("squall.systems.aurora.store")
+    ]
     assert wrong == []
 
 
@@ -125,8 +135,9 @@ def test_no_import_cycle_crosses_folders() -> None:
         graph.add_edges_from((src, t) for t in targets if t and t != src)
     crossing = []
     for scc in nx.strongly_connected_components(graph):
-        folders = {m if (ROOT.parent / m.replace(".", "/")).is_dir() else m.rsplit(".", 1)[0]
-                   for m in scc}
+        folders = {
+            m if (ROOT.parent / m.replace(".", "/")).is_dir() else m.rsplit(".", 1)[0] for m in scc
+        }
         if len(scc) > 1 and len(folders) > 1:
             crossing.append(sorted(scc))
     assert crossing == []

@@ -24,14 +24,29 @@ def _tool(name: str) -> list[str]:
 
 
 def test_ruff_finds_nothing():
-    proc = subprocess.run([*_tool("ruff"), "check", *PACKAGES, "tests", "bench"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*_tool("ruff"), "check", *PACKAGES, "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
+def test_ruff_format_would_change_nothing():
+    proc = subprocess.run(
+        [*_tool("ruff"), "format", "--check", *PACKAGES, "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, "run `ruff format squall tests bench`:\n" + proc.stdout[-4000:]
+
+
 def test_mypy_finds_nothing():
-    proc = subprocess.run([*_tool("mypy"), "--no-error-summary"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*_tool("mypy"), "--no-error-summary"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 

@@ -24,13 +24,20 @@ Job = tuple[Hashable, tuple[Any, ...]]  # key, columns for search()
 POLL_S = 0.2
 
 
-def _worker(model: Model, jobs: Any, results: Any, deadline: float | None, max_states: int | None) -> None:
+def _worker(
+    model: Model, jobs: Any, results: Any, deadline: float | None, max_states: int | None
+) -> None:
     while True:
         job = jobs.get()
         if job is None:
             return
         key, columns = job
-        results.put((key, search(model.init, model.step, *columns, deadline=deadline, max_states=max_states)))
+        results.put(
+            (
+                key,
+                search(model.init, model.step, *columns, deadline=deadline, max_states=max_states),
+            )
+        )
 
 
 def picklable(model: Model) -> bool:
@@ -61,7 +68,9 @@ def run_parallel(
     for _ in range(workers):
         job_q.put(None)
     procs = [
-        ctx.Process(target=_worker, args=(model, job_q, result_q, deadline, max_states), daemon=True)
+        ctx.Process(
+            target=_worker, args=(model, job_q, result_q, deadline, max_states), daemon=True
+        )
         for _ in range(workers)
     ]
     results: dict[Hashable, Outcome] = {}

@@ -311,8 +311,12 @@ class _Trace:
             self.low_water = depth
 
     def pushed(
-        self, stack: list[tuple[int, Any, int, int, int, int]], state: Any,
-        nxt: list[int], match: list[int], opno: list[int],
+        self,
+        stack: list[tuple[int, Any, int, int, int, int]],
+        state: Any,
+        nxt: list[int],
+        match: list[int],
+        opno: list[int],
     ) -> None:
         if self.recorded and len(stack) <= len(self.order):
             return
@@ -321,7 +325,7 @@ class _Trace:
         del self.states[lw:]
         self.order.extend(opno[s[0]] for s in stack[lw:])
         # states[i] is the state after order[i]: the state before the next one
-        self.states.extend(s[1] for s in stack[lw + 1:])
+        self.states.extend(s[1] for s in stack[lw + 1 :])
         self.states.append(state)
         self.low_water = len(stack)
         self.recorded = True
@@ -334,4 +338,9 @@ class _Trace:
         self.blocking = opno[e] if e != tail else -1
 
     def best(self) -> Best:
-        return Best(order=list(self.order), states=list(self.states), stuck=self.stuck, blocking=self.blocking)
+        return Best(
+            order=list(self.order),
+            states=list(self.states),
+            stuck=self.stuck,
+            blocking=self.blocking,
+        )

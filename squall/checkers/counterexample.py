@@ -100,11 +100,15 @@ def fault_bands(history: Sequence[Op]) -> list[dict[str, Any]]:
         times = sorted(times)
     bands = []
     for w in fault_windows(history):
-        bands.append({
-            "fault": w["fault"],
-            "start": bisect.bisect_left(times, w["start"]),
-            "end": bisect.bisect_right(times, w["end"]),
-            "value": as_json(w.get("value")) if not isinstance(w.get("value"), dict | list) else str(w.get("value")),
-            "unhealed": bool(w.get("unhealed")),
-        })
+        bands.append(
+            {
+                "fault": w["fault"],
+                "start": bisect.bisect_left(times, w["start"]),
+                "end": bisect.bisect_right(times, w["end"]),
+                "value": as_json(w.get("value"))
+                if not isinstance(w.get("value"), dict | list)
+                else str(w.get("value")),
+                "unhealed": bool(w.get("unhealed")),
+            }
+        )
     return bands

@@ -94,8 +94,13 @@ class _Attempts:
     answers that in O(log n) per fault instead of a scan of the history.
     """
 
-    def __init__(self, ops: Sequence[Timed], fs: frozenset[str],
-                 down: frozenset[str] = frozenset(), until: float = 0) -> None:
+    def __init__(
+        self,
+        ops: Sequence[Timed],
+        fs: frozenset[str],
+        down: frozenset[str] = frozenset(),
+        until: float = 0,
+    ) -> None:
         """``down`` nodes' acks before ``until`` (the fault's end) do not count."""
         mine = sorted((t for t in ops if t.f in fs), key=lambda t: t.start)
         self.starts = [t.start for t in mine]
@@ -183,10 +188,15 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
         value = fault_value(w)
         # A killed node answers for the few ms its signal takes to land (a node with
         # early-ack did): service is back only when a node the fault spared answers.
-        down = frozenset(value.get("targets") or []) if effect(w["fault"]) == "stops" else frozenset()
+        down = (
+            frozenset(value.get("targets") or []) if effect(w["fault"]) == "stops" else frozenset()
+        )
         key = (down, w["end"] if down else 0)
         if key not in by_down:
-            by_down[key] = {"write": _Attempts(ops, writes, *key), "read": _Attempts(ops, reads, *key)}
+            by_down[key] = {
+                "write": _Attempts(ops, writes, *key),
+                "read": _Attempts(ops, reads, *key),
+            }
         attempts = by_down[key]
         rec = {"write": attempts["write"].after(since), "read": attempts["read"].after(since)}
         row = {
@@ -199,7 +209,9 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
             "judged": hits,
             "not_judged_because": None
             if hits
-            else ("leader untouched" if effect(w["fault"]) in JUDGED_EFFECTS else "needs no failover"),
+            else (
+                "leader untouched" if effect(w["fault"]) in JUDGED_EFFECTS else "needs no failover"
+            ),
             "measured_from": "end" if majority_gone else "start",
             "write_recovery_s": rec["write"]["back"],
             "read_recovery_s": rec["read"]["back"],

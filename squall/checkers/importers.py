@@ -27,7 +27,12 @@ from typing import Any
 from squall.history import NEMESIS, TYPES, HistoryError, Op, op_from_json
 
 FORMATS = ("jsonl", "edn", "etcd-log")
-ALIASES = {"porcupine-kv": "edn", "jepsen": "edn", "porcupine-etcd": "etcd-log", "jepsen-log": "etcd-log"}
+ALIASES = {
+    "porcupine-kv": "edn",
+    "jepsen": "edn",
+    "porcupine-etcd": "etcd-log",
+    "jepsen-log": "etcd-log",
+}
 
 
 class Keyword(str):
@@ -41,7 +46,7 @@ def detect_format(text: str) -> str:
             continue
         if "jepsen.util" in line:
             return "etcd-log"
-        if line.startswith("{\"") or line.startswith("[{\""):
+        if line.startswith('{"') or line.startswith('[{"'):
             return "jsonl"
         if line.startswith("{:") or line.startswith("[") or line.startswith("{"):
             return "edn"
@@ -107,7 +112,7 @@ def _tokens(text: str, source: str, line0: int) -> Iterator[tuple[str, str, int]
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
-            raise HistoryError(f"{source}:{line}: cannot read EDN at {text[pos:pos + 20]!r}")
+            raise HistoryError(f"{source}:{line}: cannot read EDN at {text[pos : pos + 20]!r}")
         kind = m.lastgroup
         if kind is not None:
             yield kind, m.group(kind), line

@@ -78,7 +78,9 @@ def is_keyed(history: Sequence[Op]) -> bool:
     return found
 
 
-def to_operations(model: Model, history: Sequence[Op], keyed: bool | None = None) -> list[Operation]:
+def to_operations(
+    model: Model, history: Sequence[Op], keyed: bool | None = None
+) -> list[Operation]:
     """Pairs invokes with completions and turns them into the model's inputs.
 
     Raises HistoryError naming the line of a completion without an invoke, a
@@ -176,11 +178,20 @@ def partition(model: Model, operations: Sequence[Operation]) -> dict[Hashable, l
 
 
 def check_partition(
-    model: Model, ops: Sequence[Operation], deadline: float | None, max_states: int | None,
+    model: Model,
+    ops: Sequence[Operation],
+    deadline: float | None,
+    max_states: int | None,
     track: bool = False,
 ) -> Outcome:
-    return search(model.init, model.step, *_columns(model, ops),
-                  deadline=deadline, max_states=max_states, track=track)
+    return search(
+        model.init,
+        model.step,
+        *_columns(model, ops),
+        deadline=deadline,
+        max_states=max_states,
+        track=track,
+    )
 
 
 Columns = tuple[list[Any], list[Any], list[float], list[float], list[bool]]
@@ -189,22 +200,32 @@ Columns = tuple[list[Any], list[Any], list[float], list[float], list[bool]]
 def _columns(model: Model, ops: Sequence[Operation]) -> Columns:
     """The search's inputs: plain lists are cheap to index and to pickle."""
     return (
-        [o.input for o in ops], [o.output for o in ops], [o.call for o in ops],
-        [o.ret for o in ops], [model.is_pure(o.input, o.output) for o in ops],
+        [o.input for o in ops],
+        [o.output for o in ops],
+        [o.call for o in ops],
+        [o.ret for o in ops],
+        [model.is_pure(o.input, o.output) for o in ops],
     )
 
 
 def _run_parallel(
-    model: Model, parts: list[tuple[Hashable, list[Operation]]], deadline: float | None,
-    max_states: int | None, workers: int,
+    model: Model,
+    parts: list[tuple[Hashable, list[Operation]]],
+    deadline: float | None,
+    max_states: int | None,
+    workers: int,
 ) -> dict[Hashable, Outcome]:
     """Partitions checked by worker processes; any a worker could not finish
     (it died) are checked here, so the verdict never depends on the pool."""
     # A model whose step is a lambda or closure cannot reach another process:
     # all its partitions are checked here, in order, below.
-    results = run_parallel(
-        model, [(k, _columns(model, ops)) for k, ops in parts], workers, deadline, max_states
-    ) if picklable(model) else {}
+    results = (
+        run_parallel(
+            model, [(k, _columns(model, ops)) for k, ops in parts], workers, deadline, max_states
+        )
+        if picklable(model)
+        else {}
+    )
     if any(o.valid is False for o in results.values()):
         return results
     for key, ops in parts:
@@ -237,7 +258,9 @@ def check_operations(
     total = remaining = sum(len(ops) for _, ops in parts)
     for i, (key, ops) in enumerate(parts):
         left = parts[i:]
-        if _use_pool(parallel, time.monotonic() - t0, total - remaining, remaining, len(left), workers):
+        if _use_pool(
+            parallel, time.monotonic() - t0, total - remaining, remaining, len(left), workers
+        ):
             results.update(_run_parallel(model, left, deadline, max_states, workers))
             break
         if deadline is not None and time.monotonic() > deadline:
@@ -266,8 +289,12 @@ def _use_pool(
 
 
 def _verdict(
-    model: Model, parts: dict[Hashable, list[Operation]], results: dict[Hashable, Outcome],
-    deadline: float | None, max_states: int | None, seconds: float,
+    model: Model,
+    parts: dict[Hashable, list[Operation]],
+    results: dict[Hashable, Outcome],
+    deadline: float | None,
+    max_states: int | None,
+    seconds: float,
 ) -> dict[str, Any]:
     from squall.checkers.counterexample import counterexample  # only built when needed
 
@@ -311,7 +338,11 @@ def _verdict(
 def _why_invalid(key: Hashable, ce: dict[str, Any], n_parts: int) -> str:
     """One sentence a person can act on (docs/contracts.md §5), in the shape
     checkers.junit uses for results that lack one."""
-    head = "linearizability failed" if key is None and n_parts == 1 else f"linearizability failed on key {key}"
+    head = (
+        "linearizability failed"
+        if key is None and n_parts == 1
+        else f"linearizability failed on key {key}"
+    )
     blocking = ce.get("blocking")
     if not blocking:
         return head

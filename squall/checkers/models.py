@@ -68,7 +68,9 @@ class Model:
         f = dict(self.aliases).get(f, f)
         if f not in self.fs:
             known = ", ".join(sorted(self.fs | {a for a, _ in self.aliases}))
-            raise ValueError(f"operation f={f!r} is unknown to the {self.name} model; known: {known}")
+            raise ValueError(
+                f"operation f={f!r} is unknown to the {self.name} model; known: {known}"
+            )
         return f
 
     def prepare(self, f: str, arg: Any) -> tuple[str, Any]:
@@ -127,7 +129,7 @@ def _cas_arg(arg: Any) -> tuple[Hashable, Hashable]:
         return freeze(arg["from"]), freeze(arg["to"])
     if isinstance(arg, _SEQ) and len(arg) == 2:
         return freeze(arg[0]), freeze(arg[1])
-    raise ValueError(f"a cas value must be [from, to] or {{\"from\", \"to\"}}, got {arg!r}")
+    raise ValueError(f'a cas value must be [from, to] or {{"from", "to"}}, got {arg!r}')
 
 
 # --- register: read / write ------------------------------------------------

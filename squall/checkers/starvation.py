@@ -49,14 +49,18 @@ def _spans(starved: Sequence[Timed]) -> list[list[Timed]]:
     return spans
 
 
-def _span(span: Sequence[Timed], reads: Sequence[Timed],
-          samples: Sequence[Any]) -> dict[str, Any]:
+def _span(span: Sequence[Timed], reads: Sequence[Timed], samples: Sequence[Any]) -> dict[str, Any]:
     """One span of starved writes: when, how many, the read storm, and what the cluster was doing."""
     start, end = min(t.start for t in span), max(t.end for t in span)
     activity = describe(samples, start, end) if samples else {"said": "no status samples recorded"}
-    return {"start_s": round(start / NS, 3), "end_s": round(end / NS, 3), "writes": len(span),
-            "reads_in_flight_max": max(_readers_in_flight(t, reads) for t in span),
-            "doing": activity["said"], "activity": activity}
+    return {
+        "start_s": round(start / NS, 3),
+        "end_s": round(end / NS, 3),
+        "writes": len(span),
+        "reads_in_flight_max": max(_readers_in_flight(t, reads) for t in span),
+        "doing": activity["said"],
+        "activity": activity,
+    }
 
 
 def check_starvation(ctx: CheckContext) -> dict[str, Any]:

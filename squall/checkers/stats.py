@@ -19,6 +19,8 @@ from squall.util import quantile
 
 DEFAULT_WRITE_FS = ("write", "cas", "add", "transition", "put", "append")
 NS = 1_000_000_000
+
+
 # One colour per fault kind, shared by the plots and the report's timeline so
 # a reader matches them by eye.
 @dataclass(frozen=True, slots=True)

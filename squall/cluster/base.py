@@ -32,12 +32,12 @@ class ClusterError(RuntimeError):
 class ClusterSpec:
     """What to start: shared by every backend, whatever the system."""
 
-    name: str                       # run id; labels and names derive from it
+    name: str  # run id; labels and names derive from it
     nodes: int = 5
-    options: dict[str, Any] = field(default_factory=dict)   # the system's own options
+    options: dict[str, Any] = field(default_factory=dict)  # the system's own options
     bugs: Sequence[str] = ()
-    bug_nodes: Sequence[str] = ()   # empty = every node
-    data_root: Path | None = None   # where node data lives on the host (local backend, logs)
+    bug_nodes: Sequence[str] = ()  # empty = every node
+    data_root: Path | None = None  # where node data lives on the host (local backend, logs)
     # What faults need in every node (a FUSE device, a wrapper, peer routes),
     # asked before ``up``; see ``need``.
     needs: list[NodeNeeds] = field(default_factory=list)
@@ -82,7 +82,7 @@ class Cluster(abc.ABC):
     """
 
     supports: frozenset[str] = frozenset()
-    kind: str = ""                  # the backend's name, as --backend spells it
+    kind: str = ""  # the backend's name, as --backend spells it
 
     def __init__(self, spec: ClusterSpec, system: System) -> None:
         self.spec = spec
@@ -91,7 +91,9 @@ class Cluster(abc.ABC):
         self.ports = {p.name: p for p in system.ports}
         clients = [p.name for p in system.ports if p.client]
         if not clients:
-            raise ClusterError(f"system {system.name} declares no client port; mark one Port(client=True)")
+            raise ClusterError(
+                f"system {system.name} declares no client port; mark one Port(client=True)"
+            )
         self.client_port = clients[0]
 
     # -- lifecycle -------------------------------------------------------
@@ -126,17 +128,37 @@ class Cluster(abc.ABC):
     def data_dir(self, node: str) -> str:
         """The node's data directory, as the node sees it."""
 
-    def node_spec(self, node: str, listen: dict[str, str], peers: dict[str, dict[str, str]],
-                  data_dir: str, config_dir: str, runtime: Any) -> NodeSpec:
+    def node_spec(
+        self,
+        node: str,
+        listen: dict[str, str],
+        peers: dict[str, dict[str, str]],
+        data_dir: str,
+        config_dir: str,
+        runtime: Any,
+    ) -> NodeSpec:
         """The system's NodeSpec for ``node``, with every fault's peer route applied."""
         routes = self.spec.peer_routes()
         peer = self.system.peer_port
-        routed = {name: {dst: (routes.get((node, dst), addr) if name == peer else addr)
-                         for dst, addr in by_node.items()} for name, by_node in peers.items()}
-        ctx = NodeContext(node=node, nodes=tuple(self.nodes), listen=listen, peers=routed,
-                          data_dir=data_dir, config_dir=config_dir, secret=self.spec.secret,
-                          bugs=tuple(self.spec.bugs_for(node)), options=dict(self.spec.options),
-                          runtime=runtime)
+        routed = {
+            name: {
+                dst: (routes.get((node, dst), addr) if name == peer else addr)
+                for dst, addr in by_node.items()
+            }
+            for name, by_node in peers.items()
+        }
+        ctx = NodeContext(
+            node=node,
+            nodes=tuple(self.nodes),
+            listen=listen,
+            peers=routed,
+            data_dir=data_dir,
+            config_dir=config_dir,
+            secret=self.spec.secret,
+            bugs=tuple(self.spec.bugs_for(node)),
+            options=dict(self.spec.options),
+            runtime=runtime,
+        )
         return self.system.node(ctx)
 
     # -- faults ----------------------------------------------------------
@@ -207,14 +229,21 @@ class Cluster(abc.ABC):
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Waits until every node answers and a majority agrees on a leader."""
         try:
-            wait_until(lambda: all(self.observe(n, 0.5) for n in self.nodes) and self._agreed_leader(),
-                       timeout, "a healthy cluster", every=0.1)
+            wait_until(
+                lambda: all(self.observe(n, 0.5) for n in self.nodes) and self._agreed_leader(),
+                timeout,
+                "a healthy cluster",
+                every=0.1,
+            )
         except WaitTimeout:
             missing = [n for n in self.nodes if not self.observe(n, 0.5)]
             raise ClusterError(
                 f"cluster {self.spec.name} not healthy after {timeout:.0f}s: "
-                + (f"no answer from {', '.join(missing)}" if missing
-                   else "no leader agreed by a majority")
+                + (
+                    f"no answer from {', '.join(missing)}"
+                    if missing
+                    else "no leader agreed by a majority"
+                )
             ) from None
 
     def __enter__(self) -> Cluster:

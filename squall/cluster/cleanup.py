@@ -56,13 +56,14 @@ def run_objects(run: str, client: DockerClient | None = None) -> list[str]:
     """Names of every container, network and volume labelled with ``run``, live or not."""
     client = client or docker_client()
     flt = {"label": f"{LABEL_RUN}={run}"}
-    return ([c.name for c in client.containers.list(all=True, filters=flt)]
-            + [n.name for n in client.networks.list(filters=flt)]
-            + [v.name for v in client.volumes.list(filters=flt)])
+    return (
+        [c.name for c in client.containers.list(all=True, filters=flt)]
+        + [n.name for n in client.networks.list(filters=flt)]
+        + [v.name for v in client.volumes.list(filters=flt)]
+    )
 
 
-def cleanup_leftovers(client: DockerClient | None = None,
-                      only_run: str | None = None) -> list[str]:
+def cleanup_leftovers(client: DockerClient | None = None, only_run: str | None = None) -> list[str]:
     """Removes containers, networks and volumes of dead runners; returns their names.
 
     ``only_run`` limits the sweep to one run id (tests use it so they never

@@ -55,29 +55,37 @@ from squall.cluster.image import ensure_image
 from squall.protocols import NodeSpec, System
 from squall.util import free_port
 
-DATA_DIR = "/var/lib/squall"      # every node's data volume, whatever the system
-CONFIG_DIR = "/etc/squall"        # where a NodeSpec's files are mounted
+DATA_DIR = "/var/lib/squall"  # every node's data volume, whatever the system
+CONFIG_DIR = "/etc/squall"  # where a NodeSpec's files are mounted
 _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 class DockerCluster(Cluster):
-    supports = frozenset({"kill", "pause", "partition", "proxy-peers", "fuse", "preload",
-                          "files-when-stopped"})
+    supports = frozenset(
+        {"kill", "pause", "partition", "proxy-peers", "fuse", "preload", "files-when-stopped"}
+    )
     kind = "docker"
 
-    def __init__(self, spec: ClusterSpec, system: System, client: DockerClient | None = None,
-                 progress: Callable[[str], None] | None = None,
-                 healthy_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        system: System,
+        client: DockerClient | None = None,
+        progress: Callable[[str], None] | None = None,
+        healthy_timeout: float = 60.0,
+    ) -> None:
         super().__init__(spec, system)
         if not _NAME_OK.match(spec.name):
-            raise ClusterError(f"run name {spec.name!r} cannot name Docker objects; use letters, "
-                               "digits, '_', '.' or '-', starting with a letter or digit")
+            raise ClusterError(
+                f"run name {spec.name!r} cannot name Docker objects; use letters, "
+                "digits, '_', '.' or '-', starting with a letter or digit"
+            )
         self._client = client
         self._say = progress or (lambda _msg: None)
         self.healthy_timeout = healthy_timeout
         self.network_name = f"squall-{spec.name}"
         self._containers: dict[str, Container] = {}
-        self._ports: dict[tuple[str, str], int] = {}   # (node, client port name) -> host port
+        self._ports: dict[tuple[str, str], int] = {}  # (node, client port name) -> host port
         self._tmp: Path | None = None
         self._grudge: dict[str, set[str]] = {}
 
@@ -88,8 +96,11 @@ class DockerCluster(Cluster):
         return self._client
 
     def _labels(self, node: str | None = None) -> dict[str, str]:
-        labels = {LABEL_RUN: self.spec.name, LABEL_OWNER: str(os.getpid()),
-                  LABEL_CREATED: str(int(time.time()))}
+        labels = {
+            LABEL_RUN: self.spec.name,
+            LABEL_OWNER: str(os.getpid()),
+            LABEL_CREATED: str(int(time.time())),
+        }
         if self._tmp is not None:
             labels[LABEL_TMP] = str(self._tmp)
         if node is not None:
@@ -120,23 +131,31 @@ class DockerCluster(Cluster):
         try:
             self.client.networks.create(self.network_name, driver="bridge", labels=self._labels())
         except docker.errors.APIError as exc:
-            hint = ("Docker has no free address pool left: remove leftover networks "
-                    "(python -m squall.cluster.cleanup, `docker network ls`)"
-                    if "address pool" in str(exc) else "is a run with this name still up?")
-            raise ClusterError(f"could not create network {self.network_name}: {exc}; "
-                               f"{hint}") from None
+            hint = (
+                "Docker has no free address pool left: remove leftover networks "
+                "(python -m squall.cluster.cleanup, `docker network ls`)"
+                if "address pool" in str(exc)
+                else "is a run with this name still up?"
+            )
+            raise ClusterError(
+                f"could not create network {self.network_name}: {exc}; {hint}"
+            ) from None
 
     def _node_spec(self, node: str) -> tuple[NodeSpec, Path]:
         """The system's NodeSpec for ``node``, its files written to a host dir mounted at CONFIG_DIR."""
         assert self._tmp is not None
         spec = self.node_spec(
-            node, listen={p.name: f"0.0.0.0:{p.number}" for p in self.system.ports},
+            node,
+            listen={p.name: f"0.0.0.0:{p.number}" for p in self.system.ports},
             peers={p.name: {n: f"{n}:{p.number}" for n in self.nodes} for p in self.system.ports},
-            data_dir=DATA_DIR, config_dir=CONFIG_DIR, runtime="container")
+            data_dir=DATA_DIR,
+            config_dir=CONFIG_DIR,
+            runtime="container",
+        )
         files = self._tmp / node
         files.mkdir(parents=True, exist_ok=True)
         for path, text in spec.files.items():
-            rel = Path(path).relative_to(CONFIG_DIR)   # a NodeSpec writes only under config_dir
+            rel = Path(path).relative_to(CONFIG_DIR)  # a NodeSpec writes only under config_dir
             (files / rel).parent.mkdir(parents=True, exist_ok=True)
             (files / rel).write_text(text)
         return spec, files
@@ -145,13 +164,15 @@ class DockerCluster(Cluster):
         """Everything ``containers.run`` gets for one node: the system's spec plus the faults' needs."""
         spec, files = self._node_spec(node)
         needs = self.spec.needs
-        volume = self.client.volumes.create(f"squall-{self.spec.name}-{node}-data",
-                                            labels=self._labels(node))
+        volume = self.client.volumes.create(
+            f"squall-{self.spec.name}-{node}-data", labels=self._labels(node)
+        )
         mounts = dict(spec.mounts)
         for n in needs:
             mounts.update(n.mounts)
         volumes: dict[str, dict[str, str]] = {
-            host: {"bind": inside, "mode": "ro"} for host, inside in mounts.items()}
+            host: {"bind": inside, "mode": "ro"} for host, inside in mounts.items()
+        }
         volumes[str(files)] = {"bind": CONFIG_DIR, "mode": "ro"}
         volumes[volume.name] = {"bind": DATA_DIR, "mode": "rw"}
         return dict(
@@ -162,10 +183,14 @@ class DockerCluster(Cluster):
             labels=self._labels(node),
             detach=True,
             network=self.network_name,
-            networking_config={self.network_name: self.client.api.create_endpoint_config(
-                aliases=[node])},
-            ports={f"{p.number}/tcp": ("127.0.0.1", self._ports[(node, p.name)])
-                   for p in self.system.ports if p.client},
+            networking_config={
+                self.network_name: self.client.api.create_endpoint_config(aliases=[node])
+            },
+            ports={
+                f"{p.number}/tcp": ("127.0.0.1", self._ports[(node, p.name)])
+                for p in self.system.ports
+                if p.client
+            },
             cap_add=sorted({"NET_ADMIN", *(c for n in needs for c in n.capabilities)}),
             devices=sorted({f"{d}:{d}:rwm" for n in needs for d in n.devices}),
             environment=dict(spec.env),
@@ -183,8 +208,9 @@ class DockerCluster(Cluster):
             self.wait_healthy(self.healthy_timeout)
         except ClusterError as exc:
             silent = [n for n in self.nodes if not self.observe(n, 0.5)] or self.nodes
-            tails = "\n".join(f"--- {n} (last lines of its log) ---\n{self.log_tail(n)}"
-                              for n in silent)
+            tails = "\n".join(
+                f"--- {n} (last lines of its log) ---\n{self.log_tail(n)}" for n in silent
+            )
             raise ClusterError(f"{exc}\n{tails}") from None
 
     def log_tail(self, node: str, lines: int = 20) -> str:
@@ -219,22 +245,30 @@ class DockerCluster(Cluster):
         self._containers.clear()
         self._grudge.clear()
         if failed:
-            raise ClusterError("could not remove everything of run " + self.spec.name + ": "
-                               + "; ".join(failed)
-                               + " — remove it by hand, or run python -m squall.cluster.cleanup after this process exits")
+            raise ClusterError(
+                "could not remove everything of run "
+                + self.spec.name
+                + ": "
+                + "; ".join(failed)
+                + " — remove it by hand, or run python -m squall.cluster.cleanup after this process exits"
+            )
 
     # -- addressing ------------------------------------------------------
     def container(self, node: str) -> Container:
         try:
             return self._containers[node]
         except KeyError:
-            raise ClusterError(f"no container for node {node!r}: the cluster is not up, or "
-                               f"the node is not one of {self.nodes}") from None
+            raise ClusterError(
+                f"no container for node {node!r}: the cluster is not up, or "
+                f"the node is not one of {self.nodes}"
+            ) from None
 
     def address(self, node: str, port: str | None = None) -> str:
         key = (node, port or self.client_port)
         if key not in self._ports:
-            raise ClusterError(f"node {node!r} has no published port {key[1]!r}; is the cluster up?")
+            raise ClusterError(
+                f"node {node!r} has no published port {key[1]!r}; is the cluster up?"
+            )
         return f"127.0.0.1:{self._ports[key]}"
 
     def peer_upstream(self, node: str) -> str:
@@ -343,20 +377,28 @@ class DockerCluster(Cluster):
         # One inspect per node gives both liveness and address ('' when stopped).
         ips = {n: ip for n in self.nodes if (ip := self.node_ip(n))}
         # Stopped peers send nothing; when they start, start() comes back here.
-        grudge = {n: {p for p in peers if p in ips or p == net.CLIENT}
-                  for n, peers in self._grudge.items() if n in ips}
+        grudge = {
+            n: {p for p in peers if p in ips or p == net.CLIENT}
+            for n, peers in self._grudge.items()
+            if n in ips
+        }
         drops = net.drop_commands(grudge, ips, self.gateway_ip(), self.spec.peer_routes())
         self._on_running(lambda n: net.HEAL_COMMANDS + drops.get(n, []), list(ips))
 
-    def _on_running(self, commands: Callable[[str], list[list[str]]],
-                    running: list[str] | None = None) -> None:
+    def _on_running(
+        self, commands: Callable[[str], list[list[str]]], running: list[str] | None = None
+    ) -> None:
         """Runs each running node's command list in one shell, all nodes at once."""
+
         def run(node: str) -> None:
             script = " && ".join(shlex.join(c) for c in commands(node))
             rc, out = self.exec(node, ["sh", "-c", script], timeout=15)
             if rc != 0:
-                raise ClusterError(f"iptables failed on {node} (exit {rc}): {out.strip()}; "
-                                   "the container needs cap_add NET_ADMIN")
+                raise ClusterError(
+                    f"iptables failed on {node} (exit {rc}): {out.strip()}; "
+                    "the container needs cap_add NET_ADMIN"
+                )
+
         if running is None:
             running = [n for n in self.nodes if self.is_running(n)]
         with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
@@ -367,8 +409,11 @@ class DockerCluster(Cluster):
 
         Each node probes its peers at the addresses it uses itself (peer routes included).
         """
-        return net.reachability(self, lambda src: {
-            n: addr for n, addr in self.peer_addresses(src).items() if n != src}, timeout)
+        return net.reachability(
+            self,
+            lambda src: {n: addr for n, addr in self.peer_addresses(src).items() if n != src},
+            timeout,
+        )
 
     def peer_addresses(self, node: str) -> dict[str, str]:
         """How ``node`` reaches every node's peer port: direct, unless a fault routed it."""

@@ -31,8 +31,9 @@ def docker_client() -> DockerClient:
     try:
         return from_env(version="auto")
     except docker.errors.DockerException as exc:
-        raise ClusterError(f"cannot reach the Docker engine ({exc}); start Docker "
-                           "or use the local backend") from None
+        raise ClusterError(
+            f"cannot reach the Docker engine ({exc}); start Docker or use the local backend"
+        ) from None
 
 
 def quietly(action: Callable[[], object]) -> bool:
@@ -82,8 +83,11 @@ def process_start_time(pid: int) -> float | None:
     fields = _stat_fields(pid)
     try:
         ticks = int(fields[19])  # type: ignore[index]  # field 22 of stat
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
     except (TypeError, OSError, ValueError, IndexError, StopIteration):
         return None
     return boot + ticks / os.sysconf("SC_CLK_TCK")

@@ -106,8 +106,9 @@ def _client() -> DockerClient:
         ) from None
 
 
-def ensure_image(recipe: ImageRecipe, progress: Progress | None = None,
-                 client: DockerClient | None = None) -> str:
+def ensure_image(
+    recipe: ImageRecipe, progress: Progress | None = None, client: DockerClient | None = None
+) -> str:
     """Returns the tag of the recipe's image, building it first if this machine lacks it."""
     say = progress or (lambda _msg: None)
     client = client or _client()
@@ -129,8 +130,11 @@ def ensure_image(recipe: ImageRecipe, progress: Progress | None = None,
     say(f"building {tag} on {base}")
     text = dockerfile(recipe, base)
     if base_image:
-        install = ("RUN apt-get update && apt-get install -y --no-install-recommends "
-                   + " ".join(packages(recipe)) + " && rm -rf /var/lib/apt/lists/*\n")
+        install = (
+            "RUN apt-get update && apt-get install -y --no-install-recommends "
+            + " ".join(packages(recipe))
+            + " && rm -rf /var/lib/apt/lists/*\n"
+        )
         text = text.replace(f"LABEL {LABEL}", install + f"LABEL {LABEL}", 1)
     ctx = io.BytesIO()
     with tarfile.open(fileobj=ctx, mode="w") as tar:
@@ -156,15 +160,21 @@ def _import_rootfs(client: DockerClient, base: str, pkgs: list[str], say: Progre
             "SQUALL_BASE_IMAGE=debian:bookworm-slim where a registry is reachable"
         )
     if os.geteuid() != 0:
-        raise ImageError("debootstrap needs root to build the node's rootfs; run as root once "
-                         "(the image is cached afterwards)")
+        raise ImageError(
+            "debootstrap needs root to build the node's rootfs; run as root once "
+            "(the image is cached afterwards)"
+        )
     mirror = _mirror()
     with tempfile.TemporaryDirectory(prefix="squall-rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
         say(f"debootstrap {SUITE} from {mirror} (about a minute, once per machine)")
         cmd = [
-            "debootstrap", "--variant=minbase", f"--include={','.join(pkgs)}",
-            SUITE, str(root), mirror,
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(pkgs)}",
+            SUITE,
+            str(root),
+            mirror,
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -177,13 +187,16 @@ def _import_rootfs(client: DockerClient, base: str, pkgs: list[str], say: Progre
         subprocess.run(["tar", "-C", str(root), "-cf", str(tar_path), "."], check=True)
         repo, tag = base.split(":")
         client.api.import_image_from_file(
-            str(tar_path), repository=repo, tag=tag,
+            str(tar_path),
+            repository=repo,
+            tag=tag,
             changes=['CMD ["/bin/bash"]', f"LABEL {LABEL}=base"],
         )
 
 
-def tag_latest(recipe: ImageRecipe, progress: Progress | None = None,
-               client: DockerClient | None = None) -> str:
+def tag_latest(
+    recipe: ImageRecipe, progress: Progress | None = None, client: DockerClient | None = None
+) -> str:
     """Ensures the recipe's image and tags it ``<name>:latest`` (what docker-compose.yml runs)."""
     client = client or _client()
     tag = ensure_image(recipe, progress, client)
@@ -200,9 +213,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from squall import registry
 
-    parser = argparse.ArgumentParser(prog="python -m squall.cluster.image", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m squall.cluster.image", description=main.__doc__
+    )
     parser.add_argument("--system", default="aurora", help="the system whose image to build")
-    parser.add_argument("--tag-latest", action="store_true", help="also tag the image <name>:latest")
+    parser.add_argument(
+        "--tag-latest", action="store_true", help="also tag the image <name>:latest"
+    )
     args = parser.parse_args(argv)
     recipe = registry.system(args.system).image()
     tag = tag_latest(recipe, print) if args.tag_latest else ensure_image(recipe, print)

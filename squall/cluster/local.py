@@ -43,7 +43,11 @@ class LocalCluster(Cluster):
     def __init__(self, spec: ClusterSpec, system: System) -> None:
         super().__init__(spec, system)
         self._own_root = spec.data_root is None
-        self.root = Path(spec.data_root) if spec.data_root else Path(tempfile.mkdtemp(prefix=f"squall-{spec.name}-"))
+        self.root = (
+            Path(spec.data_root)
+            if spec.data_root
+            else Path(tempfile.mkdtemp(prefix=f"squall-{spec.name}-"))
+        )
         # Every (node, port) gets a free port now, before anything starts: a link
         # fault points its proxies at the nodes before they exist.
         wanted = [(n, p.name) for n in self.nodes for p in system.ports]
@@ -85,17 +89,27 @@ class LocalCluster(Cluster):
         Path(self.data_dir(node)).mkdir(parents=True, exist_ok=True)
         names = [p.name for p in self.system.ports]
         spec = self.node_spec(
-            node, listen={p: self.address(node, p) for p in names},
+            node,
+            listen={p: self.address(node, p) for p in names},
             peers={p: {n: self.address(n, p) for n in self.nodes} for p in names},
-            data_dir=self.data_dir(node), config_dir=str(d), runtime="process")
+            data_dir=self.data_dir(node),
+            config_dir=str(d),
+            runtime="process",
+        )
         for path, text in spec.files.items():
             Path(path).write_text(text)
         log = open(self.log_path(node), "ab")  # noqa: SIM115 (held for the process lifetime)
         env = {**os.environ, **spec.env}
         self.procs[node] = subprocess.Popen(
             [*self.spec.wrapper(self.data_dir(node)), *spec.argv],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         self._logs[node] = log
+
     def _signal(self, node: str, sig: int) -> None:
         p = self.procs.get(node)
         if p is None or p.poll() is not None:
@@ -135,7 +149,9 @@ class LocalCluster(Cluster):
     def exec(self, node: str, argv: Sequence[str], timeout: float = 30) -> tuple[int, str]:
         """Runs a command on the host (the node's "machine"), in the node's directory."""
         try:
-            r = subprocess.run(list(argv), cwd=self.node_dir(node), capture_output=True, text=True, timeout=timeout)
+            r = subprocess.run(
+                list(argv), cwd=self.node_dir(node), capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired as e:
             return 124, f"timed out after {timeout}s: {e}"
         return r.returncode, r.stdout + r.stderr
@@ -176,6 +192,10 @@ class LocalCluster(Cluster):
         out = []
         for n in self.nodes:
             p = self.log_path(n)
-            text = p.read_text(errors="replace").splitlines()[-lines:] if p.exists() else ["(no log)"]
-            out.append(f"--- {n} ({'running' if self.is_running(n) else 'down'}) ---\n" + "\n".join(text))
+            text = (
+                p.read_text(errors="replace").splitlines()[-lines:] if p.exists() else ["(no log)"]
+            )
+            out.append(
+                f"--- {n} ({'running' if self.is_running(n) else 'down'}) ---\n" + "\n".join(text)
+            )
         return "\n".join(out)

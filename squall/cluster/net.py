@@ -52,9 +52,12 @@ def validate_grudge(grudge: Grudge, nodes: Iterable[str]) -> None:
             )
 
 
-def drop_commands(grudge: Grudge, ips: Mapping[str, str], gateway: str,
-                  peer_routes: Mapping[tuple[str, str], str] | None = None,
-                  ) -> dict[str, list[list[str]]]:
+def drop_commands(
+    grudge: Grudge,
+    ips: Mapping[str, str],
+    gateway: str,
+    peer_routes: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, list[list[str]]]:
     """The iptables argv lists to run on each node to apply ``grudge``.
 
     Pure: ``ips`` maps node -> its current address on the cluster network,
@@ -137,8 +140,9 @@ def parse_probe(output: str) -> dict[str, bool]:
         raise ClusterError(f"the reachability probe printed no JSON: {output[-500:]!r}") from None
 
 
-def reachability(cluster: Cluster, urls_of: Callable[[str], Mapping[str, str]],
-                 timeout: float = 1.0) -> dict[tuple[str, str], bool]:
+def reachability(
+    cluster: Cluster, urls_of: Callable[[str], Mapping[str, str]], timeout: float = 1.0
+) -> dict[tuple[str, str], bool]:
     """Probes every running node -> node pair from inside the nodes, all sources at once.
 
     ``urls_of(src)`` gives the "host:port" ``src`` uses for each node (direct

@@ -66,8 +66,10 @@ class Fault(abc.ABC):
             elif op.f == f"stop-{self.kind}":
                 value = self.stop(params)
             else:
-                raise NemesisError(f"the {self.kind} nemesis cannot run {op.f!r}; it runs "
-                                   f"start-{self.kind} and stop-{self.kind}")
+                raise NemesisError(
+                    f"the {self.kind} nemesis cannot run {op.f!r}; it runs "
+                    f"start-{self.kind} and stop-{self.kind}"
+                )
         except (ClusterError, NemesisError, OSError) as exc:
             value = {"targets": params.get("nodes", []), "leader": leader}
             return completion(op, INFO, value, error=f"{type(exc).__name__}: {exc}")
@@ -112,18 +114,23 @@ class Fault(abc.ABC):
     def check_options(self, params: Mapping[str, Any]) -> None:
         unknown = set(params) - self.options
         if unknown:
-            raise NemesisError(f"the {self.kind} nemesis takes {sorted(self.options)}; "
-                               f"{sorted(unknown)} is not one of them")
+            raise NemesisError(
+                f"the {self.kind} nemesis takes {sorted(self.options)}; "
+                f"{sorted(unknown)} is not one of them"
+            )
 
-    def pick_nodes(self, params: Mapping[str, Any], leader: str | None,
-                   default: str = "random") -> list[str]:
+    def pick_nodes(
+        self, params: Mapping[str, Any], leader: str | None, default: str = "random"
+    ) -> list[str]:
         """Resolves ``nodes`` (explicit) or ``target`` (a TARGETS name) to node ids."""
-        return resolve_targets(self.live.nodes, params.get("nodes"),
-                               params.get("target", default), leader, self.rng)
+        return resolve_targets(
+            self.live.nodes, params.get("nodes"), params.get("target", default), leader, self.rng
+        )
 
 
-def resolve_targets(nodes: Sequence[str], explicit: Any, target: str, leader: str | None,
-                    rng: random.Random) -> list[str]:
+def resolve_targets(
+    nodes: Sequence[str], explicit: Any, target: str, leader: str | None, rng: random.Random
+) -> list[str]:
     """The nodes a target spec names; explicit ``nodes`` win over a ``target`` name."""
     if explicit:
         if isinstance(explicit, str):
@@ -136,8 +143,10 @@ def resolve_targets(nodes: Sequence[str], explicit: Any, target: str, leader: st
     rng.shuffle(shuffled)
     if target == "leader":
         if leader is None:
-            raise NemesisError("target 'leader' but no leader is agreed right now; "
-                               "use target 'random' or wait for an election")
+            raise NemesisError(
+                "target 'leader' but no leader is agreed right now; "
+                "use target 'random' or wait for an election"
+            )
         return [leader]
     if target == "random":
         return shuffled[:1]
@@ -147,8 +156,10 @@ def resolve_targets(nodes: Sequence[str], explicit: Any, target: str, leader: st
         return sorted(shuffled[: len(nodes) // 2 + 1])
     if target == "all":
         return sorted(nodes)
-    raise NemesisError(f"target {target!r} is unknown; known: {', '.join(TARGETS)} "
-                       "(or list the nodes: nodes: [n1, n2])")
+    raise NemesisError(
+        f"target {target!r} is unknown; known: {', '.join(TARGETS)} "
+        "(or list the nodes: nodes: [n1, n2])"
+    )
 
 
 def completion(op: Op, type_: str, value: dict[str, Any], error: str | None = None) -> Op:

@@ -19,12 +19,15 @@ from squall.nemesis.clock import OFFSET_FILE
 from squall.nemesis.disk import CONTROL
 
 # Each step is harmless where the fault was never configured.
-HEAL_SCRIPT = " ; ".join([
-    "iptables -w -F", "iptables -w -X",
-    f"if [ -d {CONTROL} ]; then echo pass > {CONTROL}/mode; fi",
-    f"if [ -f {OFFSET_FILE} ]; then echo +0 > {OFFSET_FILE}; fi",
-    "true",
-])
+HEAL_SCRIPT = " ; ".join(
+    [
+        "iptables -w -F",
+        "iptables -w -X",
+        f"if [ -d {CONTROL} ]; then echo pass > {CONTROL}/mode; fi",
+        f"if [ -f {OFFSET_FILE} ]; then echo +0 > {OFFSET_FILE}; fi",
+        "true",
+    ]
+)
 
 
 @dataclass(frozen=True)

@@ -53,17 +53,24 @@ def shim_path() -> Path:
         return target
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
-        raise NemesisError("the clock nemesis compiles a small preload shim with the host's C "
-                           "compiler, and none was found: apt-get install gcc libc6-dev "
-                           "(./scripts/setup does this)")
+        raise NemesisError(
+            "the clock nemesis compiles a small preload shim with the host's C "
+            "compiler, and none was found: apt-get install gcc libc6-dev "
+            "(./scripts/setup does this)"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         out = Path(tmp) / target.name
-        proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(SHIM_SOURCE),
-                               "-ldl"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(SHIM_SOURCE), "-ldl"],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
-            raise NemesisError(f"compiling the clock shim failed ({cc}, exit {proc.returncode}): "
-                               f"{proc.stderr.strip()[-500:]}; is libc6-dev installed?")
+            raise NemesisError(
+                f"compiling the clock shim failed ({cc}, exit {proc.returncode}): "
+                f"{proc.stderr.strip()[-500:]}; is libc6-dev installed?"
+            )
         out.replace(target)  # atomic: a concurrent run sees the old name or the whole file
     return target
 
@@ -84,26 +91,39 @@ class Clock(Fault):
         # not container-wide: the FUSE daemons and the nemesis's own execs keep
         # the true clock. The offset file is reset first, so a restarted
         # container comes back with an honest clock.
-        cluster.spec.need(NodeNeeds(
-            mounts={str(shim_path()): SHIM_IN_CONTAINER},
-            wrapper=("sh", "-c", f'echo +0 > {OFFSET_FILE} && exec env {ENV} "$@"', "squall-clock"),
-            wrap_last=True))
+        cluster.spec.need(
+            NodeNeeds(
+                mounts={str(shim_path()): SHIM_IN_CONTAINER},
+                wrapper=(
+                    "sh",
+                    "-c",
+                    f'echo +0 > {OFFSET_FILE} && exec env {ENV} "$@"',
+                    "squall-clock",
+                ),
+                wrap_last=True,
+            )
+        )
 
     def node_time(self, node: str) -> float:
         """The node's wall clock as the node sees it (under the same shim)."""
-        rc, out = self.live.exec(node, ["env", *ENV.split(), "python3", "-c",
-                                        "import time; print(time.time())"])
+        rc, out = self.live.exec(
+            node, ["env", *ENV.split(), "python3", "-c", "import time; print(time.time())"]
+        )
         if rc != 0:
             raise NemesisError(f"could not read the clock of {node} (exit {rc}): {out.strip()}")
         return float(out.strip().splitlines()[-1])
 
     def set_offset(self, node: str, seconds: float) -> None:
         text = f"{seconds:+.3f}"
-        rc, out = self.live.exec(node, ["sh", "-c", f"echo {text} > {OFFSET_FILE}.tmp && "
-                                                     f"mv {OFFSET_FILE}.tmp {OFFSET_FILE}"])
+        rc, out = self.live.exec(
+            node,
+            ["sh", "-c", f"echo {text} > {OFFSET_FILE}.tmp && mv {OFFSET_FILE}.tmp {OFFSET_FILE}"],
+        )
         if rc != 0:
-            raise NemesisError(f"could not set the clock of {node} (exit {rc}): {out.strip()}; "
-                               "was the cluster configured with the clock nemesis?")
+            raise NemesisError(
+                f"could not set the clock of {node} (exit {rc}): {out.strip()}; "
+                "was the cluster configured with the clock nemesis?"
+            )
 
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         mode = params.get("mode", "bump")
@@ -121,8 +141,12 @@ class Clock(Fault):
             period = float(params.get("period", 500)) / 1000
             value["period"] = params.get("period", 500)
             self._halt.clear()
-            self._strobe = threading.Thread(target=self._flip, args=(nodes, float(offset), period),
-                                            name="squall-clock-strobe", daemon=True)
+            self._strobe = threading.Thread(
+                target=self._flip,
+                args=(nodes, float(offset), period),
+                name="squall-clock-strobe",
+                daemon=True,
+            )
             self._strobe.start()
         return value
 

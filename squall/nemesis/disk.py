@@ -44,8 +44,10 @@ def mfusepy_path(fault: str) -> str:
     """The host's mfusepy module file (mounted into the nodes beside the FUSE layer)."""
     found = importlib.util.find_spec("mfusepy")
     if found is None or found.origin is None:
-        raise NemesisError(f"the {fault} nemesis needs mfusepy on the host (its module is "
-                           "mounted into the nodes): pip install mfusepy")
+        raise NemesisError(
+            f"the {fault} nemesis needs mfusepy on the host (its module is "
+            "mounted into the nodes): pip install mfusepy"
+        )
     return found.origin
 
 
@@ -53,20 +55,32 @@ def fuse_needs(fault: str, layer: str) -> NodeNeeds:
     """A FUSE ``layer`` (a script beside this module) mounted over every node's data directory."""
     here = Path(__file__).parent
     return NodeNeeds(
-        devices=("/dev/fuse",), capabilities=("SYS_ADMIN",),
-        mounts={mfusepy_path(fault): f"{IN_CONTAINER}/mfusepy.py",
-                str(here / "stallfs.py"): STALLFS,
-                str(here / layer): f"{IN_CONTAINER}/{layer}"},
-        wrapper=("python3", f"{IN_CONTAINER}/{layer}", "--mount", "{data_dir}",
-                 "--control", CONTROL, "--"))
+        devices=("/dev/fuse",),
+        capabilities=("SYS_ADMIN",),
+        mounts={
+            mfusepy_path(fault): f"{IN_CONTAINER}/mfusepy.py",
+            str(here / "stallfs.py"): STALLFS,
+            str(here / layer): f"{IN_CONTAINER}/{layer}",
+        },
+        wrapper=(
+            "python3",
+            f"{IN_CONTAINER}/{layer}",
+            "--mount",
+            "{data_dir}",
+            "--control",
+            CONTROL,
+            "--",
+        ),
+    )
 
 
 class DiskStall(Fault):
     kind = "disk-stall"
     options = frozenset({"target", "nodes", "mode", "snapshot", "seconds", "wait"})
 
-    def __init__(self, snapshot: str | bool = "trigger", mode: str = "stall",
-                 target: str = "leader") -> None:
+    def __init__(
+        self, snapshot: str | bool = "trigger", mode: str = "stall", target: str = "leader"
+    ) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.mode = mode
@@ -83,19 +97,23 @@ class DiskStall(Fault):
     # -- the control file -------------------------------------------------
     def set_mode(self, node: str, mode: str, timeout: float = 10.0) -> None:
         """Switches ``node``'s stallfs to ``mode`` and waits until it holds."""
-        script = (f"echo {mode} > {CONTROL}/mode.tmp && mv {CONTROL}/mode.tmp {CONTROL}/mode")
+        script = f"echo {mode} > {CONTROL}/mode.tmp && mv {CONTROL}/mode.tmp {CONTROL}/mode"
         rc, out = self.live.exec(node, ["sh", "-c", script])
         if rc != 0:
-            raise NemesisError(f"could not set the disk of {node} to {mode} (exit {rc}): "
-                               f"{out.strip()}; was the cluster configured with disk-stall?")
+            raise NemesisError(
+                f"could not set the disk of {node} to {mode} (exit {rc}): "
+                f"{out.strip()}; was the cluster configured with disk-stall?"
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rc, out = self.live.exec(node, ["cat", f"{CONTROL}/state"])
             if rc == 0 and out.split()[:1] == [mode]:
                 return
             time.sleep(0.05)
-        raise NemesisError(f"the disk of {node} did not switch to {mode} within {timeout:.0f}s "
-                           f"(state: {out.strip()!r}); is stallfs running in the container?")
+        raise NemesisError(
+            f"the disk of {node} did not switch to {mode} within {timeout:.0f}s "
+            f"(state: {out.strip()!r}); is stallfs running in the container?"
+        )
 
     # -- start / stop -----------------------------------------------------
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
@@ -106,21 +124,29 @@ class DiskStall(Fault):
         if snapshot not in ("trigger", "wait", False, None):
             raise NemesisError(f"snapshot {snapshot!r} must be trigger, wait or false")
         if snapshot == "trigger" and not hasattr(self.live.system, "snapshot"):
-            raise NemesisError(f"snapshot: trigger needs a system that can be told to snapshot; "
-                               f"{self.live.system.name} cannot (use snapshot: false)")
+            raise NemesisError(
+                f"snapshot: trigger needs a system that can be told to snapshot; "
+                f"{self.live.system.name} cannot (use snapshot: false)"
+            )
         nodes = self.pick_nodes(params, leader, self.target)
         if snapshot == "wait":
             nodes = self._await_snapshot(nodes, float(params.get("wait", 30)))
         for node in nodes:
             self.stalled.append(node)
             self.set_mode(node, mode)
-        value: dict[str, Any] = {"targets": nodes, "leader": leader, "mode": mode,
-                                 "seconds": params.get("seconds"), "snapshot": snapshot or None}
+        value: dict[str, Any] = {
+            "targets": nodes,
+            "leader": leader,
+            "mode": mode,
+            "seconds": params.get("seconds"),
+            "snapshot": snapshot or None,
+        }
         if snapshot == "trigger":
             self.snapshots = {}
             for node in nodes:
-                t = threading.Thread(target=self._snapshot, args=(node,), daemon=True,
-                                     name=f"squall-snapshot-{node}")
+                t = threading.Thread(
+                    target=self._snapshot, args=(node,), daemon=True, name=f"squall-snapshot-{node}"
+                )
                 t.start()
                 self._threads.append(t)
             value["in_progress"] = self._await_snapshot(nodes, 5.0, strict=False)
@@ -129,21 +155,29 @@ class DiskStall(Fault):
     def _snapshot(self, node: str) -> None:
         started = time.monotonic()
         answer = dict(self.live.system.snapshot(self.live.address(node), 300))  # type: ignore[attr-defined]
-        self.snapshots[node] = {**answer, "took_s": round(time.monotonic() - started, 3),
-                                "returned": time.monotonic()}
+        self.snapshots[node] = {
+            **answer,
+            "took_s": round(time.monotonic() - started, 3),
+            "returned": time.monotonic(),
+        }
 
     def _await_snapshot(self, nodes: list[str], timeout: float, strict: bool = True) -> list[str]:
         """The nodes that report snapshot_in_progress within ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
-            busy = [n for n in nodes
-                    if (o := self.live.observe(n, 0.5)) and o.extra.get("snapshot_in_progress")]
+            busy = [
+                n
+                for n in nodes
+                if (o := self.live.observe(n, 0.5)) and o.extra.get("snapshot_in_progress")
+            ]
             if busy or time.monotonic() >= deadline:
                 break
             time.sleep(0.02)
         if strict and not busy:
-            raise NemesisError(f"no snapshot started on {', '.join(nodes)} within {timeout:.0f}s; "
-                               "use snapshot: trigger to start one")
+            raise NemesisError(
+                f"no snapshot started on {', '.join(nodes)} within {timeout:.0f}s; "
+                "use snapshot: trigger to start one"
+            )
         return busy
 
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +194,8 @@ class DiskStall(Fault):
             value["snapshots"] = {
                 n: {k: v for k, v in s.items() if k != "returned"}
                 | {"after_release_s": round(s["returned"] - released, 3)}
-                for n, s in self.snapshots.items()}
+                for n, s in self.snapshots.items()
+            }
         return value
 
     def teardown(self) -> None:

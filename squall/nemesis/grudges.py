@@ -124,7 +124,9 @@ def majorities_ring(nodes: Sequence[str], rng: random.Random) -> Grudge:
     return {node: {x for x in ns if x != node and not hears.has_edge(node, x)} for node in ns}
 
 
-def topology(name: str, nodes: Sequence[str], rng: random.Random, leader: str | None = None) -> Grudge:
+def topology(
+    name: str, nodes: Sequence[str], rng: random.Random, leader: str | None = None
+) -> Grudge:
     """Builds the named topology; ``leader`` is needed only by ``"leader"``."""
     if name == "halves":
         return halves(nodes, rng)
@@ -132,8 +134,10 @@ def topology(name: str, nodes: Sequence[str], rng: random.Random, leader: str | 
         return one(nodes, rng)
     if name == "leader":
         if leader is None:
-            raise GrudgeError("the 'leader' partition needs a leader, and none is known "
-                              "(is the cluster up and has it elected one?)")
+            raise GrudgeError(
+                "the 'leader' partition needs a leader, and none is known "
+                "(is the cluster up and has it elected one?)"
+            )
         return isolate(nodes, leader)
     if name == "majorities-ring":
         return majorities_ring(nodes, rng)

@@ -72,11 +72,11 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
     def __init__(self, root_fd: int, control: Path) -> None:
         super().__init__(root_fd, control)
         self.power = threading.Condition()
-        self.cut = False      # the power is off: every call fails with EIO
+        self.cut = False  # the power is off: every call fails with EIO
         self.cutting = False  # the rollback runs: every call waits
         self.inflight = 0
-        self.names = threading.RLock()      # name changes vs. journal commits and the cut
-        self.durable: dict[int, int] = {}   # inode -> durable bytes
+        self.names = threading.RLock()  # name changes vs. journal commits and the cut
+        self.durable: dict[int, int] = {}  # inode -> durable bytes
         self.committed: dict[str, tuple[int, bool]] = {}  # path -> (inode, is a dir)
         if (control / WIPE).exists():
             self._wipe()
@@ -249,8 +249,12 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
                     dropped += size - keep
                     truncated.append(rel)
         self._clear_attic()
-        return {"names_dropped": sorted(lost_names), "files_truncated": sorted(truncated),
-                "bytes_dropped": dropped, "files_kept": sum(not d for _, d in self.committed.values())}
+        return {
+            "names_dropped": sorted(lost_names),
+            "files_truncated": sorted(truncated),
+            "bytes_dropped": dropped,
+            "files_kept": sum(not d for _, d in self.committed.values()),
+        }
 
     # -- the durability bookkeeping on top of the passthrough ---------------
     def create(self, path: str, mode: int, flags: int) -> int:
@@ -272,7 +276,9 @@ class LazyFS(stallfs.StallFS):  # type: ignore[misc]
         return 0
 
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        ino, size = self._size_of(path, fh)  # what is in the file before the sync is durable after it
+        ino, size = self._size_of(
+            path, fh
+        )  # what is in the file before the sync is durable after it
         super().fsync(path, datasync, fh)
         self.durable[ino] = min(size, os.fstat(fh).st_size)
         self.commit()
@@ -314,14 +320,35 @@ def _held(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args)
         finally:
             self.leave()
+
     return run
 
 
 # Every call that reads or changes the disk waits while the power is cut;
 # release stays free so dying processes can close their files.
-for _name in ("getattr", "readdir", "access", "readlink", "statfs", "open", "read", "create",
-              "write", "truncate", "fsync", "fsyncdir", "unlink", "rmdir", "mkdir", "rename",
-              "link", "symlink", "chmod", "chown", "utimens"):
+for _name in (
+    "getattr",
+    "readdir",
+    "access",
+    "readlink",
+    "statfs",
+    "open",
+    "read",
+    "create",
+    "write",
+    "truncate",
+    "fsync",
+    "fsyncdir",
+    "unlink",
+    "rmdir",
+    "mkdir",
+    "rename",
+    "link",
+    "symlink",
+    "chmod",
+    "chown",
+    "utimens",
+):
     setattr(LazyFS, _name, _held(getattr(LazyFS, _name)))
 
 

@@ -56,9 +56,9 @@ class Link(Fault):
         self.default_toxic = toxic
         self.proxy_host = proxy_host
         self.server: toxiproxy_process.ToxiproxyServerProcess | None = None
-        self.listen: dict[str, str] = {}          # proxy name -> host:port
-        self.toxics: list[tuple[str, str]] = []   # (proxy, toxic name) in effect
-        self.cuts: list[tuple[str, str]] = []     # blackholes made for a partition
+        self.listen: dict[str, str] = {}  # proxy name -> host:port
+        self.toxics: list[tuple[str, str]] = []  # (proxy, toxic name) in effect
+        self.cuts: list[tuple[str, str]] = []  # blackholes made for a partition
         self._serial = 0
 
     # -- before the cluster starts ----------------------------------------
@@ -70,9 +70,13 @@ class Link(Fault):
         # The server outlives nothing: stopped by close(), or at exit if the
         # runner never got that far (a crash, Ctrl-C during up).
         atexit.register(self.close)
-        self.server = toxiproxy_process.start(f"{cluster.spec.name}", "127.0.0.1", seed,
-                                              cluster.name_network(),
-                                              prefer_shopify=cluster.name_network() is None)
+        self.server = toxiproxy_process.start(
+            f"{cluster.spec.name}",
+            "127.0.0.1",
+            seed,
+            cluster.name_network(),
+            prefer_shopify=cluster.name_network() is None,
+        )
         # Known before anything starts: node names on a network that resolves them,
         # or ports the backend fixed up front.
         upstreams = {n: cluster.peer_upstream(n) for n in nodes}
@@ -80,14 +84,17 @@ class Link(Fault):
         for src in nodes:
             for dst in nodes:
                 if src != dst:
-                    routes[(src, dst)] = self._create(f"{src}-{dst}", f"{host}:{free_port(host)}",
-                                                      upstreams[dst])
+                    routes[(src, dst)] = self._create(
+                        f"{src}-{dst}", f"{host}:{free_port(host)}", upstreams[dst]
+                    )
         cluster.spec.need(NodeNeeds(peer_routes=routes))
 
     def _api(self) -> Toxiproxy:
         if self.server is None:
-            raise NemesisError("the link nemesis has no toxiproxy server: configure(spec) "
-                               "must run before the cluster starts")
+            raise NemesisError(
+                "the link nemesis has no toxiproxy server: configure(spec) "
+                "must run before the cluster starts"
+            )
         api = Toxiproxy()
         # toxiproxy-python keeps one API address per process (class level).
         api.update_api_consumer(self.server.host, self.server.port)
@@ -143,11 +150,21 @@ class Link(Fault):
             for stream in streams:
                 toxic = f"squall-{self._serial}-{kind}-{stream}"
                 self.toxics.append((name, toxic))
-                proxy.add_toxic(name=toxic, type=kind, stream=stream, toxicity=toxicity,
-                                attributes=attributes)
-        return {"targets": nodes, "leader": leader, "links": links, "proxies": proxies,
-                "toxic": {"type": kind, "attributes": attributes, "streams": streams,
-                          "toxicity": toxicity}}
+                proxy.add_toxic(
+                    name=toxic, type=kind, stream=stream, toxicity=toxicity, attributes=attributes
+                )
+        return {
+            "targets": nodes,
+            "leader": leader,
+            "links": links,
+            "proxies": proxies,
+            "toxic": {
+                "type": kind,
+                "attributes": attributes,
+                "streams": streams,
+                "toxicity": toxicity,
+            },
+        }
 
     def cut(self, grudge: dict[str, set[str]]) -> list[str]:
         """Blackholes the peer proxies a grudge cuts; returns their names.
@@ -158,12 +175,23 @@ class Link(Fault):
         the pair are blackholed, in both directions.
         """
         api = self._api()
-        names = sorted({f"{a}-{b}" for dst, srcs in grudge.items() for src in srcs
-                        for a, b in ((src, dst), (dst, src)) if f"{a}-{b}" in self.listen})
+        names = sorted(
+            {
+                f"{a}-{b}"
+                for dst, srcs in grudge.items()
+                for src in srcs
+                for a, b in ((src, dst), (dst, src))
+                if f"{a}-{b}" in self.listen
+            }
+        )
         for name in names:
             for stream in ("upstream", "downstream"):
-                api.get_proxy(name).add_toxic(name=f"squall-cut-{stream}", type="timeout",
-                                              stream=stream, attributes={"timeout": 0})
+                api.get_proxy(name).add_toxic(
+                    name=f"squall-cut-{stream}",
+                    type="timeout",
+                    stream=stream,
+                    attributes={"timeout": 0},
+                )
                 self.cuts.append((name, f"squall-cut-{stream}"))
         return names
 

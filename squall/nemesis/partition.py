@@ -24,8 +24,9 @@ class Partition(Fault):
     def __init__(self, grudge: str = "halves") -> None:
         super().__init__()
         if grudge not in grudges.TOPOLOGIES:
-            raise NemesisError(f"partition topology {grudge!r} is unknown; known: "
-                               f"{', '.join(grudges.TOPOLOGIES)}")
+            raise NemesisError(
+                f"partition topology {grudge!r} is unknown; known: {', '.join(grudges.TOPOLOGIES)}"
+            )
         self.default = grudge
         self.active = False
         # Set by registry.build on backends without network namespaces
@@ -37,8 +38,10 @@ class Partition(Fault):
             g = grudges.from_json(spec)
             unknown = (set(g) | set().union(*g.values())) - set(self.live.nodes) if g else set()
             if unknown:
-                raise NemesisError(f"grudge names {sorted(unknown)}, not in this cluster "
-                                   f"({', '.join(self.live.nodes)})")
+                raise NemesisError(
+                    f"grudge names {sorted(unknown)}, not in this cluster "
+                    f"({', '.join(self.live.nodes)})"
+                )
             return g
         try:
             return grudges.topology(str(spec), self.live.nodes, self.rng, leader)
@@ -48,8 +51,11 @@ class Partition(Fault):
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         grudge = self.grudge_for(params.get("grudge", self.default), leader)
         self.active = True
-        value = {"targets": grudges.targets(grudge), "leader": leader,
-                 "grudge": grudges.to_json(grudge)}
+        value = {
+            "targets": grudges.targets(grudge),
+            "leader": leader,
+            "grudge": grudges.to_json(grudge),
+        }
         if self.link is not None:
             value["proxies"] = self.link.cut(grudge)
         else:

@@ -93,9 +93,13 @@ class PowerCut(Kill):
         # The nodes are down either way, so the window names them all; a cut whose
         # rollback was not confirmed says so rather than hiding the targets.
         unconfirmed = {n: d["error"] for n, d in self.dropped.items() if "error" in d}
-        value = {"targets": nodes, "leader": leader, "dropped": self.dropped,
-                 "bytes_dropped": sum(d.get("bytes_dropped", 0) for d in self.dropped.values()),
-                 IN_EFFECT_FOR: round(time.monotonic() - began, 4)}   # the kills wait for exits
+        value = {
+            "targets": nodes,
+            "leader": leader,
+            "dropped": self.dropped,
+            "bytes_dropped": sum(d.get("bytes_dropped", 0) for d in self.dropped.values()),
+            IN_EFFECT_FOR: round(time.monotonic() - began, 4),
+        }  # the kills wait for exits
         if unconfirmed:
             value["unconfirmed"] = unconfirmed
         return value
@@ -115,19 +119,22 @@ class PowerCut(Kill):
             time.sleep(0.05)
             state = self._power_state(node)
         token = f"{node}-{time.monotonic_ns()}"
-        script = (f"echo cut {token} > {CONTROL}/power.tmp && "
-                  f"mv {CONTROL}/power.tmp {CONTROL}/power")
+        script = f"echo cut {token} > {CONTROL}/power.tmp && mv {CONTROL}/power.tmp {CONTROL}/power"
         rc, out = self.live.exec(node, ["sh", "-c", script])
         if rc != 0:
-            raise NemesisError(f"could not cut the power of {node} (exit {rc}): {out.strip()}; "
-                               "was the cluster configured with power-cut?")
+            raise NemesisError(
+                f"could not cut the power of {node} (exit {rc}): {out.strip()}; "
+                "was the cluster configured with power-cut?"
+            )
         while time.monotonic() < deadline:
             state = self._power_state(node)
             if state.startswith(f"cut {token} "):
                 return dict(json.loads(state.split(" ", 2)[2]))
             time.sleep(0.05)
-        raise NemesisError(f"the disk of {node} did not report a power cut within {timeout:.0f}s "
-                           f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?")
+        raise NemesisError(
+            f"the disk of {node} did not report a power cut within {timeout:.0f}s "
+            f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?"
+        )
 
     def _power_state(self, node: str) -> str:
         if self.live.is_running(node):
@@ -187,7 +194,7 @@ class PowerCut(Kill):
         """What the node said when it would not start on its data (the system knows the words)."""
         logs = self.live.logs(node, since)
         tell = getattr(self.live.system, "refusal", None)
-        if tell is None:   # a system that says nothing particular: the last thing it said
+        if tell is None:  # a system that says nothing particular: the last thing it said
             lines = [ln.strip() for ln in logs.splitlines() if ln.strip()]
             return f"exited: {lines[-1]}" if lines else "exited"
         return str(tell(logs) or "")

@@ -42,7 +42,11 @@ class _NodeFault(Fault):
             if node not in self.affected:
                 self.affected.append(node)
             self.apply(node)
-        return {"targets": nodes, "leader": leader, IN_EFFECT_FOR: round(time.monotonic() - signalled, 4)}
+        return {
+            "targets": nodes,
+            "leader": leader,
+            IN_EFFECT_FOR: round(time.monotonic() - signalled, 4),
+        }
 
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         nodes, self.affected = list(self.affected), []

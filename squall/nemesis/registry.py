@@ -51,19 +51,23 @@ def runnable(kind: FaultKind, supports: frozenset[str]) -> bool:
     return kind.requires <= supports or any(alt <= supports for alt in kind.alternatives)
 
 
-def refusals(names: Iterable[str], supports: frozenset[str], backend: str,
-             system: System | None = None) -> list[str]:
+def refusals(
+    names: Iterable[str], supports: frozenset[str], backend: str, system: System | None = None
+) -> list[str]:
     """One sentence per fault this backend or system cannot run, saying why ([] if all can)."""
     out = []
     for name in validate_names(names):
         kind = registry.fault(name)
         if not runnable(kind, supports):
             missing = ", ".join(sorted(kind.requires - supports))
-            out.append(f"the {backend} backend cannot run nemesis {name}: it needs {missing}"
-                       + (f" ({kind.why})" if kind.why else ""))
+            out.append(
+                f"the {backend} backend cannot run nemesis {name}: it needs {missing}"
+                + (f" ({kind.why})" if kind.why else "")
+            )
         if system is not None and name in system.unsupported:
-            out.append(f"system {system.name} cannot take nemesis {name}: "
-                       f"{system.unsupported[name]}")
+            out.append(
+                f"system {system.name} cannot take nemesis {name}: {system.unsupported[name]}"
+            )
     return out
 
 
@@ -74,8 +78,11 @@ def check_supported(names: Iterable[str], cluster: Cluster) -> None:
         raise NemesisError("; ".join(said))
 
 
-def build(names: Iterable[str], supports: frozenset[str] = frozenset(),
-          options: dict[str, dict[str, Any]] | None = None) -> dict[str, Fault]:
+def build(
+    names: Iterable[str],
+    supports: frozenset[str] = frozenset(),
+    options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Fault]:
     """One fault instance per name, with per-fault constructor options.
 
     A partition on a backend that cannot drop packets but can route peers

@@ -29,8 +29,14 @@ Record = Callable[[Op], Op]
 
 
 class NemesisRunner:
-    def __init__(self, cluster: Cluster, schedule: Schedule, record: Record,
-                 rng: random.Random | None = None, faults: dict[str, Fault] | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        schedule: Schedule,
+        record: Record,
+        rng: random.Random | None = None,
+        faults: dict[str, Fault] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.schedule = schedule
         self.record = record
@@ -89,8 +95,9 @@ class NemesisRunner:
             # The executed timeline keeps invoke times, so a replay invokes
             # each step when this run did.
             at = time.monotonic() - self._t0
-            inv = self.record(Op(process=NEMESIS, type=INVOKE, f=f"start-{event.fault}",
-                                 value=params))
+            inv = self.record(
+                Op(process=NEMESIS, type=INVOKE, f=f"start-{event.fault}", value=params)
+            )
             done = self.record(self._invoke(fault, inv))
             self._open[event.fault] = (index, at, fault.pinned(params, done.value or {}))
         return done
@@ -112,8 +119,9 @@ class NemesisRunner:
         try:
             return fault.invoke(inv)
         except Exception as exc:  # noqa: BLE001 - a broken fault must not kill the run
-            return completion(inv, INFO, {"targets": [], "leader": None},
-                              error=f"{type(exc).__name__}: {exc}")
+            return completion(
+                inv, INFO, {"targets": [], "leader": None}, error=f"{type(exc).__name__}: {exc}"
+            )
 
     # -- state ----------------------------------------------------------------
     def active(self) -> list[str]:
@@ -123,8 +131,10 @@ class NemesisRunner:
         """The timeline as it ran, choices pinned: replaying it repeats these faults."""
         with self._lock:
             events = list(self._executed)
-            events += [Event(round(at, 3), kind, None, pinned)
-                       for kind, (_i, at, pinned) in self._open.items()]
+            events += [
+                Event(round(at, 3), kind, None, pinned)
+                for kind, (_i, at, pinned) in self._open.items()
+            ]
         return Schedule(tuple(sorted(events, key=lambda e: e.at)), self.schedule.seed)
 
     def executed_yaml(self) -> str:

@@ -34,6 +34,7 @@ from squall.nemesis.registry import build, options_of, validate_names
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
+
 def parse_duration(value: Any, what: str = "duration") -> float:
     """``10``, ``"10s"``, ``"500ms"``, ``"2m"`` -> seconds."""
     if isinstance(value, bool):
@@ -56,7 +57,7 @@ def _fmt(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Event:
-    at: float                      # seconds after the nemesis starts
+    at: float  # seconds after the nemesis starts
     fault: str
     duration: float | None = None  # None: held until the final heal
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -71,8 +72,10 @@ class Event:
     @classmethod
     def from_dict(cls, raw: Any, where: str = "event") -> Event:
         if not isinstance(raw, Mapping):
-            raise NemesisError(f"{where}: an event is a mapping like "
-                               "{at: 10s, fault: kill, for: 5s}, got {raw!r}")
+            raise NemesisError(
+                f"{where}: an event is a mapping like "
+                "{at: 10s, fault: kill, for: 5s}, got {raw!r}"
+            )
         missing = [k for k in ("at", "fault") if k not in raw]
         if missing:
             raise NemesisError(f"{where}: missing {', '.join(missing)} (in {dict(raw)})")
@@ -81,17 +84,21 @@ class Event:
         allowed = options_of(fault)
         unknown = sorted(set(params) - set(allowed))
         if unknown:
-            raise NemesisError(f"{where}: {fault} takes {', '.join(sorted(allowed))}; "
-                               f"{', '.join(unknown)} is not one of them")
-        duration = parse_duration(raw["for"], f"{where} for") if raw.get("for") is not None else None
+            raise NemesisError(
+                f"{where}: {fault} takes {', '.join(sorted(allowed))}; "
+                f"{', '.join(unknown)} is not one of them"
+            )
+        duration = (
+            parse_duration(raw["for"], f"{where} for") if raw.get("for") is not None else None
+        )
         return cls(parse_duration(raw["at"], f"{where} at"), fault, duration, params)
 
 
 @dataclass(frozen=True)
 class Step:
     at: float
-    action: str   # "start" | "stop"
-    event: int    # index into Schedule.events
+    action: str  # "start" | "stop"
+    event: int  # index into Schedule.events
 
 
 @dataclass(frozen=True)
@@ -108,16 +115,19 @@ class Schedule:
         for i, ev in enumerate(sorted(self.events, key=lambda e: e.at)):
             prev = last_end.get(ev.fault)
             if prev is not None and ev.at < prev[0]:
-                raise NemesisError(f"two {ev.fault} windows overlap (one starting at {_fmt(ev.at)} "
-                                   "begins before the previous one ends); a fault kind holds one "
-                                   "window at a time — shorten 'for' or move 'at'")
+                raise NemesisError(
+                    f"two {ev.fault} windows overlap (one starting at {_fmt(ev.at)} "
+                    "begins before the previous one ends); a fault kind holds one "
+                    "window at a time — shorten 'for' or move 'at'"
+                )
             end = ev.at + ev.duration if ev.duration is not None else float("inf")
             last_end[ev.fault] = (end, i)
 
     # -- building ---------------------------------------------------------
     @classmethod
-    def random(cls, names: Sequence[str], seed: int, interval: float = 10.0,
-               time_limit: float = 60.0) -> Schedule:
+    def random(
+        cls, names: Sequence[str], seed: int, interval: float = 10.0, time_limit: float = 60.0
+    ) -> Schedule:
         """Jepsen's rhythm: quiet ~interval, one fault held ~interval, repeat until the limit."""
         names = validate_names(names)
         if interval <= 0:
@@ -143,8 +153,10 @@ class Schedule:
             raw = {"events": raw}
         if not isinstance(raw, Mapping) or not isinstance(raw.get("events", []), list):
             raise NemesisError(f"{where}: expected a list of events or a mapping with 'events:'")
-        events = tuple(Event.from_dict(e, f"{where} event {i + 1}")
-                       for i, e in enumerate(raw.get("events") or []))
+        events = tuple(
+            Event.from_dict(e, f"{where} event {i + 1}")
+            for i, e in enumerate(raw.get("events") or [])
+        )
         return cls(events, int(raw.get("seed", 0)))
 
     @classmethod
@@ -159,8 +171,11 @@ class Schedule:
         return cls.from_dict(raw, str(p))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump({"seed": self.seed, "events": [e.to_dict() for e in self.events]},
-                              sort_keys=False, default_flow_style=None)
+        return yaml.safe_dump(
+            {"seed": self.seed, "events": [e.to_dict() for e in self.events]},
+            sort_keys=False,
+            default_flow_style=None,
+        )
 
     # -- reading ------------------------------------------------------------
     def fault_names(self) -> list[str]:
@@ -176,8 +191,9 @@ class Schedule:
         return sorted(out, key=lambda s: (s.at, s.action != "stop", s.event))
 
     # -- before the cluster starts -----------------------------------------
-    def prepare(self, cluster: Cluster,
-                options: dict[str, dict[str, Any]] | None = None) -> dict[str, Fault]:
+    def prepare(
+        self, cluster: Cluster, options: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Fault]:
         """Builds the faults and lets each ask for its needs in the nodes (call before ``up``)."""
         if not self.prepared:
             self.prepared.update(build(self.fault_names(), cluster.supports, options))
@@ -196,7 +212,10 @@ def load_schedule(cfg: Any) -> Schedule:
         schedule = Schedule.from_yaml(cfg.nemesis_file)
     else:
         names: Iterable[str] = getattr(cfg, "nemesis", []) or []
-        schedule = Schedule.random(list(names), int(getattr(cfg, "seed", 0) or 0),
-                                   float(getattr(cfg, "nemesis_interval", 10.0)),
-                                   float(getattr(cfg, "time_limit", 60.0)))
+        schedule = Schedule.random(
+            list(names),
+            int(getattr(cfg, "seed", 0) or 0),
+            float(getattr(cfg, "nemesis_interval", 10.0)),
+            float(getattr(cfg, "time_limit", 60.0)),
+        )
     return schedule

@@ -94,10 +94,15 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
 
     # -- reads --------------------------------------------------------------
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
-        st = os.fstat(fh) if fh is not None else os.stat(self.rel(path), dir_fd=self.root,
-                                                           follow_symlinks=False)
-        out = {k: getattr(st, k) for k in ("st_mode", "st_nlink", "st_uid", "st_gid",
-                                           "st_size", "st_ino", "st_blocks")}
+        st = (
+            os.fstat(fh)
+            if fh is not None
+            else os.stat(self.rel(path), dir_fd=self.root, follow_symlinks=False)
+        )
+        out = {
+            k: getattr(st, k)
+            for k in ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_ino", "st_blocks")
+        }
         out.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
         return out
 
@@ -118,9 +123,21 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
 
     def statfs(self, path: str) -> dict[str, int]:
         st = os.statvfs(self.root)
-        return {k: getattr(st, k) for k in ("f_bavail", "f_bfree", "f_blocks", "f_bsize",
-                                            "f_favail", "f_ffree", "f_files", "f_flag",
-                                            "f_frsize", "f_namemax")}
+        return {
+            k: getattr(st, k)
+            for k in (
+                "f_bavail",
+                "f_bfree",
+                "f_blocks",
+                "f_bsize",
+                "f_favail",
+                "f_ffree",
+                "f_files",
+                "f_flag",
+                "f_frsize",
+                "f_namemax",
+            )
+        }
 
     def open(self, path: str, flags: int) -> int:
         if flags & os.O_TRUNC:
@@ -214,8 +231,9 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         self.gate()
-        os.utime(self.rel(path), ns=times, dir_fd=self.root) if times else \
-            os.utime(self.rel(path), dir_fd=self.root)
+        os.utime(self.rel(path), ns=times, dir_fd=self.root) if times else os.utime(
+            self.rel(path), dir_fd=self.root
+        )
         return 0
 
 
@@ -250,8 +268,10 @@ def main() -> None:
     deadline = time.monotonic() + 15
     while not mounted(mount) or not (control / "state").exists():
         if time.monotonic() > deadline:
-            sys.exit(f"stallfs: {mount} was not mounted within 15 s; does the container have "
-                     "--device /dev/fuse and --cap-add SYS_ADMIN?")
+            sys.exit(
+                f"stallfs: {mount} was not mounted within 15 s; does the container have "
+                "--device /dev/fuse and --cap-add SYS_ADMIN?"
+            )
         threading.Event().wait(0.02)
     os.close(root)
     if cmd:

@@ -51,8 +51,13 @@ class Toxic:
     attributes: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "stream": self.stream,
-                "toxicity": self.toxicity, "attributes": dict(self.attributes)}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "stream": self.stream,
+            "toxicity": self.toxicity,
+            "attributes": dict(self.attributes),
+        }
 
     def attr(self, key: str) -> float:
         return float(self.attributes.get(key, DEFAULTS[self.type].get(key, 0)))
@@ -91,8 +96,10 @@ def _numbers(attrs: Any, kind: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in attrs.items():
         if key not in DEFAULTS[kind]:
-            raise ToxicError(f"{kind} toxic has no attribute {key!r}; it takes "
-                             f"{', '.join(DEFAULTS[kind]) or 'none'}")
+            raise ToxicError(
+                f"{kind} toxic has no attribute {key!r}; it takes "
+                f"{', '.join(DEFAULTS[kind]) or 'none'}"
+            )
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ToxicError(f"{kind}.{key} must be a number >= 0, got {value!r}")
         out[key] = value
@@ -111,8 +118,7 @@ def parse_toxic(body: Any) -> Toxic:
     toxicity = _toxicity(body.get("toxicity", 1.0))
     attrs = dict(DEFAULTS[kind])
     attrs.update(_numbers(body.get("attributes") or {}, kind))
-    return Toxic(name=str(name), type=str(kind), stream=stream, toxicity=toxicity,
-                 attributes=attrs)
+    return Toxic(name=str(name), type=str(kind), stream=stream, toxicity=toxicity, attributes=attrs)
 
 
 def slices(data: bytes, average: int, variation: int, rand: Any) -> list[bytes]:
@@ -122,6 +128,6 @@ def slices(data: bytes, average: int, variation: int, rand: Any) -> list[bytes]:
     out, at = [], 0
     while at < len(data):
         size = max(1, average + (rand.randint(-variation, variation) if variation else 0))
-        out.append(data[at:at + size])
+        out.append(data[at : at + size])
         at += size
     return out

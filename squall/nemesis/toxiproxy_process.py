@@ -39,7 +39,7 @@ class ToxiproxyError(RuntimeError):
 class ToxiproxyServerProcess:
     host: str
     port: int
-    kind: str                      # "squall" or "shopify"
+    kind: str  # "squall" or "shopify"
     process: subprocess.Popen[bytes]
     run: str
 
@@ -59,9 +59,15 @@ class ToxiproxyServerProcess:
         (STATE_DIR / f"{self.run}.log").unlink(missing_ok=True)
 
 
-def start(run: str, host: str = "127.0.0.1", seed: int = 0, docker_network: str | None = None,
-          prefer_shopify: bool = True, timeout: float = 10.0,
-          owner: int | None = None) -> ToxiproxyServerProcess:
+def start(
+    run: str,
+    host: str = "127.0.0.1",
+    seed: int = 0,
+    docker_network: str | None = None,
+    prefer_shopify: bool = True,
+    timeout: float = 10.0,
+    owner: int | None = None,
+) -> ToxiproxyServerProcess:
     """Starts a server listening on ``host`` and returns once its API answers.
 
     ``owner`` (default: this process) is written on the server's command line:
@@ -73,16 +79,29 @@ def start(run: str, host: str = "127.0.0.1", seed: int = 0, docker_network: str 
     if binary and prefer_shopify and docker_network is None:
         argv, kind = [binary, "-host", host, "-port", str(port)], "shopify"
     else:
-        argv = [sys.executable, "-m", "squall.nemesis.toxiproxy_server", "--host", host,
-                "--port", str(port), "--seed", str(seed), "--label", f"{LABEL}={run}",
-                "--owner", str(owner)]
+        argv = [
+            sys.executable,
+            "-m",
+            "squall.nemesis.toxiproxy_server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--seed",
+            str(seed),
+            "--label",
+            f"{LABEL}={run}",
+            "--owner",
+            str(owner),
+        ]
         if docker_network:
             argv += ["--docker-network", docker_network]
         kind = "squall"
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     log = open(STATE_DIR / f"{run}.log", "wb")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # Ctrl-C in the terminal is the runner's
+    proc = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )  # Ctrl-C in the terminal is the runner's
     log.close()
     (STATE_DIR / f"{run}.pid").write_text(f"{proc.pid} {owner}\n")
     server = ToxiproxyServerProcess(host, port, kind, proc, run)

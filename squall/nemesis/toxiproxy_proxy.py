@@ -47,8 +47,9 @@ def split_addr(addr: str) -> tuple[str, int]:
 class Link:
     """One client connection and its upstream, pumped in both directions."""
 
-    def __init__(self, proxy: Proxy, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, proxy: Proxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.proxy = proxy
         self.client = (reader, writer)
         self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -76,14 +77,18 @@ class Link:
             return
         up_r, up_w = self.upstream
         cl_r, cl_w = self.client
-        pumps = [asyncio.create_task(self._pump(cl_r, up_w, "upstream")),
-                 asyncio.create_task(self._pump(up_r, cl_w, "downstream"))]
+        pumps = [
+            asyncio.create_task(self._pump(cl_r, up_w, "upstream")),
+            asyncio.create_task(self._pump(up_r, cl_w, "downstream")),
+        ]
         watchdog = asyncio.create_task(self._watch())
         await asyncio.gather(*pumps, return_exceptions=True)
         watchdog.cancel()
         self.close()
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, stream: str) -> None:
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, stream: str
+    ) -> None:
         # Reading and delivering are separate tasks so a latency toxic delays
         # each chunk from its arrival (pipelined), as Toxiproxy does, instead
         # of adding the latency once per read.
@@ -106,8 +111,12 @@ class Link:
             reader.cancel()
             self.close()
 
-    async def _deliver(self, queue: asyncio.Queue[tuple[float, bytes] | None],
-                       dst: asyncio.StreamWriter, stream: str) -> None:
+    async def _deliver(
+        self,
+        queue: asyncio.Queue[tuple[float, bytes] | None],
+        dst: asyncio.StreamWriter,
+        stream: str,
+    ) -> None:
         last, sent = 0.0, 0
         rng = self.proxy.server.rng
         while (item := await queue.get()) is not None:
@@ -119,21 +128,30 @@ class Link:
             toxics = self.active(stream)
             for t in toxics:
                 if t.type == "latency":
-                    delay = (t.attr("latency") + rng.uniform(-t.attr("jitter"), t.attr("jitter"))) / 1000
+                    delay = (
+                        t.attr("latency") + rng.uniform(-t.attr("jitter"), t.attr("jitter"))
+                    ) / 1000
                     last = max(stamp + max(0.0, delay), last)
                     await asyncio.sleep(max(0.0, last - time.monotonic()))
             limit = next((int(t.attr("bytes")) for t in toxics if t.type == "limit_data"), None)
             if limit is not None and sent + len(data) >= limit:
-                await self._write(dst, data[:max(0, limit - sent)], toxics)
+                await self._write(dst, data[: max(0, limit - sent)], toxics)
                 return
             await self._write(dst, data, toxics)
             sent += len(data)
 
     async def _write(self, dst: asyncio.StreamWriter, data: bytes, toxics: list[Toxic]) -> None:
         slicer = next((t for t in toxics if t.type == "slicer"), None)
-        pieces = [data] if slicer is None else slices(
-            data, int(slicer.attr("average_size")), int(slicer.attr("size_variation")),
-            self.proxy.server.rng)
+        pieces = (
+            [data]
+            if slicer is None
+            else slices(
+                data,
+                int(slicer.attr("average_size")),
+                int(slicer.attr("size_variation")),
+                self.proxy.server.rng,
+            )
+        )
         rate = next((t.attr("rate") for t in toxics if t.type == "bandwidth"), None)
         for i, piece in enumerate(pieces):
             if i and slicer is not None:
@@ -160,8 +178,9 @@ class Link:
                     del seen[name]
             for name, t in timed.items():
                 since = seen.setdefault(name, now)
-                if (t.type == "reset_peer" or t.attr("timeout") > 0) and \
-                        now - since >= t.attr("timeout") / 1000:
+                if (t.type == "reset_peer" or t.attr("timeout") > 0) and now - since >= t.attr(
+                    "timeout"
+                ) / 1000:
                     self.close(reset=t.type == "reset_peer")
                     return
             await asyncio.sleep(TICK)
@@ -195,8 +214,13 @@ class Proxy:
         self._listener: asyncio.Server | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "listen": self.listen, "upstream": self.upstream,
-                "enabled": self.enabled, "toxics": [t.to_json() for t in self.toxics.values()]}
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.to_json() for t in self.toxics.values()],
+        }
 
     async def enable(self) -> None:
         if self.enabled:
@@ -205,7 +229,9 @@ class Proxy:
         try:
             self._listener = await asyncio.start_server(self._accept, host, port)
         except OSError as exc:
-            raise ApiError(500, f"proxy {self.name}: cannot listen on {self.listen}: {exc}") from None
+            raise ApiError(
+                500, f"proxy {self.name}: cannot listen on {self.listen}: {exc}"
+            ) from None
         if port == 0:  # keep the chosen port, so a disable/enable keeps the address
             self.listen = f"{host}:{self._listener.sockets[0].getsockname()[1]}"
         self.enabled = True
@@ -226,5 +252,3 @@ class Proxy:
         link = Link(self, reader, writer)
         self.links.add(link)
         await link.run()
-
-

@@ -88,8 +88,9 @@ class ToxiproxyServer:
         if body["name"] in self.proxies:
             raise ApiError(409, f"proxy {body['name']!r} already exists")
         split_addr(body["upstream"])
-        proxy = Proxy(self, str(body["name"]), str(body.get("listen") or "127.0.0.1:0"),
-                      str(body["upstream"]))
+        proxy = Proxy(
+            self, str(body["name"]), str(body.get("listen") or "127.0.0.1:0"), str(body["upstream"])
+        )
         if body.get("enabled", True):
             await proxy.enable()
         self.proxies[proxy.name] = proxy
@@ -158,8 +159,10 @@ class ToxiproxyServer:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             lines = head.decode("latin-1").split("\r\n")
             method, path, _ = lines[0].split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, _, v in
-                       (line.partition(":") for line in lines[1:] if line)}
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:] if line)
+            }
             raw = await reader.readexactly(int(headers.get("content-length", 0) or 0))
             try:
                 body = json.loads(raw) if raw.strip() else None
@@ -182,8 +185,16 @@ def _list(body: Any) -> list[Any]:
     return body
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-            405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
 
 
 def _response(status: int, out: Any) -> bytes:
@@ -193,8 +204,10 @@ def _response(status: int, out: Any) -> bytes:
         data, kind = out.encode(), "text/plain"
     else:
         data, kind = json.dumps(out).encode(), "application/json"
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\nContent-Type: {kind}\r\n"
-            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\nContent-Type: {kind}\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode() + data
 
 
@@ -225,8 +238,10 @@ def docker_resolver(network: str) -> Callable[[str], str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m nemesis.toxiproxy_server",
-                                 description="Toxiproxy-compatible TCP proxy server")
+    ap = argparse.ArgumentParser(
+        prog="python -m nemesis.toxiproxy_server",
+        description="Toxiproxy-compatible TCP proxy server",
+    )
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8474)
     ap.add_argument("--seed", type=int, default=0, help="seeds jitter, slicing and toxicity rolls")

@@ -81,7 +81,7 @@ def render_svg(ce: dict[str, Any], bands: list[dict[str, Any]]) -> str:
         out.append(
             f'<rect x="{x0:.1f}" y="{TOP - 12}" width="{max(x1 - x0, 2):.1f}" height="{height - TOP + 12}" '
             f'fill="#9e9e9e" fill-opacity="0.25"><title>{html.escape(b["fault"])}: '
-            f'{html.escape(str(b.get("value")))}</title></rect>'
+            f"{html.escape(str(b.get('value')))}</title></rect>"
             f'<text x="{x0 + 2:.1f}" y="{TOP - 2}" fill="#555">{html.escape(b["fault"])}</text>'
         )
     stuck = [o for o in ops if o.get("stuck") or o.get("blocking")]
@@ -115,7 +115,7 @@ def render_svg(ce: dict[str, Any], bands: list[dict[str, Any]]) -> str:
         text = o["desc"] if len(o["desc"]) <= room else o["desc"][: max(room - 1, 0)] + "…"
         label = html.escape(text) if room >= 3 else ""
         out.append(
-            f'<g><title>{html.escape(_tooltip(o))}</title>'
+            f"<g><title>{html.escape(_tooltip(o))}</title>"
             f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 3):.1f}" height="{BAR_H}" rx="3" '
             f'fill="{_FILL[_kind(o)]}" stroke="#555"{dash}/>'
             f'<text x="{x0 + 3:.1f}" y="{y + 13}">{label}</text></g>'
@@ -145,13 +145,13 @@ def render(result: dict[str, Any], bands: list[dict[str, Any]] | None = None) ->
     )
     summary = {k: v for k, v in result.items() if k not in ("counterexample",)}
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>linearizability: {html.escape(str(result.get('valid')))}</title><style>{_CSS}</style></head><body>
-<h1>Linearizability: {html.escape(str(result.get('valid')))} ({html.escape(str(result.get('model')))})</h1>
-<p>{_key_phrase(ce.get('key'))}: the search linearized
-{ce.get('prefix_length', 0)} of the partition's {ce.get('partition_ops', 0)} operations; the model state
-after them is <code>{html.escape(str(ce.get('state_desc')))}</code>, from which none of the operations
-below can take effect before <code>{html.escape(str((ce.get('blocking') or {}).get('desc')))}</code>
-(process {html.escape(str((ce.get('blocking') or {}).get('process')))}) completed.</p>
+<title>linearizability: {html.escape(str(result.get("valid")))}</title><style>{_CSS}</style></head><body>
+<h1>Linearizability: {html.escape(str(result.get("valid")))} ({html.escape(str(result.get("model")))})</h1>
+<p>{_key_phrase(ce.get("key"))}: the search linearized
+{ce.get("prefix_length", 0)} of the partition's {ce.get("partition_ops", 0)} operations; the model state
+after them is <code>{html.escape(str(ce.get("state_desc")))}</code>, from which none of the operations
+below can take effect before <code>{html.escape(str((ce.get("blocking") or {}).get("desc")))}</code>
+(process {html.escape(str((ce.get("blocking") or {}).get("process")))}) completed.</p>
 <div class="svgbox">{render_svg(ce, bands or [])}</div>
 <h2>Could not be linearized</h2><table><tr><th>process</th><th>operation</th><th>history index</th><th>line</th></tr>{rows}</table>
 <h2>End of the linearizable prefix</h2><table><tr><th>process</th><th>operation</th><th>state after</th></tr>{prefix}</table>

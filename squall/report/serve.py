@@ -90,21 +90,27 @@ def index_html(runs: list[RunEntry], matrices: list[tuple[str, str]] | None = No
             f"{html.escape(r.name)}</a></td></tr>"
         )
     body = "".join(rows) or "<tr><td colspan=2>No runs yet.</td></tr>"
-    proofs = "".join(f"<li><a href='{html.escape(href)}'>{html.escape(text)}</a></li>"
-                     for href, text in matrices or [])
+    proofs = "".join(
+        f"<li><a href='{html.escape(href)}'>{html.escape(text)}</a></li>"
+        for href, text in matrices or []
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>squall runs</title>"
         "<style>body{font:15px system-ui,sans-serif;margin:24px}td{padding:3px 10px}"
         "</style></head><body>"
         + (f"<h1>Proof matrix</h1><ul>{proofs}</ul>" if proofs else "")
-        + "<h1>Squall runs</h1><table>" + body + "</table></body></html>"
+        + "<h1>Squall runs</h1><table>"
+        + body
+        + "</table></body></html>"
     )
 
 
 class _Handler(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
         if self.path in ("/", "/index.html"):
-            body = index_html(list_runs(self.directory), list_matrices(self.directory)).encode("utf-8")
+            body = index_html(list_runs(self.directory), list_matrices(self.directory)).encode(
+                "utf-8"
+            )
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))

@@ -37,15 +37,15 @@ class ConfigError(ValueError):
 
 @dataclass(kw_only=True)
 class Test:
-    system: str | System = "aurora"                      # a name, "module:attr", or a System
-    workload: str | Workload = "register"                # a name or a Workload
-    nemesis: list[str] = field(default_factory=list)   # fault names; [] = none
-    nemesis_file: str | None = None                     # a YAML timeline instead of names
+    system: str | System = "aurora"  # a name, "module:attr", or a System
+    workload: str | Workload = "register"  # a name or a Workload
+    nemesis: list[str] = field(default_factory=list)  # fault names; [] = none
+    nemesis_file: str | None = None  # a YAML timeline instead of names
     nemesis_interval: float = 10.0
     nodes: int = 5
     time_limit: float = 60.0
     concurrency: int = 10
-    rate: float = 200.0                                  # ops/s over all workers; 0 = unthrottled
+    rate: float = 200.0  # ops/s over all workers; 0 = unthrottled
     seed: int | None = None
     backend: str = "docker"
     store: str = "store"
@@ -67,8 +67,11 @@ class Test:
         if cfg.seed is None:
             cfg.seed = secrets.randbelow(2**31)
         if not cfg.name:
-            faults = "+".join(cfg.nemesis) if cfg.nemesis else (
-                Path(cfg.nemesis_file).stem if cfg.nemesis_file else "none")
+            faults = (
+                "+".join(cfg.nemesis)
+                if cfg.nemesis
+                else (Path(cfg.nemesis_file).stem if cfg.nemesis_file else "none")
+            )
             bugs = ("-" + "+".join(cfg.bugs)) if cfg.bugs else ""
             system = "" if system_name(cfg.system) == "aurora" else f"{system_name(cfg.system)}-"
             cfg.name = f"{system}{workload_name(cfg.workload)}-{faults}{bugs}"
@@ -115,16 +118,21 @@ class Test:
             raise ConfigError(f"--replay {self.replay}: no test.yaml there; give a run directory")
         for node in self.bug_nodes:
             if node not in {f"n{i}" for i in range(1, self.nodes + 1)}:
-                raise ConfigError(f"bug_nodes names {node!r}, which is not one of n1..n{self.nodes}")
+                raise ConfigError(
+                    f"bug_nodes names {node!r}, which is not one of n1..n{self.nodes}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """The serializable form (test.yaml): objects by their registered names."""
-        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)
-               if f.name not in ("checkers", "system", "workload")}
+        out = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("checkers", "system", "workload")
+        }
         return {"system": system_name(self.system), "workload": workload_name(self.workload), **out}
 
 
-RunConfig = Test   # the name this value had before it could hold a system
+RunConfig = Test  # the name this value had before it could hold a system
 
 
 def system_name(system: str | System) -> str:
@@ -149,11 +157,18 @@ def _one_of(what: str, value: str, known: tuple[str, ...], where: str = "") -> N
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Test) if f.name != "checkers"}
-_ALIASES = {"time-limit": "time_limit", "failover-bound": "failover_bound",
-            "system-options": "system_options",
-            "bug": "bugs", "bug-nodes": "bug_nodes", "nemesis-interval": "nemesis_interval",
-            "starvation-bound": "starvation_bound", "workload-options": "workload_options",
-            "check-time-limit": "check_time_limit", "nemesis-file": "nemesis_file"}
+_ALIASES = {
+    "time-limit": "time_limit",
+    "failover-bound": "failover_bound",
+    "system-options": "system_options",
+    "bug": "bugs",
+    "bug-nodes": "bug_nodes",
+    "nemesis-interval": "nemesis_interval",
+    "starvation-bound": "starvation_bound",
+    "workload-options": "workload_options",
+    "check-time-limit": "check_time_limit",
+    "nemesis-file": "nemesis_file",
+}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -168,7 +183,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of options (key: value), got {type(data).__name__}")
+        raise ConfigError(
+            f"{p}: expected a mapping of options (key: value), got {type(data).__name__}"
+        )
     return normalize(data, str(p))
 
 
@@ -178,7 +195,7 @@ METADATA = ("command", "versions", "started", "run_dir", "squall")
 
 def normalize(data: dict[str, Any], source: str = "options") -> dict[str, Any]:
     out: dict[str, Any] = {}
-    theirs: dict[str, Any] = {}      # keys that may be the system's own options
+    theirs: dict[str, Any] = {}  # keys that may be the system's own options
     for key, value in data.items():
         if key in METADATA:
             continue
@@ -192,10 +209,14 @@ def normalize(data: dict[str, Any], source: str = "options") -> dict[str, Any]:
         unknown = sorted(set(theirs) - set(getattr(system, "options", {})))
         if unknown:
             known = sorted(set(_FIELDS) | set(getattr(system, "options", {})))
-            raise ConfigError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(known)} "
-                              f"(the last ones are system {system.name}'s own)")
-        out["system_options"] = {**{k: v for k, v in theirs.items() if v is not None},
-                                 **out.get("system_options", {})}
+            raise ConfigError(
+                f"{source}: unknown option {unknown[0]!r}; known: {', '.join(known)} "
+                f"(the last ones are system {system.name}'s own)"
+            )
+        out["system_options"] = {
+            **{k: v for k, v in theirs.items() if v is not None},
+            **out.get("system_options", {}),
+        }
     return out
 
 
@@ -256,7 +277,7 @@ def build(file: str | None, overrides: dict[str, Any]) -> Test:
     """File options, then flag overrides (only those the user actually gave)."""
     data: dict[str, Any] = load_yaml(file) if file else {}
     flags = normalize({k: v for k, v in overrides.items() if v is not None}, "flags")
-    if "system_options" in flags:   # a flag sets one option; the file's others stay
+    if "system_options" in flags:  # a flag sets one option; the file's others stay
         flags["system_options"] = {**data.get("system_options", {}), **flags["system_options"]}
     data.update(flags)
     return Test(**data)

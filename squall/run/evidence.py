@@ -27,7 +27,9 @@ def detection_seconds(results: dict[str, Any], history_path: Path | None = None)
     if lin.get("valid") is False:
         ce = lin.get("counterexample") or {}
         blocking = ce.get("blocking")
-        ops = list(ce.get("unlinearizable") or []) + ([blocking] if isinstance(blocking, dict) else [])
+        ops = list(ce.get("unlinearizable") or []) + (
+            [blocking] if isinstance(blocking, dict) else []
+        )
         for op in ops:
             if isinstance(op, dict) and isinstance(op.get("time"), int | float):
                 times.append(op["time"] / 1e9)
@@ -44,8 +46,9 @@ def detection_seconds(results: dict[str, Any], history_path: Path | None = None)
     return min(times) if times else None
 
 
-def evidence(results: dict[str, Any], deciders: list[str], detected_s: float | None,
-             history_path: Path) -> str:
+def evidence(
+    results: dict[str, Any], deciders: list[str], detected_s: float | None, history_path: Path
+) -> str:
     """Why the run went red, in one line: the deciding checker's own reason
     (which op, key or index) and the fault that was acting on the store then.
 
@@ -69,7 +72,8 @@ def evidence(results: dict[str, Any], deciders: list[str], detected_s: float | N
             return f"{why} — at {detected_s:.1f}s, during {_describe(active)}"
         # A lost write is acknowledged before the fault that loses it: name both sides.
         around = ([f"after {_describe(before[-1:])}"] if before else []) + (
-            [f"before {_describe(after[:1])}"] if after else [])
+            [f"before {_describe(after[:1])}"] if after else []
+        )
         return f"{why} — at {detected_s:.1f}s, " + (", ".join(around) or "with no fault in the run")
     nodes = _named_nodes(first)
     hits = [w for w in windows if nodes & _hit(w)]

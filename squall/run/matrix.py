@@ -84,14 +84,17 @@ def load_suite(path: str | Path, only: list[str] | None = None) -> list[Case]:
             raise cfgmod.ConfigError(f"suite {p}: case #{i + 1} needs a name and an expect")
         if raw["expect"] not in EXPECT:
             raise cfgmod.ConfigError(
-                f"suite {p}: case {raw['name']}: expect must be one of {', '.join(EXPECT)}")
+                f"suite {p}: case {raw['name']}: expect must be one of {', '.join(EXPECT)}"
+            )
         options = {**defaults, **(raw.get("run") or {})}
         if "nemesis_file" in options:  # relative to the suite file
             options["nemesis_file"] = str((p.parent / options["nemesis_file"]).resolve())
         # Every case's options are checked now, not 20 minutes in (a schedule file
         # that moved, a misspelt bug mode).
         cfgmod.RunConfig(**cfgmod.normalize(options, f"suite {p}: case {raw['name']}")).resolved()
-        cases.append(Case(raw["name"], options, EXPECT[raw["expect"]], list(raw.get("caught_by") or [])))
+        cases.append(
+            Case(raw["name"], options, EXPECT[raw["expect"]], list(raw.get("caught_by") or []))
+        )
     if only:
         unknown = set(only) - {c.name for c in cases}
         if unknown:
@@ -109,7 +112,9 @@ def run_case(case: Case, seed: int | None, store: str | None, console: Console) 
     options.setdefault("name", f"matrix-{case.name}")
     t0 = time.monotonic()
     try:
-        cfg = cfgmod.RunConfig(**cfgmod.normalize(options, f"case {case.name}")).resolved()  # seed fixed here
+        cfg = cfgmod.RunConfig(
+            **cfgmod.normalize(options, f"case {case.name}")
+        ).resolved()  # seed fixed here
     except cfgmod.ConfigError as exc:
         # Checked when the suite was loaded: something changed since (a file moved).
         # One case cannot run; the others still can, and the table says why.
@@ -129,11 +134,21 @@ def judge(case: Case, code: int, run_dir: Path, seconds: float, seed: int | None
     deciders = [k for k, v in results.items() if isinstance(v, dict) and v.get("valid") is False]
     history = run_dir / "history.jsonl"
     detected = detection_seconds(results, history)
-    named = [c for c in case.caught_by if c in deciders] + [c for c in deciders if c not in case.caught_by]
-    return Outcome(case, got, deciders, detected, seconds,
-                   str(run_dir.resolve()) if run_dir.exists() else "-", figures(results),
-                   evidence(results, named, detected, history), seed,
-                   bool(results.get("interrupted")))
+    named = [c for c in case.caught_by if c in deciders] + [
+        c for c in deciders if c not in case.caught_by
+    ]
+    return Outcome(
+        case,
+        got,
+        deciders,
+        detected,
+        seconds,
+        str(run_dir.resolve()) if run_dir.exists() else "-",
+        figures(results),
+        evidence(results, named, detected, history),
+        seed,
+        bool(results.get("interrupted")),
+    )
 
 
 def figures(results: dict[str, Any]) -> dict[str, Any]:
@@ -153,14 +168,33 @@ def render(outcomes: list[Outcome], console: Console) -> None:
     # In a log (CI, nightly cron) the console is 80 columns wide and the table
     # would wrap every cell; a log has room for the whole row.
     out = console if console.is_terminal else Console(file=console.file, width=240, highlight=False)
-    table = Table("case", "expected", "got", "caught by", "detected at", "took", "seed", "figures",
-                  "run dir", title="squall matrix")
+    table = Table(
+        "case",
+        "expected",
+        "got",
+        "caught by",
+        "detected at",
+        "took",
+        "seed",
+        "figures",
+        "run dir",
+        title="squall matrix",
+    )
     for o in outcomes:
         mark = "[green]✔[/]" if o.passed else "[red]✘[/]"
         det = f"{o.detection_s:.1f}s" if o.detection_s is not None else "-"
         figs = " ".join(f"{k}={v}" for k, v in o.figures.items()) or "-"
-        table.add_row(f"{mark} {o.case.name}", json.dumps(o.case.expect), json.dumps(o.got),
-                      ",".join(o.deciders) or "-", det, f"{o.seconds:.0f}s", str(o.seed), figs, o.run_dir)
+        table.add_row(
+            f"{mark} {o.case.name}",
+            json.dumps(o.case.expect),
+            json.dumps(o.got),
+            ",".join(o.deciders) or "-",
+            det,
+            f"{o.seconds:.0f}s",
+            str(o.seed),
+            figs,
+            o.run_dir,
+        )
     out.print(table)
     for o in outcomes:
         if o.evidence:
@@ -169,8 +203,13 @@ def render(outcomes: list[Outcome], console: Console) -> None:
             out.print(f"  replay it: {o.replay}", highlight=False)
 
 
-def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = None,
-               only: list[str] | None = None, console: Console | None = None) -> int:
+def run_matrix(
+    suite: str | Path,
+    seed: int | None = None,
+    store: str | None = None,
+    only: list[str] | None = None,
+    console: Console | None = None,
+) -> int:
     console = console or Console(stderr=True)
     cases = load_suite(suite, only)
     outcomes: list[Outcome] = []
@@ -180,10 +219,18 @@ def run_matrix(suite: str | Path, seed: int | None = None, store: str | None = N
         if outcomes[-1].interrupted:
             # Ctrl-C (or SIGTERM) ended this case's load; it was healed, collected and
             # checked as any run is. The person wants the matrix to stop, not go on.
-            console.print(f"[yellow]interrupted: the matrix stops after {i} of {len(cases)} cases[/]")
+            console.print(
+                f"[yellow]interrupted: the matrix stops after {i} of {len(cases)} cases[/]"
+            )
             break
-    return finish(outcomes, len(cases), str(Path(suite).resolve()), seed,
-                  Path(store or cfgmod.RunConfig.store), console)
+    return finish(
+        outcomes,
+        len(cases),
+        str(Path(suite).resolve()),
+        seed,
+        Path(store or cfgmod.RunConfig.store),
+        console,
+    )
 
 
 def recheck(summary_path: str | Path, console: Console | None = None) -> int:
@@ -200,40 +247,87 @@ def recheck(summary_path: str | Path, console: Console | None = None) -> int:
         old = json.loads(path.read_text())
         rows = old["rows"]
     except (OSError, ValueError, KeyError) as exc:
-        raise cfgmod.ConfigError(f"{path} is not a matrix summary ({exc}); give a "
-                                 "store/matrix/<time>.json that squall matrix wrote") from None
+        raise cfgmod.ConfigError(
+            f"{path} is not a matrix summary ({exc}); give a "
+            "store/matrix/<time>.json that squall matrix wrote"
+        ) from None
     suite = old.get("suite")
     known = {c.name: c for c in load_suite(suite)} if suite and Path(suite).is_file() else {}
     outcomes = []
     for i, row in enumerate(rows, 1):
         console.rule(f"[{i}/{len(rows)}] {row['case']} (re-check)")
-        case = known.get(row["case"]) or Case(row["case"], {}, row["expected"], list(row.get("must_catch") or []))
+        case = known.get(row["case"]) or Case(
+            row["case"], {}, row["expected"], list(row.get("must_catch") or [])
+        )
         run_dir = Path(row["run_dir"])
         if not (run_dir / "test.yaml").is_file():
             console.print(f"[red]{row['case']}: its run directory {run_dir} is gone[/]")
-            outcomes.append(Outcome(case, "run failed", [], None, 0.0, "-", {}, f"{run_dir} is gone", row.get("seed")))
+            outcomes.append(
+                Outcome(
+                    case,
+                    "run failed",
+                    [],
+                    None,
+                    0.0,
+                    "-",
+                    {},
+                    f"{run_dir} is gone",
+                    row.get("seed"),
+                )
+            )
             continue
         code = check_run_dir(run_dir, console)
         outcomes.append(judge(case, code, run_dir, float(row.get("seconds") or 0), row.get("seed")))
-    return finish(outcomes, int(old.get("of") or len(rows)), suite, old.get("seed"),
-                  path.parent.parent, console, rechecked_from=str(path))
+    return finish(
+        outcomes,
+        int(old.get("of") or len(rows)),
+        suite,
+        old.get("seed"),
+        path.parent.parent,
+        console,
+        rechecked_from=str(path),
+    )
 
 
-def finish(outcomes: list[Outcome], of: int, suite: str | None, seed: int | None, store: Path,
-           console: Console, **extra: Any) -> int:
+def finish(
+    outcomes: list[Outcome],
+    of: int,
+    suite: str | None,
+    seed: int | None,
+    store: Path,
+    console: Console,
+    **extra: Any,
+) -> int:
     """Prints the table, keeps the summary (JSON and a page) under ``store/matrix``; the exit code."""
     interrupted = len(outcomes) < of or any(o.interrupted for o in outcomes)
     render(outcomes, console)
-    summary = {"suite": suite, "seed": seed, "cases": len(outcomes), "of": of,
-               "interrupted": interrupted, **extra,
-               "passed": sum(o.passed for o in outcomes),
-               "rows": [{"case": o.case.name, "passed": o.passed, "expected": o.case.expect, "got": o.got,
-                         "caught_by": o.deciders, "must_catch": o.case.caught_by,
-                         "detection_s": o.detection_s,
-                         "seconds": round(o.seconds, 1), "figures": o.figures,
-                         "evidence": o.evidence, "seed": o.seed, "run_dir": o.run_dir,
-                         "replay": o.replay}
-                        for o in outcomes]}
+    summary = {
+        "suite": suite,
+        "seed": seed,
+        "cases": len(outcomes),
+        "of": of,
+        "interrupted": interrupted,
+        **extra,
+        "passed": sum(o.passed for o in outcomes),
+        "rows": [
+            {
+                "case": o.case.name,
+                "passed": o.passed,
+                "expected": o.case.expect,
+                "got": o.got,
+                "caught_by": o.deciders,
+                "must_catch": o.case.caught_by,
+                "detection_s": o.detection_s,
+                "seconds": round(o.seconds, 1),
+                "figures": o.figures,
+                "evidence": o.evidence,
+                "seed": o.seed,
+                "run_dir": o.run_dir,
+                "replay": o.replay,
+            }
+            for o in outcomes
+        ],
+    }
     # Kept beside the runs, so a nightly's table can be compared with last night's.
     saved = store / "matrix" / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
     saved.parent.mkdir(parents=True, exist_ok=True)
@@ -242,5 +336,5 @@ def finish(outcomes: list[Outcome], of: int, suite: str | None, seed: int | None
     console.print(f"matrix summary: {saved}, {page}")
     print(json.dumps(summary, default=str))
     if interrupted:
-        return EXIT_RUN_FAILED   # a partial matrix proves nothing either way
+        return EXIT_RUN_FAILED  # a partial matrix proves nothing either way
     return 0 if all(o.passed for o in outcomes) else 1

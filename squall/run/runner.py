@@ -40,8 +40,10 @@ from squall.workloads import Invocation, Workload, get_workload
 
 EXIT = {True: 0, False: 1, "unknown": 2}
 EXIT_RUN_FAILED = 3
-BACKENDS = {"docker": "squall.cluster.docker:DockerCluster",
-            "local": "squall.cluster.local:LocalCluster"}
+BACKENDS = {
+    "docker": "squall.cluster.docker:DockerCluster",
+    "local": "squall.cluster.local:LocalCluster",
+}
 
 
 class RunFailed(RuntimeError):
@@ -60,11 +62,17 @@ class Counters:
             setattr(self, kind, getattr(self, kind) + 1)
 
 
-def make_cluster(cfg: Test, system: System, run_dir: Path,
-                 progress: Callable[[str], None] | None = None) -> Cluster:
-    spec = ClusterSpec(name=run_id(run_dir), nodes=cfg.nodes, options=dict(cfg.system_options),
-                       bugs=tuple(cfg.bugs), bug_nodes=tuple(cfg.bug_nodes),
-                       data_root=run_dir / "nodes-data")
+def make_cluster(
+    cfg: Test, system: System, run_dir: Path, progress: Callable[[str], None] | None = None
+) -> Cluster:
+    spec = ClusterSpec(
+        name=run_id(run_dir),
+        nodes=cfg.nodes,
+        options=dict(cfg.system_options),
+        bugs=tuple(cfg.bugs),
+        bug_nodes=tuple(cfg.bug_nodes),
+        data_root=run_dir / "nodes-data",
+    )
     backend = registry.load(BACKENDS[cfg.backend])
     kwargs = {"progress": progress} if progress is not None and cfg.backend == "docker" else {}
     return backend(spec, system, **kwargs)  # type: ignore[no-any-return]
@@ -98,9 +106,11 @@ def check_client(workload: Workload, system: System) -> None:
     client = system.client(lambda: {}, 0, {})
     if not isinstance(client, workload.needs):
         wanted = ", ".join(n for n in dir(workload.needs) if not n.startswith("_"))
-        raise ConfigError(f"workload {workload.name} needs a client with {wanted} "
-                          f"({workload.needs.__name__}); system {system.name}'s client "
-                          f"{type(client).__name__} lacks them")
+        raise ConfigError(
+            f"workload {workload.name} needs a client with {wanted} "
+            f"({workload.needs.__name__}); system {system.name}'s client "
+            f"{type(client).__name__} lacks them"
+        )
 
 
 def run_id(run_dir: Path) -> str:
@@ -129,7 +139,9 @@ class Run:
     # -- the whole run ---------------------------------------------------
     def execute(self) -> int:
         cfg = self.cfg
-        self.console.print(f"[bold]squall[/] {cfg.name}  seed [bold]{cfg.seed}[/]  → {self.run_dir}")
+        self.console.print(
+            f"[bold]squall[/] {cfg.name}  seed [bold]{cfg.seed}[/]  → {self.run_dir}"
+        )
         (self.run_dir / "test.yaml").write_text(dump_yaml(cfg, {"command": replay_command(cfg)}))
         old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         if threading.current_thread() is threading.main_thread():
@@ -156,8 +168,10 @@ class Run:
         if self.stop.is_set():
             raise KeyboardInterrupt
         self.interrupted = True
-        self.console.print(f"[yellow]{signal.Signals(_sig).name}: stopping load, healing faults, "
-                           "collecting what was recorded (Ctrl-C again to abort harder)[/]")
+        self.console.print(
+            f"[yellow]{signal.Signals(_sig).name}: stopping load, healing faults, "
+            "collecting what was recorded (Ctrl-C again to abort harder)[/]"
+        )
         self.stop.set()
 
     def _load_phase(self) -> None:
@@ -168,25 +182,36 @@ class Run:
         schedule = load_schedule(cfg)
         workload = workload_for(cfg, system)
         check_client(workload, system)
-        self.cluster = make_cluster(cfg, system, self.run_dir,
-                                    lambda msg: self.console.print(f"  {msg}"))
+        self.cluster = make_cluster(
+            cfg, system, self.run_dir, lambda msg: self.console.print(f"  {msg}")
+        )
         # Every fault asked for, drawn into the timeline or not: a run that cannot
         # take one is refused whether or not the seed happened to draw it.
         check_supported(dict.fromkeys([*cfg.nemesis, *schedule.fault_names()]), self.cluster)
         schedule.prepare(self.cluster)
-        self.console.print(f"starting {cfg.nodes} {system.name} nodes on the {cfg.backend} backend …")
+        self.console.print(
+            f"starting {cfg.nodes} {system.name} nodes on the {cfg.backend} backend …"
+        )
         t0 = time.monotonic()
         self.cluster.up()
         self.history = HistoryWriter(self.run_dir / "history.jsonl")
         workload.setup(self._client(0))
-        self.nemesis = NemesisRunner(self.cluster, schedule, self.history.record,
-                                     rng=random.Random(f"{cfg.seed}:nemesis"))
-        workers = [threading.Thread(target=self._worker, args=(w, workload), daemon=True,
-                                    name=f"worker-{w}") for w in range(cfg.concurrency)]
-        self.console.print(f"cluster up in {time.monotonic() - t0:.1f}s; load for {cfg.time_limit:g}s")
+        self.nemesis = NemesisRunner(
+            self.cluster, schedule, self.history.record, rng=random.Random(f"{cfg.seed}:nemesis")
+        )
+        workers = [
+            threading.Thread(
+                target=self._worker, args=(w, workload), daemon=True, name=f"worker-{w}"
+            )
+            for w in range(cfg.concurrency)
+        ]
+        self.console.print(
+            f"cluster up in {time.monotonic() - t0:.1f}s; load for {cfg.time_limit:g}s"
+        )
         start = time.monotonic()
-        self.sampler = StatusSampler(self.cluster.nodes, self._observe, self.run_dir / SAMPLES_FILE,
-                                     self.history.now)
+        self.sampler = StatusSampler(
+            self.cluster.nodes, self._observe, self.run_dir / SAMPLES_FILE, self.history.now
+        )
         self.sampler.start()
         self.nemesis.start()
         for t in workers:
@@ -230,8 +255,7 @@ class Run:
                 continue
             process = self._invoke(client, workload, process, inv.f, inv.value)
 
-    def _invoke(self, client: object, workload: Workload, process: int, f: str,
-                value: Any) -> int:
+    def _invoke(self, client: object, workload: Workload, process: int, f: str, value: Any) -> int:
         """Records invoke + completion; returns the process id for the next op."""
         assert self.history is not None
         self.history.record(Op(process=process, type=INVOKE, f=f, value=value))
@@ -240,8 +264,16 @@ class Run:
             kind, result, error, node = res.type, res.value, res.error, res.node
         except Exception as exc:  # noqa: BLE001 - a client bug is indeterminate, not a crash
             kind, result, error, node = INFO, value, f"client error: {exc}", None
-        self.history.record(Op(process=process, type=kind, f=f, value=result if kind != FAIL else value,
-                               node=node, error=error))
+        self.history.record(
+            Op(
+                process=process,
+                type=kind,
+                f=f,
+                value=result if kind != FAIL else value,
+                node=node,
+                error=error,
+            )
+        )
         self.counters.add(kind)
         # A process whose op is indeterminate may still be "running" it: never reuse it.
         return process + self.cfg.concurrency if kind == INFO else process
@@ -303,8 +335,13 @@ class Run:
         return counts
 
     def _check(self) -> int:
-        return check_run_dir(self.run_dir, self.console, errors=self.errors,
-                             interrupted=self.interrupted, extra=self.cfg.checkers)
+        return check_run_dir(
+            self.run_dir,
+            self.console,
+            errors=self.errors,
+            interrupted=self.interrupted,
+            extra=self.cfg.checkers,
+        )
 
 
 def collect(system: System, cluster: Cluster, dest: Path, restarts: dict[str, int]) -> None:
@@ -323,25 +360,39 @@ def collect(system: System, cluster: Cluster, dest: Path, restarts: dict[str, in
         (dest / node / "final.json").write_text(json.dumps(info, indent=1, default=str))
 
 
-def check_run_dir(run_dir: Path, console: Console, errors: list[str] | None = None,
-                  interrupted: bool = False, extra: dict[str, Checker] | None = None) -> int:
+def check_run_dir(
+    run_dir: Path,
+    console: Console,
+    errors: list[str] | None = None,
+    interrupted: bool = False,
+    extra: dict[str, Checker] | None = None,
+) -> int:
     """Checks a run directory's history (fresh run or re-analysis); writes results."""
     import yaml
 
     raw = yaml.safe_load((run_dir / "test.yaml").read_text()) or {}
     # Only what names the checkers is read back: a stored run is judged as it was
     # recorded, whatever else its test.yaml says (older runs have no system: the store).
-    cfg = Test(system=str(raw.get("system") or "aurora"), workload=str(raw.get("workload", "register")),
-               concurrency=int(raw.get("concurrency", 1)), workload_options=raw.get("workload_options") or {})
+    cfg = Test(
+        system=str(raw.get("system") or "aurora"),
+        workload=str(raw.get("workload", "register")),
+        concurrency=int(raw.get("concurrency", 1)),
+        workload_options=raw.get("workload_options") or {},
+    )
     system = cfg.system_object()
     hist_path = run_dir / "history.jsonl"
     history = read_history(hist_path) if hist_path.exists() else []
     nodes = load_node_info(run_dir / "nodes")
     workload = workload_for(cfg, system)
-    test = {**raw, "system": system_name(cfg.system), "write_fs": list(workload.write_fs),
-            "read_fs": list(workload.read_fs)}
-    ctx = CheckContext(history=history, test=test, run_dir=run_dir, nodes=nodes,
-                       samples=read_samples(run_dir))
+    test = {
+        **raw,
+        "system": system_name(cfg.system),
+        "write_fs": list(workload.write_fs),
+        "read_fs": list(workload.read_fs),
+    }
+    ctx = CheckContext(
+        history=history, test=test, run_dir=run_dir, nodes=nodes, samples=read_samples(run_dir)
+    )
     checker = compose({**all_checkers(workload, system, test), **(extra or {})})
     console.print(f"checking {len(history)} ops …")
     results = checker(ctx)
@@ -402,10 +453,26 @@ def load_node_info(nodes_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def replay_command(cfg: Test) -> str:
-    argv = ["squall", "run", "--system", system_name(cfg.system), "--workload",
-            str(cfg.to_dict()["workload"]), "--nodes", str(cfg.nodes),
-            "--time-limit", f"{cfg.time_limit:g}", "--concurrency", str(cfg.concurrency),
-            "--rate", f"{cfg.rate:g}", "--seed", str(cfg.seed), "--backend", cfg.backend]
+    argv = [
+        "squall",
+        "run",
+        "--system",
+        system_name(cfg.system),
+        "--workload",
+        str(cfg.to_dict()["workload"]),
+        "--nodes",
+        str(cfg.nodes),
+        "--time-limit",
+        f"{cfg.time_limit:g}",
+        "--concurrency",
+        str(cfg.concurrency),
+        "--rate",
+        f"{cfg.rate:g}",
+        "--seed",
+        str(cfg.seed),
+        "--backend",
+        cfg.backend,
+    ]
     if cfg.nemesis_file:
         argv += ["--nemesis", cfg.nemesis_file]
     elif cfg.nemesis:
@@ -414,7 +481,7 @@ def replay_command(cfg: Test) -> str:
         argv += ["--bug", bug]
     defaults = getattr(cfg.system_object(), "options", {})
     for key, value in sorted(cfg.system_options.items()):
-        if defaults.get(key) != value:   # the system's defaults need no saying
+        if defaults.get(key) != value:  # the system's defaults need no saying
             argv += ["-o", f"{key}={json.dumps(value)}"]
     return shlex.join(argv)
 

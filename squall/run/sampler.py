@@ -27,8 +27,14 @@ Observe = Callable[[str], Mapping[str, Any] | None]
 class StatusSampler:
     """Polls ``observe(node)`` for every node until stopped, writing each answer as it comes."""
 
-    def __init__(self, nodes: list[str], observe: Observe, path: Path, now: Callable[[], int],
-                 every: float = DEFAULT_EVERY_S) -> None:
+    def __init__(
+        self,
+        nodes: list[str],
+        observe: Observe,
+        path: Path,
+        now: Callable[[], int],
+        every: float = DEFAULT_EVERY_S,
+    ) -> None:
         self.nodes = list(nodes)
         self.observe = observe
         self.path = path
@@ -42,8 +48,9 @@ class StatusSampler:
     def start(self) -> None:
         self._fh = self.path.open("a", encoding="utf-8")
         for node in self.nodes:
-            t = threading.Thread(target=self._poll, args=(node,), daemon=True,
-                                 name=f"squall-sample-{node}")
+            t = threading.Thread(
+                target=self._poll, args=(node,), daemon=True, name=f"squall-sample-{node}"
+            )
             t.start()
             self._threads.append(t)
 

@@ -28,8 +28,12 @@ def workload_names(system: System | None = None) -> list[str]:
     return sorted(set(registry.names("workload")) | set(_system_workloads(system)))
 
 
-def get_workload(name: str, concurrency: int, options: Mapping[str, Any] | None = None,
-                 system: System | None = None) -> Workload:
+def get_workload(
+    name: str,
+    concurrency: int,
+    options: Mapping[str, Any] | None = None,
+    system: System | None = None,
+) -> Workload:
     """The workload ``name`` for ``system``: the system's own first, then the registry's."""
     from squall import registry
 
@@ -38,6 +42,7 @@ def get_workload(name: str, concurrency: int, options: Mapping[str, Any] | None 
         try:
             factory = registry.workload_factory(name)
         except registry.UnknownName:
-            raise ValueError(f"workload {name!r} is unknown; known: "
-                             f"{', '.join(workload_names(system))}") from None
+            raise ValueError(
+                f"workload {name!r} is unknown; known: {', '.join(workload_names(system))}"
+            ) from None
     return factory(concurrency, dict(options or {}))  # type: ignore[no-any-return]

@@ -72,7 +72,7 @@ def test_ops_in_flight_before_the_fault_do_not_count_as_recovery() -> None:
 
 def test_acks_from_the_killed_node_as_its_signal_lands_are_not_recovery() -> None:
     h = Hist().fault("kill", 5.0, 9.0, leader="n1", targets=["n1"])
-    h.op(7, "write", ["k", 3], 5.001, 5.003, node="n1")   # the dying leader, 2 ms in
+    h.op(7, "write", ["k", 3], 5.001, 5.003, node="n1")  # the dying leader, 2 ms in
     outage(h, 5.0, 6.0)
     steady(h, 6.0, 10.0)
     res = check_failover(ctx(h))

@@ -25,29 +25,50 @@ def test_detects_each_format_from_content() -> None:
 
 
 def test_etcd_log_line_becomes_an_op_with_its_line(tmp_path: Path) -> None:
-    p = _write(tmp_path, "e.log",
-               "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\nINFO  jepsen.util - 2\t:fail\t:cas\t[3 0]\n")
+    p = _write(
+        tmp_path,
+        "e.log",
+        "INFO  jepsen.util - 2\t:invoke\t:cas\t[3 0]\nINFO  jepsen.util - 2\t:fail\t:cas\t[3 0]\n",
+    )
     inv, fail = load(p)
-    assert (inv.process, inv.type, inv.f, inv.value, inv.extra["line"]) == (2, "invoke", "cas", [3, 0], 1)
+    assert (inv.process, inv.type, inv.f, inv.value, inv.extra["line"]) == (
+        2,
+        "invoke",
+        "cas",
+        [3, 0],
+        1,
+    )
     assert fail.error == "precondition_failed", "an etcd :fail cas is a compare that failed"
 
 
 def test_etcd_info_value_is_not_read_as_a_value(tmp_path: Path) -> None:
-    p = _write(tmp_path, "e.log", "INFO  jepsen.util - 4\t:invoke\t:write\t3\nINFO  jepsen.util - 4\t:info\t:write\t:timed-out\n")
+    p = _write(
+        tmp_path,
+        "e.log",
+        "INFO  jepsen.util - 4\t:invoke\t:write\t3\nINFO  jepsen.util - 4\t:info\t:write\t:timed-out\n",
+    )
     assert [o.value for o in load(p)] == [3, None]
 
 
 def test_edn_map_per_line_with_key_is_keyed(tmp_path: Path) -> None:
-    p = _write(tmp_path, "kv.txt", '{:process 0, :type :invoke, :f :append, :key "0", :value "x 0 0 y"}\n'
-                                   '{:process 0, :type :ok, :f :get, :key "7", :value ""}\n')
+    p = _write(
+        tmp_path,
+        "kv.txt",
+        '{:process 0, :type :invoke, :f :append, :key "0", :value "x 0 0 y"}\n'
+        '{:process 0, :type :ok, :f :get, :key "7", :value ""}\n',
+    )
     a, b = load(p)
     assert a.value == ["0", "x 0 0 y"] and a.f == "append"
     assert b.value == ["7", ""] and b.extra["line"] == 2
 
 
 def test_edn_vector_history_and_nemesis_process(tmp_path: Path) -> None:
-    p = _write(tmp_path, "h.edn", "[{:process 0 :type :invoke :f :cas :value [1 2]}\n"
-                                  " {:process :nemesis :type :info :f :start-partition :value nil}]\n")
+    p = _write(
+        tmp_path,
+        "h.edn",
+        "[{:process 0 :type :invoke :f :cas :value [1 2]}\n"
+        " {:process :nemesis :type :info :f :start-partition :value nil}]\n",
+    )
     a, b = load(p)
     assert a.value == [1, 2]
     assert b.process == "nemesis" and b.extra["line"] == 2
@@ -72,8 +93,12 @@ def test_truncated_jsonl_line_is_named(tmp_path: Path) -> None:
 
 
 def test_jsonl_keeps_index_and_records_line(tmp_path: Path) -> None:
-    p = _write(tmp_path, "history.jsonl",
-               json.dumps({"index": 7, "process": 1, "type": "invoke", "f": "write", "value": ["k", 1]}) + "\n")
+    p = _write(
+        tmp_path,
+        "history.jsonl",
+        json.dumps({"index": 7, "process": 1, "type": "invoke", "f": "write", "value": ["k", 1]})
+        + "\n",
+    )
     [op] = load(p)
     assert op.index == 7 and op.extra["line"] == 1
 

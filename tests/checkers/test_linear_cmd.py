@@ -33,7 +33,9 @@ def test_valid_history_exits_zero(tmp_path: Path) -> None:
 
 def test_invalid_history_exits_one_and_writes_the_page(tmp_path: Path) -> None:
     html = tmp_path / "out.html"
-    rc, res, _ = _run(_jsonl(tmp_path, [W, W_OK, R, {**R, "type": "ok", "value": ["k", 3]}]), html=html)
+    rc, res, _ = _run(
+        _jsonl(tmp_path, [W, W_OK, R, {**R, "type": "ok", "value": ["k", 3]}]), html=html
+    )
     assert rc == 1 and res is not None and res["valid"] is False
     assert html.exists() and res["html"] == str(html)
 
@@ -70,6 +72,8 @@ def test_unknown_model_exits_three(tmp_path: Path) -> None:
 
 def test_format_can_be_given_explicitly(tmp_path: Path) -> None:
     p = tmp_path / "h.log"
-    p.write_text("INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\n")
+    p.write_text(
+        "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\n"
+    )
     rc, res, _ = _run(p, fmt="etcd-log")
     assert rc == 0 and res is not None and res["ops"] == 1

@@ -18,11 +18,17 @@ def _long_history_with_late_violation(n_writes: int, seed: int = 7) -> list[Op]:
     for i in range(n_writes):
         p = rng.randint(0, 4)
         value = i
-        ops += [Op(process=p, type="invoke", f="write", value=value), Op(process=p, type="ok", f="write", value=value)]
+        ops += [
+            Op(process=p, type="invoke", f="write", value=value),
+            Op(process=p, type="ok", f="write", value=value),
+        ]
         if i == n_writes // 2:
             ops += [Op(process="nemesis", type="info", f="start-partition", value={"n1": ["n2"]})]
     ops += [Op(process="nemesis", type="info", f="stop-partition", value=None)]
-    ops += [Op(process=9, type="invoke", f="read", value=None), Op(process=9, type="ok", f="read", value=-1)]
+    ops += [
+        Op(process=9, type="invoke", f="read", value=None),
+        Op(process=9, type="ok", f="read", value=-1),
+    ]
     ops += [Op(process="nemesis", type="info", f="start-kill", value=["n3"])]
     return [o.with_(index=i, time=i * 1000) for i, o in enumerate(ops)]
 

@@ -39,13 +39,21 @@ def _generate(seed: int, info_rate: float = 0.12, values: int = 3) -> list[Op]:
     ops: list[Op] = []
     started = 0
     while started < n_ops or busy:
-        choices = [("invoke", p) for p in free if started < n_ops] + [(a, p) for p in busy for a in ("apply", "complete")]
+        choices = [("invoke", p) for p in free if started < n_ops] + [
+            (a, p) for p in busy for a in ("apply", "complete")
+        ]
         action, p = rng.choice(choices)
         if action == "invoke":
             f = rng.choice(["read", "write", "cas"])
             k = rng.choice(keys)
             top = values - 1
-            arg = None if f == "read" else rng.randint(0, top) if f == "write" else [rng.choice([None, *range(values)]), rng.randint(0, top)]
+            arg = (
+                None
+                if f == "read"
+                else rng.randint(0, top)
+                if f == "write"
+                else [rng.choice([None, *range(values)]), rng.randint(0, top)]
+            )
             busy[p] = {"f": f, "k": k, "arg": arg, "applied": False, "result": None}
             free.remove(p)
             started += 1
@@ -69,7 +77,15 @@ def _generate(seed: int, info_rate: float = 0.12, values: int = 3) -> list[Op]:
                 continue  # most ops take effect before they complete
             del busy[p]
             if not st["applied"] or rng.random() < info_rate:
-                ops.append(Op(process=p, type="info", f=st["f"], value=[st["k"], st["arg"]], error="timeout"))
+                ops.append(
+                    Op(
+                        process=p,
+                        type="info",
+                        f=st["f"],
+                        value=[st["k"], st["arg"]],
+                        error="timeout",
+                    )
+                )
                 free.append(next_proc)  # a process whose op ended info is never reused
                 next_proc += 1
                 continue
@@ -77,7 +93,15 @@ def _generate(seed: int, info_rate: float = 0.12, values: int = 3) -> list[Op]:
             if st["f"] == "read":
                 ops.append(Op(process=p, type="ok", f="read", value=[st["k"], st["result"]]))
             elif st["f"] == "cas" and not st["result"]:
-                ops.append(Op(process=p, type="fail", f="cas", value=[st["k"], st["arg"]], error="precondition_failed"))
+                ops.append(
+                    Op(
+                        process=p,
+                        type="fail",
+                        f="cas",
+                        value=[st["k"], st["arg"]],
+                        error="precondition_failed",
+                    )
+                )
             else:
                 ops.append(Op(process=p, type="ok", f=st["f"], value=[st["k"], st["arg"]]))
     if rng.random() < 1 / 3:
@@ -100,7 +124,9 @@ def _brute_force(history: list[Op]) -> bool:
         inv = history[pending.pop(o.process)]
         if o.type == "fail" and o.error != "precondition_failed":
             continue
-        ops.append({"inv": inv, "comp": o, "call": inv.index, "ret": o.index if o.type != "info" else None})
+        ops.append(
+            {"inv": inv, "comp": o, "call": inv.index, "ret": o.index if o.type != "info" else None}
+        )
     for i in pending.values():
         ops.append({"inv": history[i], "comp": None, "call": i, "ret": None})
 
@@ -131,7 +157,9 @@ def _brute_force(history: list[Op]) -> bool:
             return True  # the indeterminate ops left may never have happened
         for i in left:
             # i may go next only if no other op left had to precede it
-            if any(ops[j]["ret"] is not None and ops[j]["ret"] < ops[i]["call"] for j in left if j != i):
+            if any(
+                ops[j]["ret"] is not None and ops[j]["ret"] < ops[i]["call"] for j in left if j != i
+            ):
                 continue
             nregs = dict(regs)
             if accepts(ops[i], nregs) and dfs(done | {i}, nregs):
@@ -153,14 +181,18 @@ def verdicts() -> list[tuple[int, bool, Any]]:
     return out
 
 
-def test_search_agrees_with_brute_force_on_random_histories(verdicts: list[tuple[int, bool, Any]]) -> None:
+def test_search_agrees_with_brute_force_on_random_histories(
+    verdicts: list[tuple[int, bool, Any]],
+) -> None:
     disagree = [(seed, bf, got) for seed, bf, got in verdicts if bf is not got]
     assert not disagree, f"(seed, brute force, checker) disagreements: {disagree[:10]}"
 
 
 def test_random_histories_cover_both_verdicts(verdicts: list[tuple[int, bool, Any]]) -> None:
     valid = sum(1 for _, bf, _ in verdicts if bf)
-    assert 40 <= valid <= len(verdicts) - 40, f"only {valid} of {len(verdicts)} valid: the test would be one-sided"
+    assert 40 <= valid <= len(verdicts) - 40, (
+        f"only {valid} of {len(verdicts)} valid: the test would be one-sided"
+    )
 
 
 def test_random_histories_include_info_and_fail_ops() -> None:
@@ -177,7 +209,9 @@ def test_counterexample_prefix_replays_to_the_reported_state() -> None:
         if res["valid"] is not False:
             continue
         ce = res["counterexample"]
-        assert ce["prefix_length"] == len(ce["prefix_tail"]), "small histories show their whole prefix"
+        assert ce["prefix_length"] == len(ce["prefix_tail"]), (
+            "small histories show their whole prefix"
+        )
         state = CAS_REGISTER.init
         for o in ce["prefix_tail"]:
             output = UNKNOWN if o["output"] == "?" else freeze(o["output"])

@@ -17,40 +17,80 @@ def H(*events: tuple[Any, ...]) -> list[Op]:
     ops = []
     for i, e in enumerate(events):
         p, t, f, v = e[:4]
-        ops.append(Op(process=p, type=t, f=f, value=v, error=e[4] if len(e) > 4 else None, index=i, time=i * 10))
+        ops.append(
+            Op(
+                process=p,
+                type=t,
+                f=f,
+                value=v,
+                error=e[4] if len(e) > 4 else None,
+                index=i,
+                time=i * 10,
+            )
+        )
     return ops
 
 
 def test_sequential_write_then_read_is_linearizable() -> None:
-    h = H((0, "invoke", "write", 1), (0, "ok", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", 1))
+    h = H(
+        (0, "invoke", "write", 1),
+        (0, "ok", "write", 1),
+        (1, "invoke", "read", None),
+        (1, "ok", "read", 1),
+    )
     assert check("register", h)["valid"] is True
 
 
 def test_stale_read_after_completed_write_is_not_linearizable() -> None:
-    h = H((0, "invoke", "write", 1), (0, "ok", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", None))
+    h = H(
+        (0, "invoke", "write", 1),
+        (0, "ok", "write", 1),
+        (1, "invoke", "read", None),
+        (1, "ok", "read", None),
+    )
     assert check("register", h)["valid"] is False
 
 
 def test_concurrent_read_may_see_old_or_new_value() -> None:
     for seen in (None, 1):
-        h = H((0, "invoke", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", seen), (0, "ok", "write", 1))
+        h = H(
+            (0, "invoke", "write", 1),
+            (1, "invoke", "read", None),
+            (1, "ok", "read", seen),
+            (0, "ok", "write", 1),
+        )
         assert check("register", h)["valid"] is True, seen
 
 
 def test_info_write_may_take_effect_long_after_it_was_invoked() -> None:
-    h = H((0, "invoke", "write", 1), (0, "info", "write", 1),
-          (1, "invoke", "read", None), (1, "ok", "read", None),
-          (2, "invoke", "read", None), (2, "ok", "read", 1))
+    h = H(
+        (0, "invoke", "write", 1),
+        (0, "info", "write", 1),
+        (1, "invoke", "read", None),
+        (1, "ok", "read", None),
+        (2, "invoke", "read", None),
+        (2, "ok", "read", 1),
+    )
     assert check("register", h)["valid"] is True
 
 
 def test_info_write_may_never_take_effect() -> None:
-    h = H((0, "invoke", "write", 1), (0, "info", "write", 1), (1, "invoke", "read", None), (1, "ok", "read", None))
+    h = H(
+        (0, "invoke", "write", 1),
+        (0, "info", "write", 1),
+        (1, "invoke", "read", None),
+        (1, "ok", "read", None),
+    )
     assert check("register", h)["valid"] is True
 
 
 def test_info_write_cannot_take_effect_before_its_invoke() -> None:
-    h = H((1, "invoke", "read", None), (1, "ok", "read", 1), (0, "invoke", "write", 1), (0, "info", "write", 1))
+    h = H(
+        (1, "invoke", "read", None),
+        (1, "ok", "read", 1),
+        (0, "invoke", "write", 1),
+        (0, "info", "write", 1),
+    )
     assert check("register", h)["valid"] is False
 
 
@@ -60,34 +100,57 @@ def test_unfinished_invoke_counts_as_indeterminate() -> None:
 
 
 def test_failed_op_did_not_happen() -> None:
-    h = H((0, "invoke", "write", 1), (0, "fail", "write", 1, "not_leader"), (1, "invoke", "read", None), (1, "ok", "read", 1))
+    h = H(
+        (0, "invoke", "write", 1),
+        (0, "fail", "write", 1, "not_leader"),
+        (1, "invoke", "read", None),
+        (1, "ok", "read", 1),
+    )
     assert check("register", h)["valid"] is False
 
 
 def test_precondition_failed_cas_observes_the_value() -> None:
-    h = H((0, "invoke", "write", 1), (0, "ok", "write", 1),
-          (1, "invoke", "cas", [1, 2]), (1, "fail", "cas", [1, 2], "precondition_failed"))
+    h = H(
+        (0, "invoke", "write", 1),
+        (0, "ok", "write", 1),
+        (1, "invoke", "cas", [1, 2]),
+        (1, "fail", "cas", [1, 2], "precondition_failed"),
+    )
     assert check("cas-register", h)["valid"] is False
 
 
 def test_nemesis_ops_are_ignored() -> None:
-    h = H(("nemesis", "invoke", "start-partition", None), (0, "invoke", "write", 1),
-          ("nemesis", "info", "start-partition", {"n1": ["n2"]}), (0, "ok", "write", 1))
+    h = H(
+        ("nemesis", "invoke", "start-partition", None),
+        (0, "invoke", "write", 1),
+        ("nemesis", "info", "start-partition", {"n1": ["n2"]}),
+        (0, "ok", "write", 1),
+    )
     assert check("register", h)["valid"] is True
 
 
 def test_keys_are_checked_independently() -> None:
-    h = H((0, "invoke", "write", ["a", 1]), (0, "ok", "write", ["a", 1]),
-          (1, "invoke", "read", ["b", None]), (1, "ok", "read", ["b", None]),
-          (1, "invoke", "read", ["a", None]), (1, "ok", "read", ["a", 1]))
+    h = H(
+        (0, "invoke", "write", ["a", 1]),
+        (0, "ok", "write", ["a", 1]),
+        (1, "invoke", "read", ["b", None]),
+        (1, "ok", "read", ["b", None]),
+        (1, "invoke", "read", ["a", None]),
+        (1, "ok", "read", ["a", 1]),
+    )
     res = check("register", h)
     assert res["valid"] is True and res["partitions"] == 2
 
 
 def test_invalid_key_is_named_with_the_stuck_ops_and_state() -> None:
-    h = H((0, "invoke", "write", ["a", 1]), (0, "ok", "write", ["a", 1]),
-          (0, "invoke", "write", ["b", 5]), (0, "ok", "write", ["b", 5]),
-          (1, "invoke", "read", ["b", None]), (1, "ok", "read", ["b", 4]))
+    h = H(
+        (0, "invoke", "write", ["a", 1]),
+        (0, "ok", "write", ["a", 1]),
+        (0, "invoke", "write", ["b", 5]),
+        (0, "ok", "write", ["b", 5]),
+        (1, "invoke", "read", ["b", None]),
+        (1, "ok", "read", ["b", 4]),
+    )
     res = check("register", h)
     ce = res["counterexample"]
     assert res["valid"] is False and res["failed_key"] == "b" == ce["key"]
@@ -129,8 +192,12 @@ def test_state_bound_turns_into_unknown_instead_of_exhausting_memory() -> None:
 def _multi_key_history(bad_key: str | None) -> list[Op]:
     events: list[tuple[Any, ...]] = []
     for k in ("a", "b", "c", "d"):
-        events += [(0, "invoke", "write", [k, 1]), (1, "invoke", "read", [k, None]), (0, "ok", "write", [k, 1]),
-                   (1, "ok", "read", [k, 2 if k == bad_key else 1])]
+        events += [
+            (0, "invoke", "write", [k, 1]),
+            (1, "invoke", "read", [k, None]),
+            (0, "ok", "write", [k, 1]),
+            (1, "ok", "read", [k, 2 if k == bad_key else 1]),
+        ]
     return H(*events)
 
 
@@ -169,8 +236,12 @@ def test_a_run_with_a_valid_history_gets_no_page(tmp_path: Path) -> None:
 
 def test_pool_stops_the_other_workers_once_a_partition_is_invalid() -> None:
     hard = [o.with_(value=["a", o.value]) for o in _hard_history(20)]
-    bad = H((200, "invoke", "write", ["b", 1]), (200, "ok", "write", ["b", 1]),
-            (201, "invoke", "read", ["b", None]), (201, "ok", "read", ["b", 2]))
+    bad = H(
+        (200, "invoke", "write", ["b", 1]),
+        (200, "ok", "write", ["b", 1]),
+        (201, "invoke", "read", ["b", None]),
+        (201, "ok", "read", ["b", 2]),
+    )
     h = [o.with_(index=i) for i, o in enumerate(hard + bad)]
     res = check("register", h, parallel=True, keyed=True)
     assert res["valid"] is False and res["failed_key"] == "b"
@@ -184,7 +255,10 @@ def test_partitions_left_when_the_time_is_up_make_the_verdict_unknown() -> None:
 
 def test_invalid_result_says_why_naming_key_op_and_state() -> None:
     res = check("register", _multi_key_history("c"))
-    assert res["why"] == "linearizability failed on key c: read() -> 2 cannot follow write(1) -> ok (the register held 1)"
+    assert (
+        res["why"]
+        == "linearizability failed on key c: read() -> 2 cannot follow write(1) -> ok (the register held 1)"
+    )
 
 
 def test_unknown_result_says_why_and_what_to_do() -> None:
@@ -258,7 +332,10 @@ def _register_run(n_ops: int, seed: int, info_every: int) -> list[Op]:
                 continue
         out.append(Op(process=p, type="ok", f=f, value=v if f == "write" else value))
         free.append(p)
-    out += [Op(process=99, type="invoke", f="read", value=None), Op(process=99, type="ok", f="read", value=12345)]
+    out += [
+        Op(process=99, type="invoke", f="read", value=None),
+        Op(process=99, type="ok", f="read", value=12345),
+    ]
     return [o.with_(index=i) for i, o in enumerate(out)]
 
 

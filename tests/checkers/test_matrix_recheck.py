@@ -16,19 +16,47 @@ from squall.run.matrix import recheck
 def _summary(store: Path, rows: list[dict]) -> Path:
     path = store / "matrix" / "20261130T000000Z.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"suite": None, "seed": 7, "cases": len(rows), "of": len(rows),
-                                "passed": len(rows), "rows": rows}))
+    path.write_text(
+        json.dumps(
+            {
+                "suite": None,
+                "seed": 7,
+                "cases": len(rows),
+                "of": len(rows),
+                "passed": len(rows),
+                "rows": rows,
+            }
+        )
+    )
     return path
 
 
 def test_a_recheck_judges_each_stored_run_again_and_keeps_a_new_summary(tmp_path: Path) -> None:
     run = synthetic_run_dir(tmp_path / "matrix-reg" / "20261130T000001")
-    (run / "results.json").write_text(json.dumps({"valid": True}))   # what an older checker said
+    (run / "results.json").write_text(json.dumps({"valid": True}))  # what an older checker said
     gone = tmp_path / "matrix-gone" / "x"
-    rows = [{"case": "reg", "expected": True, "got": True, "caught_by": [], "must_catch": [],
-             "seconds": 40.0, "seed": 7, "run_dir": str(run)},
-            {"case": "gone", "expected": True, "got": True, "caught_by": [], "must_catch": [],
-             "seconds": 40.0, "seed": 7, "run_dir": str(gone)}]
+    rows = [
+        {
+            "case": "reg",
+            "expected": True,
+            "got": True,
+            "caught_by": [],
+            "must_catch": [],
+            "seconds": 40.0,
+            "seed": 7,
+            "run_dir": str(run),
+        },
+        {
+            "case": "gone",
+            "expected": True,
+            "got": True,
+            "caught_by": [],
+            "must_catch": [],
+            "seconds": 40.0,
+            "seed": 7,
+            "run_dir": str(gone),
+        },
+    ]
     path = _summary(tmp_path, rows)
     code = recheck(path, Console(file=io.StringIO()))
     fresh = json.loads((run / "results.json").read_text())

@@ -87,8 +87,13 @@ def test_write_fs_from_the_test_config_decide_what_is_a_write() -> None:
 
 
 def status(role: str, term: int, applied: int, commit: int | None = None, **more: object) -> dict:
-    return {"role": role, "term": term, "applied_index": applied,
-            "commit_index": applied if commit is None else commit, **more}
+    return {
+        "role": role,
+        "term": term,
+        "applied_index": applied,
+        "commit_index": applied if commit is None else commit,
+        **more,
+    }
 
 
 def test_a_starved_span_says_when_with_how_many_reads_and_what_the_leader_was_doing() -> None:
@@ -112,9 +117,11 @@ def test_a_starved_span_says_when_with_how_many_reads_and_what_the_leader_was_do
     (span,) = res["spans"]
     assert (span["start_s"], span["end_s"], span["writes"]) == (2.0, 4.5, 2)
     assert span["reads_in_flight_max"] >= 8
-    assert span["doing"] == ("leader n1 (term 4); applying 100 to 140 (26.7/s), up to 80 entries "
-                             "behind its commit index; snapshotting on n1; sending a snapshot "
-                             "(n1->n3); n3 not answering")
+    assert span["doing"] == (
+        "leader n1 (term 4); applying 100 to 140 (26.7/s), up to 80 entries "
+        "behind its commit index; snapshotting on n1; sending a snapshot "
+        "(n1->n3); n3 not answering"
+    )
     assert "2 starved in 2.0-4.5s" in res["why"]
     assert span["doing"] in res["why"]
 
@@ -131,9 +138,12 @@ def test_starved_writes_that_do_not_overlap_are_separate_spans() -> None:
 def test_an_election_inside_a_span_is_named_with_its_terms() -> None:
     from squall.checkers.activity import describe
 
-    samples = [{"time": 1, "node": "n1", "status": status("leader", 3, 10)},
-               {"time": 2, "node": "n2", "status": status("candidate", 4, 10)},
-               {"time": 3, "node": "n2", "status": status("leader", 4, 12)}]
+    samples = [
+        {"time": 1, "node": "n1", "status": status("leader", 3, 10)},
+        {"time": 2, "node": "n2", "status": status("candidate", 4, 10)},
+        {"time": 3, "node": "n2", "status": status("leader", 4, 12)},
+    ]
     said = describe(samples, 0, 10)["said"]
-    assert said.startswith("leaders n1 (term 3), n2 (term 4); an election (terms 3 to 4); "
-                           "n2 campaigning")
+    assert said.startswith(
+        "leaders n1 (term 3), n2 (term 4); an election (terms 3 to 4); n2 campaigning"
+    )

@@ -12,7 +12,12 @@ def test_flags_win_over_the_file(tmp_path):
     f = tmp_path / "t.yaml"
     f.write_text("workload: set\ntime-limit: 2m\nnemesis: kill,pause\nseed: 5\n")
     cfg = build(str(f), {"seed": 9, "nodes": None})
-    assert (cfg.workload, cfg.time_limit, cfg.nemesis, cfg.seed) == ("set", 120.0, ["kill", "pause"], 9)
+    assert (cfg.workload, cfg.time_limit, cfg.nemesis, cfg.seed) == (
+        "set",
+        120.0,
+        ["kill", "pause"],
+        9,
+    )
 
 
 def test_resolving_fills_a_seed_and_a_name():
@@ -43,22 +48,25 @@ def test_a_resolved_config_round_trips_through_test_yaml(tmp_path):
     assert build(str(f), {}) == cfg
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["run", "--workload", "regster", "--backend", "local"], "workload 'regster' is unknown"),
-    (["run", "--backend", "podman"], "backend 'podman' is unknown"),
-    (["run", "--bug", "stale-reads", "--backend", "local"], "bug 'stale-reads' is unknown"),
-    (["run", "--nodes", "many"], "nodes"),
-    (["run", "--nemesis", "partiton", "--backend", "local"], "partiton"),
-    (["run", "--time-limit", "-3", "--backend", "local"], "time_limit must be positive"),
-    (["frobnicate"], "No such command"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["run", "--workload", "regster", "--backend", "local"], "workload 'regster' is unknown"),
+        (["run", "--backend", "podman"], "backend 'podman' is unknown"),
+        (["run", "--bug", "stale-reads", "--backend", "local"], "bug 'stale-reads' is unknown"),
+        (["run", "--nodes", "many"], "nodes"),
+        (["run", "--nemesis", "partiton", "--backend", "local"], "partiton"),
+        (["run", "--time-limit", "-3", "--backend", "local"], "time_limit must be positive"),
+        (["frobnicate"], "No such command"),
+    ],
+)
 def test_bad_cli_input_is_one_line_and_exit_3(argv, needle, capsys):
     assert main(argv) == 3
     err = capsys.readouterr().err
     assert needle in err
     # A leftover sweep may speak first on a machine where a run was killed: not ours to judge.
     said = [ln for ln in err.strip().splitlines() if "removed leftovers of a killed run" not in ln]
-    assert "Traceback" not in err and len(said) <= 2, err   # rich folds at 80 columns
+    assert "Traceback" not in err and len(said) <= 2, err  # rich folds at 80 columns
 
 
 def test_a_bad_yaml_file_is_exit_3(tmp_path, capsys):

@@ -17,8 +17,10 @@ from squall.history import (
 
 
 def _ops(*rows: tuple) -> list[Op]:
-    return [Op(process=p, type=t, f=f, value=v, index=i, time=i * 10)
-            for i, (p, t, f, v) in enumerate(rows)]
+    return [
+        Op(process=p, type=t, f=f, value=v, index=i, time=i * 10)
+        for i, (p, t, f, v) in enumerate(rows)
+    ]
 
 
 def test_the_writer_stamps_index_and_time_and_flushes_each_line(tmp_path):
@@ -36,7 +38,9 @@ def test_the_writer_stamps_index_and_time_and_flushes_each_line(tmp_path):
 
 def test_a_truncated_last_line_is_named(tmp_path):
     path = tmp_path / "history.jsonl"
-    path.write_text('{"process": 0, "type": "invoke", "f": "read", "value": null}\n{"process": 0, "ty')
+    path.write_text(
+        '{"process": 0, "type": "invoke", "f": "read", "value": null}\n{"process": 0, "ty'
+    )
     with pytest.raises(HistoryError, match=r"history.jsonl:2: not valid JSON \(truncated"):
         read_history(path)
 
@@ -49,8 +53,15 @@ def test_an_unknown_type_is_named_with_its_line(tmp_path):
 
 
 def test_every_invoke_is_paired_with_its_completion():
-    pairs = pair_ops(_ops((0, "invoke", "read", None), (1, "invoke", "write", 1),
-                          (1, "ok", "write", 1), (0, "info", "read", None), (2, "invoke", "read", None)))
+    pairs = pair_ops(
+        _ops(
+            (0, "invoke", "read", None),
+            (1, "invoke", "write", 1),
+            (1, "ok", "write", 1),
+            (0, "info", "read", None),
+            (2, "invoke", "read", None),
+        )
+    )
     assert [(p.invoke.process, p.type) for p in pairs] == [(0, "info"), (1, "ok"), (2, "info")]
     assert pairs[2].complete is None
 
@@ -66,20 +77,32 @@ def test_a_process_cannot_invoke_twice_without_completing():
 
 
 def test_fault_windows_open_at_start_and_close_at_stop():
-    ops = [Op(process="nemesis", type="info", f="start-kill", value={"targets": ["n1"]}, time=100),
-           Op(process=0, type="invoke", f="read", time=150),
-           Op(process="nemesis", type="info", f="stop-kill", value={"targets": ["n1"]}, time=300),
-           Op(process="nemesis", type="info", f="start-partition", value={}, time=400),
-           Op(process=0, type="ok", f="read", time=900)]
+    ops = [
+        Op(process="nemesis", type="info", f="start-kill", value={"targets": ["n1"]}, time=100),
+        Op(process=0, type="invoke", f="read", time=150),
+        Op(process="nemesis", type="info", f="stop-kill", value={"targets": ["n1"]}, time=300),
+        Op(process="nemesis", type="info", f="start-partition", value={}, time=400),
+        Op(process=0, type="ok", f="read", time=900),
+    ]
     w = fault_windows(ops)
-    assert [(x["fault"], x["start"], x["end"]) for x in w] == [("kill", 100, 300), ("partition", 400, 900)]
+    assert [(x["fault"], x["start"], x["end"]) for x in w] == [
+        ("kill", 100, 300),
+        ("partition", 400, 900),
+    ]
     assert w[1].get("unhealed") is True
 
 
 def test_a_fault_that_acted_before_its_completion_opens_its_window_then():
     # A kill completes once Docker saw the container exit; the signal went earlier.
-    ops = [Op(process="nemesis", type="invoke", f="start-kill", value={}, time=1_000_000_000),
-           Op(process="nemesis", type="ok", f="start-kill", time=1_900_000_000,
-              value={"targets": ["n1"], "in_effect_for_s": 0.75}),
-           Op(process="nemesis", type="ok", f="stop-kill", value={}, time=4_000_000_000)]
+    ops = [
+        Op(process="nemesis", type="invoke", f="start-kill", value={}, time=1_000_000_000),
+        Op(
+            process="nemesis",
+            type="ok",
+            f="start-kill",
+            time=1_900_000_000,
+            value={"targets": ["n1"], "in_effect_for_s": 0.75},
+        ),
+        Op(process="nemesis", type="ok", f="stop-kill", value={}, time=4_000_000_000),
+    ]
     assert [(x["start"], x["end"]) for x in fault_windows(ops)] == [(1_150_000_000, 4_000_000_000)]

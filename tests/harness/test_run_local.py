@@ -19,9 +19,22 @@ pytestmark = pytest.mark.slow
 
 
 def squall(*args: str, store: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "squall.cli", "run", "--backend", "local",
-                           "--store", str(store), *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "squall.cli",
+            "run",
+            "--backend",
+            "local",
+            "--store",
+            str(store),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def only_run(store: Path) -> Path:
@@ -40,13 +53,32 @@ def per_worker(run_dir: Path, concurrency: int) -> dict[int, list[tuple[str, str
 
 
 def test_a_run_leaves_a_complete_run_directory(tmp_path):
-    proc = squall("--workload", "register", "--nemesis", "none", "--time-limit", "6",
-                  "--nodes", "3", "--seed", "11", store=tmp_path)
+    proc = squall(
+        "--workload",
+        "register",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "6",
+        "--nodes",
+        "3",
+        "--seed",
+        "11",
+        store=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = only_run(tmp_path)
-    for name in ("test.yaml", "history.jsonl", "results.json", "results.xml", "report.html",
-                 "nemesis-timeline.yaml", "nodes/n1/node.log", "nodes/n1/final.json",
-                 "status-samples.jsonl"):
+    for name in (
+        "test.yaml",
+        "history.jsonl",
+        "results.json",
+        "results.xml",
+        "report.html",
+        "nemesis-timeline.yaml",
+        "nodes/n1/node.log",
+        "nodes/n1/final.json",
+        "status-samples.jsonl",
+    ):
         assert (run / name).exists(), f"{name} missing from the run directory"
     assert (tmp_path / "latest").resolve() == run.resolve()
     results = json.loads((run / "results.json").read_text())
@@ -54,8 +86,11 @@ def test_a_run_leaves_a_complete_run_directory(tmp_path):
     assert len(read_history(run / "history.jsonl")) > 200
     assert yaml.safe_load((run / "test.yaml").read_text())["seed"] == 11
     assert "seed 11" in proc.stderr
-    answered = {json.loads(line)["node"] for line in (run / "status-samples.jsonl").read_text().splitlines()
-                if json.loads(line)["status"]}
+    answered = {
+        json.loads(line)["node"]
+        for line in (run / "status-samples.jsonl").read_text().splitlines()
+        if json.loads(line)["status"]
+    }
     assert answered == {"n1", "n2", "n3"}, "every node's status was sampled during the run"
 
 
@@ -63,9 +98,23 @@ def test_the_same_seed_gives_the_same_ops_per_worker_and_the_same_faults(tmp_pat
     runs = []
     for i in range(2):
         store = tmp_path / f"s{i}"
-        proc = squall("--workload", "register", "--nemesis", "kill,pause", "--nemesis-interval", "2",
-                      "--time-limit", "8", "--nodes", "3", "--concurrency", "4", "--seed", "5",
-                      store=store)
+        proc = squall(
+            "--workload",
+            "register",
+            "--nemesis",
+            "kill,pause",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "8",
+            "--nodes",
+            "3",
+            "--concurrency",
+            "4",
+            "--seed",
+            "5",
+            store=store,
+        )
         assert proc.returncode in (0, 1, 2), proc.stderr[-3000:]
         runs.append(only_run(store))
     a, b = (per_worker(r, 4) for r in runs)
@@ -91,10 +140,29 @@ def _s(text: str) -> float:
 
 
 def test_ctrl_c_heals_collects_and_checks_what_was_recorded(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "squall.cli", "run", "--backend", "local",
-                             "--store", str(tmp_path), "--nodes", "3", "--time-limit", "120",
-                             "--nemesis", "none", "--seed", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "squall.cli",
+            "run",
+            "--backend",
+            "local",
+            "--store",
+            str(tmp_path),
+            "--nodes",
+            "3",
+            "--time-limit",
+            "120",
+            "--nemesis",
+            "none",
+            "--seed",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         hist = None

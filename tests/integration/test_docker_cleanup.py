@@ -31,14 +31,20 @@ RUNNER = textwrap.dedent("""
 
 def test_cleanup_removes_everything_a_sigkilled_runner_left(tmp_path: Path) -> None:
     run = f"test-cleanup-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER, run], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, run],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert runner.stdout is not None
         line = runner.stdout.readline()  # bounded by up()'s own health timeout
         if line.strip() != "UP":
-            raise AssertionError(f"the runner never brought its cluster up:\n{line}"
-                                 + runner.stdout.read()[-3000:])
+            raise AssertionError(
+                f"the runner never brought its cluster up:\n{line}" + runner.stdout.read()[-3000:]
+            )
         tmpdir = docker_client().networks.get(f"squall-{run}").attrs["Labels"][LABEL_TMP]
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=10)

@@ -68,18 +68,25 @@ def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(cluster: Docker
     url_before = node_url(cluster, old)
     cluster.kill(old)
     assert not cluster.is_running(old)
-    new = wait_for("a new leader agreed by a majority",
-                   lambda: (n := cluster.leader(timeout=1)) not in (None, old) and n)
-    assert wait_for("a write acknowledged after the failover",
-                    lambda: put(cluster, new, "after-kill", "1"))
+    new = wait_for(
+        "a new leader agreed by a majority",
+        lambda: (n := cluster.leader(timeout=1)) not in (None, old) and n,
+    )
+    assert wait_for(
+        "a write acknowledged after the failover", lambda: put(cluster, new, "after-kill", "1")
+    )
     cluster.start(old)
     assert node_url(cluster, old) == url_before, "a restart must keep the node's client URL"
-    seen = wait_for(f"{old} answering /status as a follower of {new}",
-                    lambda: (s := status(cluster, old)) and s.get("leader") == new and s)
+    seen = wait_for(
+        f"{old} answering /status as a follower of {new}",
+        lambda: (s := status(cluster, old)) and s.get("leader") == new and s,
+    )
     assert seen["role"] == "follower"
     target = status(cluster, new)["commit_index"]  # type: ignore[index]
-    wait_for(f"{old} applying the log up to index {target}",
-             lambda: (s := status(cluster, old)) and s.get("applied_index", -1) >= target)
+    wait_for(
+        f"{old} applying the log up to index {target}",
+        lambda: (s := status(cluster, old)) and s.get("applied_index", -1) >= target,
+    )
 
 
 def test_pause_silences_a_node_until_resume(cluster: DockerCluster) -> None:
@@ -123,8 +130,13 @@ def test_what_a_fault_needs_reaches_every_container(tmp_path: Path) -> None:
     mark = tmp_path / "mark.txt"
     mark.write_text("yes\n")
     spec = ClusterSpec(name=run_id("needs"), nodes=3)
-    spec.need(NodeNeeds(capabilities=("SYS_ADMIN",), mounts={str(mark): "/opt/mark.txt"},
-                        wrapper=("sh", "-c", 'touch /tmp/wrapped && exec "$@"', "wrapper")))
+    spec.need(
+        NodeNeeds(
+            capabilities=("SYS_ADMIN",),
+            mounts={str(mark): "/opt/mark.txt"},
+            wrapper=("sh", "-c", 'touch /tmp/wrapped && exec "$@"', "wrapper"),
+        )
+    )
     c = DockerCluster(spec, AURORA)
     try:
         c.up()

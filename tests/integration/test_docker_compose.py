@@ -31,19 +31,23 @@ def compose() -> Iterator[dict[str, int]]:
     project = f"squalltest{os.getpid()}"
     ports = {n: free_port() for n in NODES}
     image = ensure_image(AURORA.image(), client=docker_client())
-    env = {**os.environ, "SQUALL_IMAGE": image,
-           **{f"SQUALL_{n.upper()}_PORT": str(p) for n, p in ports.items()}}
+    env = {
+        **os.environ,
+        "SQUALL_IMAGE": image,
+        **{f"SQUALL_{n.upper()}_PORT": str(p) for n, p in ports.items()},
+    }
     base = ["docker-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml")]
     try:
-        up = subprocess.run(base + ["up", "-d"], env=env, capture_output=True, text=True,
-                            timeout=180)
+        up = subprocess.run(
+            base + ["up", "-d"], env=env, capture_output=True, text=True, timeout=180
+        )
         assert up.returncode == 0, f"docker-compose up failed:\n{up.stderr[-2000:]}"
         yield ports
     finally:
-        subprocess.run(base + ["down", "-v", "-t", "1"], env=env, capture_output=True,
-                       timeout=180)
-    left = docker_client().containers.list(all=True, filters={
-        "label": f"com.docker.compose.project={project}"})
+        subprocess.run(base + ["down", "-v", "-t", "1"], env=env, capture_output=True, timeout=180)
+    left = docker_client().containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={project}"}
+    )
     assert left == [], f"docker-compose down left {left}"
 
 

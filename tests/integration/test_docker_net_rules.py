@@ -24,8 +24,7 @@ def test_each_node_drops_input_from_the_peers_it_holds_a_grudge_against() -> Non
 
 
 def test_client_in_a_grudge_drops_the_host_gateway() -> None:
-    assert drop_commands({"n3": {"client"}}, IPS, GATEWAY) == {
-        "n3": [drop("INPUT", "-s", GATEWAY)]}
+    assert drop_commands({"n3": {"client"}}, IPS, GATEWAY) == {"n3": [drop("INPUT", "-s", GATEWAY)]}
 
 
 def test_a_node_never_drops_itself() -> None:
@@ -42,11 +41,14 @@ def test_proxied_pair_is_cut_at_both_senders_proxy_ports() -> None:
     assert "n3" not in rules
 
 
-@pytest.mark.parametrize("grudge, complaint", [
-    ({"n9": {"n1"}}, "grudge names node 'n9'"),
-    ({"n1": {"n9"}}, r"grudge\['n1'\] names \['n9'\], unknown"),
-    ({"n1": "n2"}, "must be a set of node names"),
-])
+@pytest.mark.parametrize(
+    "grudge, complaint",
+    [
+        ({"n9": {"n1"}}, "grudge names node 'n9'"),
+        ({"n1": {"n9"}}, r"grudge\['n1'\] names \['n9'\], unknown"),
+        ({"n1": "n2"}, "must be a set of node names"),
+    ],
+)
 def test_bad_grudges_are_refused_with_the_fix(grudge: dict, complaint: str) -> None:
     with pytest.raises(ClusterError, match=complaint):
         validate_grudge(grudge, IPS)

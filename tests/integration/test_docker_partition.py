@@ -50,7 +50,8 @@ def expected_cuts(grudge: dict[str, set[str]]) -> set[tuple[str, str]]:
     # A grudge says who a node does not HEAR from. A probe src -> dst is an
     # HTTP round trip, so it fails when either side drops the other.
     return {(a, b) for a, peers in grudge.items() for b in peers} | {
-        (b, a) for a, peers in grudge.items() for b in peers}
+        (b, a) for a, peers in grudge.items() for b in peers
+    }
 
 
 def test_halves_partition_cuts_exactly_the_crossing_pairs(healed: DockerCluster) -> None:

@@ -78,6 +78,7 @@ def proxied() -> Iterator[DockerCluster]:
         def addr() -> tuple[str, int]:
             host, _, port = holder["c"].address(dst).rpartition(":")
             return host, int(port)
+
         return addr
 
     forwarders = {(s, d): Forwarder(host, to(d)) for s in nodes for d in nodes if s != d}

@@ -20,13 +20,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_ci_matrix_passes_the_correct_store_and_catches_both_bugs(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "squall.cli", "matrix", str(ROOT / "suites" / "ci.yaml"),
-         "--store", str(tmp_path), "--seed", "7"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "squall.cli",
+            "matrix",
+            str(ROOT / "suites" / "ci.yaml"),
+            "--store",
+            str(tmp_path),
+            "--seed",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = {r["case"]: r for r in summary["rows"]}
-    report = "\n".join(f"{c}: expected {r['expected']} got {r['got']} caught by {r['caught_by']} "
-                       f"({r['run_dir']})" for c, r in rows.items())
+    report = "\n".join(
+        f"{c}: expected {r['expected']} got {r['got']} caught by {r['caught_by']} ({r['run_dir']})"
+        for c, r in rows.items()
+    )
     assert proc.returncode == 0, report + "\n" + proc.stderr[-3000:]
     assert rows["correct-register-kill-partition"]["got"] is True, report
     assert "linearizable" in rows["stale-read"]["caught_by"], report

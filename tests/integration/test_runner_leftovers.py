@@ -31,17 +31,39 @@ def test_the_next_command_reaps_a_killed_runners_cluster(tmp_path):
     client = docker.from_env(version="auto")
     store = tmp_path / "store"
     runner = subprocess.Popen(
-        [sys.executable, "-m", "squall.cli", "run", "--backend", "docker", "--nodes", "3",
-         "--workload", "register", "--nemesis", "none", "--time-limit", "120",
-         "--store", str(store), "--seed", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "squall.cli",
+            "run",
+            "--backend",
+            "docker",
+            "--nodes",
+            "3",
+            "--workload",
+            "register",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "120",
+            "--store",
+            str(store),
+            "--seed",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     _ours.pid = runner.pid  # type: ignore[attr-defined]
     try:
         deadline = time.monotonic() + 120
         while len(_ours(client, store)) < 3:
             if runner.poll() is not None:
                 out = runner.stdout.read().decode(errors="replace") if runner.stdout else ""
-                pytest.fail(f"the runner exited ({runner.returncode}) before its cluster was up:\n{out[-3000:]}")
+                pytest.fail(
+                    f"the runner exited ({runner.returncode}) before its cluster was up:\n{out[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail("the runner's 3 containers never appeared within 120 s")
             time.sleep(0.5)
@@ -58,8 +80,12 @@ def test_the_next_command_reaps_a_killed_runners_cluster(tmp_path):
         assert len(_ours(client, store)) == 3, "SIGKILL should have left the containers behind"
 
         run_dir = history.parent
-        proc = subprocess.run([sys.executable, "-m", "squall.cli", "report", str(run_dir)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "squall.cli", "report", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "removed leftovers" in proc.stderr, proc.stderr
         assert _ours(client, store) == []
         # What the killed run recorded is still readable, up to the last full line.

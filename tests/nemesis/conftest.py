@@ -13,7 +13,9 @@ from squall.nemesis.base import Fault
 
 
 @contextmanager
-def _running(cluster: Any, faults: Mapping[str, Fault]) -> Iterator[tuple[Any, Mapping[str, Fault]]]:
+def _running(
+    cluster: Any, faults: Mapping[str, Fault]
+) -> Iterator[tuple[Any, Mapping[str, Fault]]]:
     """Starts the cluster and sets every fault up (seeded per fault); on the way out
     tears the faults down, the cluster down, and closes what outlives it (Toxiproxy)."""
     try:
@@ -33,7 +35,9 @@ def _running(cluster: Any, faults: Mapping[str, Fault]) -> Iterator[tuple[Any, M
                     closer()
 
 
-Running = Callable[[Any, Mapping[str, Fault]], AbstractContextManager[tuple[Any, Mapping[str, Fault]]]]
+Running = Callable[
+    [Any, Mapping[str, Fault]], AbstractContextManager[tuple[Any, Mapping[str, Fault]]]
+]
 
 
 @pytest.fixture(scope="session")

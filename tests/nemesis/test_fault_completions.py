@@ -23,8 +23,10 @@ class _StopsUnderfoot:
         return True
 
     def exec(self, node: str, argv: Any, timeout: float = 30) -> tuple[int, str]:
-        raise ClusterError(f"could not exec {list(argv)} on {node}: 500 Server Error "
-                           "(Container … is not running: Exited (4) Less than a second ago)")
+        raise ClusterError(
+            f"could not exec {list(argv)} on {node}: 500 Server Error "
+            "(Container … is not running: Exited (4) Less than a second ago)"
+        )
 
     def read_file(self, node: str, path: str) -> bytes | None:
         # What a backend reads of a stopped node (docker: the container's archive)

@@ -59,8 +59,9 @@ def healed(cluster: DockerCluster) -> None:
 
 def put(cluster: DockerCluster, node: str, key: str, value: Any, timeout: float = 3.0) -> int | str:
     try:
-        r = requests.put(f"{node_url(cluster, node)}/kv/{key}", json={"value": value},
-                         timeout=timeout)
+        r = requests.put(
+            f"{node_url(cluster, node)}/kv/{key}", json={"value": value}, timeout=timeout
+        )
         return r.status_code
     except requests.RequestException as exc:
         return type(exc).__name__
@@ -76,7 +77,9 @@ def leader_put(cluster: DockerCluster, key: str, value: Any) -> float:
 
 
 def make_cluster(faults: list[str], nodes: int = 3) -> tuple[DockerCluster, dict[str, Fault]]:
-    spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=nodes, options={"snapshot_every": 0})
+    spec = ClusterSpec(
+        name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=nodes, options={"snapshot_every": 0}
+    )
     schedule = Schedule(tuple(Event(0, f, 1, {}) for f in faults))
     cluster = DockerCluster(spec, AURORA)
     return cluster, schedule.prepare(cluster)
@@ -116,7 +119,8 @@ def test_paused_node_does_not_answer_then_does(fused: Any) -> None:
 
 @pytest.mark.parametrize("setup", ["fused", "linked"])
 def test_partitioned_minority_cannot_commit_while_the_majority_does(
-        setup: str, request: pytest.FixtureRequest) -> None:
+    setup: str, request: pytest.FixtureRequest
+) -> None:
     # "linked": peers talk through Toxiproxy, so the cut must be made there too.
     cluster, faults = request.getfixturevalue(setup)
     old = cluster.leader(10)
@@ -181,7 +185,9 @@ def test_a_node_under_the_clock_fault_runs_threads_as_fast_as_a_plain_one(fused:
 
     plain = min(seconds([]) for _ in range(2))
     shimmed = min(seconds(["env", *ENV.split()]) for _ in range(2))
-    assert shimmed < 2 * plain, f"threads took {shimmed:.2f}s under the clock shim, {plain:.2f}s without"
+    assert shimmed < 2 * plain, (
+        f"threads took {shimmed:.2f}s under the clock shim, {plain:.2f}s without"
+    )
 
 
 def test_strobed_clock_flips_between_skewed_and_true(fused: Any) -> None:
@@ -219,8 +225,10 @@ def test_snapshot_during_a_disk_stall_waits_for_the_release(fused: Any) -> None:
 
 def test_eio_mode_fails_fsync_and_heals(fused: Any) -> None:
     cluster, faults = fused
-    probe = ("import os; f = open('/var/lib/squall/eio-probe', 'wb'); f.write(b'x'); f.flush(); "
-             "os.fsync(f.fileno()); print('synced')")
+    probe = (
+        "import os; f = open('/var/lib/squall/eio-probe', 'wb'); f.write(b'x'); f.flush(); "
+        "os.fsync(f.fileno()); print('synced')"
+    )
     start(faults["disk-stall"], nodes=["n2"], mode="eio", snapshot=False)
     rc, out = cluster.exec("n2", ["python3", "-c", probe])
     assert rc != 0 and "Errno 5" in out, f"fsync did not fail with EIO: {out}"
@@ -258,8 +266,13 @@ def test_client_link_latency_slows_client_requests(linked: Any) -> None:
         return time.monotonic() - started
 
     before = min(rtt() for _ in range(3))
-    start(link, toxic="latency", nodes=["n1"], links="clients",
-          attributes={"latency": 300, "jitter": 0})
+    start(
+        link,
+        toxic="latency",
+        nodes=["n1"],
+        links="clients",
+        attributes={"latency": 300, "jitter": 0},
+    )
     slowed = min(rtt() for _ in range(3))
     stop(link)
     assert slowed >= 0.3 > before, f"client rtt {before:.3f}s before, {slowed:.3f}s with latency"
@@ -268,11 +281,20 @@ def test_client_link_latency_slows_client_requests(linked: Any) -> None:
 
 def test_runner_heals_everything_it_started_on_final_heal(fused: Any) -> None:
     cluster, faults = fused
-    schedule = Schedule((Event(0.0, "kill", None, {"nodes": ["n3"]}),
-                         Event(0.0, "clock", None, {"nodes": ["n1"], "offset": -30})), seed=1)
+    schedule = Schedule(
+        (
+            Event(0.0, "kill", None, {"nodes": ["n3"]}),
+            Event(0.0, "clock", None, {"nodes": ["n1"], "offset": -30}),
+        ),
+        seed=1,
+    )
     ops: list[Op] = []
-    runner = NemesisRunner(cluster, schedule, lambda op: ops.append(op) or op,
-                           faults={k: faults[k] for k in ("kill", "clock")})
+    runner = NemesisRunner(
+        cluster,
+        schedule,
+        lambda op: ops.append(op) or op,
+        faults={k: faults[k] for k in ("kill", "clock")},
+    )
     runner.start()
     assert runner.wait(60), "the schedule did not run within 60 s"
     assert runner.active() == ["clock", "kill"]
@@ -310,7 +332,9 @@ def test_a_leader_whose_disk_stalls_steps_down_and_writes_go_on(fused: Any) -> N
     done = start(faults["disk-stall"], target="leader", snapshot=False, seconds=6)
     stalled = done.value["targets"][0]
     t0 = time.monotonic()
-    stuck = threading.Thread(target=put, args=(cluster, stalled, "stall-stuck", 0, 8.0), daemon=True)
+    stuck = threading.Thread(
+        target=put, args=(cluster, stalled, "stall-stuck", 0, 8.0), daemon=True
+    )
     stuck.start()
     try:
         others = [n for n in cluster.nodes if n != stalled]

@@ -29,8 +29,14 @@ def invoke(fault: Fault, f: str, **params: Any) -> Op:
 def local(running: Running) -> Iterator[tuple[LocalCluster, dict[str, Fault]]]:
     spec = ClusterSpec(name=f"sqnem-{uuid.uuid4().hex[:8]}", nodes=3, options={"snapshot_every": 0})
     cluster = LocalCluster(spec, AURORA)
-    faults = Schedule((Event(0, "link", 1, {}), Event(0, "kill", 1, {}), Event(0, "pause", 1, {}),
-                       Event(0, "partition", 1, {}))).prepare(cluster)
+    faults = Schedule(
+        (
+            Event(0, "link", 1, {}),
+            Event(0, "kill", 1, {}),
+            Event(0, "pause", 1, {}),
+            Event(0, "partition", 1, {}),
+        )
+    ).prepare(cluster)
     with running(cluster, faults) as made:
         yield made  # type: ignore[misc]
 
@@ -49,8 +55,13 @@ def test_local_peers_talk_through_the_proxies_and_latency_slows_commits(local: A
     # 100 ms each way: a commit needs one proxied round trip (>= 200 ms), and
     # heartbeats still arrive well inside the 300 ms election timeout.
     before = min(commit_time(cluster, f"a{i}") for i in range(3))
-    invoke(faults["link"], "start", toxic="latency", target="all",
-           attributes={"latency": 100, "jitter": 0})
+    invoke(
+        faults["link"],
+        "start",
+        toxic="latency",
+        target="all",
+        attributes={"latency": 100, "jitter": 0},
+    )
     slowed = min(commit_time(cluster, f"b{i}") for i in range(3))
     invoke(faults["link"], "stop")
     assert slowed >= 0.2 > before, f"commit {before:.3f}s before, {slowed:.3f}s with latency"

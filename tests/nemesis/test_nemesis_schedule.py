@@ -24,8 +24,10 @@ from squall.nemesis.schedule import Event, Schedule, load_schedule, parse_durati
 def test_a_typo_names_every_known_nemesis() -> None:
     with pytest.raises(NemesisError) as err:
         registry.parse_names("kill,partiton")
-    assert str(err.value) == ('nemesis "partiton" is unknown; known: kill, pause, partition, '
-                              'link, disk-stall, clock, power-cut')
+    assert str(err.value) == (
+        'nemesis "partiton" is unknown; known: kill, pause, partition, '
+        "link, disk-stall, clock, power-cut"
+    )
 
 
 LOCAL = frozenset({"kill", "pause", "proxy-peers"})
@@ -38,7 +40,8 @@ def test_a_backend_refuses_faults_it_lacks_the_means_for_and_says_what_they_need
         "the local backend cannot run nemesis disk-stall: it needs fuse (it mounts a FUSE "
         "filesystem over the node's data directory; use --backend docker)",
         "the local backend cannot run nemesis clock: it needs preload (it preloads a clock "
-        "shim into the node process; use --backend docker)"]
+        "shim into the node process; use --backend docker)",
+    ]
 
 
 def test_a_class_name_confers_no_capability() -> None:
@@ -59,15 +62,15 @@ def test_a_fault_the_system_cannot_take_is_refused_with_its_reason() -> None:
         unsupported = {"clock": "a Go binary reads the clock without libc"}
 
     said = registry.refusals(["kill", "clock"], frozenset({"kill", "preload"}), "docker", Sys())  # type: ignore[arg-type]
-    assert said == ["system etcd-like cannot take nemesis clock: a Go binary reads the clock "
-                    "without libc"]
+    assert said == [
+        "system etcd-like cannot take nemesis clock: a Go binary reads the clock without libc"
+    ]
 
 
 def test_docker_backend_accepts_every_fault() -> None:
     from squall.cluster.docker import DockerCluster
 
-    assert registry.refusals(list(squall_registry.faults()),
-                             DockerCluster.supports, "docker") == []
+    assert registry.refusals(list(squall_registry.faults()), DockerCluster.supports, "docker") == []
 
 
 def test_partitions_without_packet_drops_are_made_on_the_peer_proxies() -> None:
@@ -101,9 +104,11 @@ def test_random_timeline_stays_inside_the_limit_one_fault_at_a_time() -> None:
 
 def test_yaml_timeline_parses_durations_and_options(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("seed: 5\nevents:\n"
-                    "  - {at: 10s, fault: partition, grudge: leader, for: 15s}\n"
-                    "  - {at: 500ms, fault: kill, target: minority, for: 1m}\n")
+    path.write_text(
+        "seed: 5\nevents:\n"
+        "  - {at: 10s, fault: partition, grudge: leader, for: 15s}\n"
+        "  - {at: 500ms, fault: kill, target: minority, for: 1m}\n"
+    )
     s = Schedule.from_yaml(path)
     assert s.seed == 5
     assert s.events[0] == Event(10.0, "partition", 15.0, {"grudge": "leader"})
@@ -117,14 +122,17 @@ def test_to_yaml_round_trips(tmp_path: Path) -> None:
     assert Schedule.from_yaml(path) == s
 
 
-@pytest.mark.parametrize("text, message", [
-    ("- {at: soon, fault: kill}\n", "is not a duration"),
-    ("- {at: 1s, fault: partiton}\n", 'nemesis "partiton" is unknown'),
-    ("- {fault: kill}\n", "missing at"),
-    ("- {at: 1s, fault: kill, for: 10s}\n- {at: 5s, fault: kill, for: 1s}\n", "overlap"),
-    ("just text\n", "expected a list of events"),
-    ("- {at: 1s, fault: partition, grudges: leader}\n", "grudges is not one of them"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- {at: soon, fault: kill}\n", "is not a duration"),
+        ("- {at: 1s, fault: partiton}\n", 'nemesis "partiton" is unknown'),
+        ("- {fault: kill}\n", "missing at"),
+        ("- {at: 1s, fault: kill, for: 10s}\n- {at: 5s, fault: kill, for: 1s}\n", "overlap"),
+        ("just text\n", "expected a list of events"),
+        ("- {at: 1s, fault: partition, grudges: leader}\n", "grudges is not one of them"),
+    ],
+)
 def test_bad_schedule_files_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -139,8 +147,9 @@ def test_duration_units() -> None:
 
 
 def test_load_schedule_prefers_a_replayed_runs_timeline(tmp_path: Path) -> None:
-    (tmp_path / "nemesis-timeline.yaml").write_text("seed: 1\nevents:\n"
-                                                    "  - {at: 1s, fault: kill, nodes: [n2], for: 2s}\n")
+    (tmp_path / "nemesis-timeline.yaml").write_text(
+        "seed: 1\nevents:\n  - {at: 1s, fault: kill, nodes: [n2], for: 2s}\n"
+    )
 
     class Cfg:
         replay = str(tmp_path)
@@ -188,8 +197,13 @@ class RecordingCluster:
 
 def test_runner_records_invoke_and_completion_with_the_value_contract(tmp_path: Path) -> None:
     cluster = RecordingCluster()
-    schedule = Schedule((Event(0.0, "kill", 0.05, {"target": "leader"}),
-                         Event(0.1, "partition", None, {"grudge": "one"})), seed=2)
+    schedule = Schedule(
+        (
+            Event(0.0, "kill", 0.05, {"target": "leader"}),
+            Event(0.1, "partition", None, {"grudge": "one"}),
+        ),
+        seed=2,
+    )
     with HistoryWriter(tmp_path / "h.jsonl") as history:
         runner = NemesisRunner(cluster, schedule, history.record, rng=random.Random(1))  # type: ignore[arg-type]
         runner.start()
@@ -198,9 +212,15 @@ def test_runner_records_invoke_and_completion_with_the_value_contract(tmp_path: 
         runner.final_heal(timeout=1)
         ops = history.ops
     assert [(o.type, o.f) for o in ops] == [
-        ("invoke", "start-kill"), ("ok", "start-kill"), ("invoke", "stop-kill"), ("ok", "stop-kill"),
-        ("invoke", "start-partition"), ("ok", "start-partition"),
-        ("invoke", "stop-partition"), ("ok", "stop-partition")]
+        ("invoke", "start-kill"),
+        ("ok", "start-kill"),
+        ("invoke", "stop-kill"),
+        ("ok", "stop-kill"),
+        ("invoke", "start-partition"),
+        ("ok", "start-partition"),
+        ("invoke", "stop-partition"),
+        ("ok", "stop-partition"),
+    ]
     assert all(o.process == "nemesis" for o in ops)
     assert ops[1].value["targets"] == ["n1"] and ops[1].value["leader"] == "n1"
     assert set(ops[5].value) >= {"targets", "leader", "grudge"}
@@ -213,8 +233,13 @@ def test_runner_records_invoke_and_completion_with_the_value_contract(tmp_path: 
 
 def test_executed_timeline_pins_the_choices_made(tmp_path: Path) -> None:
     cluster = RecordingCluster()
-    schedule = Schedule((Event(0.0, "kill", 0.05, {"target": "random"}),
-                         Event(0.1, "partition", 0.05, {"grudge": "halves"})), seed=2)
+    schedule = Schedule(
+        (
+            Event(0.0, "kill", 0.05, {"target": "random"}),
+            Event(0.1, "partition", 0.05, {"grudge": "halves"}),
+        ),
+        seed=2,
+    )
     with HistoryWriter(tmp_path / "h.jsonl") as history:
         runner = NemesisRunner(cluster, schedule, history.record, rng=random.Random(1))  # type: ignore[arg-type]
         runner.start()

@@ -41,8 +41,9 @@ print(sorted(os.listdir(d)))
 
 
 def powered(bugs: list[str]) -> Iterator[tuple[DockerCluster, PowerCut]]:
-    spec = ClusterSpec(name=f"sqpcut-{uuid.uuid4().hex[:8]}", nodes=3,
-                       bugs=bugs, options={"snapshot_every": 0})
+    spec = ClusterSpec(
+        name=f"sqpcut-{uuid.uuid4().hex[:8]}", nodes=3, bugs=bugs, options={"snapshot_every": 0}
+    )
     fault = PowerCut(target="all")
     cluster = DockerCluster(spec, AURORA)
     fault.configure(cluster)
@@ -91,9 +92,11 @@ def put_via_leader(cluster: DockerCluster, key: str, value: str) -> None:
 def read_via_leader(cluster: DockerCluster, key: str) -> Any:
     """The key's value as the leader serves it, once some leader answers (bounded)."""
     try:
-        for attempt in tenacity.Retrying(stop=tenacity.stop_after_delay(60),
-                                         wait=tenacity.wait_fixed(0.2),
-                                         retry=tenacity.retry_if_exception_type(OSError)):
+        for attempt in tenacity.Retrying(
+            stop=tenacity.stop_after_delay(60),
+            wait=tenacity.wait_fixed(0.2),
+            retry=tenacity.retry_if_exception_type(OSError),
+        ):
             with attempt:
                 leader = cluster.leader(5)
                 if leader is None:
@@ -108,14 +111,21 @@ def read_via_leader(cluster: DockerCluster, key: str) -> Any:
 
 
 def test_after_a_power_cut_the_fsynced_file_stays_and_the_unsynced_bytes_are_gone(
-        correct: tuple[DockerCluster, PowerCut]) -> None:
+    correct: tuple[DockerCluster, PowerCut],
+) -> None:
     cluster, fault = correct
     rc, out = cluster.exec("n1", ["python3", "-c", PROBE])
     assert rc == 0, out
     cut = power_cycle(cluster, fault, nodes=["n1"])
     assert "probe-unsynced" in cut.value["dropped"]["n1"]["files_truncated"], cut.value
-    rc, out = cluster.exec("n1", ["sh", "-c", "cat /var/lib/squall/probe-synced; echo '|';"
-                                              "wc -c < /var/lib/squall/probe-unsynced"])
+    rc, out = cluster.exec(
+        "n1",
+        [
+            "sh",
+            "-c",
+            "cat /var/lib/squall/probe-synced; echo '|';wc -c < /var/lib/squall/probe-unsynced",
+        ],
+    )
     assert rc == 0, out
     synced, unsynced_size = out.split("|")
     assert synced == "synced bytes"
@@ -123,7 +133,8 @@ def test_after_a_power_cut_the_fsynced_file_stays_and_the_unsynced_bytes_are_gon
 
 
 def test_an_acknowledged_write_survives_a_power_cut_of_every_node(
-        correct: tuple[DockerCluster, PowerCut]) -> None:
+    correct: tuple[DockerCluster, PowerCut],
+) -> None:
     cluster, fault = correct
     put_via_leader(cluster, "durable", "kept")
     cut = power_cycle(cluster, fault, target="all")
@@ -132,7 +143,8 @@ def test_an_acknowledged_write_survives_a_power_cut_of_every_node(
 
 
 def test_without_fsync_an_acknowledged_write_is_lost_in_a_power_cut(
-        no_fsync: tuple[DockerCluster, PowerCut]) -> None:
+    no_fsync: tuple[DockerCluster, PowerCut],
+) -> None:
     cluster, fault = no_fsync
     put_via_leader(cluster, "doomed", "acknowledged")
     cut = power_cycle(cluster, fault, target="all")

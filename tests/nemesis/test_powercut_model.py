@@ -155,7 +155,8 @@ def test_a_wipe_flag_empties_the_data_dir_at_mount(tmp_path: Path) -> None:
 
 
 def test_a_cut_requested_through_the_control_file_is_reported_with_its_token(
-        fs: tuple[LazyFS, Path], tmp_path: Path) -> None:
+    fs: tuple[LazyFS, Path], tmp_path: Path
+) -> None:
     lazy, data = fs
     control = tmp_path / "control"
     assert (control / "power-state").read_text().split() == ["on"]

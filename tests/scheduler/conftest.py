@@ -26,7 +26,9 @@ class Applier:
         self.sm.open_empty()
 
     def __call__(self, op: str, **cmd: Any) -> Any:
-        entry = Entry(self.sm.applied_index + 1, 1, {"op": op, "ts": 1000 + self.sm.applied_index, **cmd})
+        entry = Entry(
+            self.sm.applied_index + 1, 1, {"op": op, "ts": 1000 + self.sm.applied_index, **cmd}
+        )
         [(_e, result)] = self.sm.apply([entry])
         return result
 
@@ -50,7 +52,9 @@ def apply(tmp_path: Path) -> Iterator[Applier]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Three real nodes shared by a module's tests (each test uses its own job names)."""
-    c = LocalCluster(ClusterSpec(name="sched", nodes=3, data_root=tmp_path_factory.mktemp("sched")), AURORA)
+    c = LocalCluster(
+        ClusterSpec(name="sched", nodes=3, data_root=tmp_path_factory.mktemp("sched")), AURORA
+    )
     try:
         c.up()
         yield c

@@ -26,7 +26,9 @@ class Sched(Client):
         return tasks
 
     def start_update(self, job: str, instances: int, batch: int) -> tuple[str, list[str]]:
-        uid = self.ok("POST", "/updates", {"job": job, "instances": instances, "batch_size": batch})["update_id"]
+        uid = self.ok(
+            "POST", "/updates", {"job": job, "instances": instances, "batch_size": batch}
+        )["update_id"]
         ids = [t["task_id"] for t in self.tasks(job) if t["update_id"] == uid]
         return uid, ids
 

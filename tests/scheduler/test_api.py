@@ -18,7 +18,9 @@ DRIVERS = 6
 STEPS = (("PENDING", "ASSIGNED"), ("ASSIGNED", "STARTING"), ("STARTING", "RUNNING"))
 
 
-def test_racing_threads_on_one_cas_transition_have_exactly_one_winner(sched: Sched, cluster: LocalCluster) -> None:
+def test_racing_threads_on_one_cas_transition_have_exactly_one_winner(
+    sched: Sched, cluster: LocalCluster
+) -> None:
     job = sched.create_job("race", 1)
     [task] = [t["task_id"] for t in sched.tasks(job)]
     url = node_url(cluster, sched.leader()) + f"/tasks/{task}/status"
@@ -43,29 +45,98 @@ def test_a_stale_cas_is_409_precondition_failed_with_the_current_state(sched: Sc
     [task] = [t["task_id"] for t in sched.tasks(job)]
     r = sched.transition(task, "ASSIGNED", "STARTING")
     assert r.status_code == 409
-    assert r.json()["error"]["code"] == "precondition_failed" and r.json()["error"]["current"] == "PENDING"
+    assert (
+        r.json()["error"]["code"] == "precondition_failed"
+        and r.json()["error"]["current"] == "PENDING"
+    )
 
 
 def _bad_inputs(sched: Sched) -> list[tuple[str, str, Any, int, str]]:
     job = sched.create_job("bad", 2)
     task = sched.tasks(job)[0]["task_id"]
     return [
-        ("POST", "/updates", {"job": "t/test/nosuch", "instances": 2, "batch_size": 1}, 404, "does not exist"),
-        ("POST", "/tasks/nosuch-0-1/status", {"from": "PENDING", "to": "ASSIGNED"}, 404, "does not exist"),
+        (
+            "POST",
+            "/updates",
+            {"job": "t/test/nosuch", "instances": 2, "batch_size": 1},
+            404,
+            "does not exist",
+        ),
+        (
+            "POST",
+            "/tasks/nosuch-0-1/status",
+            {"from": "PENDING", "to": "ASSIGNED"},
+            404,
+            "does not exist",
+        ),
         ("GET", "/tasks/nosuch-0-1", None, 404, "does not exist"),
         ("GET", "/updates/nosuch", None, 404, "does not exist"),
         ("POST", "/jobs/t/test/nosuch/kill", None, 404, "does not exist"),
         ("GET", "/tasks?job=t/test/nosuch", None, 404, "does not exist"),
-        ("POST", f"/tasks/{task}/status", {"from": "PENDING", "to": "RUNING"}, 400, "must be a task state"),
-        ("POST", f"/tasks/{task}/status", {"from": "pending", "to": "ASSIGNED"}, 400, "must be a task state"),
-        ("POST", f"/tasks/{task}/status", {"from": "PENDING", "to": "RUNNING"}, 400, "not a legal task transition"),
-        ("POST", "/jobs", {"role": "t", "env": "test", "name": "neg", "instances": -1}, 400, "instances must be"),
-        ("POST", "/jobs", {"role": "t/x", "env": "test", "name": "n", "instances": 1}, 400, "role must be"),
-        ("POST", "/updates", {"job": job, "instances": -4, "batch_size": 1}, 400, "instances must be"),
-        ("POST", "/updates", {"job": job, "instances": 4, "batch_size": 5}, 400, "larger than instances"),
-        ("POST", "/updates", {"job": job, "instances": 4, "batch_size": 0}, 400, "batch_size must be"),
+        (
+            "POST",
+            f"/tasks/{task}/status",
+            {"from": "PENDING", "to": "RUNING"},
+            400,
+            "must be a task state",
+        ),
+        (
+            "POST",
+            f"/tasks/{task}/status",
+            {"from": "pending", "to": "ASSIGNED"},
+            400,
+            "must be a task state",
+        ),
+        (
+            "POST",
+            f"/tasks/{task}/status",
+            {"from": "PENDING", "to": "RUNNING"},
+            400,
+            "not a legal task transition",
+        ),
+        (
+            "POST",
+            "/jobs",
+            {"role": "t", "env": "test", "name": "neg", "instances": -1},
+            400,
+            "instances must be",
+        ),
+        (
+            "POST",
+            "/jobs",
+            {"role": "t/x", "env": "test", "name": "n", "instances": 1},
+            400,
+            "role must be",
+        ),
+        (
+            "POST",
+            "/updates",
+            {"job": job, "instances": -4, "batch_size": 1},
+            400,
+            "instances must be",
+        ),
+        (
+            "POST",
+            "/updates",
+            {"job": job, "instances": 4, "batch_size": 5},
+            400,
+            "larger than instances",
+        ),
+        (
+            "POST",
+            "/updates",
+            {"job": job, "instances": 4, "batch_size": 0},
+            400,
+            "batch_size must be",
+        ),
         ("POST", "/updates", {"job": job, "instances": 4}, 400, "missing key"),
-        ("POST", "/jobs", {"role": "t", "env": "test", "name": "bad", "instances": 1}, 409, "already exists"),
+        (
+            "POST",
+            "/jobs",
+            {"role": "t", "env": "test", "name": "bad", "instances": 1},
+            409,
+            "already exists",
+        ),
         ("PUT", "/quotas/t", {"cpu": -1, "ram_mb": 1, "disk_mb": 1}, 400, "cpu must be"),
     ]
 
@@ -89,8 +160,9 @@ def test_jobs_list_their_tasks_per_state_and_a_kill_ends_them(sched: Sched) -> N
 
 
 @pytest.mark.parametrize("readers", [4])
-def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched, cluster: LocalCluster,
-                                                                  readers: int) -> None:
+def test_update_details_are_never_torn_under_concurrent_transitions(
+    sched: Sched, cluster: LocalCluster, readers: int
+) -> None:
     job = sched.create_job("torn", 0)
     uid, tasks = sched.start_update(job, 180, 60)
     url = node_url(cluster, sched.leader())
@@ -101,7 +173,12 @@ def test_update_details_are_never_torn_under_concurrent_transitions(sched: Sched
         s = requests.Session()
         for frm, to in STEPS:
             for t in mine:
-                assert s.post(f"{url}/tasks/{t}/status", json={"from": frm, "to": to}, timeout=10).status_code == 200
+                assert (
+                    s.post(
+                        f"{url}/tasks/{t}/status", json={"from": frm, "to": to}, timeout=10
+                    ).status_code
+                    == 200
+                )
 
     def read() -> None:
         s = requests.Session()

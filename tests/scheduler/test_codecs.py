@@ -24,12 +24,27 @@ from tests.scheduler.helpers import Sched, wait_for
 
 def populate(apply: Applier) -> None:
     """Every kind of object: jobs, tasks in many states, updates with events, quotas, kv, request ids."""
-    apply("sched.CreateJob", job={"role": "a", "env": "prod", "name": "web", "instances": 3,
-                                  "task_config": {"cpu": 1, "cmd": "serve ü"}})
+    apply(
+        "sched.CreateJob",
+        job={
+            "role": "a",
+            "env": "prod",
+            "name": "web",
+            "instances": 3,
+            "task_config": {"cpu": 1, "cmd": "serve ü"},
+        },
+    )
     apply("sched.StartJobUpdate", job="a/prod/web", update_id="u1", instances=6, batch_size=4)
-    tasks = [r[0] for r in apply.rows("SELECT task_id FROM sched_tasks WHERE update_id = 'u1' ORDER BY instance")]
+    tasks = [
+        r[0]
+        for r in apply.rows(
+            "SELECT task_id FROM sched_tasks WHERE update_id = 'u1' ORDER BY instance"
+        )
+    ]
     for n, task in enumerate(tasks):
-        for frm, to in ((s.PENDING, s.ASSIGNED), (s.ASSIGNED, s.STARTING), (s.STARTING, s.RUNNING))[: n % 4]:
+        for frm, to in ((s.PENDING, s.ASSIGNED), (s.ASSIGNED, s.STARTING), (s.STARTING, s.RUNNING))[
+            : n % 4
+        ]:
             apply("sched.ChangeState", task_id=task, **{"from": frm, "to": to})
     apply("sched.CreateJob", job={"role": "b", "env": "dev", "name": "batch", "instances": 2})
     apply("sched.StartJobUpdate", job="b/dev/batch", update_id="u2", instances=1, batch_size=1)
@@ -46,7 +61,9 @@ def _restored(data: bytes, codec: str, index: int, term: int, where: Path) -> St
     return sm
 
 
-def test_rows_and_dump_snapshots_restore_to_the_digest_of_the_live_state(apply: Applier, tmp_path: Path) -> None:
+def test_rows_and_dump_snapshots_restore_to_the_digest_of_the_live_state(
+    apply: Applier, tmp_path: Path
+) -> None:
     populate(apply)
     live = apply.digest()
     for codec in ("rows", "dump"):
@@ -57,7 +74,9 @@ def test_rows_and_dump_snapshots_restore_to_the_digest_of_the_live_state(apply: 
         sm.close()
 
 
-def test_the_rows_snapshot_of_a_restored_state_is_the_same_bytes(apply: Applier, tmp_path: Path) -> None:
+def test_the_rows_snapshot_of_a_restored_state_is_the_same_bytes(
+    apply: Applier, tmp_path: Path
+) -> None:
     populate(apply)
     index, term, data, _ = apply.sm.image("rows")
     sm = _restored(data, "rows", index, term, tmp_path / "again")
@@ -65,15 +84,18 @@ def test_the_rows_snapshot_of_a_restored_state_is_the_same_bytes(apply: Applier,
     sm.close()
 
 
-def test_rows_restore_goes_through_the_apply_functions(apply: Applier, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_restore_goes_through_the_apply_functions(
+    apply: Applier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     populate(apply)
     index, term, data, _ = apply.sm.image("rows")
     calls: list[str] = []
+
     def counting(name: str, real: Any) -> Any:
         def fn(conn: Any, cmd: dict[str, Any]) -> Any:
             calls.append(name)
             return real(conn, cmd)
+
         return fn
 
     for name in ("sched.SaveTasks", "sched.SaveJobUpdateEvent", "kv.put"):
@@ -90,8 +112,13 @@ def test_a_rows_restore_of_foreign_bytes_says_what_it_got(tmp_path: Path) -> Non
 
 
 def _offline_digest(data_dir: Path) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(data_dir)], capture_output=True,
-                         text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, f"offline digest of {data_dir} failed: {out.stderr}"
     return dict(json.loads(out.stdout))
 
@@ -111,8 +138,9 @@ def _as_dump(rows_dir: Path, dump_dir: Path) -> None:
     snaps.write(make_meta(meta.index, meta.term, "dump", image), image)
 
 
-def test_a_node_restored_from_rows_and_one_restored_from_dump_agree(make_rows_cluster: LocalCluster,
-                                                                      tmp_path: Path) -> None:
+def test_a_node_restored_from_rows_and_one_restored_from_dump_agree(
+    make_rows_cluster: LocalCluster, tmp_path: Path
+) -> None:
     c = make_rows_cluster
     sched = Sched(c)
     job = sched.create_job("snap", 2)
@@ -122,27 +150,42 @@ def test_a_node_restored_from_rows_and_one_restored_from_dump_agree(make_rows_cl
     leader = sched.leader()
     snap = sched.ok("POST", "/admin/snapshot")
     assert snap["codec"] == "rows"
-    sched.transition(tasks[0], "ASSIGNED", "STARTING")   # a log tail after the snapshot
-    live = wait_for("every node applied the last write",
-                    lambda: len({json.dumps(get(c, n, "/digest")) for n in c.nodes}) == 1
-                    and get(c, leader, "/digest"))
+    sched.transition(tasks[0], "ASSIGNED", "STARTING")  # a log tail after the snapshot
+    live = wait_for(
+        "every node applied the last write",
+        lambda: (
+            len({json.dumps(get(c, n, "/digest")) for n in c.nodes}) == 1
+            and get(c, leader, "/digest")
+        ),
+    )
     c.kill(leader)
     _as_dump(Path(c.data_dir(leader)), tmp_path / "dump-copy")
-    from_rows, from_dump = _offline_digest(Path(c.data_dir(leader))), _offline_digest(tmp_path / "dump-copy")
+    from_rows, from_dump = (
+        _offline_digest(Path(c.data_dir(leader))),
+        _offline_digest(tmp_path / "dump-copy"),
+    )
     assert from_rows == from_dump == live
-    c.start(leader)   # the live node itself restores from its rows snapshot plus the log tail
+    c.start(leader)  # the live node itself restores from its rows snapshot plus the log tail
     # The others elected a new leader meanwhile (a no-op entry: new index, same state).
-    wait_for("the restarted node serves the state it had", lambda: (get(c, leader, "/digest") or {}).get(
-        "digest") == live["digest"])
+    wait_for(
+        "the restarted node serves the state it had",
+        lambda: (get(c, leader, "/digest") or {}).get("digest") == live["digest"],
+    )
 
 
 @pytest.fixture
 def make_rows_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     from squall.cluster.base import ClusterSpec
 
-    c = LocalCluster(ClusterSpec(name="rows", nodes=3,
-                                 data_root=tmp_path / "rows", options={"snapshot_every": 0, "snapshot_codec": "rows"}),
-                     AURORA)
+    c = LocalCluster(
+        ClusterSpec(
+            name="rows",
+            nodes=3,
+            data_root=tmp_path / "rows",
+            options={"snapshot_every": 0, "snapshot_codec": "rows"},
+        ),
+        AURORA,
+    )
     try:
         c.up()
         yield c

@@ -18,7 +18,9 @@ def test_details_read_while_the_writer_applies_are_never_torn(apply: Applier) ->
     apply("sched.CreateJob", job={"role": "r", "env": "e", "name": "n", "instances": 0})
     apply("sched.StartJobUpdate", job="r/e/n", update_id="u", instances=1000, batch_size=250)
     tasks = [r[0] for r in apply.rows("SELECT task_id FROM sched_tasks ORDER BY instance")]
-    read = scheduler_api._tx(scheduler_api._encoded(lambda c: scheduler_api.read_update_details(c, "u")))
+    read = scheduler_api._tx(
+        scheduler_api._encoded(lambda c: scheduler_api.read_update_details(c, "u"))
+    )
     stop = threading.Event()
     seen: list[dict[str, Any]] = []
 
@@ -31,7 +33,7 @@ def test_details_read_while_the_writer_applies_are_never_torn(apply: Applier) ->
     with ThreadPoolExecutor(3) as pool:
         readers = [pool.submit(reader) for _ in range(3)]
         try:
-            for frm, to in STEPS:   # the writer: one entry per transition, as the log applies them
+            for frm, to in STEPS:  # the writer: one entry per transition, as the log applies them
                 for t in tasks:
                     apply("sched.ChangeState", task_id=t, **{"from": frm, "to": to})
         finally:

@@ -16,7 +16,9 @@ class Reads:
 
     async def __call__(self) -> tuple[int, bytes | None]:
         self.calls += 1
-        await asyncio.sleep(0.01)   # the read takes a while: callers arriving meanwhile must share it
+        await asyncio.sleep(
+            0.01
+        )  # the read takes a while: callers arriving meanwhile must share it
         return self.applied, f"state@{self.applied}".encode()
 
 
@@ -37,7 +39,9 @@ def test_a_caller_never_gets_an_answer_older_than_its_read_index() -> None:
         reads.applied = 3
         assert await sf.get("u", 3, reads) == b"state@3"
         reads.applied = 5
-        assert await sf.get("u", 4, reads) == b"state@5", "a cached answer at 3 served a read that needs 4"
+        assert await sf.get("u", 4, reads) == b"state@5", (
+            "a cached answer at 3 served a read that needs 4"
+        )
         assert await sf.get("u", 5, reads) == b"state@5" and reads.calls == 2
 
     asyncio.run(scenario())

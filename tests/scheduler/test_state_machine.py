@@ -18,7 +18,9 @@ def _job(apply: Applier, instances: int = 2) -> str:
 
 
 def _task_ids(apply: Applier, update_id: str | None = None) -> list[str]:
-    rows = apply.rows("SELECT task_id FROM sched_tasks WHERE update_id IS ? ORDER BY instance", update_id)
+    rows = apply.rows(
+        "SELECT task_id FROM sched_tasks WHERE update_id IS ? ORDER BY instance", update_id
+    )
     return [r[0] for r in rows]
 
 
@@ -30,16 +32,29 @@ def test_each_transition_is_an_event_with_its_timestamp_and_log_index(apply: App
     _job(apply, 1)
     [task] = _task_ids(apply)
     for frm, to in ((s.PENDING, s.ASSIGNED), (s.ASSIGNED, s.STARTING), (s.STARTING, s.RUNNING)):
-        assert apply("sched.ChangeState", task_id=task, **{"from": frm, "to": to}) == {"ok": True, "status": to}
-    events = apply.rows("SELECT seq, status, ts, log_index FROM sched_task_events WHERE task_id = ? ORDER BY seq",
-                        task)
+        assert apply("sched.ChangeState", task_id=task, **{"from": frm, "to": to}) == {
+            "ok": True,
+            "status": to,
+        }
+    events = apply.rows(
+        "SELECT seq, status, ts, log_index FROM sched_task_events WHERE task_id = ? ORDER BY seq",
+        task,
+    )
     # Entry i carries ts 1000 + i - 1 (the Applier's clock); the job was entry 1.
-    assert events == [(1, "PENDING", 1000, 1), (2, "ASSIGNED", 1001, 2), (3, "STARTING", 1002, 3),
-                      (4, "RUNNING", 1003, 4)]
+    assert events == [
+        (1, "PENDING", 1000, 1),
+        (2, "ASSIGNED", 1001, 2),
+        (3, "STARTING", 1002, 3),
+        (4, "RUNNING", 1003, 4),
+    ]
 
 
-@pytest.mark.parametrize(("frm", "to"), [("PENDING", "RUNNING"), ("PENDING", "FINISHED"), ("ASSIGNED", "PENDING")])
-def test_an_illegal_transition_is_refused_and_changes_nothing(apply: Applier, frm: str, to: str) -> None:
+@pytest.mark.parametrize(
+    ("frm", "to"), [("PENDING", "RUNNING"), ("PENDING", "FINISHED"), ("ASSIGNED", "PENDING")]
+)
+def test_an_illegal_transition_is_refused_and_changes_nothing(
+    apply: Applier, frm: str, to: str
+) -> None:
     _job(apply, 1)
     [task] = _task_ids(apply)
     if frm == s.ASSIGNED:
@@ -55,7 +70,10 @@ def test_a_terminal_task_never_moves_again(apply: Applier) -> None:
     [task] = _task_ids(apply)
     apply("sched.ChangeState", task_id=task, **{"from": s.PENDING, "to": s.KILLED})
     for to in s.STATES:
-        assert apply("sched.ChangeState", task_id=task, **{"from": s.KILLED, "to": to})["error"] == "bad_request"
+        assert (
+            apply("sched.ChangeState", task_id=task, **{"from": s.KILLED, "to": to})["error"]
+            == "bad_request"
+        )
     assert _status(apply, task) == s.KILLED
 
 
@@ -75,13 +93,23 @@ def test_an_unknown_task_is_not_found(apply: Applier) -> None:
 
 def test_an_update_rolls_forward_batch_by_batch_until_every_instance_runs(apply: Applier) -> None:
     job = _job(apply, 2)
-    assert apply("sched.StartJobUpdate", job=job, update_id="u1", instances=5, batch_size=2)["tasks"] == 5
-    assert {_status(apply, t) for t in _task_ids(apply)} == {s.KILLED}   # the old tasks were replaced
+    assert (
+        apply("sched.StartJobUpdate", job=job, update_id="u1", instances=5, batch_size=2)["tasks"]
+        == 5
+    )
+    assert {_status(apply, t) for t in _task_ids(apply)} == {
+        s.KILLED
+    }  # the old tasks were replaced
     tasks = _task_ids(apply, "u1")
 
     def updating() -> list[int]:
-        return [r[0] for r in apply.rows("SELECT instance FROM sched_instance_events WHERE update_id = 'u1'"
-                                         " AND action = 'INSTANCE_UPDATING' ORDER BY seq")]
+        return [
+            r[0]
+            for r in apply.rows(
+                "SELECT instance FROM sched_instance_events WHERE update_id = 'u1'"
+                " AND action = 'INSTANCE_UPDATING' ORDER BY seq"
+            )
+        ]
 
     assert updating() == [0, 1]
     for i, task in enumerate(tasks):
@@ -123,9 +151,19 @@ def test_a_second_update_is_refused_while_one_rolls_forward(apply: Applier) -> N
 
 def test_a_rejected_op_inside_a_txn_undoes_the_whole_txn(apply: Applier) -> None:
     before = apply.digest()
-    result = apply("txn", ops=[{"op": "sched.CreateJob", "job": {**JOB, "instances": 3}, "ts": 5},
-                               {"op": "sched.ChangeState", "task_id": "nope", "from": "PENDING", "to": "ASSIGNED",
-                                "ts": 5}])
+    result = apply(
+        "txn",
+        ops=[
+            {"op": "sched.CreateJob", "job": {**JOB, "instances": 3}, "ts": 5},
+            {
+                "op": "sched.ChangeState",
+                "task_id": "nope",
+                "from": "PENDING",
+                "to": "ASSIGNED",
+                "ts": 5,
+            },
+        ],
+    )
     assert result["error"] == "not_found"
     assert apply.digest() == before
 
@@ -137,7 +175,10 @@ def test_pruning_keeps_the_newest_finished_updates_per_job(apply: Applier) -> No
         apply("sched.AbortJobUpdate", update_id=uid)
     result = apply("sched.PruneJobUpdateHistory", per_job_retain=2, before_ts=0)
     assert result["pruned"] == ["u1"]
-    assert apply.rows("SELECT update_id FROM sched_updates ORDER BY update_id") == [("u2",), ("u3",)]
+    assert apply.rows("SELECT update_id FROM sched_updates ORDER BY update_id") == [
+        ("u2",),
+        ("u3",),
+    ]
     assert apply.rows("SELECT count(*) FROM sched_update_events WHERE update_id = 'u1'") == [(0,)]
 
 
@@ -148,14 +189,20 @@ def test_quotas_are_saved_and_removed_per_role(apply: Applier) -> None:
     assert apply.rows("SELECT * FROM sched_quotas") == []
 
 
-def test_replicas_that_batch_entries_differently_record_the_same_event_indexes(tmp_path: Path) -> None:
+def test_replicas_that_batch_entries_differently_record_the_same_event_indexes(
+    tmp_path: Path,
+) -> None:
     """Entries are applied in runs sharing a transaction; an event's log index must be
     its own entry's, not whatever the run has recorded so far (that differs per replica)."""
     from squall.systems.aurora.store.statemachine import StateMachine
     from squall.systems.aurora.store.wal import Entry
 
     ts = 1_700_000_000_000
-    job = {"op": "sched.CreateJob", "job": {"role": "t", "env": "e", "name": "j", "instances": 3}, "ts": ts}
+    job = {
+        "op": "sched.CreateJob",
+        "job": {"role": "t", "env": "e", "name": "j", "instances": 3},
+        "ts": ts,
+    }
     entries = [Entry(1, 1, job)]
     machines = []
     for name in ("a", "b"):
@@ -166,13 +213,30 @@ def test_replicas_that_batch_entries_differently_record_the_same_event_indexes(t
     a, b = machines
     a.apply(entries)
     b.apply(entries)
-    tasks = a.read(lambda c: [r[0] for r in c.execute("SELECT task_id FROM sched_tasks ORDER BY task_id")])
-    steps = [Entry(i + 2, 1, {"op": "sched.ChangeState", "task_id": t, "from": "PENDING", "to": "ASSIGNED",
-                              "ts": ts + i}) for i, t in enumerate(tasks)]
-    a.apply(steps)                      # one run
-    for e in steps:                     # one entry at a time
+    tasks = a.read(
+        lambda c: [r[0] for r in c.execute("SELECT task_id FROM sched_tasks ORDER BY task_id")]
+    )
+    steps = [
+        Entry(
+            i + 2,
+            1,
+            {
+                "op": "sched.ChangeState",
+                "task_id": t,
+                "from": "PENDING",
+                "to": "ASSIGNED",
+                "ts": ts + i,
+            },
+        )
+        for i, t in enumerate(tasks)
+    ]
+    a.apply(steps)  # one run
+    for e in steps:  # one entry at a time
         b.apply([e])
     assert a.digest() == b.digest()
-    events = a.read(lambda c: c.execute("SELECT log_index FROM sched_task_events WHERE status = 'ASSIGNED'"
-                                        " ORDER BY log_index").fetchall())
+    events = a.read(
+        lambda c: c.execute(
+            "SELECT log_index FROM sched_task_events WHERE status = 'ASSIGNED' ORDER BY log_index"
+        ).fetchall()
+    )
     assert [r[0] for r in events] == [e.index for e in steps]

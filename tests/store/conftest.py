@@ -23,8 +23,13 @@ def make_cluster(tmp_path: Path) -> Iterator[MakeCluster]:
 
     def make(nodes: int = 3, up: bool = True, bugs: Any = (), **options: Any) -> LocalCluster:
         """``options`` are the store's own (snapshot_every=0, request_timeout_ms=1000...)."""
-        spec = ClusterSpec(name=f"t{len(made)}", nodes=nodes, data_root=tmp_path / f"c{len(made)}",
-                           bugs=tuple(bugs), options=options)
+        spec = ClusterSpec(
+            name=f"t{len(made)}",
+            nodes=nodes,
+            data_root=tmp_path / f"c{len(made)}",
+            bugs=tuple(bugs),
+            options=options,
+        )
         c = LocalCluster(spec, AURORA)
         made.append(c)
         if up:

@@ -14,7 +14,9 @@ from tests.aurora import get, node_url
 T = TypeVar("T")
 
 
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 15.0, every: float = 0.05) -> T:
+def wait_for(
+    what: str, fn: Callable[[], T | None], timeout: float = 15.0, every: float = 0.05
+) -> T:
     """Polls ``fn`` until it returns something truthy; fails naming ``what`` never happened."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -38,13 +40,21 @@ class Client:
         assert found, f"no leader agreed by a majority within {timeout:.0f}s"
         return found
 
-    def call(self, method: str, path: str, body: Any = None, node: str | None = None,
-             timeout: float = 15.0) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        node: str | None = None,
+        timeout: float = 15.0,
+    ) -> requests.Response:
         deadline = time.monotonic() + timeout
         while True:
             target = node or self.leader()
             try:
-                r = self.http.request(method, node_url(self.cluster, target) + path, json=body, timeout=5)
+                r = self.http.request(
+                    method, node_url(self.cluster, target) + path, json=body, timeout=5
+                )
                 retry = r.status_code in (421, 503) and node is None
             except requests.ConnectionError:
                 retry = node is None

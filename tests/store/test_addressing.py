@@ -18,17 +18,35 @@ def _status(cluster: LocalCluster, node: str) -> dict[str, Any]:
     return status
 
 
-def test_an_append_addressed_to_another_node_is_refused_and_changes_nothing(make_cluster: MakeCluster) -> None:
+def test_an_append_addressed_to_another_node_is_refused_and_changes_nothing(
+    make_cluster: MakeCluster,
+) -> None:
     cluster = make_cluster(3)
     client = Client(cluster)
     client.put("k", 1)
     follower = next(n for n in cluster.nodes if n != client.leader())
     other = next(n for n in cluster.nodes if n != follower)
     before = _status(cluster, follower)
-    append = {"term": int(before["term"]) + 5, "leader": "intruder", "prev_index": 0,
-              "prev_term": 0, "entries": [], "commit": 0}
-    r = requests.post(f"{node_url(cluster, follower)}/raft/append?to={other}", json=append, timeout=5)
-    assert r.status_code == 400 and f"addressed to {other}" in r.text, f"misaddressed append answered {r.status_code}"
-    assert _status(cluster, follower)["term"] == before["term"], "a misaddressed append moved the node's term"
-    ok = requests.post(f"{node_url(cluster, follower)}/raft/append?to={follower}", json=append, timeout=5)
-    assert ok.status_code == 200 and ok.json()["term"] == append["term"], "a rightly addressed append was refused"
+    append = {
+        "term": int(before["term"]) + 5,
+        "leader": "intruder",
+        "prev_index": 0,
+        "prev_term": 0,
+        "entries": [],
+        "commit": 0,
+    }
+    r = requests.post(
+        f"{node_url(cluster, follower)}/raft/append?to={other}", json=append, timeout=5
+    )
+    assert r.status_code == 400 and f"addressed to {other}" in r.text, (
+        f"misaddressed append answered {r.status_code}"
+    )
+    assert _status(cluster, follower)["term"] == before["term"], (
+        "a misaddressed append moved the node's term"
+    )
+    ok = requests.post(
+        f"{node_url(cluster, follower)}/raft/append?to={follower}", json=append, timeout=5
+    )
+    assert ok.status_code == 200 and ok.json()["term"] == append["term"], (
+        "a rightly addressed append was refused"
+    )

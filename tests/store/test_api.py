@@ -16,8 +16,15 @@ from tests.store.helpers import Client
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    c = LocalCluster(ClusterSpec(name="api", nodes=3, data_root=Path(tmp_path_factory.mktemp("api")),
-                                 options={"max_value_bytes": 1024}), AURORA)
+    c = LocalCluster(
+        ClusterSpec(
+            name="api",
+            nodes=3,
+            data_root=Path(tmp_path_factory.mktemp("api")),
+            options={"max_value_bytes": 1024},
+        ),
+        AURORA,
+    )
     try:
         c.up()
         yield c
@@ -40,7 +47,10 @@ def test_malformed_json_is_a_400(leader_url: str) -> None:
 
 
 def test_a_body_that_is_not_an_object_is_a_400(leader_url: str) -> None:
-    assert error_of(requests.put(leader_url + "/kv/a", json=[1, 2], timeout=5)) == (400, "bad_request")
+    assert error_of(requests.put(leader_url + "/kv/a", json=[1, 2], timeout=5)) == (
+        400,
+        "bad_request",
+    )
 
 
 def test_unknown_keys_are_a_400_naming_them(leader_url: str) -> None:
@@ -64,8 +74,9 @@ def test_an_oversized_body_is_a_413_before_it_is_parsed(leader_url: str) -> None
 
 
 def test_a_bad_request_id_is_a_400(leader_url: str) -> None:
-    assert error_of(requests.put(leader_url + "/kv/a", json={"value": 1, "request_id": 7}, timeout=5)) == (
-        400, "bad_request")
+    assert error_of(
+        requests.put(leader_url + "/kv/a", json={"value": 1, "request_id": 7}, timeout=5)
+    ) == (400, "bad_request")
 
 
 def test_an_unknown_path_is_a_404_json(leader_url: str) -> None:
@@ -73,15 +84,24 @@ def test_an_unknown_path_is_a_404_json(leader_url: str) -> None:
 
 
 def test_a_wrong_method_is_a_405_json(leader_url: str) -> None:
-    assert requests.delete(leader_url + "/kv/a", timeout=5).json()["error"]["code"] == "method_not_allowed"
+    assert (
+        requests.delete(leader_url + "/kv/a", timeout=5).json()["error"]["code"]
+        == "method_not_allowed"
+    )
 
 
 def test_a_malformed_raft_rpc_is_a_400(leader_url: str) -> None:
-    assert error_of(requests.post(leader_url + "/raft/append", json={"term": 1}, timeout=5)) == (400, "bad_request")
+    assert error_of(requests.post(leader_url + "/raft/append", json={"term": 1}, timeout=5)) == (
+        400,
+        "bad_request",
+    )
 
 
 def test_the_node_still_serves_after_bad_input(leader_url: str) -> None:
-    assert requests.put(leader_url + "/kv/a", json={"value": {"nested": [1]}}, timeout=5).status_code == 200
+    assert (
+        requests.put(leader_url + "/kv/a", json={"value": {"nested": [1]}}, timeout=5).status_code
+        == 200
+    )
     assert requests.get(leader_url + "/kv/a", timeout=5).json()["value"] == {"nested": [1]}
 
 
@@ -102,5 +122,15 @@ def test_an_absent_key_reads_as_null(leader_url: str) -> None:
 def test_status_has_the_contract_fields(cluster: LocalCluster) -> None:
     s = status(cluster, "n1")
     assert s is not None
-    assert {"id", "role", "term", "leader", "commit_index", "applied_index", "last_snapshot",
-            "snapshot_in_progress", "snapshot_codec", "bugs"} <= set(s)
+    assert {
+        "id",
+        "role",
+        "term",
+        "leader",
+        "commit_index",
+        "applied_index",
+        "last_snapshot",
+        "snapshot_in_progress",
+        "snapshot_codec",
+        "bugs",
+    } <= set(s)

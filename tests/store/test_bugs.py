@@ -14,7 +14,11 @@ from tests.store.test_recovery import snapshot_then_restart
 
 
 def test_squall_bugs_adds_to_the_configured_bug_modes() -> None:
-    assert bugs.resolve(["early-ack"], "stale-read, no-fsync") == {"early-ack", "stale-read", "no-fsync"}
+    assert bugs.resolve(["early-ack"], "stale-read, no-fsync") == {
+        "early-ack",
+        "stale-read",
+        "no-fsync",
+    }
 
 
 def test_an_unknown_bug_mode_is_a_config_error_listing_the_known_ones() -> None:
@@ -23,7 +27,9 @@ def test_an_unknown_bug_mode_is_a_config_error_listing_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize("bug, status", [("stale-read", 200), (None, 421)])
-def test_stale_read_serves_reads_on_a_follower(make_cluster: MakeCluster, bug: str | None, status: int) -> None:
+def test_stale_read_serves_reads_on_a_follower(
+    make_cluster: MakeCluster, bug: str | None, status: int
+) -> None:
     cluster = make_cluster(3, bugs=[bug] if bug else [])
     client = Client(cluster)
     client.put("k", 1)
@@ -32,8 +38,9 @@ def test_stale_read_serves_reads_on_a_follower(make_cluster: MakeCluster, bug: s
 
 
 @pytest.mark.parametrize("bug, status", [("early-ack", 200), (None, 504)])
-def test_early_ack_acknowledges_a_write_no_majority_has(make_cluster: MakeCluster, bug: str | None,
-                                                        status: int) -> None:
+def test_early_ack_acknowledges_a_write_no_majority_has(
+    make_cluster: MakeCluster, bug: str | None, status: int
+) -> None:
     cluster = make_cluster(3, bugs=[bug] if bug else [], request_timeout_ms=1000)
     leader = Client(cluster).leader()
     followers = [n for n in cluster.nodes if n != leader]
@@ -48,14 +55,20 @@ def test_early_ack_acknowledges_a_write_no_majority_has(make_cluster: MakeCluste
 
 
 @pytest.mark.parametrize("bug, same", [("lossy-snapshot", False), (None, True)])
-def test_lossy_snapshot_restores_a_different_state(make_cluster: MakeCluster, bug: str | None, same: bool) -> None:
-    taken, restored = snapshot_then_restart(make_cluster(1, snapshot_every=0, bugs=[bug] if bug else []))
+def test_lossy_snapshot_restores_a_different_state(
+    make_cluster: MakeCluster, bug: str | None, same: bool
+) -> None:
+    taken, restored = snapshot_then_restart(
+        make_cluster(1, snapshot_every=0, bugs=[bug] if bug else [])
+    )
     assert (restored["digest"] == taken["digest"]) is same
 
 
 def test_no_fsync_is_reported_in_status(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(1, bugs=["no-fsync"])
-    wait_for("status naming the bug", lambda: (status(cluster, "n1") or {}).get("bugs") == ["no-fsync"])
+    wait_for(
+        "status naming the bug", lambda: (status(cluster, "n1") or {}).get("bugs") == ["no-fsync"]
+    )
 
 
 def test_a_mistyped_number_is_a_config_error_naming_the_key() -> None:

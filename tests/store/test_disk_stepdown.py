@@ -13,8 +13,13 @@ from squall.systems.aurora.store.wal import Wal
 
 
 def _raft(tmp_path: Path) -> Raft:
-    cfg = Config(id="n1", data_dir=tmp_path, peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, 4)},
-                 election_timeout_ms=(100, 200), heartbeat_ms=20)
+    cfg = Config(
+        id="n1",
+        data_dir=tmp_path,
+        peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, 4)},
+        election_timeout_ms=(100, 200),
+        heartbeat_ms=20,
+    )
     wal = Wal(tmp_path / "raft.log")
     wal.open()
     return Raft(cfg, wal, tmp_path / "raft-meta.json")
@@ -52,6 +57,7 @@ def test_the_watch_reports_the_oldest_write_in_flight() -> None:
 
 def _lead_with_peers_acking(r: Raft, seconds: float) -> list[str]:
     """Runs the ticker as leader while every peer keeps acknowledging; returns the roles seen."""
+
     async def scenario() -> list[str]:
         await r.start()
         r.term = 1
@@ -61,7 +67,7 @@ def _lead_with_peers_acking(r: Raft, seconds: float) -> list[str]:
             end = r._now() + seconds
             while r._now() < end:
                 for p in r.peers:
-                    r.ack_time[p] = r._now()   # check-quorum stays satisfied throughout
+                    r.ack_time[p] = r._now()  # check-quorum stays satisfied throughout
                 roles.append(r.role)
                 await asyncio.sleep(0.01)
         finally:
@@ -79,7 +85,9 @@ def test_a_leader_with_a_stuck_write_steps_down(tmp_path: Path) -> None:
     finally:
         release.set()
     assert roles[0] == "leader"
-    assert roles[-1] == "follower", "a leader whose disk write waited past the election timeout kept leading"
+    assert roles[-1] == "follower", (
+        "a leader whose disk write waited past the election timeout kept leading"
+    )
 
 
 def test_a_leader_with_a_healthy_disk_keeps_leading(tmp_path: Path) -> None:
@@ -95,7 +103,7 @@ def test_a_follower_with_a_stuck_write_does_not_campaign(tmp_path: Path) -> None
     async def scenario() -> int:
         await r.start()
         try:
-            await asyncio.sleep(0.6)   # three times the longest election timeout
+            await asyncio.sleep(0.6)  # three times the longest election timeout
             return r.term
         finally:
             await r.stop()

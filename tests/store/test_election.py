@@ -26,7 +26,9 @@ def leaders_by_term(cluster: LocalCluster) -> dict[int, set[str]]:
 
 
 @pytest.mark.parametrize("nodes", [3, 5])
-def test_each_term_has_at_most_one_leader_across_leader_kills(make_cluster: MakeCluster, nodes: int) -> None:
+def test_each_term_has_at_most_one_leader_across_leader_kills(
+    make_cluster: MakeCluster, nodes: int
+) -> None:
     cluster = make_cluster(nodes)
     client = Client(cluster)
     for round_ in range(3):
@@ -47,8 +49,11 @@ def test_a_lone_minority_elects_no_leader(make_cluster: MakeCluster) -> None:
         if n != leader:
             cluster.kill(n)
     # check-quorum: the leader steps down once it cannot hear a majority
-    wait_for("the isolated leader stepping down",
-             lambda: (status(cluster, leader) or {}).get("role") not in (None, "leader"), timeout=5)
+    wait_for(
+        "the isolated leader stepping down",
+        lambda: (status(cluster, leader) or {}).get("role") not in (None, "leader"),
+        timeout=5,
+    )
 
 
 def test_a_follower_back_from_a_pause_does_not_depose_the_leader(make_cluster: MakeCluster) -> None:
@@ -58,11 +63,13 @@ def test_a_follower_back_from_a_pause_does_not_depose_the_leader(make_cluster: M
     term = (status(cluster, leader) or {})["term"]
     follower = next(n for n in cluster.nodes if n != leader)
     cluster.pause(follower)
-    client.put("k", 1)   # the leader carries on with the other follower
-    time.sleep(0.7)      # the fault's duration: past the follower's longest election timeout (600 ms)
+    client.put("k", 1)  # the leader carries on with the other follower
+    time.sleep(0.7)  # the fault's duration: past the follower's longest election timeout (600 ms)
     cluster.resume(follower)
-    wait_for("the resumed follower to follow the leader again",
-             lambda: (status(cluster, follower) or {}).get("leader") == leader)
+    wait_for(
+        "the resumed follower to follow the leader again",
+        lambda: (status(cluster, follower) or {}).get("leader") == leader,
+    )
     # pre-vote: its timer fired while paused, yet no term was raised and no election held
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:

@@ -21,15 +21,18 @@ def restore_policy() -> Iterator[None]:
         asyncio.set_event_loop_policy(before)
 
 
-def test_the_node_runs_on_uvloop_when_it_is_importable(restore_policy: None, monkeypatch: pytest.MonkeyPatch
-                                                       ) -> None:
+def test_the_node_runs_on_uvloop_when_it_is_importable(
+    restore_policy: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SQUALL_UVLOOP", raising=False)
     use_uvloop()
     assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
 
 
-def test_squall_uvloop_0_keeps_asyncios_loop(restore_policy: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    asyncio.set_event_loop_policy(None)   # the default policy, whatever ran before
+def test_squall_uvloop_0_keeps_asyncios_loop(
+    restore_policy: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.set_event_loop_policy(None)  # the default policy, whatever ran before
     monkeypatch.setenv("SQUALL_UVLOOP", "0")
     use_uvloop()
     assert not isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)

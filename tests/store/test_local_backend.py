@@ -20,13 +20,15 @@ def alive(pid: int) -> bool:
 
 def test_down_reaps_every_node_process(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(3)
-    cluster.pause("n2")    # a paused node must be reaped too
+    cluster.pause("n2")  # a paused node must be reaped too
     pids = [p.pid for p in cluster.procs.values()]
     cluster.down()
     assert [pid for pid in pids if alive(pid)] == []
 
 
-def test_collect_copies_logs_and_a_restorable_data_dir(make_cluster: MakeCluster, tmp_path: Path) -> None:
+def test_collect_copies_logs_and_a_restorable_data_dir(
+    make_cluster: MakeCluster, tmp_path: Path
+) -> None:
     cluster = make_cluster(1)
     Client(cluster).put("k", 1)
     cluster.collect(tmp_path / "out", data=True)

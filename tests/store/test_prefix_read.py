@@ -20,7 +20,9 @@ def test_a_prefix_read_returns_exactly_the_keys_with_that_prefix(make_cluster: M
     assert r.status_code == 200, r.text
     assert r.json()["items"] == {"s-1": 1, "s-10": 10, "s-2": 2}
     # '%' and '_' are plain characters here, not LIKE wildcards.
-    assert requests.get(f"{url}/kv", params={"prefix": "%"}, timeout=5).json()["items"] == {"%s-": 5}
+    assert requests.get(f"{url}/kv", params={"prefix": "%"}, timeout=5).json()["items"] == {
+        "%s-": 5
+    }
 
 
 def test_a_prefix_read_on_a_follower_redirects_to_the_leader(make_cluster: MakeCluster) -> None:

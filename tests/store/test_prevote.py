@@ -12,7 +12,11 @@ from squall.systems.aurora.store.wal import Wal
 
 
 def _raft(tmp_path: Path) -> Raft:
-    cfg = Config(id="n3", data_dir=tmp_path, peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, 6)})
+    cfg = Config(
+        id="n3",
+        data_dir=tmp_path,
+        peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, 6)},
+    )
     wal = Wal(tmp_path / "raft.log")
     wal.open()
     return Raft(cfg, wal, tmp_path / "raft-meta.json")
@@ -22,8 +26,8 @@ def test_a_follower_whose_own_timer_just_fired_grants_a_pre_vote(tmp_path: Path)
     r = _raft(tmp_path)
 
     async def scenario() -> dict[str, object]:
-        r.term, r.leader_id = 2, "n2"            # it followed n2 once; n2 has gone silent
-        r._reset_timer()                          # its own election timer just fired
+        r.term, r.leader_id = 2, "n2"  # it followed n2 once; n2 has gone silent
+        r._reset_timer()  # its own election timer just fired
         req = {"term": 3, "candidate": "n4", "last_index": 0, "last_term": 0, "pre": True}
         return await r.on_vote(req)
 
@@ -35,7 +39,7 @@ def test_a_follower_that_just_heard_its_leader_refuses_a_pre_vote(tmp_path: Path
 
     async def scenario() -> dict[str, object]:
         r.term = 2
-        r._accept_leader(2, "n2")                # an append from the live leader n2
+        r._accept_leader(2, "n2")  # an append from the live leader n2
         req = {"term": 3, "candidate": "n4", "last_index": 0, "last_term": 0, "pre": True}
         return await r.on_vote(req)
 

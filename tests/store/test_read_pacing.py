@@ -46,9 +46,11 @@ def test_callers_arriving_within_the_gap_share_the_next_read() -> None:
         pause, reads = HeldPause(), Reads()
         sf = SingleFlight(min_gap=60.0, pause=pause)
         reads.applied = 1
-        assert await sf.get("u", 1, reads) == b"state@1" and pause.asked == [], "the first read was paced"
+        assert await sf.get("u", 1, reads) == b"state@1" and pause.asked == [], (
+            "the first read was paced"
+        )
         callers = []
-        for need in (2, 3, 4):   # each needs a newer state than the cached one
+        for need in (2, 3, 4):  # each needs a newer state than the cached one
             reads.applied = need
             callers.append(asyncio.ensure_future(sf.get("u", need, reads)))
         await _queued(sf, "u", callers)
@@ -56,7 +58,9 @@ def test_callers_arriving_within_the_gap_share_the_next_read() -> None:
         pause.release.set()
         got = await asyncio.wait_for(asyncio.gather(*callers), 5)
         assert got == [b"state@4"] * 3, "a caller got an answer older than its ReadIndex"
-        assert reads.calls == 2, f"{reads.calls} reads for two rounds of callers: the pause shared nothing"
+        assert reads.calls == 2, (
+            f"{reads.calls} reads for two rounds of callers: the pause shared nothing"
+        )
 
     asyncio.run(scenario())
 

@@ -14,8 +14,9 @@ from tests.store.helpers import Client, wait_for
 
 
 @pytest.mark.parametrize("bug, stale_possible", [(None, False), ("stale-read", True)])
-def test_a_deposed_leader_never_serves_a_stale_read(make_cluster: MakeCluster, bug: str | None,
-                                                     stale_possible: bool) -> None:
+def test_a_deposed_leader_never_serves_a_stale_read(
+    make_cluster: MakeCluster, bug: str | None, stale_possible: bool
+) -> None:
     cluster = make_cluster(3, bugs=[bug] if bug else [])
     client = Client(cluster)
     client.put("k", "old")
@@ -34,7 +35,7 @@ def test_a_deposed_leader_never_serves_a_stale_read(make_cluster: MakeCluster, b
     reader = threading.Thread(target=read)
     reader.start()
     reader.join(0.3)
-    assert reader.is_alive(), f"a paused node answered: {answer}"   # so the request is in its socket
+    assert reader.is_alive(), f"a paused node answered: {answer}"  # so the request is in its socket
     cluster.resume(old)
     reader.join(15)
     assert answer, "the read on the old leader never returned"

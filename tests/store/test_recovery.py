@@ -22,7 +22,9 @@ def history(cluster: LocalCluster, node: str) -> list[dict[str, Any]]:
 
 
 def event(cluster: LocalCluster, node: str, kind: str, index: int) -> dict[str, Any] | None:
-    return next((h for h in history(cluster, node) if h["event"] == kind and h["index"] == index), None)
+    return next(
+        (h for h in history(cluster, node) if h["event"] == kind and h["index"] == index), None
+    )
 
 
 def snapshot_then_restart(cluster: LocalCluster) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -37,11 +39,15 @@ def snapshot_then_restart(cluster: LocalCluster) -> tuple[dict[str, Any], dict[s
     assert taken, f"no snapshot digest recorded at {snap['index']}"
     cluster.kill("n1")
     cluster.start("n1")
-    restored = wait_for("a restore event after restart", lambda: event(cluster, "n1", "restore", snap["index"]))
+    restored = wait_for(
+        "a restore event after restart", lambda: event(cluster, "n1", "restore", snap["index"])
+    )
     return taken, restored
 
 
-def test_a_dump_restore_gives_the_digest_the_state_had_when_the_snapshot_was_taken(make_cluster: MakeCluster) -> None:
+def test_a_dump_restore_gives_the_digest_the_state_had_when_the_snapshot_was_taken(
+    make_cluster: MakeCluster,
+) -> None:
     taken, restored = snapshot_then_restart(make_cluster(1, snapshot_every=0))
     assert restored["digest"] == taken["digest"]
 
@@ -53,10 +59,22 @@ def test_the_offline_digest_tool_matches_the_running_node(make_cluster: MakeClus
         client.put(f"k{i % 6}", i)
     live = get(cluster, "n1", "/digest")
     hint = Path(cluster.data_dir("n1")) / "commit-hint.json"
-    wait_for("the commit hint to reach the applied index",
-             lambda: hint.exists() and json.loads(hint.read_text())["index"] == live["index"])
-    out = subprocess.run([sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(Path(cluster.data_dir("n1")))],
-                         capture_output=True, text=True, check=True)
+    wait_for(
+        "the commit hint to reach the applied index",
+        lambda: hint.exists() and json.loads(hint.read_text())["index"] == live["index"],
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "squall.systems.aurora.store.tools",
+            "digest",
+            str(Path(cluster.data_dir("n1"))),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout) == live
 
 
@@ -100,8 +118,12 @@ def test_a_corrupted_log_record_makes_the_node_refuse_to_start(make_cluster: Mak
     start_and_expect_refusal(cluster, "checksum mismatch")
 
 
-@pytest.mark.parametrize("tail", [b"\x00\x00\x01\x00\x12\x34", b"\x00\x00\x00\x05\x00\x00\x00\x00{\"i\""])
-def test_a_torn_last_log_record_is_cut_off_and_the_node_starts(make_cluster: MakeCluster, tail: bytes) -> None:
+@pytest.mark.parametrize(
+    "tail", [b"\x00\x00\x01\x00\x12\x34", b'\x00\x00\x00\x05\x00\x00\x00\x00{"i"']
+)
+def test_a_torn_last_log_record_is_cut_off_and_the_node_starts(
+    make_cluster: MakeCluster, tail: bytes
+) -> None:
     cluster = stopped_node_with_state(make_cluster)
     with open(Path(cluster.data_dir("n1")) / "raft.log", "ab") as f:
         f.write(tail)
@@ -113,7 +135,9 @@ def test_a_torn_last_log_record_is_cut_off_and_the_node_starts(make_cluster: Mak
 
 def test_an_interrupted_snapshot_write_is_ignored(make_cluster: MakeCluster) -> None:
     cluster = stopped_node_with_state(make_cluster)
-    (Path(cluster.data_dir("n1")) / "snapshots" / "snap-00000000000000000099.snap.tmp").write_bytes(b"half a snap")
+    (Path(cluster.data_dir("n1")) / "snapshots" / "snap-00000000000000000099.snap.tmp").write_bytes(
+        b"half a snap"
+    )
     cluster.start("n1")
     cluster.wait_healthy(20)
     assert Client(cluster).get("k") == -9
@@ -121,12 +145,23 @@ def test_an_interrupted_snapshot_write_is_ignored(make_cluster: MakeCluster) -> 
 
 def test_an_entry_that_cannot_be_applied_stops_the_node_loudly(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(1)
-    s = wait_for("a leader", lambda: (status(cluster, "n1") or {}).get("role") == "leader" and status(cluster, "n1"))
+    s = wait_for(
+        "a leader",
+        lambda: (status(cluster, "n1") or {}).get("role") == "leader" and status(cluster, "n1"),
+    )
     last = s["log"]["last_index"]
     # A (buggy) leader of a newer term sends a put without a key: every replica would fail alike.
-    bad = {"term": s["term"] + 1, "leader": "n9", "prev_index": last, "prev_term": s["term"],
-           "entries": [{"i": last + 1, "t": s["term"] + 1, "c": {"op": "kv.put"}}], "commit": last + 1}
-    assert requests.post(node_url(cluster, "n1") + "/raft/append", json=bad, timeout=5).json()["success"]
+    bad = {
+        "term": s["term"] + 1,
+        "leader": "n9",
+        "prev_index": last,
+        "prev_term": s["term"],
+        "entries": [{"i": last + 1, "t": s["term"] + 1, "c": {"op": "kv.put"}}],
+        "commit": last + 1,
+    }
+    assert requests.post(node_url(cluster, "n1") + "/raft/append", json=bad, timeout=5).json()[
+        "success"
+    ]
     code = cluster.procs["n1"].wait(timeout=20)
     text = cluster.log_path("n1").read_text()
     assert code == 4 and f"apply of entry {last + 1} failed" in text, text[-1500:]

@@ -12,7 +12,10 @@ from squall.systems.aurora.store.wal import Entry
 
 
 def puts(n: int, start: int = 1) -> list[Entry]:
-    return [Entry(i, 1, {"op": "kv.put", "key": f"k{i % 3}", "value": i}) for i in range(start, start + n)]
+    return [
+        Entry(i, 1, {"op": "kv.put", "key": f"k{i % 3}", "value": i})
+        for i in range(start, start + n)
+    ]
 
 
 def machine(tmp_path: Path, name: str) -> StateMachine:
@@ -25,7 +28,7 @@ def machine(tmp_path: Path, name: str) -> StateMachine:
 def test_replicas_applying_the_same_entries_have_the_same_digest(tmp_path: Path) -> None:
     a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
     a.apply(puts(20))
-    for chunk in (puts(7), puts(13, start=8)):   # different batching, same entries
+    for chunk in (puts(7), puts(13, start=8)):  # different batching, same entries
         b.apply(chunk)
     assert a.digest() == b.digest()
 
@@ -60,23 +63,31 @@ def test_an_apply_digest_is_of_its_own_index_while_the_writer_applies_on(tmp_pat
     assert sorted(recorded) == [5, 10, 15, 20, 25, 30, 35, 40]
     for index in sorted(recorded):
         b.apply(puts(5, start=index - 4))
-        assert b.digest() == (index, recorded[index]), f"the digest recorded at {index} is of another state"
+        assert b.digest() == (index, recorded[index]), (
+            f"the digest recorded at {index} is of another state"
+        )
 
 
 def _boom(conn: object, cmd: dict[str, object]) -> None:
     raise RuntimeError("an apply function failed unexpectedly")
 
 
-schema.OPS.setdefault("test.boom", _boom)   # a buggy op, for the test below only
+schema.OPS.setdefault("test.boom", _boom)  # a buggy op, for the test below only
 
 
-def test_an_entry_failing_mid_run_undoes_its_whole_run_and_the_applied_index(tmp_path: Path) -> None:
+def test_an_entry_failing_mid_run_undoes_its_whole_run_and_the_applied_index(
+    tmp_path: Path,
+) -> None:
     sm = machine(tmp_path, "a")
     sm.apply(puts(5))
     before = sm.digest()
-    with pytest.raises(RuntimeError, match="failed unexpectedly"):   # 6..8 share a run (next digest at 10)
+    with pytest.raises(
+        RuntimeError, match="failed unexpectedly"
+    ):  # 6..8 share a run (next digest at 10)
         sm.apply([*puts(2, start=6), Entry(8, 1, {"op": "test.boom"})])
     assert sm.conn is not None
-    assert (sm.applied_index, applied_of(sm.conn)) == (5, (5, 1)), "the applied index moved past the failed run"
+    assert (sm.applied_index, applied_of(sm.conn)) == (5, (5, 1)), (
+        "the applied index moved past the failed run"
+    )
     assert sm.digest() == before, "entries of the failed run stayed in the state"
     assert [e.index for e, _ in sm.apply(puts(2, start=6))] == [6, 7]

@@ -32,6 +32,7 @@ def test_synced_entries_are_there_after_reopening(tmp_path: Path) -> None:
     async def go() -> None:
         w = await written(tmp_path / "raft.log", [1, 1, 2])
         w.close()
+
     run(go())
     w = reopen(tmp_path / "raft.log")
     assert [(e.index, e.term) for e in w.entries] == [(1, 1), (2, 1), (3, 2)]
@@ -40,9 +41,12 @@ def test_synced_entries_are_there_after_reopening(tmp_path: Path) -> None:
 def test_a_conflicting_suffix_is_replaced_on_disk(tmp_path: Path) -> None:
     async def go() -> None:
         w = await written(tmp_path / "raft.log", [1, 1, 1, 1])
-        await w.extend([Entry(3, 2, {"op": "noop"}), Entry(4, 2, {"op": "noop"}), Entry(5, 2, {"op": "noop"})])
+        await w.extend(
+            [Entry(3, 2, {"op": "noop"}), Entry(4, 2, {"op": "noop"}), Entry(5, 2, {"op": "noop"})]
+        )
         await w.sync()
         w.close()
+
     run(go())
     assert [e.term for e in reopen(tmp_path / "raft.log").entries] == [1, 1, 2, 2, 2]
 
@@ -51,11 +55,12 @@ def test_compaction_keeps_the_tail_and_entries_appended_meanwhile(tmp_path: Path
     async def go() -> None:
         w = await written(tmp_path / "raft.log", [1] * 10)
         task = asyncio.ensure_future(w.compact(6, 1))
-        await asyncio.sleep(0)            # the rewrite is under way on the I/O thread
+        await asyncio.sleep(0)  # the rewrite is under way on the I/O thread
         w.append(1, {"op": "late"})
         await task
         await w.sync()
         w.close()
+
     run(go())
     w = reopen(tmp_path / "raft.log")
     assert (w.base_index, [e.index for e in w.entries]) == (6, [7, 8, 9, 10, 11])
@@ -65,6 +70,7 @@ def test_compaction_keeps_the_tail_and_entries_appended_meanwhile(tmp_path: Path
 def test_a_damaged_record_before_the_end_is_corruption(tmp_path: Path) -> None:
     async def go() -> None:
         (await written(tmp_path / "raft.log", [1, 1, 1])).close()
+
     run(go())
     data = bytearray((tmp_path / "raft.log").read_bytes())
     data[40] ^= 0x01
@@ -76,6 +82,7 @@ def test_a_damaged_record_before_the_end_is_corruption(tmp_path: Path) -> None:
 def test_a_torn_last_record_is_cut_off(tmp_path: Path) -> None:
     async def go() -> None:
         (await written(tmp_path / "raft.log", [1, 1])).close()
+
     run(go())
     size = (tmp_path / "raft.log").stat().st_size
     with open(tmp_path / "raft.log", "ab") as f:

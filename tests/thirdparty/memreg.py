@@ -36,7 +36,9 @@ class Registers:
     def __init__(self, data: Path) -> None:
         self.path = data / "registers.json"
         self.lock = threading.Lock()
-        self.values: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.values: dict[str, Any] = (
+            json.loads(self.path.read_text()) if self.path.exists() else {}
+        )
 
     def _persist(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -122,8 +124,12 @@ class MemRegClient:
         if r.status_code == 200:
             return "ok", data, None, node
         code = data.get("error")
-        return ("fail" if code in ("precondition_failed", "not_found", "too_large") else "info"), \
-            None, code, node
+        return (
+            ("fail" if code in ("precondition_failed", "not_found", "too_large") else "info"),
+            None,
+            code,
+            node,
+        )
 
     def read(self, key: str) -> Result:
         kind, data, error, node = self._send("GET", f"/r/{key}")
@@ -150,11 +156,23 @@ class MemReg:
         return ImageRecipe(name="memreg-node", packages=("python3-requests",))
 
     def node(self, ctx: NodeContext) -> NodeSpec:
-        return NodeSpec(argv=[sys.executable, str(Path(__file__).resolve()), "serve", "--listen",
-                              ctx.listen[API.name], "--data", ctx.data_dir, "--id", ctx.node])
+        return NodeSpec(
+            argv=[
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "serve",
+                "--listen",
+                ctx.listen[API.name],
+                "--data",
+                ctx.data_dir,
+                "--id",
+                ctx.node,
+            ]
+        )
 
-    def client(self, addresses: Callable[[], Mapping[str, str]], worker: int,
-               options: Mapping[str, Any]) -> object:
+    def client(
+        self, addresses: Callable[[], Mapping[str, str]], worker: int, options: Mapping[str, Any]
+    ) -> object:
         return MemRegClient(addresses)
 
     def observe(self, address: str, timeout: float) -> Observation | None:

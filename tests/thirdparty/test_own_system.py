@@ -32,31 +32,81 @@ def installed(site: Path) -> dict[str, str]:
 
 
 def squall(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "squall.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "squall.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_users_own_system_gets_a_real_verdict_under_kills(tmp_path: Path) -> None:
     env = installed(tmp_path / "site")
     store = tmp_path / "store"
-    proc = squall(env, "run", "--system", "memreg", "--backend", "local", "--nodes", "1",
-                  "--nemesis", "kill", "--nemesis-interval", "2", "--time-limit", "10",
-                  "--concurrency", "3", "--rate", "100", "--seed", "5", "--store", str(store))
+    proc = squall(
+        env,
+        "run",
+        "--system",
+        "memreg",
+        "--backend",
+        "local",
+        "--nodes",
+        "1",
+        "--nemesis",
+        "kill",
+        "--nemesis-interval",
+        "2",
+        "--time-limit",
+        "10",
+        "--concurrency",
+        "3",
+        "--rate",
+        "100",
+        "--seed",
+        "5",
+        "--store",
+        str(store),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(next(store.glob("*/*/results.json")).read_text())
     assert results["linearizable"]["valid"] is True
-    assert results["linearizable"]["ops"] > 50, "the register saw too few operations to mean anything"
-    kills = [w for w in results["stats"].get("faults", []) if w.get("fault") == "kill"] \
-        if isinstance(results["stats"].get("faults"), list) else None
+    assert results["linearizable"]["ops"] > 50, (
+        "the register saw too few operations to mean anything"
+    )
+    kills = (
+        [w for w in results["stats"].get("faults", []) if w.get("fault") == "kill"]
+        if isinstance(results["stats"].get("faults"), list)
+        else None
+    )
     history = (next(store.glob("*/*/history.jsonl"))).read_text()
     assert '"f":"start-kill","value":{"targets":["n1"]' in history, "no kill was injected"
     assert kills is None or kills, results["stats"]
     assert "fidelity" not in results, "a check of the Aurora store ran on another system"
 
 
-def test_a_fault_the_users_system_declares_it_cannot_take_is_refused_up_front(tmp_path: Path) -> None:
+def test_a_fault_the_users_system_declares_it_cannot_take_is_refused_up_front(
+    tmp_path: Path,
+) -> None:
     env = installed(tmp_path / "site")
-    proc = squall(env, "run", "--system", "memreg", "--backend", "local", "--nodes", "1",
-                  "--nemesis", "partition", "--time-limit", "5", "--store", str(tmp_path / "s"))
+    proc = squall(
+        env,
+        "run",
+        "--system",
+        "memreg",
+        "--backend",
+        "local",
+        "--nodes",
+        "1",
+        "--nemesis",
+        "partition",
+        "--time-limit",
+        "5",
+        "--store",
+        str(tmp_path / "s"),
+    )
     assert proc.returncode == 3, proc.stderr[-2000:]
-    assert "system memreg cannot take nemesis partition: one node has no peers to cut off" in proc.stderr
+    assert (
+        "system memreg cannot take nemesis partition: one node has no peers to cut off"
+        in proc.stderr
+    )

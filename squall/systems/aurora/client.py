@@ -25,18 +25,24 @@ from urllib3.exceptions import NewConnectionError
 
 from squall.protocols import Result
 
-SET_PREFIX = "s-"   # the store has no set type: element e is the key s-<e>
+SET_PREFIX = "s-"  # the store has no set type: element e is the key s-<e>
 
-DEFINITE_FAILURES = {"not_leader", "unavailable", "precondition_failed", "bad_request",
-                     "not_found", "too_large"}
+DEFINITE_FAILURES = {
+    "not_leader",
+    "unavailable",
+    "precondition_failed",
+    "bad_request",
+    "not_found",
+    "too_large",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    type: str                   # ok | fail | info
-    body: Any = None            # the decoded JSON answer (ok) or error object
-    error: str | None = None    # short reason for fail/info
-    node: str | None = None     # the node that answered (or was tried last)
+    type: str  # ok | fail | info
+    body: Any = None  # the decoded JSON answer (ok) or error object
+    error: str | None = None  # short reason for fail/info
+    node: str | None = None  # the node that answered (or was tried last)
 
 
 class _NotSent(Exception):
@@ -46,8 +52,13 @@ class _NotSent(Exception):
 class StoreClient:
     """Talks to whichever node leads; one instance per worker thread."""
 
-    def __init__(self, urls: Mapping[str, str] | Callable[[], Mapping[str, str]],
-                 timeout: float = 1.0, connect_timeout: float = 0.3, first: int = 0) -> None:
+    def __init__(
+        self,
+        urls: Mapping[str, str] | Callable[[], Mapping[str, str]],
+        timeout: float = 1.0,
+        connect_timeout: float = 0.3,
+        first: int = 0,
+    ) -> None:
         self._urls = urls
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -129,8 +140,9 @@ class StoreClient:
             return Outcome("fail", error="no nodes")
         url = self.urls()[node] + path
         try:
-            r = self.session.request(method, url, json=body,
-                                     timeout=(self.connect_timeout, self.timeout))
+            r = self.session.request(
+                method, url, json=body, timeout=(self.connect_timeout, self.timeout)
+            )
         except requests.ConnectTimeout:
             raise _NotSent() from None
         except requests.ConnectionError as exc:
@@ -143,8 +155,9 @@ class StoreClient:
             return Outcome("info", error="timeout", node=node)
         return self._classify(r, node, method, path, body, redirects)
 
-    def _classify(self, r: requests.Response, node: str, method: str, path: str, body: Any,
-                  redirects: int) -> Outcome:
+    def _classify(
+        self, r: requests.Response, node: str, method: str, path: str, body: Any, redirects: int
+    ) -> Outcome:
         try:
             data = r.json()
         except ValueError:

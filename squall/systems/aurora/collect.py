@@ -24,6 +24,7 @@ from squall.util import WaitTimeout, wait_until
 
 def quiesce(cluster: Cluster, timeout: float = 15.0) -> None:
     """Waits until every live node has applied the same index (or time runs out)."""
+
     def same() -> bool:
         return len({o.applied_index for n in cluster.nodes if (o := cluster.observe(n))}) == 1
 
@@ -31,8 +32,9 @@ def quiesce(cluster: Cluster, timeout: float = 15.0) -> None:
         wait_until(same, timeout, "every node at the same applied index", every=0.1)
 
 
-def collect_nodes(cluster: Cluster, dest: Path,
-                  restarts: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+def collect_nodes(
+    cluster: Cluster, dest: Path, restarts: Mapping[str, int] | None = None
+) -> dict[str, dict[str, Any]]:
     """Writes ``dest/<node>/final.json`` (and logs, data) for every node; returns what it wrote."""
     dest.mkdir(parents=True, exist_ok=True)
     quiesce(cluster)
@@ -56,8 +58,12 @@ def collect_nodes(cluster: Cluster, dest: Path,
 def restore_round_trip(data_dir: Path, timeout: float = 120) -> dict[str, Any] | None:
     if not data_dir.is_dir():
         return None
-    proc = subprocess.run([sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(data_dir)],
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "squall.systems.aurora.store.tools", "digest", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout).strip()[-500:]}
     try:

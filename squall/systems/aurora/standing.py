@@ -29,7 +29,9 @@ class StandingError(RuntimeError):
 def _root() -> Path:
     here = Path(__file__).resolve().parents[3]
     if not (here / "docker-compose.yml").exists():
-        raise StandingError(f"docker-compose.yml not found beside {here}; run from a source checkout")
+        raise StandingError(
+            f"docker-compose.yml not found beside {here}; run from a source checkout"
+        )
     return here
 
 
@@ -37,16 +39,23 @@ def _compose(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("docker-compose")
     cmd = [exe] if exe else ["docker", "compose"]
     env = dict(os.environ)
-    return subprocess.run([*cmd, "-p", PROJECT, *args], cwd=_root(), env=env,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [*cmd, "-p", PROJECT, *args], cwd=_root(), env=env, capture_output=True, text=True
+    )
 
 
-def cluster_up(nodes: int = 5, backend: str = "docker", bugs: list[str] | None = None,
-               console: Console | None = None) -> None:
+def cluster_up(
+    nodes: int = 5,
+    backend: str = "docker",
+    bugs: list[str] | None = None,
+    console: Console | None = None,
+) -> None:
     console = console or Console(stderr=True)
     if backend != "docker" or nodes != 5:
-        raise StandingError("the standing cluster is the 5-node docker-compose cluster; for other "
-                            "shapes use `squall run --backend local` (or edit docker-compose.yml)")
+        raise StandingError(
+            "the standing cluster is the 5-node docker-compose cluster; for other "
+            "shapes use `squall run --backend local` (or edit docker-compose.yml)"
+        )
     from squall.cluster.image import tag_latest  # builds the image if needed
     from squall.systems.aurora.system import AuroraSystem
 
@@ -71,9 +80,15 @@ def cluster_status(console: Console | None = None) -> None:
             table.add_row(node, "[red]down[/]", "", "", "", "", "")
             continue
         snap = s.get("last_snapshot") or {}
-        table.add_row(node, s.get("role", "?"), str(s.get("term")), str(s.get("leader")),
-                      str(s.get("commit_index")), str(s.get("applied_index")),
-                      str(snap.get("index", "-")))
+        table.add_row(
+            node,
+            s.get("role", "?"),
+            str(s.get("term")),
+            str(s.get("leader")),
+            str(s.get("commit_index")),
+            str(s.get("applied_index")),
+            str(snap.get("index", "-")),
+        )
     console.print(table)
 
 

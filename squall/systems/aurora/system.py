@@ -24,8 +24,8 @@ from squall.systems.aurora import store as store_pkg
 from squall.systems.aurora.store import bugs as store_bugs
 from squall.systems.aurora.store.config import ConfigError, from_dict
 
-API = Port(name="api", number=8000, client=True)   # clients and peers share the one HTTP port
-IN_CONTAINER = "/opt/squall/aurora_store"         # the store's code, bind-mounted read-only
+API = Port(name="api", number=8000, client=True)  # clients and peers share the one HTTP port
+IN_CONTAINER = "/opt/squall/aurora_store"  # the store's code, bind-mounted read-only
 
 # The suite's defaults for the store's own options (``squall run --snapshot-every``...).
 OPTIONS: dict[str, Any] = {
@@ -65,10 +65,12 @@ class AuroraSystem:
         return ImageRecipe(
             name="squall-node",
             packages=("python3-aiohttp", "python3-uvloop", "python3-yaml"),
-            dockerfile=("ENV PYTHONPATH=/opt/squall PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1\n"
-                        "RUN mkdir -p /opt/squall /var/lib/squall /etc/squall\n"
-                        'CMD ["python3", "-m", "aurora_store.node", "--config", '
-                        '"/etc/squall/node.yaml"]\n'),
+            dockerfile=(
+                "ENV PYTHONPATH=/opt/squall PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1\n"
+                "RUN mkdir -p /opt/squall /var/lib/squall /etc/squall\n"
+                'CMD ["python3", "-m", "aurora_store.node", "--config", '
+                '"/etc/squall/node.yaml"]\n'
+            ),
         )
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,37 +94,53 @@ class AuroraSystem:
         path = f"{ctx.config_dir}/node.yaml"
         files = {path: yaml.safe_dump(config, sort_keys=False)}
         if ctx.runtime == "process":
-            root = str(Path(store_pkg.__file__).parents[4])   # the directory holding squall/
-            return NodeSpec(argv=[sys.executable, "-m", "squall.systems.aurora.store.node",
-                                  "--config", path],
-                            # bugs come from the config, per node: never from the runner's env
-                            env={"SQUALL_BUGS": "", "PYTHONPATH": root}, files=files)
-        return NodeSpec(argv=["python3", "-m", "aurora_store.node", "--config", path], files=files,
-                        mounts={str(Path(store_pkg.__file__).parent): IN_CONTAINER})
+            root = str(Path(store_pkg.__file__).parents[4])  # the directory holding squall/
+            return NodeSpec(
+                argv=[sys.executable, "-m", "squall.systems.aurora.store.node", "--config", path],
+                # bugs come from the config, per node: never from the runner's env
+                env={"SQUALL_BUGS": "", "PYTHONPATH": root},
+                files=files,
+            )
+        return NodeSpec(
+            argv=["python3", "-m", "aurora_store.node", "--config", path],
+            files=files,
+            mounts={str(Path(store_pkg.__file__).parent): IN_CONTAINER},
+        )
 
     # -- talking to it ------------------------------------------------------------
-    def client(self, addresses: Callable[[], Mapping[str, str]], worker: int,
-               options: Mapping[str, Any]) -> object:
+    def client(
+        self, addresses: Callable[[], Mapping[str, str]], worker: int, options: Mapping[str, Any]
+    ) -> object:
         from squall.systems.aurora.client import StoreClient
 
-        return StoreClient(lambda: {n: f"http://{a}" for n, a in addresses().items()},
-                           timeout=float(options.get("timeout", 1.0)), first=worker)
+        return StoreClient(
+            lambda: {n: f"http://{a}" for n, a in addresses().items()},
+            timeout=float(options.get("timeout", 1.0)),
+            first=worker,
+        )
 
     def observe(self, address: str, timeout: float) -> Observation | None:
         status = get_json(address, "/status", timeout)
         if not isinstance(status, dict):
             return None
-        return Observation(role=status.get("role"), term=status.get("term"),
-                           leader=status.get("leader"), applied_index=status.get("applied_index"),
-                           commit_index=status.get("commit_index"),
-                           extra={k: status.get(k) for k in SAMPLED if k in status})
+        return Observation(
+            role=status.get("role"),
+            term=status.get("term"),
+            leader=status.get("leader"),
+            applied_index=status.get("applied_index"),
+            commit_index=status.get("commit_index"),
+            extra={k: status.get(k) for k in SAMPLED if k in status},
+        )
 
     def snapshot(self, address: str, timeout: float) -> dict[str, Any]:
         """POST /admin/snapshot: the node writes a snapshot now; its answer (or the error)."""
         try:
             r = requests.post(f"http://{address}/admin/snapshot", timeout=timeout)
-            body: Any = r.json() if r.headers.get("content-type", "").startswith(
-                "application/json") else r.text
+            body: Any = (
+                r.json()
+                if r.headers.get("content-type", "").startswith("application/json")
+                else r.text
+            )
             return {"status": r.status_code, "result": body}
         except requests.RequestException as exc:
             return {"error": str(exc)}
@@ -155,7 +173,7 @@ class AuroraSystem:
         return collect_nodes(cluster, dest, restarts)
 
 
-_LOCAL = threading.local()   # one HTTP session per thread: the sampler polls from several
+_LOCAL = threading.local()  # one HTTP session per thread: the sampler polls from several
 
 
 def _session() -> requests.Session:

@@ -49,13 +49,23 @@ def summarize(details: Mapping[str, Any]) -> dict[str, Any]:
     u = details["update"]
     counts = Counter(t[2] for t in details["tasks"])
     actions = Counter(e[1] for e in details["instance_events"])
-    bad = sum(1 for _tid, _i, status, n, _last in details["tasks"]
-              if (n != CHAIN[status] if status in CHAIN else not 2 <= n <= 5))
-    return {"index": details.get("index"), "status": u["status"], "instances": u["instances"],
-            "batch_size": u["batch_size"], "counts": dict(sorted(counts.items())),
-            "events": sum(t[3] for t in details["tasks"]), "bad_tasks": bad,
-            "updating": actions["INSTANCE_UPDATING"], "updated": actions["INSTANCE_UPDATED"],
-            "failed": actions["INSTANCE_UPDATE_FAILED"]}
+    bad = sum(
+        1
+        for _tid, _i, status, n, _last in details["tasks"]
+        if (n != CHAIN[status] if status in CHAIN else not 2 <= n <= 5)
+    )
+    return {
+        "index": details.get("index"),
+        "status": u["status"],
+        "instances": u["instances"],
+        "batch_size": u["batch_size"],
+        "counts": dict(sorted(counts.items())),
+        "events": sum(t[3] for t in details["tasks"]),
+        "bad_tasks": bad,
+        "updating": actions["INSTANCE_UPDATING"],
+        "updated": actions["INSTANCE_UPDATED"],
+        "failed": actions["INSTANCE_UPDATE_FAILED"],
+    }
 
 
 def torn_reasons(s: Mapping[str, Any]) -> list[str]:
@@ -69,32 +79,49 @@ def torn_reasons(s: Mapping[str, Any]) -> list[str]:
     if s["status"] in ("ROLLING_FORWARD", "ROLLED_FORWARD") and not s["failed"]:
         running = counts.get("RUNNING", 0) + sum(counts.get(t, 0) for t in TERMINAL)
         if s["updated"] != counts.get("RUNNING", 0) and s["updated"] != running:
-            why.append(f"{s['updated']} INSTANCE_UPDATED events but {counts.get('RUNNING', 0)} tasks RUNNING")
+            why.append(
+                f"{s['updated']} INSTANCE_UPDATED events but {counts.get('RUNNING', 0)} tasks RUNNING"
+            )
         if (s["status"] == "ROLLED_FORWARD") != (s["updated"] == n):
             why.append(f"update {s['status']} with {s['updated']} of {n} instances updated")
         if s["updating"] != min(n, batch * (s["updated"] // batch + 1)):
-            why.append(f"{s['updating']} instances started updating with {s['updated']} updated in "
-                       f"batches of {batch}")
+            why.append(
+                f"{s['updating']} instances started updating with {s['updated']} updated in "
+                f"batches of {batch}"
+            )
     return why
 
 
 def check_details(ctx: CheckContext) -> dict[str, Any]:
     """Every details summary is one consistent state, and later reads never show less progress."""
     pairs = pair_ops([o for o in ctx.history if not o.is_nemesis and o.f == "details"])
-    reads = [(p.invoke, p.complete) for p in pairs
-             if p.complete is not None and p.complete.type == OK and isinstance(p.complete.value, dict)]
-    torn: list[dict[str, Any]] = [{"op": comp.index, "why": why} for _inv, comp in reads
-                                  if (why := torn_reasons(comp.value))]
-    res: dict[str, Any] = {"valid": not torn, "details_ok": len(reads), "torn_count": len(torn), "torn": torn[:10]}
+    reads = [
+        (p.invoke, p.complete)
+        for p in pairs
+        if p.complete is not None and p.complete.type == OK and isinstance(p.complete.value, dict)
+    ]
+    torn: list[dict[str, Any]] = [
+        {"op": comp.index, "why": why} for _inv, comp in reads if (why := torn_reasons(comp.value))
+    ]
+    res: dict[str, Any] = {
+        "valid": not torn,
+        "details_ok": len(reads),
+        "torn_count": len(torn),
+        "torn": torn[:10],
+    }
     backwards = _went_back(reads)
     res["went_back"] = backwards[:10]
     res["valid"] = not torn and not backwards
     if torn:
-        res["why"] = f"a getJobUpdateDetails answer mixed states: op {torn[0]['op']}: {'; '.join(torn[0]['why'])}"
+        res["why"] = (
+            f"a getJobUpdateDetails answer mixed states: op {torn[0]['op']}: {'; '.join(torn[0]['why'])}"
+        )
     elif backwards:
         b = backwards[0]
-        res["why"] = (f"details op {b['op']} saw {b['events']} task events after op {b['earlier_op']} had "
-                      f"already seen {b['earlier_events']}: a stale read")
+        res["why"] = (
+            f"details op {b['op']} saw {b['events']} task events after op {b['earlier_op']} had "
+            f"already seen {b['earlier_events']}: a stale read"
+        )
     elif not reads:
         res["valid"] = "unknown"
         res["why"] = "no getJobUpdateDetails call succeeded"
@@ -105,16 +132,22 @@ def _went_back(reads: list[tuple[Op, Op]]) -> list[dict[str, Any]]:
     """Reads that saw fewer task events than a read completed before they began (events only grow)."""
     by_end = sorted(reads, key=lambda p: p[1].time)
     ends = [c.time for _i, c in by_end]
-    best: list[tuple[int, int]] = []   # prefix maximum of (events, op index) in completion order
+    best: list[tuple[int, int]] = []  # prefix maximum of (events, op index) in completion order
     for _inv, comp in by_end:
         cur = (comp.value["events"], comp.index)
         best.append(max(best[-1], cur) if best else cur)
     out = []
     for inv, comp in reads:
-        k = bisect.bisect_left(ends, inv.time)   # reads completed strictly before this one began
+        k = bisect.bisect_left(ends, inv.time)  # reads completed strictly before this one began
         if k and best[k - 1][0] > comp.value["events"]:
-            out.append({"op": comp.index, "events": comp.value["events"], "earlier_op": best[k - 1][1],
-                        "earlier_events": best[k - 1][0]})
+            out.append(
+                {
+                    "op": comp.index,
+                    "events": comp.value["events"],
+                    "earlier_op": best[k - 1][1],
+                    "earlier_events": best[k - 1][0],
+                }
+            )
     return out
 
 
@@ -131,9 +164,14 @@ def task_linearizability(time_limit: float) -> Checker:
     def check(ctx: CheckContext) -> dict[str, Any]:
         ops = [o for o in ctx.history if not o.is_nemesis and o.f in ("transition", "read")]
         tasks = sorted({o.value[0] for o in ops if o.type == INVOKE})
-        created = [Op(process="setup", type=t, f="create", value=[task, "PENDING"], time=0)
-                   for task in tasks for t in (INVOKE, OK)]
-        return inner(CheckContext(history=created + ops, test=ctx.test, run_dir=ctx.run_dir, nodes=ctx.nodes))
+        created = [
+            Op(process="setup", type=t, f="create", value=[task, "PENDING"], time=0)
+            for task in tasks
+            for t in (INVOKE, OK)
+        ]
+        return inner(
+            CheckContext(history=created + ops, test=ctx.test, run_dir=ctx.run_dir, nodes=ctx.nodes)
+        )
 
     return check
 
@@ -142,7 +180,7 @@ class SchedulerWorkload(Workload):
     name = "scheduler"
     write_fs = ("transition",)
     read_fs = ("read", "details")
-    needs = StoreClient   # the store's own API: this workload is the store's, not generic
+    needs = StoreClient  # the store's own API: this workload is the store's, not generic
 
     def __init__(self, concurrency: int, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(concurrency, options)
@@ -155,8 +193,10 @@ class SchedulerWorkload(Workload):
         self.read_p = float(o.get("read_p", 0.2))
         self.update_id = str(o.get("update_id", f"storm{self.instances}x{self.batch_size}"))
         if not 1 <= self.batch_size <= self.instances:
-            raise ValueError(f"scheduler workload: batch_size {self.batch_size} must be in 1..instances "
-                             f"({self.instances}); set workload option batch_size lower")
+            raise ValueError(
+                f"scheduler workload: batch_size {self.batch_size} must be in 1..instances "
+                f"({self.instances}); set workload option batch_size lower"
+            )
         self.groups = math.ceil(self.drivers / self.contenders)
         self.task_ids: list[str] = []
         self._cursor: dict[int, int] = {}
@@ -164,12 +204,25 @@ class SchedulerWorkload(Workload):
 
     # -- setup -----------------------------------------------------------------------
     def setup(self, client: StoreClient) -> None:
-        _retry(client, "POST", "/jobs", {**JOB, "instances": 0, "request_id": f"{self.update_id}-job"})
-        _retry(client, "POST", "/updates", {"job": JOB_KEY, "instances": self.instances, "batch_size":
-                                            self.batch_size, "update_id": self.update_id,
-                                            "request_id": f"{self.update_id}-start"})
+        _retry(
+            client, "POST", "/jobs", {**JOB, "instances": 0, "request_id": f"{self.update_id}-job"}
+        )
+        _retry(
+            client,
+            "POST",
+            "/updates",
+            {
+                "job": JOB_KEY,
+                "instances": self.instances,
+                "batch_size": self.batch_size,
+                "update_id": self.update_id,
+                "request_id": f"{self.update_id}-start",
+            },
+        )
         body = _retry(client, "GET", f"/tasks?job={JOB_KEY}", None)
-        ours = sorted((t["instance"], t["task_id"]) for t in body["tasks"] if t["update_id"] == self.update_id)
+        ours = sorted(
+            (t["instance"], t["task_id"]) for t in body["tasks"] if t["update_id"] == self.update_id
+        )
         self.task_ids = [tid for _i, tid in ours]
 
     # -- ops -------------------------------------------------------------------------
@@ -179,7 +232,7 @@ class SchedulerWorkload(Workload):
         if not self.task_ids:
             return None
         group = worker // self.contenders
-        mine = self.task_ids[group::self.groups]
+        mine = self.task_ids[group :: self.groups]
         with self._lock:
             pos = self._cursor.get(worker, 0)
             if pos < 3 * len(mine) and rng.random() >= self.read_p:
@@ -192,12 +245,18 @@ class SchedulerWorkload(Workload):
     def invoke(self, client: StoreClient, inv: Invocation) -> Result:
         if inv.f == "transition":
             task, arg = inv.value
-            out = client.call("POST", f"/tasks/{task}/status", {"from": arg["from"], "to": arg["to"]})
+            out = client.call(
+                "POST", f"/tasks/{task}/status", {"from": arg["from"], "to": arg["to"]}
+            )
             return Result(type=out.type, value=inv.value, error=out.error, node=out.node)
         if inv.f == "read":
             out = client.call("GET", f"/tasks/{inv.value[0]}")
-            status = out.body.get("status") if out.type == "ok" and isinstance(out.body, dict) else None
-            return Result(type=out.type, value=[inv.value[0], status], error=out.error, node=out.node)
+            status = (
+                out.body.get("status") if out.type == "ok" and isinstance(out.body, dict) else None
+            )
+            return Result(
+                type=out.type, value=[inv.value[0], status], error=out.error, node=out.node
+            )
         if inv.f == "details":
             out = client.call("GET", f"/updates/{inv.value}")
             if out.type != "ok" or not isinstance(out.body, dict):
@@ -208,8 +267,11 @@ class SchedulerWorkload(Workload):
     def checkers(self, time_limit: float) -> dict[str, Checker]:
         from squall.checkers.starvation import check_starvation
 
-        return {"linearizable": task_linearizability(time_limit), "starvation": check_starvation,
-                "details": check_details}
+        return {
+            "linearizable": task_linearizability(time_limit),
+            "starvation": check_starvation,
+            "details": check_details,
+        }
 
 
 def _retry(client: StoreClient, method: str, path: str, body: Any, timeout: float = 30.0) -> Any:
@@ -220,5 +282,7 @@ def _retry(client: StoreClient, method: str, path: str, body: Any, timeout: floa
         if out.type == "ok":
             return out.body
         if time.monotonic() > deadline:
-            raise RuntimeError(f"scheduler workload setup: {method} {path} kept failing ({out.error}: {out.body})")
+            raise RuntimeError(
+                f"scheduler workload setup: {method} {path} kept failing ({out.error}: {out.body})"
+            )
         time.sleep(0.1)

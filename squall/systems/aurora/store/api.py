@@ -24,8 +24,17 @@ from .store import Indeterminate, Store
 log = logging.getLogger("squall.api")
 MAX_KEY = 1024
 MAX_REQUEST_ID = 256
-STATUS = {"not_leader": 421, "unavailable": 503, "timeout": 504, "precondition_failed": 409,
-          "bad_request": 400, "not_found": 404, "too_large": 413, "method_not_allowed": 405, "internal": 500}
+STATUS = {
+    "not_leader": 421,
+    "unavailable": 503,
+    "timeout": 504,
+    "precondition_failed": 409,
+    "bad_request": 400,
+    "not_found": 404,
+    "too_large": 413,
+    "method_not_allowed": 405,
+    "internal": 500,
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -36,7 +45,9 @@ class ApiError(Exception):
 
 
 def error_response(code: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=STATUS[code])
+    return web.json_response(
+        {"error": {"code": code, "message": message, **extra}}, status=STATUS[code]
+    )
 
 
 @web.middleware
@@ -45,21 +56,27 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ApiError as e:
         return error_response(e.code, e.message, **e.extra)
-    except web.HTTPException as e:   # aiohttp's own: unknown route, wrong method, body too large
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(e.status, "bad_request")
+    except web.HTTPException as e:  # aiohttp's own: unknown route, wrong method, body too large
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            e.status, "bad_request"
+        )
         return error_response(code, e.reason or "bad request")
     except asyncio.CancelledError:
         raise
-    except ConnectionResetError:   # the client (often a killed peer) hung up mid-request
+    except ConnectionResetError:  # the client (often a killed peer) hung up mid-request
         return error_response("bad_request", "connection lost while reading the request")
     except Exception as e:
         log.exception("internal error on %s %s", request.method, request.path)
         return error_response("internal", f"{type(e).__name__}: {e}")
 
 
-async def json_body(request: web.Request, allowed: set[str], required: set[str], limit: int) -> dict[str, Any]:
+async def json_body(
+    request: web.Request, allowed: set[str], required: set[str], limit: int
+) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError("too_large", f"request body of {request.content_length} bytes exceeds {limit}")
+        raise ApiError(
+            "too_large", f"request body of {request.content_length} bytes exceeds {limit}"
+        )
     raw = await request.read()
     if len(raw) > limit:
         raise ApiError("too_large", f"request body of {len(raw)} bytes exceeds {limit}")
@@ -71,13 +88,18 @@ async def json_body(request: web.Request, allowed: set[str], required: set[str],
         raise ApiError("bad_request", "body must be a JSON object")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise ApiError("bad_request", f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise ApiError(
+            "bad_request",
+            f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+        )
     missing = sorted(required - set(body))
     if missing:
         raise ApiError("bad_request", f"missing key(s) {', '.join(missing)}")
     rid = body.get("request_id")
     if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= MAX_REQUEST_ID):
-        raise ApiError("bad_request", f"request_id must be a string of 1..{MAX_REQUEST_ID} characters")
+        raise ApiError(
+            "bad_request", f"request_id must be a string of 1..{MAX_REQUEST_ID} characters"
+        )
     return body
 
 
@@ -90,17 +112,25 @@ class Api:
     def app(self) -> web.Application:
         # Snapshots arrive whole in one request; client bodies are checked per handler.
         app = web.Application(middlewares=[errors_as_json], client_max_size=1 << 30)
-        app.add_routes([
-            web.get("/kv", self.list_kv),
-            web.get("/kv/{key}", self.get_kv), web.put("/kv/{key}", self.put_kv),
-            web.post("/kv/{key}/cas", self.cas_kv), web.get("/status", self.status),
-            web.get("/digest", self.digest), web.get("/digest/history", self.digest_history),
-            web.post("/admin/snapshot", self.admin_snapshot), web.get("/health", self.health),
-            web.post("/raft/vote", self.raft_vote), web.post("/raft/append", self.raft_append),
-            web.post("/raft/snapshot", self.raft_snapshot),
-        ])
+        app.add_routes(
+            [
+                web.get("/kv", self.list_kv),
+                web.get("/kv/{key}", self.get_kv),
+                web.put("/kv/{key}", self.put_kv),
+                web.post("/kv/{key}/cas", self.cas_kv),
+                web.get("/status", self.status),
+                web.get("/digest", self.digest),
+                web.get("/digest/history", self.digest_history),
+                web.post("/admin/snapshot", self.admin_snapshot),
+                web.get("/health", self.health),
+                web.post("/raft/vote", self.raft_vote),
+                web.post("/raft/append", self.raft_append),
+                web.post("/raft/snapshot", self.raft_snapshot),
+            ]
+        )
         # The scheduler domain's routes on the same server (its ops are registered by system.store).
         from . import scheduler_api  # noqa: PLC0415 (it imports this module)
+
         scheduler_api.add_routes(app, self)
         return app
 
@@ -114,7 +144,10 @@ class Api:
     def _check_value(self, name: str, value: Any) -> None:
         size = len(schema.canonical(value).encode())
         if size > self.cfg.max_value_bytes:
-            raise ApiError("too_large", f"{name} is {size} bytes; max_value_bytes is {self.cfg.max_value_bytes}")
+            raise ApiError(
+                "too_large",
+                f"{name} is {size} bytes; max_value_bytes is {self.cfg.max_value_bytes}",
+            )
 
     def _not_leader(self, leader: str | None) -> ApiError:
         if leader is None:
@@ -127,7 +160,9 @@ class Api:
         except NotLeader as e:
             raise self._not_leader(e.leader) from None
         except Indeterminate:
-            raise ApiError("timeout", "the write was appended but not confirmed in time; it may still commit") from None
+            raise ApiError(
+                "timeout", "the write was appended but not confirmed in time; it may still commit"
+            ) from None
         if isinstance(result, dict) and "error" in result:
             extra = {k: v for k, v in result.items() if k != "error"}
             raise ApiError(result["error"], extra.pop("message", result["error"]), **extra)
@@ -136,14 +171,20 @@ class Api:
     # -- client API ------------------------------------------------------------------
     async def put_kv(self, request: web.Request) -> web.Response:
         key = self._key(request)
-        body = await json_body(request, {"value", "request_id"}, {"value"}, 2 * self.cfg.max_value_bytes + 4096)
+        body = await json_body(
+            request, {"value", "request_id"}, {"value"}, 2 * self.cfg.max_value_bytes + 4096
+        )
         self._check_value("value", body["value"])
         return await self._write({"op": "kv.put", "key": key, **body})
 
     async def cas_kv(self, request: web.Request) -> web.Response:
         key = self._key(request)
-        body = await json_body(request, {"from", "to", "request_id"}, {"from", "to"},
-                               4 * self.cfg.max_value_bytes + 4096)
+        body = await json_body(
+            request,
+            {"from", "to", "request_id"},
+            {"from", "to"},
+            4 * self.cfg.max_value_bytes + 4096,
+        )
         self._check_value("from", body["from"])
         self._check_value("to", body["to"])
         return await self._write({"op": "kv.cas", "key": key, **body})
@@ -152,7 +193,7 @@ class Api:
         """Runs ``fn(conn)`` on a reader connection once this node has confirmed, through
         ReadIndex, that it still leads and has applied everything committed before the read
         began: a linearizable read, never a local one on a node that might be deposed."""
-        if bugs.STALE_READ not in self.cfg.bugs:   # bugs.STALE_READ skips all of this
+        if bugs.STALE_READ not in self.cfg.bugs:  # bugs.STALE_READ skips all of this
             try:
                 index = await self.store.raft.read_index(self.timeout)
             except NotLeader as e:
@@ -180,7 +221,9 @@ class Api:
         """``GET /kv?prefix=P``: every key starting with P and its value, in one read."""
         unknown = set(request.query) - {"prefix"}
         if unknown:
-            raise ApiError("bad_request", f"unknown query parameters {sorted(unknown)}; known: prefix")
+            raise ApiError(
+                "bad_request", f"unknown query parameters {sorted(unknown)}; known: prefix"
+            )
         prefix = request.query.get("prefix", "")
         if len(prefix.encode()) > MAX_KEY:
             raise ApiError("bad_request", f"prefix must be at most {MAX_KEY} bytes")
@@ -192,7 +235,7 @@ class Api:
 
     async def digest(self, request: web.Request) -> web.Response:
         def read(conn: sqlite3.Connection) -> tuple[int, str]:
-            conn.execute("BEGIN")   # one read transaction: the rows and the index of one state
+            conn.execute("BEGIN")  # one read transaction: the rows and the index of one state
             try:
                 return applied_of(conn)[0], digest_of(conn)
             finally:
@@ -216,8 +259,11 @@ class Api:
         """Refuses a raft RPC meant for another node (it reached us at a stale address)."""
         to = request.query.get("to")
         if to is not None and to != self.cfg.id:
-            raise ApiError("bad_request", f"this raft RPC is addressed to {to} but this is {self.cfg.id}: the "
-                           "sender reached a stale address and must connect to its peer anew")
+            raise ApiError(
+                "bad_request",
+                f"this raft RPC is addressed to {to} but this is {self.cfg.id}: the "
+                "sender reached a stale address and must connect to its peer anew",
+            )
 
     async def _peer_json(self, request: web.Request) -> dict[str, Any]:
         self._check_addressee(request)

@@ -42,4 +42,6 @@ def get(name: str) -> Codec:
     try:
         return CODECS[name]
     except KeyError:
-        raise ValueError(f"snapshot codec {name!r} is not available; known: {', '.join(sorted(CODECS))}") from None
+        raise ValueError(
+            f"snapshot codec {name!r} is not available; known: {', '.join(sorted(CODECS))}"
+        ) from None

@@ -49,7 +49,9 @@ _KEYS = {f for f in Config.__dataclass_fields__}
 def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}"
+        )
     for key in ("id", "data_dir"):
         if not raw.get(key):
             raise ConfigError(f"config needs '{key}'")
@@ -57,14 +59,24 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
     values["data_dir"] = Path(raw["data_dir"])
     values["peers"] = {str(k): str(v).rstrip("/") for k, v in (raw.get("peers") or {}).items()}
     if values["peers"] and str(raw["id"]) not in values["peers"]:
-        raise ConfigError(f"peers must list this node ({raw['id']}) too; got {', '.join(values['peers'])}")
+        raise ConfigError(
+            f"peers must list this node ({raw['id']}) too; got {', '.join(values['peers'])}"
+        )
     lo_hi = raw.get("election_timeout_ms", (300, 600))
     if not (isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1]):
-        raise ConfigError(f"election_timeout_ms must be [low, high] with 0 < low <= high, got {lo_hi!r}")
+        raise ConfigError(
+            f"election_timeout_ms must be [low, high] with 0 < low <= high, got {lo_hi!r}"
+        )
     values["election_timeout_ms"] = (int(lo_hi[0]), int(lo_hi[1]))
     if values.get("snapshot_codec", "dump") not in ("dump", "rows"):
         raise ConfigError(f"snapshot_codec must be dump or rows, got {values['snapshot_codec']!r}")
-    for key in ("heartbeat_ms", "snapshot_every", "digest_every", "max_value_bytes", "request_timeout_ms"):
+    for key in (
+        "heartbeat_ms",
+        "snapshot_every",
+        "digest_every",
+        "max_value_bytes",
+        "request_timeout_ms",
+    ):
         v = values.get(key, 0)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"{key} must be a non-negative integer, got {v!r}")
@@ -74,11 +86,15 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
         raise ConfigError(str(e)) from None
     cfg = Config(**values)
     if cfg.heartbeat_ms <= 0 or cfg.heartbeat_ms * 2 > cfg.election_timeout_ms[0]:
-        raise ConfigError("heartbeat_ms must be positive and at most half the lowest election timeout")
+        raise ConfigError(
+            "heartbeat_ms must be positive and at most half the lowest election timeout"
+        )
     return cfg
 
 
-def load(path: Path | None, overrides: dict[str, Any] | None = None, env_bugs: str | None = None) -> Config:
+def load(
+    path: Path | None, overrides: dict[str, Any] | None = None, env_bugs: str | None = None
+) -> Config:
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -92,11 +108,12 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None, env_bugs: s
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
-    p = argparse.ArgumentParser(prog="python -m squall.systems.aurora.store.node", description="A Squall store node.")
+    p = argparse.ArgumentParser(
+        prog="python -m squall.systems.aurora.store.node", description="A Squall store node."
+    )
     p.add_argument("--config", type=Path, help="node YAML (docs/contracts.md section 2)")
     p.add_argument("--id")
     p.add_argument("--data-dir")
     p.add_argument("--listen")
     a = p.parse_args(argv)
     return load(a.config, {"id": a.id, "data_dir": a.data_dir, "listen": a.listen})
-

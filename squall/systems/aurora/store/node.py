@@ -27,8 +27,14 @@ async def serve(cfg: Config) -> None:
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     await store.start()
-    log.info("node %s serving on %s:%d (applied %d, bugs %s)", cfg.id, host, port, store.applied_index,
-             ",".join(sorted(cfg.bugs)) or "none")
+    log.info(
+        "node %s serving on %s:%d (applied %d, bugs %s)",
+        cfg.id,
+        host,
+        port,
+        store.applied_index,
+        ",".join(sorted(cfg.bugs)) or "none",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -44,7 +50,7 @@ async def serve(cfg: Config) -> None:
         raise NodeFailed(store.failure)
 
 
-SWITCH_INTERVAL = 0.0005   # seconds
+SWITCH_INTERVAL = 0.0005  # seconds
 
 
 def use_uvloop() -> None:
@@ -69,8 +75,12 @@ class NodeFailed(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
-                        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     with contextlib.suppress(AttributeError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     try:

@@ -58,15 +58,15 @@ class Raft:
         self.wal = wal
         self.meta_path = meta_path
         self.fsync = fsync
-        self.disk = wal.disk   # every write of this node registers there (system.diskwatch)
+        self.disk = wal.disk  # every write of this node registers there (system.diskwatch)
         self.term: int = 0
         self.voted_for: str | None = None
         self._persisted: tuple[int, str | None] = (0, None)
         self.role = "follower"
         self.leader_id: str | None = None
         self.commit_index = 0
-        self.committed = Signal()   # commit_index advanced
-        self.acked = Signal()       # a peer acknowledged an AppendEntries
+        self.committed = Signal()  # commit_index advanced
+        self.acked = Signal()  # a peer acknowledged an AppendEntries
         self._rng = random.Random()
         self._last_contact = 0.0
         # When a leader was last heard from (append or snapshot accepted). Kept apart
@@ -82,7 +82,7 @@ class Raft:
         self._tasks: list[asyncio.Task[None]] = []
         self.next_index: dict[str, int] = {}
         self.match_index: dict[str, int] = {}
-        self.sending_snapshot: set[str] = set()   # peers an InstallSnapshot is in flight to
+        self.sending_snapshot: set[str] = set()  # peers an InstallSnapshot is in flight to
         self.ack_time: dict[str, float] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._appended = asyncio.Event()
@@ -100,12 +100,16 @@ class Raft:
                 self.term, self.voted_for = int(m["term"]), m["vote"]
                 self._persisted = (self.term, self.voted_for)
             except (ValueError, KeyError, TypeError) as e:
-                raise DamagedData(f"{self.meta_path} is damaged ({e}); the node cannot know its term and vote") from None
+                raise DamagedData(
+                    f"{self.meta_path} is damaged ({e}); the node cannot know its term and vote"
+                ) from None
 
     async def start(self) -> None:
         # No DNS cache: a restarted container may come back at another address,
         # possibly one another peer held before (see _rpc).
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, use_dns_cache=False))
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, use_dns_cache=False)
+        )
         self._reset_timer()
         self._tasks.append(asyncio.ensure_future(self._ticker()))
 
@@ -131,7 +135,9 @@ class Raft:
         self._timeout = self._rng.uniform(lo, hi) / 1000
 
     async def _persist(self) -> None:
-        async with self._meta_lock:  # writes the newest values, so a late writer never regresses them
+        async with (
+            self._meta_lock
+        ):  # writes the newest values, so a late writer never regresses them
             term, vote = self.term, self.voted_for
             value = {"term": term, "vote": vote}
             await asyncio.get_running_loop().run_in_executor(None, self._write_meta, value)
@@ -165,7 +171,7 @@ class Raft:
                 self._check_quorum(now)
                 self._check_disk()
             elif self.disk.stalled_for() > self.cfg.heartbeat_ms * 2 / 1000:
-                continue   # a node that cannot write cannot lead: no campaign until its disk answers
+                continue  # a node that cannot write cannot lead: no campaign until its disk answers
             elif now - self._last_contact >= self._timeout:
                 self._reset_timer()
                 self._tasks = [t for t in self._tasks if not t.done()]
@@ -177,15 +183,20 @@ class Raft:
         recent = sorted((self.ack_time[p] for p in self.peers), reverse=True)
         # the majority-th most recent contact, counting ourselves as "now"
         if now - recent[self.majority - 2] > self.cfg.election_timeout_ms[1] / 1000:
-            log.warning("term %d: no majority heard for %.0f ms, stepping down", self.term,
-                        (now - recent[self.majority - 2]) * 1000)
+            log.warning(
+                "term %d: no majority heard for %.0f ms, stepping down",
+                self.term,
+                (now - recent[self.majority - 2]) * 1000,
+            )
             self._become_follower(self.term, None)
             self._reset_timer()
 
     def _check_disk(self) -> None:
         stalled = self.disk.stalled_for()
         if self.role == "leader" and stalled > self.cfg.election_timeout_ms[1] / 1000:
-            log.warning("term %d: a disk write has waited %.0f ms, stepping down", self.term, stalled * 1000)
+            log.warning(
+                "term %d: a disk write has waited %.0f ms, stepping down", self.term, stalled * 1000
+            )
             self._become_follower(self.term, None)
             self._reset_timer()
 
@@ -207,8 +218,13 @@ class Raft:
     async def _poll(self, pre: bool) -> bool:
         """True once a majority grants the (pre-)vote, False on a loss or a change of term/role."""
         term, role = self.term, self.role
-        req = {"term": term + 1 if pre else term, "candidate": self.id, "last_index": self.wal.last_index,
-               "last_term": self.wal.last_term, "pre": pre}
+        req = {
+            "term": term + 1 if pre else term,
+            "candidate": self.id,
+            "last_index": self.wal.last_index,
+            "last_term": self.wal.last_term,
+            "pre": pre,
+        }
         votes = 1
         if votes >= self.majority:
             return True
@@ -238,10 +254,12 @@ class Raft:
         for p in self.peers:
             self.next_index[p] = self.wal.last_index + 1
             self.match_index[p] = 0
-            self.ack_time[p] = now   # a grace period of one timeout before check-quorum bites
+            self.ack_time[p] = now  # a grace period of one timeout before check-quorum bites
             self._wake[p] = asyncio.Event()
         self.noop_index = self.wal.append(self.term, {"op": "noop"}).index
-        self._leader_tasks = [asyncio.ensure_future(self._replicate(p, self.term)) for p in self.peers]
+        self._leader_tasks = [
+            asyncio.ensure_future(self._replicate(p, self.term)) for p in self.peers
+        ]
         self._leader_tasks.append(asyncio.ensure_future(self._sync_own_log(self.term)))
         self._appended.set()
 
@@ -265,7 +283,9 @@ class Raft:
     def _advance_commit(self) -> None:
         if self.role != "leader":
             return
-        matches = sorted([self.wal.durable_index] + [self.match_index[p] for p in self.peers], reverse=True)
+        matches = sorted(
+            [self.wal.durable_index] + [self.match_index[p] for p in self.peers], reverse=True
+        )
         n = matches[self.majority - 1]
         if n > self.commit_index and self.wal.term_at(n) == self.term:
             self.commit_index = n
@@ -286,7 +306,7 @@ class Raft:
                 self.ack_time[peer] = max(self.ack_time[peer], sent_at)
                 self.acked.notify()
             if ok and self.next_index[peer] <= self.wal.last_index:
-                continue   # more to send: no waiting
+                continue  # more to send: no waiting
             if not ok:
                 # A peer that is down or cut off: retry at the heartbeat, not at every new
                 # entry's wake-up (a leader re-read and re-sent a snapshot to a killed peer
@@ -299,8 +319,14 @@ class Raft:
     async def _send_append(self, peer: str, term: int) -> bool:
         ni = self.next_index[peer]
         entries = self.wal.slice(ni, MAX_BATCH)
-        req = {"term": term, "leader": self.id, "prev_index": ni - 1, "prev_term": self.wal.term_at(ni - 1),
-               "entries": [e.to_json() for e in entries], "commit": self.commit_index}
+        req = {
+            "term": term,
+            "leader": self.id,
+            "prev_index": ni - 1,
+            "prev_term": self.wal.term_at(ni - 1),
+            "entries": [e.to_json() for e in entries],
+            "commit": self.commit_index,
+        }
         resp = await self._rpc(peer, "/raft/append", req)
         if resp is None or await self._newer_term(resp):
             return False
@@ -317,7 +343,9 @@ class Raft:
         log.info("term %d: sending snapshot to %s (%d bytes)", term, peer, len(blob))
         self.sending_snapshot.add(peer)
         try:
-            resp = await self._rpc(peer, f"/raft/snapshot?term={term}&leader={self.id}", blob, timeout=30)
+            resp = await self._rpc(
+                peer, f"/raft/snapshot?term={term}&leader={self.id}", blob, timeout=30
+            )
         finally:
             self.sending_snapshot.discard(peer)
         if resp is None or await self._newer_term(resp):
@@ -354,7 +382,7 @@ class Raft:
                 r = await self.session.post(url, json=body, timeout=t)
             async with r:
                 if r.status != 200:
-                    r.close()   # not back to the pool: it may lead to the wrong node
+                    r.close()  # not back to the pool: it may lead to the wrong node
                     return None
                 return await r.json()
         except (TimeoutError, aiohttp.ClientError, ValueError):
@@ -372,7 +400,9 @@ class Raft:
                 raise NotLeader(self.leader_id)
             return True
 
-        if not await self.committed.wait_until(lambda: still_leader() and self.commit_index >= self.noop_index, deadline):
+        if not await self.committed.wait_until(
+            lambda: still_leader() and self.commit_index >= self.noop_index, deadline
+        ):
             raise TimeoutError
         index, asked = self.commit_index, loop.time()
         for ev in self._wake.values():
@@ -390,10 +420,12 @@ class Raft:
     async def on_vote(self, req: dict[str, Any]) -> dict[str, Any]:
         term, cand = int(req["term"]), str(req["candidate"])
         lo = self.cfg.election_timeout_ms[0] / 1000
-        sticky = self.role == "leader" or (self.leader_id is not None and self._now() - self._leader_contact < lo)
+        sticky = self.role == "leader" or (
+            self.leader_id is not None and self._now() - self._leader_contact < lo
+        )
         mine = (self.wal.last_term, self.wal.last_index)
         up_to_date = (int(req["last_term"]), int(req["last_index"])) >= mine
-        if req.get("pre"):   # a pre-vote changes nothing here
+        if req.get("pre"):  # a pre-vote changes nothing here
             return {"term": self.term, "granted": term > self.term and up_to_date and not sticky}
         if term < self.term or (sticky and term > self.term):
             return {"term": self.term, "granted": False}

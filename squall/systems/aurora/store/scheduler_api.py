@@ -53,13 +53,20 @@ DETAILS_GAP = 0.04
 def add_routes(app: web.Application, api: Api) -> None:
     r = SchedulerRoutes(api)
     job = "/jobs/{role}/{env}/{name}"
-    app.add_routes([
-        web.post("/jobs", r.create_job), web.get("/jobs", r.list_jobs), web.post(job + "/kill", r.kill_job),
-        web.post("/updates", r.start_update), web.get("/updates/{update_id}", r.update_details),
-        web.post("/updates/{update_id}/abort", r.abort_update),
-        web.get("/tasks", r.list_tasks), web.get("/tasks/{task_id}", r.get_task),
-        web.post("/tasks/{task_id}/status", r.change_state), web.put("/quotas/{role}", r.save_quota),
-    ])
+    app.add_routes(
+        [
+            web.post("/jobs", r.create_job),
+            web.get("/jobs", r.list_jobs),
+            web.post(job + "/kill", r.kill_job),
+            web.post("/updates", r.start_update),
+            web.get("/updates/{update_id}", r.update_details),
+            web.post("/updates/{update_id}/abort", r.abort_update),
+            web.get("/tasks", r.list_tasks),
+            web.get("/tasks/{task_id}", r.get_task),
+            web.post("/tasks/{task_id}/status", r.change_state),
+            web.put("/quotas/{role}", r.save_quota),
+        ]
+    )
 
 
 def _now_ms() -> int:
@@ -69,7 +76,9 @@ def _now_ms() -> int:
 def _name(body: dict[str, Any], key: str) -> str:
     v = body.get(key)
     if not isinstance(v, str) or not scheduler.NAME.match(v):
-        raise ApiError("bad_request", f"{key} must be 1..64 of letters, digits, '_' or '.'; got {v!r}")
+        raise ApiError(
+            "bad_request", f"{key} must be 1..64 of letters, digits, '_' or '.'; got {v!r}"
+        )
     return v
 
 
@@ -83,7 +92,10 @@ def _count(body: dict[str, Any], key: str, low: int, high: int) -> int:
 def _state(body: dict[str, Any], key: str) -> str:
     v = body.get(key)
     if v not in scheduler.STATES:
-        raise ApiError("bad_request", f"{key} must be a task state, one of {', '.join(scheduler.STATES)}; got {v!r}")
+        raise ApiError(
+            "bad_request",
+            f"{key} must be a task state, one of {', '.join(scheduler.STATES)}; got {v!r}",
+        )
     return str(v)
 
 
@@ -114,6 +126,7 @@ def _yield_to_writer() -> None:
 
 def _tx(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], tuple[int, T]]:
     """Runs ``fn`` inside one read transaction: everything it reads is one state."""
+
     def run(conn: sqlite3.Connection) -> tuple[int, T]:
         _yield_to_writer()
         conn.execute("BEGIN")
@@ -121,6 +134,7 @@ def _tx(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection],
             return applied_of(conn)[0], fn(conn)
         finally:
             conn.execute("COMMIT")
+
     return run
 
 
@@ -142,7 +156,7 @@ class SchedulerRoutes:
 
     async def _barrier(self) -> int:
         """ReadIndex: the index a linearizable read must see, once this node has applied it."""
-        if bugs.STALE_READ in self.api.cfg.bugs:   # bugs.STALE_READ: served from local state as is
+        if bugs.STALE_READ in self.api.cfg.bugs:  # bugs.STALE_READ: served from local state as is
             return 0
         timeout = self.api.timeout
         try:
@@ -163,18 +177,28 @@ class SchedulerRoutes:
 
     # -- writes ---------------------------------------------------------------------
     async def create_job(self, request: web.Request) -> web.Response:
-        body = await json_body(request, {"role", "env", "name", "instances", "task_config", "request_id"},
-                               {"role", "env", "name", "instances"}, BODY_LIMIT)
+        body = await json_body(
+            request,
+            {"role", "env", "name", "instances", "task_config", "request_id"},
+            {"role", "env", "name", "instances"},
+            BODY_LIMIT,
+        )
         role, env, name = _name(body, "role"), _name(body, "env"), _name(body, "name")
-        job: dict[str, Any] = {"role": role, "env": env, "name": name,
-                               "instances": _count(body, "instances", 0, scheduler.MAX_INSTANCES),
-                               "task_config": body.get("task_config") or {}}
+        job: dict[str, Any] = {
+            "role": role,
+            "env": env,
+            "name": name,
+            "instances": _count(body, "instances", 0, scheduler.MAX_INSTANCES),
+            "task_config": body.get("task_config") or {},
+        }
         if not isinstance(job["task_config"], dict):
             raise ApiError("bad_request", "task_config must be a JSON object")
         self.api._check_value("task_config", job["task_config"])
         rid = {"request_id": body["request_id"]} if "request_id" in body else {}
-        return await self._write({"op": "sched.CreateJob", "job": job, "ts": _now_ms(), **rid},
-                                 job=scheduler.job_key(role, env, name))
+        return await self._write(
+            {"op": "sched.CreateJob", "job": job, "ts": _now_ms(), **rid},
+            job=scheduler.job_key(role, env, name),
+        )
 
     async def kill_job(self, request: web.Request) -> web.Response:
         m = request.match_info
@@ -182,46 +206,88 @@ class SchedulerRoutes:
         return await self._write({"op": "sched.KillJob", "job": job, "ts": _now_ms()})
 
     async def start_update(self, request: web.Request) -> web.Response:
-        body = await json_body(request, {"job", "instances", "batch_size", "update_id", "request_id"},
-                               {"job", "instances", "batch_size"}, BODY_LIMIT)
+        body = await json_body(
+            request,
+            {"job", "instances", "batch_size", "update_id", "request_id"},
+            {"job", "instances", "batch_size"},
+            BODY_LIMIT,
+        )
         job = _job_param(body.get("job"))
         n = _count(body, "instances", 1, scheduler.MAX_INSTANCES)
         batch = _count(body, "batch_size", 1, scheduler.MAX_INSTANCES)
         if batch > n:
-            raise ApiError("bad_request", f"batch_size {batch} is larger than instances {n}; use at most {n}")
+            raise ApiError(
+                "bad_request", f"batch_size {batch} is larger than instances {n}; use at most {n}"
+            )
         # The leader names the update (Aurora: a UUID); the id is in the command, so apply stays deterministic.
         uid = body.get("update_id") or uuid.uuid4().hex
         if not isinstance(uid, str) or not scheduler.NAME.match(uid):
-            raise ApiError("bad_request", f"update_id must be 1..64 of letters, digits, '_' or '.'; got {uid!r}")
+            raise ApiError(
+                "bad_request",
+                f"update_id must be 1..64 of letters, digits, '_' or '.'; got {uid!r}",
+            )
         rid = {"request_id": body["request_id"]} if "request_id" in body else {}
-        return await self._write({"op": "sched.StartJobUpdate", "job": job, "update_id": uid, "instances": n,
-                                  "batch_size": batch, "ts": _now_ms(), **rid}, update_id=uid)
+        return await self._write(
+            {
+                "op": "sched.StartJobUpdate",
+                "job": job,
+                "update_id": uid,
+                "instances": n,
+                "batch_size": batch,
+                "ts": _now_ms(),
+                **rid,
+            },
+            update_id=uid,
+        )
 
     async def abort_update(self, request: web.Request) -> web.Response:
-        return await self._write({"op": "sched.AbortJobUpdate", "update_id": request.match_info["update_id"],
-                                  "ts": _now_ms()})
+        return await self._write(
+            {
+                "op": "sched.AbortJobUpdate",
+                "update_id": request.match_info["update_id"],
+                "ts": _now_ms(),
+            }
+        )
 
     async def change_state(self, request: web.Request) -> web.Response:
         body = await json_body(request, {"from", "to", "request_id"}, {"from", "to"}, BODY_LIMIT)
         frm, to = _state(body, "from"), _state(body, "to")
         if not scheduler.legal(frm, to):
             allowed = ", ".join(sorted(scheduler.TRANSITIONS[frm])) or "nothing (it is terminal)"
-            raise ApiError("bad_request", f"{frm} -> {to} is not a legal task transition; from {frm} a task "
-                           f"may go to {allowed}")
+            raise ApiError(
+                "bad_request",
+                f"{frm} -> {to} is not a legal task transition; from {frm} a task "
+                f"may go to {allowed}",
+            )
         rid = {"request_id": body["request_id"]} if "request_id" in body else {}
-        return await self._write({"op": "sched.ChangeState", "task_id": request.match_info["task_id"],
-                                  "from": frm, "to": to, "ts": _now_ms(), **rid})
+        return await self._write(
+            {
+                "op": "sched.ChangeState",
+                "task_id": request.match_info["task_id"],
+                "from": frm,
+                "to": to,
+                "ts": _now_ms(),
+                **rid,
+            }
+        )
 
     async def save_quota(self, request: web.Request) -> web.Response:
         role = request.match_info["role"]
         if not scheduler.NAME.match(role):
-            raise ApiError("bad_request", f"role must be 1..64 of letters, digits, '_' or '.'; got {role!r}")
-        body = await json_body(request, {"cpu", "ram_mb", "disk_mb"}, {"cpu", "ram_mb", "disk_mb"}, BODY_LIMIT)
+            raise ApiError(
+                "bad_request", f"role must be 1..64 of letters, digits, '_' or '.'; got {role!r}"
+            )
+        body = await json_body(
+            request, {"cpu", "ram_mb", "disk_mb"}, {"cpu", "ram_mb", "disk_mb"}, BODY_LIMIT
+        )
         cpu = body["cpu"]
         if not isinstance(cpu, int | float) or isinstance(cpu, bool) or cpu < 0:
             raise ApiError("bad_request", f"cpu must be a non-negative number; got {cpu!r}")
-        quota = {"cpu": float(cpu), "ram_mb": _count(body, "ram_mb", 0, 1 << 40),
-                 "disk_mb": _count(body, "disk_mb", 0, 1 << 40)}
+        quota = {
+            "cpu": float(cpu),
+            "ram_mb": _count(body, "ram_mb", 0, 1 << 40),
+            "disk_mb": _count(body, "disk_mb", 0, 1 << 40),
+        }
         return await self._write({"op": "sched.SaveQuota", "role": role, "quota": quota})
 
     # -- reads ----------------------------------------------------------------------
@@ -238,8 +304,10 @@ class SchedulerRoutes:
 
     async def get_task(self, request: web.Request) -> web.Response:
         task_id = request.match_info["task_id"]
-        return await self._read_json(lambda c: read_task(c, task_id),
-                                     f"task {task_id} does not exist; list a job's tasks with GET /tasks?job=")
+        return await self._read_json(
+            lambda c: read_task(c, task_id),
+            f"task {task_id} does not exist; list a job's tasks with GET /tasks?job=",
+        )
 
     async def update_details(self, request: web.Request) -> web.Response:
         uid = request.match_info["update_id"]
@@ -250,8 +318,9 @@ class SchedulerRoutes:
         at_least = await self._barrier()
 
         async def read() -> tuple[int, bytes | None]:
-            index, body = await self.store.on_reader(self.store.sm.read, _tx(_encoded(
-                lambda c: read_update_details(c, uid))))
+            index, body = await self.store.on_reader(
+                self.store.sm.read, _tx(_encoded(lambda c: read_update_details(c, uid)))
+            )
             return index, body
 
         body = await self.details.get(uid, at_least, read)
@@ -259,25 +328,29 @@ class SchedulerRoutes:
             raise ApiError("not_found", f"update {uid} does not exist")
         return web.Response(body=body, content_type="application/json")
 
-    async def _read_json(self, fn: Callable[[sqlite3.Connection], dict[str, Any] | str | None], missing: str
-                         ) -> web.Response:
+    async def _read_json(
+        self, fn: Callable[[sqlite3.Connection], dict[str, Any] | str | None], missing: str
+    ) -> web.Response:
         _index, body = await self._read(_encoded(fn))
         if body is None:
             raise ApiError("not_found", missing)
         return web.Response(body=body, content_type="application/json")
 
 
-def _encoded(fn: Callable[[sqlite3.Connection], dict[str, Any] | str | None]
-             ) -> Callable[[sqlite3.Connection], bytes | None]:
+def _encoded(
+    fn: Callable[[sqlite3.Connection], dict[str, Any] | str | None],
+) -> Callable[[sqlite3.Connection], bytes | None]:
     """A read whose answer is also encoded on the reader thread: a big getJobUpdateDetails answer
     would otherwise hold the event loop (and with it Raft and every write) while it is encoded.
     ``fn`` returns an object, or an object's JSON text (built by SQLite), or None if missing."""
+
     def encoded(conn: sqlite3.Connection) -> bytes | None:
         found = fn(conn)
         if found is None:
             return None
         text = found if isinstance(found, str) else json.dumps(found, separators=(",", ":"))
         return f'{text[:-1]},"index":{applied_of(conn)[0]}}}'.encode()
+
     return encoded
 
 
@@ -297,18 +370,20 @@ class SingleFlight:
     still begins after each sharer's ReadIndex, so this stays linearizable.
     """
 
-    KEEP = 64   # answers kept (one per update id being watched)
+    KEEP = 64  # answers kept (one per update id being watched)
 
-    def __init__(self, min_gap: float = 0.0,
-                 pause: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self, min_gap: float = 0.0, pause: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         self.min_gap = min_gap
         self._pause = pause
         self._last: dict[str, tuple[int, bytes]] = {}
         self._running: dict[str, asyncio.Future[None]] = {}
         self._started: dict[str, float] = {}
 
-    async def get(self, key: str, at_least: int, read: Callable[[], Awaitable[tuple[int, bytes | None]]]
-                  ) -> bytes | None:
+    async def get(
+        self, key: str, at_least: int, read: Callable[[], Awaitable[tuple[int, bytes | None]]]
+    ) -> bytes | None:
         while True:
             last = self._last.get(key)
             if last is not None and last[0] >= at_least:
@@ -316,7 +391,7 @@ class SingleFlight:
             running = self._running.get(key)
             if running is None:
                 break
-            await asyncio.shield(running)   # then look again: it may have read a recent enough state
+            await asyncio.shield(running)  # then look again: it may have read a recent enough state
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._running[key] = done
@@ -343,30 +418,57 @@ class SingleFlight:
 # -- queries (run inside one read transaction) -------------------------------------------
 def read_jobs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     counts: dict[str, dict[str, int]] = {}
-    for job, status, n in conn.execute("SELECT job, status, count(*) FROM sched_tasks GROUP BY job, status"):
+    for job, status, n in conn.execute(
+        "SELECT job, status, count(*) FROM sched_tasks GROUP BY job, status"
+    ):
         counts.setdefault(job, {})[status] = n
-    return [{"job": job, "role": role, "env": env, "name": name, "instances": n,
-             "task_config": json.loads(cfg), "tasks": counts.get(job, {})}
-            for job, role, env, name, n, cfg in conn.execute("SELECT * FROM sched_jobs ORDER BY job")]
+    return [
+        {
+            "job": job,
+            "role": role,
+            "env": env,
+            "name": name,
+            "instances": n,
+            "task_config": json.loads(cfg),
+            "tasks": counts.get(job, {}),
+        }
+        for job, role, env, name, n, cfg in conn.execute("SELECT * FROM sched_jobs ORDER BY job")
+    ]
 
 
 def read_tasks(conn: sqlite3.Connection, job: str) -> list[dict[str, Any]] | None:
     if conn.execute("SELECT 1 FROM sched_jobs WHERE job = ?", (job,)).fetchone() is None:
         return None
-    return [{"task_id": t, "instance": i, "status": s, "update_id": u} for t, i, s, u in conn.execute(
-        "SELECT task_id, instance, status, update_id FROM sched_tasks WHERE job = ? ORDER BY instance, task_id",
-        (job,))]
+    return [
+        {"task_id": t, "instance": i, "status": s, "update_id": u}
+        for t, i, s, u in conn.execute(
+            "SELECT task_id, instance, status, update_id FROM sched_tasks WHERE job = ? ORDER BY instance, task_id",
+            (job,),
+        )
+    ]
 
 
 def read_task(conn: sqlite3.Connection, task_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT job, instance, status, update_id FROM sched_tasks WHERE task_id = ?",
-                       (task_id,)).fetchone()
+    row = conn.execute(
+        "SELECT job, instance, status, update_id FROM sched_tasks WHERE task_id = ?", (task_id,)
+    ).fetchone()
     if row is None:
         return None
-    events = [{"status": s, "ts": ts, "index": i} for s, ts, i in conn.execute(
-        "SELECT status, ts, log_index FROM sched_task_events WHERE task_id = ? ORDER BY seq", (task_id,))]
-    return {"task_id": task_id, "job": row[0], "instance": row[1], "status": row[2], "update_id": row[3],
-            "events": events}
+    events = [
+        {"status": s, "ts": ts, "index": i}
+        for s, ts, i in conn.execute(
+            "SELECT status, ts, log_index FROM sched_task_events WHERE task_id = ? ORDER BY seq",
+            (task_id,),
+        )
+    ]
+    return {
+        "task_id": task_id,
+        "job": row[0],
+        "instance": row[1],
+        "status": row[2],
+        "update_id": row[3],
+        "events": events,
+    }
 
 
 def read_update_details(conn: sqlite3.Connection, uid: str) -> str | None:
@@ -383,15 +485,21 @@ def read_update_details(conn: sqlite3.Connection, uid: str) -> str | None:
         "SELECT json_object('update_id', update_id, 'job', job, 'instances', instances, 'batch_size', batch_size,"
         " 'status', status, 'events', (SELECT json_group_array(json_object('status', status, 'ts', ts,"
         " 'index', log_index)) FROM (SELECT status, ts, log_index FROM sched_update_events"
-        " WHERE update_id = ?1 ORDER BY seq))) FROM sched_updates WHERE update_id = ?1", (uid,)).fetchone()
+        " WHERE update_id = ?1 ORDER BY seq))) FROM sched_updates WHERE update_id = ?1",
+        (uid,),
+    ).fetchone()
     if update is None:
         return None
     instance_events = conn.execute(
         "SELECT json_group_array(json_array(instance, action, ts, log_index)) FROM (SELECT * FROM"
-        " sched_instance_events WHERE update_id = ? ORDER BY seq)", (uid,)).fetchone()[0]
+        " sched_instance_events WHERE update_id = ? ORDER BY seq)",
+        (uid,),
+    ).fetchone()[0]
     tasks = conn.execute(
         "SELECT json_group_array(json_array(task_id, instance, status, n, last)) FROM (SELECT t.task_id,"
         " t.instance, t.status, count(e.seq) AS n, max(e.log_index) AS last FROM sched_tasks t"
         " JOIN sched_task_events e ON e.task_id = t.task_id WHERE t.update_id = ?"
-        " GROUP BY t.task_id ORDER BY t.instance)", (uid,)).fetchone()[0]
+        " GROUP BY t.task_id ORDER BY t.instance)",
+        (uid,),
+    ).fetchone()[0]
     return f'{{"update":{update[0]},"instance_events":{instance_events},"tasks":{tasks}}}'

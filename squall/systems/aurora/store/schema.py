@@ -27,7 +27,7 @@ ApplyFn = Callable[[sqlite3.Connection, dict[str, Any]], Any]
 @dataclass(frozen=True)
 class Table:
     name: str
-    ddl: str            # CREATE TABLE statement
+    ddl: str  # CREATE TABLE statement
     key: tuple[str, ...]  # primary-key columns: the digest's row order
 
 
@@ -64,6 +64,7 @@ def op(name: str) -> Callable[[ApplyFn], ApplyFn]:
             raise ValueError(f"op {name} is registered twice")
         OPS[name] = fn
         return fn
+
     return register
 
 
@@ -75,7 +76,11 @@ def canonical(value: Any) -> str:
 # -- the core tables and ops ---------------------------------------------------
 # requests: the client request ids already applied, with their results, so a
 # retried request is applied once. It lives in the database, so snapshots carry it.
-table("requests", "CREATE TABLE requests (request_id TEXT PRIMARY KEY, result TEXT NOT NULL)", ("request_id",))
+table(
+    "requests",
+    "CREATE TABLE requests (request_id TEXT PRIMARY KEY, result TEXT NOT NULL)",
+    ("request_id",),
+)
 table("kv", "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)", ("key",))
 
 
@@ -91,7 +96,10 @@ def _get(conn: sqlite3.Connection, key: str) -> Any:
 
 @op("kv.put")
 def _put(conn: sqlite3.Connection, cmd: dict[str, Any]) -> Any:
-    conn.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (cmd["key"], canonical(cmd["value"])))
+    conn.execute(
+        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+        (cmd["key"], canonical(cmd["value"])),
+    )
     return {"ok": True}
 
 
@@ -123,6 +131,7 @@ def read_kv(conn: sqlite3.Connection, key: str) -> Any:
 
 def read_prefix(conn: sqlite3.Connection, prefix: str) -> dict[str, Any]:
     """Every key that starts with ``prefix`` (compared as text, not a LIKE pattern)."""
-    rows = conn.execute("SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
-                        (len(prefix), prefix))
+    rows = conn.execute(
+        "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
+    )
     return {k: json.loads(v) for k, v in rows}

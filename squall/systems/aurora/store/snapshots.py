@@ -39,8 +39,14 @@ class SnapshotMeta:
     sha256: str
 
     def header(self) -> builtins.bytes:
-        d = {"format": FORMAT, "index": self.index, "term": self.term, "codec": self.codec,
-             "bytes": self.bytes, "sha256": self.sha256}
+        d = {
+            "format": FORMAT,
+            "index": self.index,
+            "term": self.term,
+            "codec": self.codec,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
         return json.dumps(d, sort_keys=True).encode() + b"\n"
 
 
@@ -53,7 +59,9 @@ def parse(blob: bytes, source: str) -> tuple[SnapshotMeta, bytes]:
     nl = blob.find(b"\n")
     try:
         h: dict[str, Any] = json.loads(blob[:nl]) if nl > 0 else {}
-        meta = SnapshotMeta(int(h["index"]), int(h["term"]), str(h["codec"]), int(h["bytes"]), str(h["sha256"]))
+        meta = SnapshotMeta(
+            int(h["index"]), int(h["term"]), str(h["codec"]), int(h["bytes"]), str(h["sha256"])
+        )
         if h.get("format") != FORMAT:
             raise ValueError(f"format {h.get('format')!r}")
     except (ValueError, KeyError, TypeError) as e:
@@ -62,7 +70,8 @@ def parse(blob: bytes, source: str) -> tuple[SnapshotMeta, bytes]:
     if len(payload) != meta.bytes or hashlib.sha256(payload).hexdigest() != meta.sha256:
         raise CorruptSnapshot(
             f"{source}: snapshot at index {meta.index} fails its checksum ({len(payload)} of {meta.bytes} bytes); "
-            "it is damaged: remove the data dir to rejoin from the leader, or restore it from a backup")
+            "it is damaged: remove the data dir to rejoin from the leader, or restore it from a backup"
+        )
     return meta, payload
 
 

@@ -72,7 +72,7 @@ def digest_of(conn: sqlite3.Connection) -> str:
     for t in sorted(schema.TABLES, key=lambda t: t.name):
         h.update(f"table {t.name}\n".encode())
         text = conn.execute(_digest_sql(conn, t)).fetchone()[0]
-        if text is not None:   # None: the table is empty
+        if text is not None:  # None: the table is empty
             h.update(text.encode() + b"\n")
     return h.hexdigest()
 
@@ -90,8 +90,10 @@ def _digest_sql(conn: sqlite3.Connection, t: schema.Table) -> str:
     if sql is None:
         cols = ", ".join(f'"{c[1]}"' for c in conn.execute(f"PRAGMA table_info({t.name})"))
         order = ", ".join(t.key)
-        sql = (f"SELECT group_concat(json_array({cols}), char(10)) FROM"  # noqa: S608 (registered names)
-               f" (SELECT * FROM {t.name} ORDER BY {order})")
+        sql = (
+            f"SELECT group_concat(json_array({cols}), char(10)) FROM"  # noqa: S608 (registered names)
+            f" (SELECT * FROM {t.name} ORDER BY {order})"
+        )
         _DIGEST_SQL[t.name] = sql
     return sql
 
@@ -100,7 +102,9 @@ def apply_in_tx(conn: sqlite3.Connection, e: Entry) -> Any:
     """Applies one entry inside the caller's open transaction; returns its result (dedupe by request_id)."""
     cmd = e.command
     rid = cmd.get("request_id")
-    prior = rid and conn.execute("SELECT result FROM requests WHERE request_id = ?", (rid,)).fetchone()
+    prior = (
+        rid and conn.execute("SELECT result FROM requests WHERE request_id = ?", (rid,)).fetchone()
+    )
     if prior:
         return json.loads(prior[0])
     fn = schema.OPS.get(cmd.get("op", ""))
@@ -120,7 +124,9 @@ def apply_in_tx(conn: sqlite3.Connection, e: Entry) -> Any:
 
 
 def set_applied(conn: sqlite3.Connection, index: int, term: int) -> None:
-    conn.execute("UPDATE _meta SET v = CASE k WHEN 'applied_index' THEN ? ELSE ? END", (index, term))
+    conn.execute(
+        "UPDATE _meta SET v = CASE k WHEN 'applied_index' THEN ? ELSE ? END", (index, term)
+    )
 
 
 def apply_one(conn: sqlite3.Connection, e: Entry) -> Any:
@@ -147,7 +153,7 @@ class StateMachine:
         self.applied_index = 0
         self.applied_term = 0
         self._readers = threading.local()
-        self._generation = 0   # bumped on restore: reader connections reopen
+        self._generation = 0  # bumped on restore: reader connections reopen
         self._shadow: sqlite3.Connection | None = None
         self._shadow_queue: deque[Entry] = deque()
         self.digests = DigestLog(data_dir / "digests.jsonl")
@@ -156,7 +162,7 @@ class StateMachine:
         self._digest_pool: ThreadPoolExecutor | None = None
         self._digest_conn: sqlite3.Connection | None = None
         self._digest_pending: Future[None] | None = None
-        self.disk = DiskWatch()   # the node's, once wired (system.store)
+        self.disk = DiskWatch()  # the node's, once wired (system.store)
 
     # -- lifecycle (writer thread) ---------------------------------------------
     def _remove_files(self) -> None:
@@ -179,8 +185,10 @@ class StateMachine:
         self.conn = connect(self.db_path)
         self._after_open()
         if (self.applied_index, self.applied_term) != (index, term):
-            raise DamagedData(f"snapshot claims index {index} term {term} but holds state of "
-                             f"{self.applied_index} term {self.applied_term}")
+            raise DamagedData(
+                f"snapshot claims index {index} term {term} but holds state of "
+                f"{self.applied_index} term {self.applied_term}"
+            )
         d = digest_of(self.conn)
         self.digests.record("restore", index, d)
         return d
@@ -190,7 +198,9 @@ class StateMachine:
         self.applied_index, self.applied_term = applied_of(self.conn)
         self._generation += 1
         if self.lossy_lag:
-            self._shadow = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._shadow = sqlite3.connect(
+                ":memory:", isolation_level=None, check_same_thread=False
+            )
             self.conn.backup(self._shadow)
             self._shadow_queue.clear()
 
@@ -218,19 +228,21 @@ class StateMachine:
         assert self.conn is not None
         conn = self.conn
         out: list[tuple[Entry, Any]] = []
-        before: tuple[int, int] | None = None   # (index, term) when the open transaction began
+        before: tuple[int, int] | None = None  # (index, term) when the open transaction began
         try:
             for e in entries:
                 if e.index <= self.applied_index:
                     continue  # exactly once: already in the state
                 if e.index != self.applied_index + 1:
-                    raise ValueError(f"apply gap: entry {e.index} after applied {self.applied_index}")
+                    raise ValueError(
+                        f"apply gap: entry {e.index} after applied {self.applied_index}"
+                    )
                 if before is None:
                     conn.execute("BEGIN")
                     before = (self.applied_index, self.applied_term)
                 out.append((e, apply_in_tx(conn, e)))
                 self.applied_index, self.applied_term = e.index, e.term
-                if self._shadow is not None:   # bugs.LOSSY_SNAPSHOT: the lagging copy snapshots read
+                if self._shadow is not None:  # bugs.LOSSY_SNAPSHOT: the lagging copy snapshots read
                     self._shadow_queue.append(e)
                     while len(self._shadow_queue) > self.lossy_lag:
                         apply_one(self._shadow, self._shadow_queue.popleft())
@@ -242,7 +254,7 @@ class StateMachine:
                 self._commit()
                 before = None
         except BaseException:
-            if before is not None:   # nothing of the open transaction happened
+            if before is not None:  # nothing of the open transaction happened
                 conn.execute("ROLLBACK")
                 self.applied_index, self.applied_term = before
             raise
@@ -265,16 +277,22 @@ class StateMachine:
         """
         self._wait_digest()
         if self._digest_conn is None:
-            self._digest_conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None,
-                                                check_same_thread=False)
+            self._digest_conn = sqlite3.connect(
+                f"file:{self.db_path}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         if self._digest_pool is None:
             self._digest_pool = ThreadPoolExecutor(1, thread_name_prefix="digest")
         conn = self._digest_conn
         conn.execute("BEGIN")
-        pinned = applied_of(conn)[0]   # the first read fixes the transaction's state
+        pinned = applied_of(conn)[0]  # the first read fixes the transaction's state
         if pinned != index:
             conn.execute("COMMIT")
-            raise RuntimeError(f"digest connection sees index {pinned}, not the just applied {index}")
+            raise RuntimeError(
+                f"digest connection sees index {pinned}, not the just applied {index}"
+            )
         self._digest_pending = self._digest_pool.submit(self._digest_pinned, conn, index)
         self.digests.inflight = self._digest_pending
 
@@ -296,7 +314,9 @@ class StateMachine:
         codec = codecs.get(codec_name)
         d = digest_of(self.conn)
         src = self.conn
-        if self._shadow is not None:   # bugs.LOSSY_SNAPSHOT: the lagging copy, claiming the real index
+        if (
+            self._shadow is not None
+        ):  # bugs.LOSSY_SNAPSHOT: the lagging copy, claiming the real index
             src = self._shadow
             src.execute("UPDATE _meta SET v = ? WHERE k = 'applied_index'", (self.applied_index,))
             src.execute("UPDATE _meta SET v = ? WHERE k = 'applied_term'", (self.applied_term,))
@@ -323,7 +343,7 @@ class DigestLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self.inflight: Future[None] | None = None   # a digest of an applied index, being computed
+        self.inflight: Future[None] | None = None  # a digest of an applied index, being computed
 
     def record(self, event: str, index: int, digest: str) -> None:
         line = json.dumps({"event": event, "index": index, "digest": digest, "time": time.time()})

@@ -42,8 +42,9 @@ class Indeterminate(Exception):
     """The write was appended but its fate is unknown (timeout, or the entry was replaced)."""
 
 
-def open_state(data_dir: Path, digest_every: int, lossy: bool, fsync: bool
-               ) -> tuple[Wal, StateMachine, SnapshotStore, dict[str, Any] | None]:
+def open_state(
+    data_dir: Path, digest_every: int, lossy: bool, fsync: bool
+) -> tuple[Wal, StateMachine, SnapshotStore, dict[str, Any] | None]:
     """Recovery, shared by the node and the offline tool: newest snapshot, then the log tail.
 
     Raises CorruptLog / CorruptSnapshot / RuntimeError with a message saying what is damaged.
@@ -57,20 +58,36 @@ def open_state(data_dir: Path, digest_every: int, lossy: bool, fsync: bool
     last: dict[str, Any] | None = None
     if found is None:
         if wal.base_index > 0:
-            raise DamagedData(f"the log starts after index {wal.base_index} but no snapshot holds the entries "
-                               "before it; the data dir is incomplete")
+            raise DamagedData(
+                f"the log starts after index {wal.base_index} but no snapshot holds the entries "
+                "before it; the data dir is incomplete"
+            )
         sm.open_empty()
     else:
         meta, payload = found
         if meta.index < wal.base_index:
-            raise DamagedData(f"the newest snapshot (index {meta.index}) is older than the log's start "
-                               f"({wal.base_index}); entries in between are lost")
+            raise DamagedData(
+                f"the newest snapshot (index {meta.index}) is older than the log's start "
+                f"({wal.base_index}); entries in between are lost"
+            )
         t0 = time.monotonic()
         sm.restore(meta.codec, payload, meta.index, meta.term)
         ms = (time.monotonic() - t0) * 1000
-        log.info("restored snapshot %d (term %d, %s, %d bytes) in %.1f ms", meta.index, meta.term, meta.codec,
-                 meta.bytes, ms)
-        last = {"index": meta.index, "term": meta.term, "codec": meta.codec, "bytes": meta.bytes, "ms": round(ms, 2)}
+        log.info(
+            "restored snapshot %d (term %d, %s, %d bytes) in %.1f ms",
+            meta.index,
+            meta.term,
+            meta.codec,
+            meta.bytes,
+            ms,
+        )
+        last = {
+            "index": meta.index,
+            "term": meta.term,
+            "codec": meta.codec,
+            "bytes": meta.bytes,
+            "ms": round(ms, 2),
+        }
     # Replay what is known committed: entries up to the last applied index we recorded.
     hint = read_hint(data_dir)
     upto = min(hint, wal.last_index)
@@ -90,13 +107,14 @@ def read_hint(data_dir: Path) -> int:
 class Store:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.fsync = bugs.NO_FSYNC not in cfg.bugs   # bugs.NO_FSYNC
+        self.fsync = bugs.NO_FSYNC not in cfg.bugs  # bugs.NO_FSYNC
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="sqlite-reader")
         self.io = ThreadPoolExecutor(1, thread_name_prefix="snapshot-io")
         self.wal, self.sm, self.snaps, self.last_snapshot = open_state(
-            cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync)
-        self.sm.disk = self.wal.disk   # one watch over all of this node's writes
+            cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync
+        )
+        self.sm.disk = self.wal.disk  # one watch over all of this node's writes
         self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync)
         self.raft.load_meta()
         self.raft.commit_index = self.sm.applied_index
@@ -109,7 +127,7 @@ class Store:
         self._waiters: dict[int, tuple[int, asyncio.Future[Any]]] = {}
         self._applier: asyncio.Task[None] | None = None
         self._hint_at = 0.0
-        self.failed = asyncio.Event()   # set when the node must stop (see failure)
+        self.failed = asyncio.Event()  # set when the node must stop (see failure)
         self.failure: str | None = None
         self._hint_index = -1
 
@@ -143,8 +161,14 @@ class Store:
         except Exception as e:
             # An entry that cannot be applied here may apply elsewhere: going on would
             # let this replica's state diverge, and stalling would hide it. Stop loudly.
-            log.critical("applying entry %d failed; stopping the node", self.sm.applied_index + 1, exc_info=True)
-            self.failure = f"apply of entry {self.sm.applied_index + 1} failed: {type(e).__name__}: {e}"
+            log.critical(
+                "applying entry %d failed; stopping the node",
+                self.sm.applied_index + 1,
+                exc_info=True,
+            )
+            self.failure = (
+                f"apply of entry {self.sm.applied_index + 1} failed: {type(e).__name__}: {e}"
+            )
             self.failed.set()
 
     async def _apply_forever(self) -> None:
@@ -153,7 +177,7 @@ class Store:
             target = min(self.raft.commit_index, self.wal.last_index)
             start = self.sm.applied_index + 1
             if target < start:
-                if self._hint_index != self.applied_index:   # idle: let the hint catch up
+                if self._hint_index != self.applied_index:  # idle: let the hint catch up
                     self._write_hint()
                 await self.raft.committed.wait(HINT_EVERY)
                 continue
@@ -171,15 +195,24 @@ class Store:
             if loop.time() - self._hint_at > HINT_EVERY:
                 self._write_hint()
             every = self.cfg.snapshot_every
-            if every and self.applied_index - self._snapshot_index() >= every and not self.snapshot_in_progress:
+            if (
+                every
+                and self.applied_index - self._snapshot_index() >= every
+                and not self.snapshot_in_progress
+            ):
                 asyncio.ensure_future(self.snapshot())
 
     def _write_hint(self) -> None:
         """Records the applied index (no fsync: a hint). Restart replays the log up to it at once."""
         loop = asyncio.get_running_loop()
         self._hint_at, self._hint_index = loop.time(), self.applied_index
-        loop.run_in_executor(self.io, write_json_atomic, self.cfg.data_dir / "commit-hint.json",
-                             {"index": self.applied_index}, False)
+        loop.run_in_executor(
+            self.io,
+            write_json_atomic,
+            self.cfg.data_dir / "commit-hint.json",
+            {"index": self.applied_index},
+            False,
+        )
 
     def _snapshot_index(self) -> int:
         return self.last_snapshot["index"] if self.last_snapshot else 0
@@ -191,7 +224,9 @@ class Store:
         """
         entry = self.raft.propose(command)
         if bugs.EARLY_ACK in self.cfg.bugs and command.get("op") == "kv.put":
-            return entry.index, {"ok": True}   # bugs.EARLY_ACK: acknowledged before a majority has it
+            return entry.index, {
+                "ok": True
+            }  # bugs.EARLY_ACK: acknowledged before a majority has it
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[entry.index] = (entry.term, fut)
         try:
@@ -215,12 +250,19 @@ class Store:
                 index, term, payload, digest = await self.on_writer(self.sm.image, codec)
                 meta = make_meta(index, term, codec, payload)
                 if index > self._snapshot_index():
-                    await asyncio.get_running_loop().run_in_executor(self.io, self.snaps.write, meta, payload)
+                    await asyncio.get_running_loop().run_in_executor(
+                        self.io, self.snaps.write, meta, payload
+                    )
                     self.sm.digests.record("snapshot", index, digest)
                     await self.wal.compact(index, term)
                 ms = (time.monotonic() - t0) * 1000
-                self.last_snapshot = {"index": index, "term": term, "codec": codec, "bytes": meta.bytes,
-                                      "ms": round(ms, 2)}
+                self.last_snapshot = {
+                    "index": index,
+                    "term": term,
+                    "codec": codec,
+                    "bytes": meta.bytes,
+                    "ms": round(ms, 2),
+                }
                 log.info("snapshot at %d (%d bytes, %.1f ms)", index, meta.bytes, ms)
                 return self.last_snapshot
             finally:
@@ -241,12 +283,19 @@ class Store:
         async with self._snap_lock:
             self.snapshot_in_progress = True
             try:
-                await asyncio.get_running_loop().run_in_executor(self.io, self.snaps.write, meta, payload)
+                await asyncio.get_running_loop().run_in_executor(
+                    self.io, self.snaps.write, meta, payload
+                )
                 await self.on_writer(self.sm.restore, meta.codec, payload, meta.index, meta.term)
                 await self.wal.compact(meta.index, meta.term)
                 self.applied_index = self.sm.applied_index
-                self.last_snapshot = {"index": meta.index, "term": meta.term, "codec": meta.codec,
-                                      "bytes": meta.bytes, "ms": 0.0}
+                self.last_snapshot = {
+                    "index": meta.index,
+                    "term": meta.term,
+                    "codec": meta.codec,
+                    "bytes": meta.bytes,
+                    "ms": 0.0,
+                }
                 log.info("installed the leader's snapshot at %d", meta.index)
             finally:
                 self.snapshot_in_progress = False
@@ -256,9 +305,17 @@ class Store:
     # -- observation ---------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         r = self.raft
-        return {"id": self.cfg.id, "role": r.role, "term": r.term, "leader": r.leader_id,
-                "commit_index": r.commit_index, "applied_index": self.applied_index,
-                "last_snapshot": self.last_snapshot, "snapshot_in_progress": self.snapshot_in_progress,
-                "sending_snapshot": sorted(r.sending_snapshot),
-                "snapshot_codec": self.cfg.snapshot_codec, "bugs": sorted(self.cfg.bugs),
-                "log": {"first_index": self.wal.base_index + 1, "last_index": self.wal.last_index}}
+        return {
+            "id": self.cfg.id,
+            "role": r.role,
+            "term": r.term,
+            "leader": r.leader_id,
+            "commit_index": r.commit_index,
+            "applied_index": self.applied_index,
+            "last_snapshot": self.last_snapshot,
+            "snapshot_in_progress": self.snapshot_in_progress,
+            "sending_snapshot": sorted(r.sending_snapshot),
+            "snapshot_codec": self.cfg.snapshot_codec,
+            "bugs": sorted(self.cfg.bugs),
+            "log": {"first_index": self.wal.base_index + 1, "last_index": self.wal.last_index},
+        }

@@ -79,14 +79,22 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], int, str | None]:
         end = pos + length
         if length > MAX_RECORD or end > len(data):
             if length <= MAX_RECORD:  # runs past the end: the tail of an interrupted append
-                return out, start, f"torn record at byte {start}: {length} bytes announced, {len(data) - pos} present"
-            raise CorruptLog(f"{path}: record at byte {start} announces {length} bytes (corrupt length)")
+                return (
+                    out,
+                    start,
+                    f"torn record at byte {start}: {length} bytes announced, {len(data) - pos} present",
+                )
+            raise CorruptLog(
+                f"{path}: record at byte {start} announces {length} bytes (corrupt length)"
+            )
         payload = data[pos:end]
         if zlib.crc32(payload) != crc:
             if end == len(data):
                 return out, start, f"torn last record at byte {start} (checksum mismatch)"
-            raise CorruptLog(f"{path}: checksum mismatch in the record at byte {start}; "
-                             "the log is damaged: restore the data dir from a peer or a backup")
+            raise CorruptLog(
+                f"{path}: checksum mismatch in the record at byte {start}; "
+                "the log is damaged: restore the data dir from a peer or a backup"
+            )
         try:
             out.append(json.loads(payload))
         except ValueError:
@@ -104,15 +112,15 @@ class Wal:
         self.base_index = 0
         self.base_term = 0
         self.entries: list[Entry] = []
-        self._offsets: list[int] = []   # file offset of each entry's record
-        self._written = 0               # bytes handed to the file
+        self._offsets: list[int] = []  # file offset of each entry's record
+        self._written = 0  # bytes handed to the file
         self._pending: list[bytes] = []
         self._pending_size = 0
         self.durable_index = 0
         self._io = ThreadPoolExecutor(1, thread_name_prefix="wal-io")
         self._lock = asyncio.Lock()
         self._fd: int | None = None
-        self.disk = DiskWatch()   # shared with the node's other writers (system.store)
+        self.disk = DiskWatch()  # shared with the node's other writers (system.store)
 
     # -- opening -------------------------------------------------------------
     def open(self) -> None:
@@ -132,7 +140,9 @@ class Wal:
         for rec in records[1:]:
             e = Entry.from_json(rec)
             if e.index != expected:
-                raise CorruptLog(f"{self.path}: entry {e.index} found where {expected} was expected")
+                raise CorruptLog(
+                    f"{self.path}: entry {e.index} found where {expected} was expected"
+                )
             self.entries.append(e)
             self._offsets.append(offset)
             offset += len(encode_record(rec))
@@ -188,12 +198,14 @@ class Wal:
         if index > self.last_index:
             return
         if index <= self.base_index:
-            raise ValueError(f"cannot truncate at {index}: entries up to {self.base_index} are compacted")
+            raise ValueError(
+                f"cannot truncate at {index}: entries up to {self.base_index} are compacted"
+            )
         pos = index - self.base_index - 1
         cut = self._offsets[pos]
         del self.entries[pos:]
         del self._offsets[pos:]
-        if cut >= self._written:   # only buffered records go
+        if cut >= self._written:  # only buffered records go
             keep = cut - self._written
             buf = b"".join(self._pending)[:keep]
             self._pending, self._pending_size = ([buf] if buf else []), len(buf)
@@ -263,7 +275,7 @@ class Wal:
                 return
             if self.term_at(index) == term:
                 keep = self.entries[index - self.base_index :]
-            else:   # the snapshot is ahead of or disagrees with our log: start over from it
+            else:  # the snapshot is ahead of or disagrees with our log: start over from it
                 keep = []
             count = len(self.entries)
             # The rewrite holds every entry we have: what is buffered is in it too.
@@ -274,7 +286,9 @@ class Wal:
             # Entries the leader appended while we rewrote are buffered, one record each.
             new = self.entries[count:]
             if new and not keep and new[0].index != index + 1:
-                raise ValueError(f"entries appended during a compaction to {index} do not follow it")
+                raise ValueError(
+                    f"entries appended during a compaction to {index} do not follow it"
+                )
             self.base_index, self.base_term = index, term
             self.entries = keep + new
             self._offsets = []
