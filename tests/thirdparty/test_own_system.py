@@ -110,3 +110,29 @@ def test_a_fault_the_users_system_declares_it_cannot_take_is_refused_up_front(
         "system memreg cannot take nemesis partition: one node has no peers to cut off"
         in proc.stderr
     )
+
+
+def test_a_test_built_in_python_runs_a_system_object_and_records_where_it_lives(
+    tmp_path: Path,
+) -> None:
+    import yaml
+    from memreg import MemReg
+
+    from squall.run import Test, run
+
+    code = run(
+        Test(
+            system=MemReg(),
+            workload="register",
+            backend="local",
+            nodes=1,
+            time_limit=4,
+            concurrency=2,
+            rate=50,
+            seed=3,
+            store=str(tmp_path),
+        )
+    )
+    assert code == 0
+    stored = yaml.safe_load(next(tmp_path.glob("*/*/test.yaml")).read_text())
+    assert stored["system"] == "memreg:MemReg", "a replay must be able to find the system again"
