@@ -33,6 +33,7 @@ from typing import Any
 from squall.cluster.base import Cluster
 from squall.nemesis.base import Fault, NemesisError
 from squall.protocols import NodeNeeds
+from squall.util import WaitTimeout, wait_until
 
 CONTROL = "/run/squall-stallfs"
 IN_CONTAINER = "/opt/squall-nemesis"
@@ -104,16 +105,19 @@ class DiskStall(Fault):
                 f"could not set the disk of {node} to {mode} (exit {rc}): "
                 f"{out.strip()}; was the cluster configured with disk-stall?"
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rc, out = self.live.exec(node, ["cat", f"{CONTROL}/state"])
-            if rc == 0 and out.split()[:1] == [mode]:
-                return
-            time.sleep(0.05)
-        raise NemesisError(
-            f"the disk of {node} did not switch to {mode} within {timeout:.0f}s "
-            f"(state: {out.strip()!r}); is stallfs running in the container?"
-        )
+        seen = [""]
+
+        def holds() -> bool:
+            rc, seen[0] = self.live.exec(node, ["cat", f"{CONTROL}/state"])
+            return rc == 0 and seen[0].split()[:1] == [mode]
+
+        try:
+            wait_until(holds, timeout, f"the disk of {node} switching to {mode}")
+        except WaitTimeout:
+            raise NemesisError(
+                f"the disk of {node} did not switch to {mode} within {timeout:.0f}s "
+                f"(state: {seen[0].strip()!r}); is stallfs running in the container?"
+            ) from None
 
     # -- start / stop -----------------------------------------------------
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
@@ -163,16 +167,18 @@ class DiskStall(Fault):
 
     def _await_snapshot(self, nodes: list[str], timeout: float, strict: bool = True) -> list[str]:
         """The nodes that report snapshot_in_progress within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            busy = [
+
+        def busy_now() -> list[str]:
+            return [
                 n
                 for n in nodes
                 if (o := self.live.observe(n, 0.5)) and o.extra.get("snapshot_in_progress")
             ]
-            if busy or time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)
+
+        try:
+            busy = wait_until(busy_now, timeout, "a snapshot in progress", every=0.02)
+        except WaitTimeout:
+            busy = []
         if strict and not busy:
             raise NemesisError(
                 f"no snapshot started on {', '.join(nodes)} within {timeout:.0f}s; "

@@ -30,6 +30,7 @@ stallfs's place (same control directory), whichever is configured first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from squall.history import IN_EFFECT_FOR
 from squall.nemesis.base import NemesisError
 from squall.nemesis.disk import CONTROL, IN_CONTAINER, STALLFS, fuse_needs
 from squall.nemesis.process import Kill
+from squall.util import WaitTimeout, wait_until
 
 LAZYFS = f"{IN_CONTAINER}/lazyfs.py"
 DAMAGED = ("wipe", "leave")  # what stop does with a node that refuses to start on its data
@@ -114,10 +116,14 @@ class PowerCut(Kill):
         """Cuts the power of ``node``'s disk; returns what lazyfs says it dropped."""
         # Wait for this incarnation's lazyfs to be up ("on"), then ask with a token.
         deadline = time.monotonic() + timeout
-        state = self._power_state(node)
-        while not state.startswith("on") and time.monotonic() < deadline:
-            time.sleep(0.05)
-            state = self._power_state(node)
+        state = [""]
+
+        def says(prefix: str) -> bool:
+            state[0] = self._power_state(node)
+            return state[0].startswith(prefix)
+
+        with contextlib.suppress(WaitTimeout):  # an old lazyfs is asked anyway
+            wait_until(lambda: says("on"), timeout, f"the FUSE layer of {node} up")
         token = f"{node}-{time.monotonic_ns()}"
         script = f"echo cut {token} > {CONTROL}/power.tmp && mv {CONTROL}/power.tmp {CONTROL}/power"
         rc, out = self.live.exec(node, ["sh", "-c", script])
@@ -126,15 +132,18 @@ class PowerCut(Kill):
                 f"could not cut the power of {node} (exit {rc}): {out.strip()}; "
                 "was the cluster configured with power-cut?"
             )
-        while time.monotonic() < deadline:
-            state = self._power_state(node)
-            if state.startswith(f"cut {token} "):
-                return dict(json.loads(state.split(" ", 2)[2]))
-            time.sleep(0.05)
-        raise NemesisError(
-            f"the disk of {node} did not report a power cut within {timeout:.0f}s "
-            f"(power-state: {state.strip()!r}); is lazyfs.py its FUSE layer?"
-        )
+        try:
+            wait_until(
+                lambda: says(f"cut {token} "),
+                max(0.0, deadline - time.monotonic()),
+                f"the power cut of {node}",
+            )
+        except WaitTimeout:
+            raise NemesisError(
+                f"the disk of {node} did not report a power cut within {timeout:.0f}s "
+                f"(power-state: {state[0].strip()!r}); is lazyfs.py its FUSE layer?"
+            ) from None
+        return dict(json.loads(state[0].split(" ", 2)[2]))
 
     def _power_state(self, node: str) -> str:
         if self.live.is_running(node):
@@ -177,8 +186,8 @@ class PowerCut(Kill):
     def _refusals(self, nodes: list[str], since: float) -> dict[str, str]:
         """The restarted nodes that exited refusing their data, with the line that says so."""
         waiting, refused = set(nodes), {}
-        deadline = time.monotonic() + BOOT_S
-        while waiting and time.monotonic() < deadline:
+
+        def settled() -> bool:
             for node in sorted(waiting):
                 if self.live.observe(node, 0.5):
                     waiting.discard(node)
@@ -187,7 +196,10 @@ class PowerCut(Kill):
                     said = self._refusal(node, since)
                     if said:
                         refused[node] = said
-            time.sleep(0.2)
+            return not waiting
+
+        with contextlib.suppress(WaitTimeout):  # still booting: the next step will see
+            wait_until(settled, BOOT_S, "the restarted nodes serving or refusing", every=0.2)
         return refused
 
     def _refusal(self, node: str, since: float) -> str:

@@ -14,6 +14,7 @@ from squall.cluster.base import ClusterSpec
 from squall.cluster.cleanup import run_objects
 from squall.cluster.docker import DockerCluster
 from tests.aurora import AURORA, node_url, status
+from tests.store.helpers import wait_for as store_wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -34,13 +35,7 @@ def cluster() -> Iterator[DockerCluster]:
 
 
 def wait_for(what: str, check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"within {timeout:.0f}s, never: {what}")
+    return store_wait_for(what, check, timeout, every=0.1)
 
 
 def put(cluster: DockerCluster, node: str, key: str, value: str) -> bool:

@@ -24,18 +24,13 @@ from squall.nemesis.runner import NemesisRunner
 from squall.nemesis.schedule import Event, Schedule
 from tests.aurora import AURORA, node_url, status
 from tests.nemesis.conftest import Running
+from tests.store.helpers import wait_for as store_wait_for
 
 pytestmark = pytest.mark.docker
 
 
 def wait_for(cond: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    pytest.fail(f"{what} did not happen within {timeout:.0f}s")
+    return store_wait_for(what, cond, timeout, every=0.1)
 
 
 def start(fault: Fault, **params: Any) -> Op:

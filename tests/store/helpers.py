@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import requests
 
 from squall.cluster.base import Cluster
+from squall.util import WaitTimeout, wait_until
 from tests.aurora import get, node_url
 
 T = TypeVar("T")
@@ -17,15 +18,19 @@ T = TypeVar("T")
 def wait_for(
     what: str, fn: Callable[[], T | None], timeout: float = 15.0, every: float = 0.05
 ) -> T:
-    """Polls ``fn`` until it returns something truthy; fails naming ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f}s (last seen: {last!r})")
+    """Polls ``fn`` until it returns something truthy; fails naming ``what`` never happened.
+
+    The tests' face of the suite's one bounded wait (``squall.util.wait_until``)."""
+    last: list[Any] = [None]
+
+    def seen() -> T | None:
+        last[0] = fn()
+        return last[0]
+
+    try:
+        return wait_until(seen, timeout, what, every)
+    except WaitTimeout as exc:
+        raise AssertionError(f"{exc} (last seen: {last[0]!r})") from None
 
 
 class Client:
