@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "checkers": {GROUND},
     "nemesis": {GROUND, "cluster"},
     "workloads": {GROUND, "checkers"},
-    "report": {GROUND, "checkers"},
+    "report": {GROUND, "checkers", "nemesis"},
     "run": {GROUND, "cluster", "checkers", "nemesis", "workloads", "report"},
     "cli": {GROUND, "cluster", "checkers", "nemesis", "workloads", "report", "run"},
     "systems": {GROUND, "cluster", "checkers", "nemesis", "workloads", "report", "run"},

@@ -9,14 +9,12 @@ still gives a small result and a page a browser opens.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from squall.checkers._lin_search import Best
 from squall.checkers.models import UNKNOWN, Model
-from squall.history import Op, fault_windows
 
 if TYPE_CHECKING:
     from squall.checkers.linearizable import Operation
@@ -49,6 +47,8 @@ def op_json(model: Model, o: Operation) -> dict[str, Any]:
         "line": o.invoke.extra.get("line"),
         "time": o.invoke.time,
         "end_time": comp.time if comp is not None else None,
+        # The node that answered (or was tried last): a stale read names its server.
+        "node": (comp.node if comp is not None and comp.node else o.invoke.node),
         "desc": model.describe_op(o.input, o.output),
     }
 
@@ -73,6 +73,12 @@ def counterexample(
         d = op_json(model, ops[i])
         d["linearized_at"] = rank.get(i)
         d["state_after"] = model.describe_state(states[rank[i]]) if i in rank else None
+        if i in rank:
+            d["state_before"] = model.describe_state(
+                states[rank[i] - 1] if rank[i] > 0 else model.init
+            )
+        else:  # it could not follow the prefix: it met the state the prefix left
+            d["state_before"] = model.describe_state(state)
         d["stuck"] = i in stuck
         d["blocking"] = i == best.blocking
         window_ops.append(d)
@@ -91,24 +97,3 @@ def counterexample(
         "window": [lo, hi],
         "window_ops": window_ops,
     }
-
-
-def fault_bands(history: Sequence[Op]) -> list[dict[str, Any]]:
-    """Fault windows in history positions (the x axis of the page), not ns."""
-    times = [o.time for o in history]
-    if any(b < a for a, b in zip(times, times[1:], strict=False)):
-        times = sorted(times)
-    bands = []
-    for w in fault_windows(history):
-        bands.append(
-            {
-                "fault": w["fault"],
-                "start": bisect.bisect_left(times, w["start"]),
-                "end": bisect.bisect_right(times, w["end"]),
-                "value": as_json(w.get("value"))
-                if not isinstance(w.get("value"), dict | list)
-                else str(w.get("value")),
-                "unhealed": bool(w.get("unhealed")),
-            }
-        )
-    return bands

@@ -1,14 +1,22 @@
-"""The counterexample as one self-contained HTML page (inline SVG, no scripts).
+"""The counterexample as one self-contained, interactive HTML page (no network, one file).
 
-One lane per process, each operation a bar from its invoke to its
-completion (an indeterminate one runs to the right edge, dashed). Colours:
-green = in the longest linearizable prefix, orange = could not be linearized
-after it, red = the operation whose completion the search could not get
-past; the failing window is shaded red and fault windows are grey bands.
-Hovering a bar shows the op, its lines and the model state after it.
+What a person filing a consistency violation needs to see: a time axis; one
+lane per process, each lane naming the nodes that served its operations;
+each operation a bar from its invoke to its completion (an indeterminate one
+runs to the right edge, dashed); the fault windows drawn across the lanes
+(a partition by its sides, a kill or pause by its nodes); the longest
+linearizable prefix (green), the operations that could not follow it
+(orange) and the one whose completion the search could not get past (red).
+Hover shows the op, the node that served it, its invoke and return times and
+the model state before and after it; a click pins that; the mouse wheel
+zooms the time axis and dragging pans it. Labels are cut to their bar (the
+full text is in the tooltip).
 
-Only the failing partition's window is drawn (see checkers.counterexample), so
-the page stays small whatever the size of the history.
+Only the failing partition's window is drawn (``checkers.counterexample``
+caps it at a few hundred operations) plus the faults that overlap it, so a
+100k-op history gives a page of tens of kilobytes that opens at once (a
+Porcupine user once met a 1.5 GB page for 3k operations). The data is one
+JSON block; the drawing is a small inline script.
 """
 
 from __future__ import annotations
@@ -16,154 +24,235 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-LANE_H = 28
-BAR_H = 18
-LEFT = 110
-WIDTH = 1200
-TOP = 30
-CHAR_W = 6.7  # px per character of the 11px monospace labels
+from squall.checkers.stats import fault_value
+from squall.history import Op, fault_windows
+from squall.report.evidence import describe_window
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:16px;color:#222}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
-code{background:#f4f4f4;padding:1px 3px}.svgbox{overflow-x:auto;border:1px solid #ddd}
-text{font-size:11px;font-family:monospace}
+body{font-family:system-ui,sans-serif;margin:16px;color:#222;max-width:1400px}
+h1{font-size:20px;margin:0 0 6px}p.why{font-size:15px;margin:4px 0 12px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0 14px}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
+code{background:#f4f4f4;padding:1px 3px}
+#box{position:relative;border:1px solid #ccc;overflow:hidden;user-select:none;cursor:grab}
+#box.drag{cursor:grabbing}svg text{font:11px monospace}
+#tip{position:fixed;display:none;background:#fffff2;border:1px solid #999;padding:6px 8px;
+font:12px/1.35 monospace;white-space:pre;pointer-events:none;box-shadow:2px 2px 6px #0003;z-index:2}
+#tip.pinned{border:2px solid #c62828;pointer-events:auto}
+.legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:14px;
+height:10px;margin-right:4px;border:1px solid #888}.muted{color:#777}
+button{font-size:12px;margin-left:8px}
 """
 
-_FILL = {"linearized": "#a5d6a7", "stuck": "#ffcc80", "blocking": "#ef9a9a", "other": "#e0e0e0"}
+_SCRIPT = r"""
+const D = JSON.parse(document.getElementById('data').textContent);
+const FILL = {linearized:'#a5d6a7', stuck:'#ffcc80', blocking:'#ef9a9a', other:'#e0e0e0'};
+const box = document.getElementById('box'), tip = document.getElementById('tip');
+const LEFT = 150, LANE = 26, BAR = 18, TOP = 34, CH = 6.7;
+const procs = [...new Set(D.ops.map(o => String(o.process)))].sort((a, b) =>
+  (isNaN(a) || isNaN(b)) ? a.localeCompare(b) : a - b);
+const nodesOf = p => [...new Set(D.ops.filter(o => String(o.process) === p && o.node)
+  .map(o => o.node))].sort().join(',');
+let lo = D.lo, hi = D.hi, pinned = null;
+const kind = o => o.blocking ? 'blocking' : o.stuck ? 'stuck'
+  : (o.linearized_at !== null && o.linearized_at !== undefined) ? 'linearized' : 'other';
+const s = ns => (ns / 1e9).toFixed(3) + 's';
+const esc = t => String(t).replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
+function width() { return Math.max(600, box.clientWidth || 1200); }
+function x(t) { return LEFT + (width() - LEFT - 16) * (t - lo) / Math.max(1, hi - lo); }
+function label(text, px) {
+  const n = Math.floor((px - 6) / CH);
+  if (n <= 0) return '';
+  return text.length <= n ? text : (n > 1 ? text.slice(0, n - 1) + '\u2026' : '');
+}
+function describe(o) {
+  const lines = [`process ${o.process}: ${o.desc}`,
+    `node ${o.node || '?'}, ${o.type}, history index ${o.invoke_index}` +
+      (o.line !== null && o.line !== undefined ? `, line ${o.line}` : ''),
+    `invoked ${s(o.time)}, ` + (o.end_time === null ? 'never returned' : `returned ${s(o.end_time)}`),
+    `state before: ${o.state_before}`];
+  if (o.state_after !== null && o.state_after !== undefined)
+    lines.push(`state after:  ${o.state_after}  (linearized #${o.linearized_at + 1})`);
+  else if (o.stuck) lines.push('could not be linearized after the prefix');
+  if (o.blocking) lines.push('the search could not get past this completion');
+  return lines.join('\n');
+}
+function draw() {
+  const W = width(), H = TOP + LANE * procs.length + 28;
+  const p = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">`];
+  for (const f of D.faults) {
+    const a = Math.max(LEFT, x(f.start)), b = Math.min(W - 16, x(f.end));
+    if (b <= LEFT || a >= W - 16) continue;
+    p.push(`<rect class="fault" x="${a}" y="14" width="${Math.max(2, b - a)}" height="${H - 40}" ` +
+      `fill="${f.colour}" fill-opacity="0.14" stroke="${f.colour}" stroke-opacity="0.5">` +
+      `<title>${esc(f.label)}</title></rect>`);
+    p.push(`<text x="${a + 3}" y="26" fill="${f.colour}">${esc(label(f.label, Math.max(60, b - a)))}</text>`);
+  }
+  procs.forEach((pr, i) => {
+    const y = TOP + i * LANE;
+    p.push(`<text x="${LEFT - 8}" y="${y + 13}" text-anchor="end">process ${esc(pr)}</text>`);
+    p.push(`<text x="${LEFT - 8}" y="${y + 23}" text-anchor="end" fill="#777">${esc(nodesOf(pr))}</text>`);
+    p.push(`<line x1="${LEFT}" x2="${W - 16}" y1="${y + LANE - 3}" y2="${y + LANE - 3}" stroke="#eee"/>`);
+  });
+  D.ops.forEach((o, i) => {
+    const y = TOP + procs.indexOf(String(o.process)) * LANE + 2;
+    const a = x(o.time), b = o.end_time === null ? W - 16 : x(o.end_time);
+    if (b < LEFT || a > W - 16) return;
+    const a2 = Math.max(LEFT, a), w = Math.max(3, Math.min(W - 16, b) - a2), k = kind(o);
+    const dash = o.end_time === null ? ' stroke-dasharray="4 3"' : '';
+    const edge = k === 'blocking' ? ' stroke="#b71c1c" stroke-width="2"' : ' stroke="#777"';
+    p.push(`<g class="op" data-i="${i}"><rect x="${a2}" y="${y}" width="${w}" height="${BAR}" ` +
+      `fill="${FILL[k]}"${edge}${dash}/><text x="${a2 + 3}" y="${y + 13}">` +
+      `${esc(label(o.desc, w))}</text></g>`);
+  });
+  const span = (hi - lo) / 1e9, steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60];
+  const step = steps.find(v => span / v <= 10) || 120, ay = H - 10;
+  for (let t = Math.ceil(lo / 1e9 / step) * step; t <= hi / 1e9; t += step)
+    p.push(`<text class="tick" x="${x(t * 1e9)}" y="${ay}" text-anchor="middle" fill="#555">` +
+      `${+t.toFixed(3)}s</text>`);
+  p.push('</svg>');
+  box.innerHTML = p.join('');
+  box.appendChild(tip);
+}
+function show(el, ev) {
+  const o = D.ops[+el.dataset.i];
+  tip.textContent = describe(o);
+  tip.style.display = 'block';
+  // Fixed to the viewport, kept inside it: a lane near the edge still shows its whole tooltip.
+  tip.style.left = Math.max(4, Math.min(ev.clientX + 12, window.innerWidth - tip.offsetWidth - 8)) + 'px';
+  tip.style.top = Math.max(4, Math.min(ev.clientY + 14, window.innerHeight - tip.offsetHeight - 8)) + 'px';
+}
+box.addEventListener('mousemove', ev => {
+  if (drag) return;
+  const g = ev.target.closest('g.op');
+  if (pinned !== null) return;
+  if (g) show(g, ev); else tip.style.display = 'none';
+});
+box.addEventListener('click', ev => {
+  const g = ev.target.closest('g.op');
+  if (moved) return;
+  if (g && pinned !== g.dataset.i) { pinned = g.dataset.i; show(g, ev); tip.classList.add('pinned'); }
+  else { pinned = null; tip.classList.remove('pinned'); tip.style.display = 'none'; }
+});
+box.addEventListener('wheel', ev => {
+  ev.preventDefault();
+  const r = box.getBoundingClientRect(), px = ev.clientX - r.left;
+  const at = lo + (hi - lo) * Math.max(0, px - LEFT) / (width() - LEFT - 16);
+  const f = ev.deltaY < 0 ? 0.8 : 1.25, nlo = at - (at - lo) * f, nhi = at + (hi - at) * f;
+  if (nhi - nlo > 1e5) { lo = nlo; hi = nhi; draw(); }
+}, {passive: false});
+let drag = null, moved = false;
+box.addEventListener('mousedown', ev => { drag = {x: ev.clientX, lo, hi}; moved = false; box.classList.add('drag'); });
+window.addEventListener('mouseup', () => { drag = null; box.classList.remove('drag'); });
+window.addEventListener('mousemove', ev => {
+  if (!drag) return;
+  const dx = ev.clientX - drag.x;
+  if (Math.abs(dx) > 2) moved = true;
+  const shift = (drag.hi - drag.lo) * dx / (width() - LEFT - 16);
+  lo = drag.lo - shift; hi = drag.hi - shift; draw();
+});
+document.getElementById('reset').addEventListener('click', () => { lo = D.lo; hi = D.hi; draw(); });
+window.addEventListener('resize', draw);
+draw();
+document.body.dataset.drawnMs = Math.round(performance.now());
+"""
 
 
-def _kind(op: dict[str, Any]) -> str:
-    if op.get("blocking"):
-        return "blocking"
-    if op.get("stuck"):
-        return "stuck"
-    if op.get("linearized_at") is not None:
-        return "linearized"
-    return "other"
+def _faults(history: Sequence[Op], lo: int, hi: int) -> list[dict[str, Any]]:
+    """The fault windows overlapping [lo, hi], each labelled as the matrix's why line says it."""
+    from squall.faults import colour
 
-
-def _tooltip(op: dict[str, Any]) -> str:
-    parts = [
-        f"process {op['process']}: {op['desc']}",
-        f"type {op['type']}, history index {op['invoke_index']}"
-        + (f", line {op['line']}" if op.get("line") is not None else ""),
-    ]
-    if op.get("linearized_at") is not None:
-        parts.append(f"linearized #{op['linearized_at'] + 1}, state after: {op['state_after']}")
-    elif op.get("stuck"):
-        parts.append("could not be linearized after the prefix")
-    return "\n".join(parts)
-
-
-def render_svg(ce: dict[str, Any], bands: list[dict[str, Any]]) -> str:
-    ops = ce.get("window_ops", [])
-    if not ops:
-        return "<p>No operations to draw.</p>"
-    procs = sorted({str(o["process"]) for o in ops}, key=lambda p: (len(p), p))
-    lane = {p: i for i, p in enumerate(procs)}
-    lo = min(o["call"] for o in ops) - 1
-    hi = max([o["return"] for o in ops if o["return"] is not None] + [o["call"] for o in ops]) + 2
-    scale = (WIDTH - LEFT - 20) / max(hi - lo, 1)
-
-    def x(pos: float) -> float:
-        return LEFT + (min(max(pos, lo), hi) - lo) * scale
-
-    height = TOP + LANE_H * len(procs) + 10
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}">']
-    for b in bands:
-        if b["end"] < lo or b["start"] > hi:
+    out = []
+    for w in fault_windows(history):
+        if w["end"] < lo or w["start"] > hi:
             continue
-        x0, x1 = x(b["start"]), x(b["end"])
+        value = fault_value(w)
         out.append(
-            f'<rect x="{x0:.1f}" y="{TOP - 12}" width="{max(x1 - x0, 2):.1f}" height="{height - TOP + 12}" '
-            f'fill="#9e9e9e" fill-opacity="0.25"><title>{html.escape(b["fault"])}: '
-            f"{html.escape(str(b.get('value')))}</title></rect>"
-            f'<text x="{x0 + 2:.1f}" y="{TOP - 2}" fill="#555">{html.escape(b["fault"])}</text>'
+            {
+                "fault": w["fault"],
+                "start": w["start"],
+                "end": w["end"],
+                "colour": colour(w["fault"]),
+                "label": describe_window(w),
+                "targets": value.get("targets"),
+            }
         )
-    stuck = [o for o in ops if o.get("stuck") or o.get("blocking")]
-    if stuck:
-        s0 = min(o["call"] for o in stuck)
-        s1 = max((o["return"] if o["return"] is not None else hi) for o in stuck)
-        out.append(
-            f'<rect x="{x(s0) - 3:.1f}" y="{TOP - 4}" width="{x(s1) - x(s0) + 6:.1f}" '
-            f'height="{height - TOP}" fill="#e53935" fill-opacity="0.08" stroke="#e53935" '
-            'stroke-dasharray="4 3"><title>failing window</title></rect>'
-        )
-    for p in procs:
-        y = TOP + lane[p] * LANE_H
-        out.append(f'<text x="4" y="{y + 13}">process {html.escape(p)}</text>')
-    room_to: dict[int, float] = {}
-    by_lane: dict[str, list[dict[str, Any]]] = {}
-    for o in ops:
-        by_lane.setdefault(str(o["process"]), []).append(o)
-    for lane_ops in by_lane.values():
-        lane_ops.sort(key=lambda o: o["call"])
-        for i, a in enumerate(lane_ops):
-            room_to[id(a)] = x(lane_ops[i + 1]["call"]) if i + 1 < len(lane_ops) else WIDTH - 4
-    for o in ops:
-        y = TOP + lane[str(o["process"])] * LANE_H
-        x0 = x(o["call"])
-        x1 = x(o["return"]) if o["return"] is not None else x(hi)
-        dash = ' stroke-dasharray="3 2"' if o["return"] is None else ""
-        # Labels run to the next op in the lane and are cut there (the
-        # tooltip has the whole text), so neighbours do not write over each other.
-        room = int((room_to[id(o)] - x0 - 4) / CHAR_W)
-        text = o["desc"] if len(o["desc"]) <= room else o["desc"][: max(room - 1, 0)] + "…"
-        label = html.escape(text) if room >= 3 else ""
-        out.append(
-            f"<g><title>{html.escape(_tooltip(o))}</title>"
-            f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 3):.1f}" height="{BAR_H}" rx="3" '
-            f'fill="{_FILL[_kind(o)]}" stroke="#555"{dash}/>'
-            f'<text x="{x0 + 3:.1f}" y="{y + 13}">{label}</text></g>'
-        )
-    out.append("</svg>")
-    return "".join(out)
+    return out
 
 
-def _key_phrase(key: Any) -> str:
-    if key is None:
-        return "The history (one partition)"
-    return f"Key <code>{html.escape(json.dumps(key))}</code>"
-
-
-def render(result: dict[str, Any], bands: list[dict[str, Any]] | None = None) -> str:
-    """The whole page for a linearizability result (invalid ones have a counterexample)."""
+def page_data(result: dict[str, Any], history: Sequence[Op]) -> dict[str, Any]:
+    """What the page draws: the window's ops, its time span and the faults in it (all in ns)."""
     ce = result.get("counterexample") or {}
-    rows = "".join(
-        f"<tr><td>{html.escape(str(o['process']))}</td><td><code>{html.escape(o['desc'])}</code></td>"
-        f"<td>{o['invoke_index']}</td><td>{'' if o.get('line') is None else o['line']}</td></tr>"
-        for o in ce.get("unlinearizable", [])
+    ops = [dict(o) for o in ce.get("window_ops") or []]
+    starts = [o["time"] for o in ops if isinstance(o.get("time"), int)]
+    ends = [o["end_time"] for o in ops if isinstance(o.get("end_time"), int)]
+    lo = min(starts, default=0)
+    hi = max(ends + starts, default=lo + 1)
+    margin = max((hi - lo) // 20, 1_000_000)
+    return {
+        "key": ce.get("key"),
+        "why": result.get("why", ""),
+        "ops": ops,
+        "lo": lo - margin,
+        "hi": hi + margin,
+        "hi_all": hi,
+        "faults": _faults(history, lo - margin, hi + margin),
+    }
+
+
+def _rows(ops: list[dict[str, Any]]) -> str:
+    return "".join(
+        f"<tr><td>{html.escape(str(o.get('process')))}</td><td><code>{html.escape(str(o.get('desc')))}"
+        f"</code></td><td>{html.escape(str(o.get('node') or '?'))}</td>"
+        f"<td>{html.escape(str(o.get('invoke_index')))}</td>"
+        f"<td>{html.escape(str(o.get('state_after', '')))}</td></tr>"
+        for o in ops
     )
-    prefix = "".join(
-        f"<tr><td>{html.escape(str(o['process']))}</td><td><code>{html.escape(o['desc'])}</code></td>"
-        f"<td><code>{html.escape(str(o['state_after']))}</code></td></tr>"
-        for o in ce.get("prefix_tail", [])
+
+
+def render(result: dict[str, Any], history: Sequence[Op]) -> str:
+    ce = result.get("counterexample") or {}
+    data = page_data(result, history)
+    # "</" cannot close the data block early: JSON allows "<\/".
+    blob = json.dumps(data, default=str, separators=(",", ":")).replace("</", "<\\/")
+    legend = "".join(
+        f'<span><i style="background:{c}"></i>{n}</span>'
+        for n, c in (
+            ("in the longest linearizable prefix", "#a5d6a7"),
+            ("could not follow it", "#ffcc80"),
+            ("the search could not get past its completion", "#ef9a9a"),
+            ("other", "#e0e0e0"),
+        )
     )
-    summary = {k: v for k, v in result.items() if k not in ("counterexample",)}
+    head = "Operations that could not be linearized"
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>linearizability: {html.escape(str(result.get("valid")))}</title><style>{_CSS}</style></head><body>
-<h1>Linearizability: {html.escape(str(result.get("valid")))} ({html.escape(str(result.get("model")))})</h1>
-<p>{_key_phrase(ce.get("key"))}: the search linearized
-{ce.get("prefix_length", 0)} of the partition's {ce.get("partition_ops", 0)} operations; the model state
-after them is <code>{html.escape(str(ce.get("state_desc")))}</code>, from which none of the operations
-below can take effect before <code>{html.escape(str((ce.get("blocking") or {}).get("desc")))}</code>
-(process {html.escape(str((ce.get("blocking") or {}).get("process")))}) completed.</p>
-<div class="svgbox">{render_svg(ce, bands or [])}</div>
-<h2>Could not be linearized</h2><table><tr><th>process</th><th>operation</th><th>history index</th><th>line</th></tr>{rows}</table>
-<h2>End of the linearizable prefix</h2><table><tr><th>process</th><th>operation</th><th>state after</th></tr>{prefix}</table>
-<h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=1, default=str))}</pre>
+<title>linearizability: {html.escape(str(ce.get("key")))}</title><style>{_CSS}</style></head><body>
+<h1>Not linearizable: key {html.escape(str(ce.get("key")))}</h1>
+<p class="why">{html.escape(str(result.get("why", "")))}</p>
+<p class="muted">The search linearized {ce.get("prefix_length", 0)} of the partition's
+{ce.get("partition_ops", 0)} operations; the model state after them is
+<code>{html.escape(str(ce.get("state_desc")))}</code>. The failing window is drawn
+({len(data["ops"])} operations) with the faults acting in it. Hover an operation for its
+node, times and states; click to pin; wheel to zoom, drag to pan
+<button id="reset">reset zoom</button></p>
+<div class="legend">{legend}</div>
+<div id="box"><div id="tip"></div></div>
+<h2>{head}</h2><table><tr><th>process</th><th>operation</th><th>node</th><th>history index</th>
+<th></th></tr>{_rows(list(ce.get("unlinearizable") or []))}</table>
+<h2>End of the linearizable prefix</h2><table><tr><th>process</th><th>operation</th><th>node</th>
+<th>history index</th><th>state after</th></tr>{_rows(list(ce.get("prefix_tail") or []))}</table>
+<script type="application/json" id="data">{blob}</script>
+<script>{_SCRIPT}</script>
 </body></html>"""
 
 
-def write_html(
-    path: str | os.PathLike[str], result: dict[str, Any], bands: list[dict[str, Any]] | None = None
-) -> Path:
+def write_html(path: str | os.PathLike[str], result: dict[str, Any], history: Sequence[Op]) -> Path:
     p = Path(path)
-    p.write_text(render(result, bands), encoding="utf-8")
+    p.write_text(render(result, history), encoding="utf-8")
     return p
 
 
@@ -173,11 +262,9 @@ def write_for_run(run_dir: Path, results: dict[str, Any], history: list[Any]) ->
     The checker's result carries the counterexample as data; this draws it,
     and records the page's path in that result (``html``).
     """
-    from squall.checkers.counterexample import fault_bands
-
     res = results.get("linearizable")
     if not isinstance(res, dict) or res.get("valid") is not False or "counterexample" not in res:
         return None
-    path = write_html(run_dir / "linear.html", res, fault_bands(history))
+    path = write_html(run_dir / "linear.html", res, history)
     res["html"] = str(path)
     return path

@@ -23,6 +23,7 @@ import yaml
 from squall.checkers.stats import fault_value
 from squall.faults import colour as fault_colour
 from squall.history import HistoryError, Op, fault_windows, iter_history
+from squall.report.evidence import sides_of
 from squall.report.junit import checker_results, why_of
 
 REPORT_HTML = "report.html"
@@ -44,6 +45,9 @@ class Run:
     span_ns: int = 0
     op_count: int = 0
     problems: list[str] = field(default_factory=list)
+    evidence: str = (
+        ""  # the one sentence the matrix prints: what went wrong, where, during which fault
+    )
 
 
 def load_run(run_dir: Path) -> Run:
@@ -75,7 +79,22 @@ def load_run(run_dir: Path) -> Run:
     for w in windows:  # fault_windows closes open windows at the last *nemesis* op
         if w.get("unhealed"):
             w["end"] = span
-    return Run(run_dir, test, results, windows, span, count, problems)
+    return Run(run_dir, test, results, windows, span, count, problems, why_line(results, run_dir))
+
+
+def why_line(results: Mapping[str, Any] | None, run_dir: Path) -> str:
+    """What went wrong, on which key, served by which node, during which fault (as the matrix says)."""
+    if not results or results.get("valid") is not False:
+        return ""
+    from squall.report.evidence import detection_seconds, evidence
+
+    deciders = [k for k, v in results.items() if isinstance(v, dict) and v.get("valid") is False]
+    deciders.sort(key=lambda n: PRIORITY.index(n) if n in PRIORITY else len(PRIORITY))
+    history = run_dir / "history.jsonl"
+    try:
+        return evidence(dict(results), deciders, detection_seconds(dict(results), history), history)
+    except (OSError, HistoryError, ValueError):
+        return ""
 
 
 def verdict_of(results: Mapping[str, Any] | None) -> Any:
@@ -166,9 +185,16 @@ def timeline_svg(windows: Sequence[Mapping[str, Any]], span_ns: int, width: int 
             f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 2):.1f}" height="{lane - 10}"'
             f' fill="{colour}" fill-opacity="0.75"{stroke}><title>{_e(tip)}</title></rect>'
         )
-        targets = ",".join(map(str, value.get("targets") or []))
-        if x1 - x0 > 40 and targets:
-            parts.append(f'<text x="{x0 + 4:.1f}" y="{y + 13}" class="in">{_e(targets)}</text>')
+        # A partition is told by its sides (n3 | n1,n2,n4,n5), not by every node it touched.
+        said = (
+            sides_of(w)
+            if w["fault"] == "partition"
+            else ",".join(map(str, value.get("targets") or []))
+        )
+        if x1 - x0 > 40 and said:
+            room = max(1, int((x1 - x0 - 6) / 6.5))
+            shown = said if len(said) <= room else said[: max(1, room - 1)] + "…"
+            parts.append(f'<text x="{x0 + 4:.1f}" y="{y + 13}" class="in">{_e(shown)}</text>')
     axis_y = lane * len(kinds) + 14
     step = next(s for s in (1, 2, 5, 10, 30, 60, 120, 300, 600, 1e9) if span_s / s <= 12)
     t = 0.0
@@ -291,6 +317,7 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:13px;max-height:420p
 img{max-width:100%} figure{margin:0 0 12px} figcaption{color:#777;font-size:13px}
 svg text.lane{font-size:13px} svg text.tick{font-size:11px;fill:#555}
 svg text.in{font-size:11px;fill:#fff} code{background:#f6f8fa;padding:2px 4px}
+p.why{font-size:16px;margin:4px 0 10px}
 """
 
 
@@ -320,7 +347,16 @@ def starvation_table(results: Mapping[str, Any] | None) -> str:
 
 def files_list(run_dir: Path) -> str:
     """Relative links to the run's own files (they sit beside the report)."""
-    names = ["history.jsonl", "results.json", "results.xml", "test.yaml", "linear.html"]
+    names = [
+        "history.jsonl",
+        "results.json",
+        "results.xml",
+        "test.yaml",
+        "timeline.html",
+        "linear.html",
+        "status-samples.jsonl",
+        "nemesis-timeline.yaml",
+    ]
     links = [f"<a href='{n}'>{n}</a>" for n in names if (run_dir / n).exists()]
     if (run_dir / "nodes").is_dir():
         links.append("<a href='nodes/'>nodes/</a> (logs, data, final digests)")
@@ -343,9 +379,19 @@ def render(run: Run) -> str:
             f"<p class='bad'>⚠ {_e(p)}</p>"
             for p in run.problems + list((run.results or {}).get("run_errors") or [])
         ),
-        "<p><a href='linear.html'>Open the linearizability failure (linear.html)</a></p>"
-        if linear
-        else "",
+        f"<p class='why'>{_e(run.evidence)}</p>" if run.evidence else "",
+        "<p>"
+        + (
+            "<a href='linear.html'>Open the linearizability failure (linear.html)</a> · "
+            if linear
+            else ""
+        )
+        + (
+            "<a href='timeline.html'>Every operation on a timeline (timeline.html)</a>"
+            if (run.run_dir / "timeline.html").exists()
+            else ""
+        )
+        + "</p>",
         "<h2>Faults</h2>" + timeline_svg(run.windows, run.span_ns),
         "<h2>Latency and throughput</h2>" + (plots or "<p class='muted'>No plots.</p>"),
         "<h2>Failover</h2>" + failover_table(run.results),

@@ -12,7 +12,6 @@ import os
 import sys
 from typing import IO
 
-from squall.checkers.counterexample import fault_bands
 from squall.checkers.importers import load
 from squall.checkers.linearizable import check
 from squall.checkers.models import get_model
@@ -42,7 +41,7 @@ def run_check(
         print(f"squall check: bad input: {exc}", file=err)
         return EXIT_BAD_INPUT
     if html is not None and result["valid"] is False:
-        write_html(html, result, fault_bands(history))
+        write_html(html, result, history)
         result["html"] = str(html)
     print(json.dumps(result, default=str), file=out)
     if result["valid"] is True:

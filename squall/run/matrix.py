@@ -29,9 +29,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from squall.report.evidence import detection_seconds, evidence
 from squall.report.matrix_page import write_matrix_html
 from squall.run import config as cfgmod
-from squall.run.evidence import detection_seconds, evidence
 from squall.run.runner import EXIT_RUN_FAILED
 from squall.run.runner import run as run_one
 

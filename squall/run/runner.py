@@ -404,8 +404,13 @@ def check_run_dir(
     if not history:
         results["valid"] = "unknown"
     from squall.report.linear_html import write_for_run
+    from squall.report.timeline_html import write_timeline
 
     write_for_run(run_dir, results, history)
+    try:
+        write_timeline(run_dir, history, test, results)
+    except Exception as exc:  # noqa: BLE001 - a broken page must not hide the verdict
+        console.print(f"[yellow]timeline.html not written: {exc}[/]")
     store.write_json(run_dir / "results.json", results)
     from squall.report.junit import write_junit
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from squall.history import NEMESIS, Op, write_history
+from squall.report.evidence import detection_seconds, evidence
 from squall.run import config as cfgmod
-from squall.run.evidence import detection_seconds, evidence
 from squall.run.matrix import load_suite
 
 S = 1_000_000_000

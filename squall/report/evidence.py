@@ -9,6 +9,7 @@ the first evidence in the history and the faults around it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,9 @@ def evidence(
         return ""
     first = results.get(deciders[0]) or {}
     why = str(first.get("why") or f"{deciders[0]} failed")
+    served = _served_by(first)
+    if served:
+        why = f"{why}, served by {served}"
     windows = _windows(history_path)
     if not windows:
         return why
@@ -80,6 +84,16 @@ def evidence(
     return f"{why} — {_describe(hits)}" if hits else why
 
 
+def _served_by(result: dict[str, Any]) -> str:
+    """The node that answered the operation a linearizability counterexample points at."""
+    ce = result.get("counterexample") if isinstance(result.get("counterexample"), dict) else None
+    if not ce:
+        return ""
+    ops = list(ce.get("unlinearizable") or []) + [ce.get("blocking")]
+    nodes = [o.get("node") for o in ops if isinstance(o, dict) and o.get("node")]
+    return str(nodes[0]) if nodes else ""
+
+
 def _windows(history_path: Path) -> list[dict[str, Any]]:
     if not history_path.exists():
         return []
@@ -88,11 +102,11 @@ def _windows(history_path: Path) -> list[dict[str, Any]]:
     return fault_windows(iter_history(history_path))
 
 
-def _targets(window: dict[str, Any]) -> list[str]:
+def _targets(window: Mapping[str, Any]) -> list[str]:
     return [str(t) for t in fault_value(window).get("targets") or []]
 
 
-def _sides(window: dict[str, Any]) -> list[list[str]]:
+def _sides(window: Mapping[str, Any]) -> list[list[str]]:
     """A partition's groups of nodes that still hear each other both ways, largest first."""
     grudge = fault_value(window).get("grudge")
     nodes = _targets(window)
@@ -107,7 +121,13 @@ def _hit(window: dict[str, Any]) -> set[str]:
     return {n for side in sides[1:] for n in side} if len(sides) > 1 else set(_targets(window))
 
 
-def _say(window: dict[str, Any]) -> str:
+def sides_of(window: Mapping[str, Any]) -> str:
+    """A partition's sides in words: ``n1,n2,n4,n5 | n3`` (largest first)."""
+    return " | ".join(",".join(side) for side in _sides(window))
+
+
+def describe_window(window: dict[str, Any]) -> str:
+    """A fault window in words: a partition by its sides and leader, others by their targets."""
     sides = _sides(window)
     leader = fault_value(window).get("leader")
     if len(sides) > 1:
@@ -119,7 +139,7 @@ def _say(window: dict[str, Any]) -> str:
 
 
 def _describe(windows: list[dict[str, Any]], most: int = 3) -> str:
-    parts = [_say(w) for w in windows[:most]]
+    parts = [describe_window(w) for w in windows[:most]]
     more = f" (+{len(windows) - most} more)" if len(windows) > most else ""
     return "; ".join(parts) + more
 
