@@ -96,6 +96,12 @@ def run(
         Path | None,
         typer.Option("--replay", help="repeat a stored run: its config, seed and fault timeline"),
     ] = None,
+    repeat: Annotated[
+        int | None,
+        typer.Option(
+            "--repeat", help="with --replay: run it N times, report how many reproduced it"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="test name (directory under the store)")] = None,
 ) -> None:
     """Run a chaos test and check it. Exit 0 valid, 1 invalid, 2 unknown, 3 failed."""
@@ -125,6 +131,14 @@ def run(
         else:
             overrides["nemesis"] = nemesis
     base_file = str(file) if file else None
+    if repeat is not None:
+        if replay is None or repeat < 1:
+            raise BadInput("--repeat N needs --replay RUN_DIR and N >= 1")
+        from squall.run.rundir import resolve_run_dir
+        from squall.run.shrink import repeat as repeat_run
+
+        got = repeat_run(resolve_run_dir(replay), repeat, err)
+        raise typer.Exit(0 if got["reproduced"] == got["of"] else 1)
     if replay is not None:
         from squall.run.rundir import resolve_run_dir
 
@@ -252,6 +266,23 @@ def matrix(
     if recheck is not None:
         raise typer.Exit(recheck_matrix(recheck, console=err))
     raise typer.Exit(run_matrix(suite, seed=seed, store=store, only=only, console=err))
+
+
+@app.command()
+def shrink(
+    run_dir: Annotated[Path, typer.Argument(help="an invalid run's directory, or store/latest")],
+    tries: Annotated[int, typer.Option(help="replays per candidate; kept if any reproduces")] = 3,
+    budget: Annotated[str, typer.Option(help="wall-clock budget, e.g. 30m")] = "30m",
+) -> None:
+    """Find a smaller fault schedule that still reproduces an invalid run's anomaly."""
+    from squall.nemesis.schedule import parse_duration
+    from squall.run.rundir import resolve_run_dir
+    from squall.run.shrink import Shrinker
+
+    if tries < 1:
+        raise BadInput("--tries must be at least 1")
+    found = resolve_run_dir(run_dir)
+    raise typer.Exit(Shrinker(found, tries, parse_duration(budget, "--budget"), err).run())
 
 
 @app.command()

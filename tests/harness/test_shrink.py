@@ -1,0 +1,123 @@
+"""Shrinking a failing schedule, with replays stood in for (the real ones run in the matrix):
+what is kept, what is dropped, what is written down."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import squall.run.shrink as shrink
+
+
+def stale_read_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "test.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "workload": "register",
+                "nodes": 5,
+                "time_limit": 40,
+                "seed": 9,
+                "backend": "local",
+                "bugs": ["stale-read"],
+                "name": "x",
+            }
+        )
+    )
+    (run / "results.json").write_text(
+        json.dumps(
+            {
+                "valid": False,
+                "linearizable": {
+                    "valid": False,
+                    "counterexample": {"unlinearizable": [{"f": "read"}]},
+                },
+            }
+        )
+    )
+    events = [
+        {"at": "2s", "fault": "kill", "for": "4s", "nodes": ["n2"]},
+        {"at": "10s", "fault": "partition", "for": "8s", "grudge": {"n1": ["n2"]}},
+        {"at": "20s", "fault": "pause", "for": "4s", "nodes": ["n3"]},
+        {"at": "28s", "fault": "kill", "for": "4s", "nodes": ["n4"]},
+    ]
+    (run / "nemesis-timeline.yaml").write_text(yaml.safe_dump({"seed": 9, "events": events}))
+    return run
+
+
+def replays_that_fail_only_with_the_partition(calls: list[Any]) -> Any:
+    def fake(
+        base: Any,
+        events: list[dict[str, Any]],
+        time_limit: float,
+        seed: int,
+        where: Path,
+        console: Any,
+    ) -> dict[str, Any]:
+        calls.append((len(events), time_limit, seed))
+        bad = any(e["fault"] == "partition" for e in events) and time_limit >= 8
+        lin = {"valid": not bad}
+        if bad:
+            lin["counterexample"] = {"unlinearizable": [{"f": "read"}]}
+        return {
+            "run_dir": "x",
+            "exit": 1 if bad else 0,
+            "valid": not bad,
+            "deciders": ["linearizable"] if bad else [],
+            "results": {"linearizable": lin},
+        }
+
+    return fake
+
+
+def test_shrinking_keeps_only_the_fault_that_matters_and_cuts_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(shrink, "replay_once", replays_that_fail_only_with_the_partition(calls))
+    run = stale_read_run(tmp_path)
+    assert shrink.Shrinker(run, tries=2, budget_s=60).run() == 0
+    shrunk = yaml.safe_load((run / "shrink" / "shrunk.yaml").read_text())
+    assert [e["fault"] for e in shrunk["events"]] == ["partition"]
+    assert shrunk["events"][0]["for"] == "1s", "the partition is halved while it still reproduces"
+    assert shrunk["events"][0]["at"] == "3s", "the timeline moves earlier while it reproduces"
+    assert shrunk["time_limit"] == 9.0, "load is cut to just past the last fault"
+    assert all(seed == 9 for *_, seed in calls), "every replay uses the run's own seed"
+    log = json.loads((run / "shrink" / "shrink.json").read_text())
+    assert log["before"] == {"events": 4, "time_limit": 40.0}
+    assert log["after"] == {"events": 1, "time_limit": 9.0}
+    assert len(log["tries"]) == len({id(t) for t in log["tries"]}) > 0
+    assert any(not t["reproduced"] for t in log["tries"]), "failed candidates are kept in the log"
+
+
+def test_a_candidate_is_replayed_until_it_reproduces_and_no_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(shrink, "replay_once", replays_that_fail_only_with_the_partition(calls))
+    s = shrink.Shrinker(stale_read_run(tmp_path), tries=3, budget_s=60)
+    assert s.attempt([{"at": "1s", "fault": "partition", "for": "3s"}], 20) is True
+    assert len(calls) == 1
+    assert s.attempt([{"at": "1s", "fault": "kill", "for": "3s"}], 20) is False
+    assert len(calls) == 4, "a candidate that never reproduces gets all its replays"
+
+
+def test_the_same_checker_failing_on_another_kind_of_op_is_not_the_same_anomaly() -> None:
+    stale = shrink.Anomaly(checker="linearizable", op="read")
+    other = {"linearizable": {"valid": False, "counterexample": {"unlinearizable": [{"f": "cas"}]}}}
+    assert not stale.seen_in(other)
+    assert stale.seen_in(
+        {"linearizable": {"valid": False, "counterexample": {"blocking": {"f": "read"}}}}
+    )
+
+
+def test_a_valid_run_has_nothing_to_shrink(tmp_path: Path) -> None:
+    run = stale_read_run(tmp_path)
+    (run / "results.json").write_text(json.dumps({"valid": True}))
+    with pytest.raises(shrink.ConfigError, match="not invalid"):
+        shrink.Shrinker(run)
