@@ -260,10 +260,9 @@ class Shrinker:
             self.best = (events, limit)
         best_events, best_limit = getattr(self, "best", (self.start, self.start_limit))
         (self.out / "shrunk.yaml").write_text(
-            yaml.safe_dump(
-                {"seed": self.seed, "time_limit": best_limit, "events": best_events},
-                sort_keys=False,
-            )
+            f"# replay: squall run -f {self.run_dir / 'test.yaml'} --nemesis THIS_FILE "
+            f"--time-limit {best_limit:g}\n"
+            + yaml.safe_dump({"seed": self.seed, "events": best_events}, sort_keys=False)
         )
         (self.out / "shrink.json").write_text(
             json.dumps(
