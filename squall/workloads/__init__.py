@@ -25,7 +25,9 @@ def _system_workloads(system: System | None) -> Mapping[str, Any]:
 def workload_names(system: System | None = None) -> list[str]:
     from squall import registry
 
-    return sorted(set(registry.names("workload")) | set(_system_workloads(system)))
+    # Not the builtin ``set`` by name: importing squall.workloads.set binds that
+    # name in this package's namespace to the submodule.
+    return sorted({*registry.names("workload"), *_system_workloads(system)})
 
 
 def get_workload(
