@@ -8,6 +8,7 @@ unknown nemesis — is one line on stderr and exit 3, never a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,10 @@ cluster_app = typer.Typer(
     no_args_is_help=True, help="A cluster left running for a person to poke at."
 )
 app.add_typer(cluster_app, name="cluster")
+hosts_app = typer.Typer(
+    no_args_is_help=True, help="Real hosts for --backend ssh: prepare them once, sweep them."
+)
+app.add_typer(hosts_app, name="hosts")
 
 err = Console(stderr=True)
 EXIT_BAD_INPUT = 3
@@ -66,7 +71,11 @@ def run(
     seed: Annotated[
         int | None, typer.Option(help="seed for every random choice (printed and stored)")
     ] = None,
-    backend: Annotated[str | None, typer.Option(help="docker | local")] = None,
+    backend: Annotated[str | None, typer.Option(help="docker | local | ssh")] = None,
+    inventory: Annotated[
+        str | None,
+        typer.Option(help="the hosts of --backend ssh: a YAML inventory (README: Real hosts)"),
+    ] = None,
     store: Annotated[
         str | None, typer.Option("--store", help="directory of runs (default ./store)")
     ] = None,
@@ -117,6 +126,7 @@ def run(
         "rate": rate,
         "seed": seed,
         "backend": backend,
+        "inventory": inventory,
         "store": store,
         "bugs": bug or None,
         "failover_bound": failover_bound,
@@ -244,10 +254,25 @@ def serve(
 @app.command()
 def matrix(
     suite: Annotated[
-        Path, typer.Argument(help="suite YAML (suites/matrix.yaml is the nightly one)")
+        Path,
+        typer.Argument(
+            help="suite YAML (suites/matrix.yaml is the nightly one), or merge SUMMARY..."
+        ),
     ] = Path("suites/matrix.yaml"),
+    summaries: Annotated[
+        list[Path] | None,
+        typer.Argument(help="after merge: every shard's store/matrix/<time>.json"),
+    ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="seed for every case (default: a fresh one per case)")
+        list[int] | None,
+        typer.Option(
+            help="seed for every case (default: a fresh one per case); repeat it to run "
+            "every case once per seed"
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: run only the K-th of N deterministic slices (then merge)"),
     ] = None,
     store: Annotated[str | None, typer.Option(help="directory of runs")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="run just these cases")] = None,
@@ -259,13 +284,34 @@ def matrix(
         ),
     ] = None,
 ) -> None:
-    """Run the proof matrix: every seeded bug caught, the correct store valid."""
-    from squall.run.matrix import recheck as recheck_matrix
-    from squall.run.matrix import run_matrix
+    """Run the proof matrix: every seeded bug caught, the correct store valid.
 
+    ``squall matrix merge SUMMARY...`` joins the shards' summaries into one table,
+    page and JUnit file (refusing shards of different suites or code)."""
+    from squall.run.matrix import merge, run_matrix
+    from squall.run.matrix import recheck as recheck_matrix
+    from squall.run.shard import parse_slice
+
+    if str(suite) == "merge":
+        if not summaries:
+            raise BadInput("squall matrix merge needs every shard's summary: merge A.json B.json")
+        raise typer.Exit(merge([str(p) for p in summaries], store=store, console=err))
+    if summaries:
+        raise BadInput(f"unexpected arguments after the suite: {' '.join(map(str, summaries))}")
     if recheck is not None:
         raise typer.Exit(recheck_matrix(recheck, console=err))
-    raise typer.Exit(run_matrix(suite, seed=seed, store=store, only=only, console=err))
+    seeds = list(seed or [])
+    raise typer.Exit(
+        run_matrix(
+            suite,
+            seed=seeds[0] if len(seeds) == 1 else None,
+            store=store,
+            only=only,
+            console=err,
+            seeds=seeds or None,
+            part=parse_slice(shard) if shard else None,
+        )
+    )
 
 
 @app.command()
@@ -330,6 +376,66 @@ def cluster_down(system: Annotated[str, SYSTEM_OPTION] = "aurora") -> None:
 def cluster_status(system: Annotated[str, SYSTEM_OPTION] = "aurora") -> None:
     """Show each node of the standing cluster: role, term, indexes."""
     _standing(system).cluster_status(console=err)
+
+
+INVENTORY_ARG = typer.Argument(help="the inventory YAML (README: Real hosts)")
+
+
+def _inventory(path: Path) -> Any:
+    from squall.cluster.inventory import InventoryError, load_inventory
+
+    try:
+        return load_inventory(path)
+    except InventoryError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _on_hosts(work: Any) -> Any:
+    """Runs a hosts command; a host that cannot be reached or used is one line, exit 3."""
+    from squall.cluster.base import ClusterError
+
+    try:
+        return work()
+    except ClusterError as exc:
+        raise BadInput(str(exc)) from None
+
+
+@hosts_app.command("prepare")
+def hosts_prepare(
+    inventory: Annotated[Path, INVENTORY_ARG],
+    system: Annotated[str, typer.Option(help="the system whose packages to install")] = "aurora",
+) -> None:
+    """Install, as root and once, the Debian packages runs need on every host."""
+    from squall import registry
+    from squall.cluster.hosts import prepare
+
+    done = _on_hosts(lambda: prepare(_inventory(inventory), registry.system(system), err.print))
+    for node, what in done.items():
+        print(f"{node}: {'; '.join(what)}")
+
+
+@hosts_app.command("clean")
+def hosts_clean(
+    inventory: Annotated[Path, INVENTORY_ARG],
+    force: Annotated[
+        bool, typer.Option(help="also runs whose runner may still live (another machine's)")
+    ] = False,
+) -> None:
+    """Undo every run the hosts still hold: processes, mounts, iptables rules, files."""
+    from squall.cluster.hosts import clean
+
+    done = _on_hosts(lambda: clean(_inventory(inventory), err.print, force=force))
+    print(json.dumps(done))
+
+
+@hosts_app.command("status")
+def hosts_status(inventory: Annotated[Path, INVENTORY_ARG]) -> None:
+    """What of Squall's runs is on each host (JSON); exit 1 if anything is."""
+    from squall.cluster.hosts import leftovers
+
+    found = _on_hosts(lambda: leftovers(_inventory(inventory)))
+    print(json.dumps(found))
+    raise typer.Exit(1 if any(v for h in found.values() for v in h.values()) else 0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,9 +94,12 @@ class NodeContext:
     secret: str  # per-run cluster secret: never logged or reported
     bugs: tuple[str, ...] = ()  # bug modes switched on for this node
     options: Mapping[str, Any] = field(default_factory=dict)  # the system's own options
-    # "container": inside a node image the system built (docker, ssh hosts);
-    # "process": a process of this machine's Python (the local backend)
-    runtime: Literal["container", "process"] = "container"
+    # "container": inside a node image the system built (docker);
+    # "process": a process of this machine's Python (the local backend);
+    # "host": a machine of its own reached over SSH, with the image's packages
+    # installed (``squall hosts prepare``) but not its Dockerfile lines: the
+    # spec must say its whole environment, and its mounts are uploaded, not bound
+    runtime: Literal["container", "process", "host"] = "container"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +166,9 @@ class NodeNeeds:
     wrap_last: bool = False  # must be the wrapper that execs the node itself
     # (src, dst) -> "host:port": src reaches dst's peer port there (a proxy)
     peer_routes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # Node paths outside the data directory the fault writes (control files):
+    # a container forgets them with itself, a shared host must have them removed.
+    scratch: tuple[str, ...] = ()
 
 
 # -- the system --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Small helpers every layer shares, one copy each: a quantile, a bounded wait, free ports.
+"""Small helpers every layer shares, one copy each: a quantile, a bounded wait, free ports,
+unpacking a directory a node sent as a tar archive.
 
 A second copy of any of these drifts (the review found three quantiles with
 two definitions), so there is exactly one here, on the ground floor.
@@ -6,8 +7,12 @@ two definitions), so there is exactly one here, on the ground floor.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tarfile
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import tenacity
@@ -62,3 +67,16 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 
 def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
+
+
+def unpack_dir(tar_path: Path, name: str, target: Path) -> None:
+    """Unpacks directory ``name`` of a tar archive to ``target`` (replacing what was there).
+
+    Extraction refuses absolute paths, ``..`` and devices: the archive came
+    from a node, and a node under test is not trusted to write outside ``target``.
+    """
+    with tempfile.TemporaryDirectory(prefix="squall-unpack-", dir=target.parent) as tmp:
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(tmp, filter="data")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(Path(tmp) / name), str(target))

@@ -38,6 +38,7 @@ class ClusterSpec:
     bugs: Sequence[str] = ()
     bug_nodes: Sequence[str] = ()  # empty = every node
     data_root: Path | None = None  # where node data lives on the host (local backend, logs)
+    inventory: str | None = None  # the hosts file of a backend that drives real hosts (ssh)
     # What faults need in every node (a FUSE device, a wrapper, peer routes),
     # asked before ``up``; see ``need``.
     needs: list[NodeNeeds] = field(default_factory=list)

@@ -25,31 +25,18 @@ from squall.cluster.dockerutil import (
     LABEL_RUN,
     LABEL_TMP,
     docker_client,
-    process_start_time,
     quietly,
 )
+from squall.cluster.procs import alive_since
 
 
 def owner_alive(labels: dict[str, str]) -> bool:
-    """Whether the process that created an object (per its labels) still runs.
-
-    A pid alone is not enough: after a reboot or a long day the pid may
-    belong to another process, so a process that started after the object
-    was created cannot be its owner.
-    """
+    """Whether the process that created an object (per its labels) still runs."""
     try:
         pid = int(labels.get(LABEL_OWNER, ""))
     except ValueError:
         return False  # unlabelled owner: nobody will ever clean it up but us
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    started = process_start_time(pid)
-    created = float(labels.get(LABEL_CREATED, "0") or 0)
-    return started is None or started <= created + 2.0
+    return alive_since(pid, float(labels.get(LABEL_CREATED, "0") or 0))
 
 
 def run_objects(run: str, client: DockerClient | None = None) -> list[str]:

@@ -48,10 +48,10 @@ from squall.cluster.dockerutil import (
     LABEL_TMP,
     copy_out,
     docker_client,
-    process_stopped,
     quietly,
 )
 from squall.cluster.image import ensure_image
+from squall.cluster.procs import process_stopped
 from squall.protocols import NodeSpec, System
 from squall.util import free_port
 

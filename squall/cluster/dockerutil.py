@@ -1,4 +1,4 @@
-"""Small Docker and /proc helpers shared by the docker backend and the cleanup sweep.
+"""Small Docker helpers shared by the docker backend and the cleanup sweep.
 
 The SDK's names come from ``docker.client``, not ``docker``: the repository's
 own ``docker/`` folder (compose configs) looks like a namespace package to
@@ -7,9 +7,6 @@ mypy and hides the SDK's top-level names.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +16,7 @@ from docker.client import DockerClient, from_env
 from docker.models.containers import Container
 
 from squall.cluster.base import ClusterError
+from squall.util import unpack_dir
 
 LABEL_RUN = "squall.run"
 LABEL_NODE = "squall.node"
@@ -57,37 +55,4 @@ def copy_out(container: Container, path: str, target: Path) -> None:
         with open(tar_path, "wb") as f:
             for chunk in stream:
                 f.write(chunk)
-        with tarfile.open(tar_path) as tar:
-            tar.extractall(tmp, filter="data")  # refuses absolute paths, .., devices
-        # The archive's root is the directory's own name.
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.move(str(Path(tmp) / Path(path).name), str(target))
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat from field 3 (state) on; the name in () may hold spaces."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def process_stopped(pid: int) -> bool:
-    """Whether ``pid`` is stopped by a signal (SIGSTOP): state T."""
-    fields = _stat_fields(pid) if pid > 0 else None
-    return bool(fields) and fields[0] == "T"  # type: ignore[index]
-
-
-def process_start_time(pid: int) -> float | None:
-    """When ``pid`` started (unix time), or None if unknown (no /proc)."""
-    fields = _stat_fields(pid)
-    try:
-        ticks = int(fields[19])  # type: ignore[index]  # field 22 of stat
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-    except (TypeError, OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+        unpack_dir(tar_path, Path(path).name, target)  # the archive's root is the directory's name

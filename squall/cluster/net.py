@@ -57,18 +57,23 @@ def drop_commands(
     ips: Mapping[str, str],
     gateway: str,
     peer_routes: Mapping[tuple[str, str], str] | None = None,
+    chains: Mapping[str, str] | None = None,
 ) -> dict[str, list[list[str]]]:
     """The iptables argv lists to run on each node to apply ``grudge``.
 
     Pure: ``ips`` maps node -> its current address on the cluster network,
     ``gateway`` is the host's address on it (the source of client traffic),
     ``peer_routes`` the "host:port" (a proxy) through which a node reaches a
-    peer, for the pairs that do not go direct.
+    peer, for the pairs that do not go direct. ``chains`` puts the rules of
+    INPUT and OUTPUT into chains of their own (a real host's firewall is
+    not ours to flush; see ``host_heal_commands``).
     """
     out: dict[str, list[list[str]]] = {}
 
     def add(node: str, rule: list[str]) -> None:
-        out.setdefault(node, []).append(["iptables", "-A", *rule, "-j", "DROP", "-w"])
+        hook, *match = rule
+        chain = (chains or {}).get(hook, hook)
+        out.setdefault(node, []).append(["iptables", "-A", chain, *match, "-j", "DROP", "-w"])
 
     for node in sorted(grudge):
         for peer in sorted(grudge[node]):
@@ -81,6 +86,31 @@ def drop_commands(
                     if proxy:
                         add(src, ["OUTPUT", "-p", "tcp", "-d", proxy[0], "--dport", str(proxy[1])])
     return out
+
+
+def host_heal_commands(chains: Mapping[str, str], ssh_port: int) -> list[list[str]]:
+    """Empties a host's own chains, keeping the control machine's SSH out of every cut.
+
+    On a host the runner's SSH connection arrives on INPUT from the same
+    address as the clients: a grudge naming ``client`` would cut the backend
+    off its own host. The RETURN for the SSH port comes before any DROP.
+    """
+    return [
+        ["iptables", "-F", chains["INPUT"], "-w"],
+        [
+            "iptables",
+            "-A",
+            chains["INPUT"],
+            "-p",
+            "tcp",
+            "--dport",
+            str(ssh_port),
+            "-j",
+            "RETURN",
+            "-w",
+        ],
+        ["iptables", "-F", chains["OUTPUT"], "-w"],
+    ]
 
 
 def _proxy_of(route: str | None) -> tuple[str, int] | None:

@@ -101,6 +101,7 @@ class Clock(Fault):
                     "squall-clock",
                 ),
                 wrap_last=True,
+                scratch=(OFFSET_FILE, f"{OFFSET_FILE}.tmp"),
             )
         )
 

@@ -72,6 +72,7 @@ def fuse_needs(fault: str, layer: str) -> NodeNeeds:
             CONTROL,
             "--",
         ),
+        scratch=(CONTROL,),
     )
 
 

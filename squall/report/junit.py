@@ -91,6 +91,42 @@ def junit_xml(results: Mapping[str, Any], suite: str = "squall") -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def matrix_junit_xml(summary: Mapping[str, Any], suite: str = "squall-matrix") -> str:
+    """A matrix summary as JUnit: one testcase per run, failed when it did not come out as expected."""
+    rows = summary["rows"]
+    seeds = {r.get("seed") for r in rows}
+    failed = [r for r in rows if not r["passed"]]
+    root = ET.Element("testsuites", name=suite, tests=str(len(rows)), failures=str(len(failed)))
+    ts = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(rows)),
+        failures=str(len(failed)),
+        errors="0",
+        skipped="0",
+        time=f"{sum(float(r.get('seconds') or 0) for r in rows):.1f}",
+    )
+    for r in rows:
+        name = r["case"] + (f" [seed {r.get('seed')}]" if len(seeds) > 1 else "")
+        case = ET.SubElement(
+            ts, "testcase", classname=f"{suite}.cases", name=name, time=f"{r.get('seconds', 0)}"
+        )
+        if not r["passed"]:
+            said = f"expected {json.dumps(r['expected'])}, got {json.dumps(r['got'])}"
+            ET.SubElement(
+                case, "failure", message=said, type="unexpected"
+            ).text = f"{said}. {r.get('evidence') or ''} {r.get('replay') or ''}".strip()
+        ET.SubElement(case, "system-out").text = json.dumps(r, indent=1, default=str)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_matrix_junit(summary: Mapping[str, Any], path: Path) -> Path:
+    path.write_text(matrix_junit_xml(summary), encoding="utf-8")
+    return path
+
+
 def write_junit(
     results: Mapping[str, Any], path: str | os.PathLike[str], suite: str = "squall"
 ) -> Path:

@@ -28,7 +28,7 @@ from squall.checkers.base import Checker
 from squall.protocols import System
 from squall.workloads.base import Workload
 
-BACKENDS = ("docker", "local")
+BACKENDS = ("docker", "local", "ssh")
 
 
 class ConfigError(ValueError):
@@ -48,6 +48,7 @@ class Test:
     rate: float = 200.0  # ops/s over all workers; 0 = unthrottled
     seed: int | None = None
     backend: str = "docker"
+    inventory: str | None = None  # the hosts of --backend ssh (squall.cluster.inventory)
     store: str = "store"
     name: str | None = None
     bugs: list[str] = field(default_factory=list)
@@ -92,6 +93,7 @@ class Test:
     def validate(self) -> None:
         system = self.system_object()
         _one_of("backend", self.backend, BACKENDS)
+        self._check_inventory()
         from squall.workloads import workload_names
 
         if isinstance(self.workload, str):
@@ -121,6 +123,25 @@ class Test:
                 raise ConfigError(
                     f"bug_nodes names {node!r}, which is not one of n1..n{self.nodes}"
                 )
+
+    def _check_inventory(self) -> None:
+        if self.backend != "ssh":
+            if self.inventory:
+                raise ConfigError("--inventory is for --backend ssh; drop it or add --backend ssh")
+            return
+        if not self.inventory:
+            raise ConfigError("--backend ssh needs --inventory hosts.yaml (README: 'Real hosts')")
+        from squall.cluster.inventory import InventoryError, load_inventory
+
+        try:
+            hosts = len(load_inventory(self.inventory).hosts)
+        except InventoryError as exc:
+            raise ConfigError(str(exc)) from None
+        if hosts != self.nodes:
+            raise ConfigError(
+                f"inventory {self.inventory} lists {hosts} hosts but the test wants "
+                f"{self.nodes} nodes; pass --nodes {hosts}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The serializable form (test.yaml): objects by their registered names."""

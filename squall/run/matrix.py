@@ -30,10 +30,21 @@ from rich.console import Console
 from rich.table import Table
 
 from squall.report.evidence import detection_seconds, evidence
+from squall.report.junit import write_matrix_junit
 from squall.report.matrix_page import write_matrix_html
 from squall.run import config as cfgmod
 from squall.run.runner import EXIT_RUN_FAILED
 from squall.run.runner import run as run_one
+from squall.run.shard import (
+    Slice,
+    check_joinable,
+    code_fingerprint,
+    deal,
+    expected_seconds,
+    load_summaries,
+    relocated,
+    suite_fingerprint,
+)
 
 EXPECT: dict[str, bool | str] = {"valid": True, "invalid": False, "unknown": "unknown"}
 
@@ -44,6 +55,16 @@ class Case:
     options: dict[str, Any]
     expect: bool | str
     caught_by: list[str] = field(default_factory=list)
+    expected_s: float | None = None  # how long it takes, for balancing shards
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One run of a matrix: a case with a seed, at its place in the whole suite's order."""
+
+    index: int
+    case: Case
+    seed: int | None
 
 
 @dataclass
@@ -58,6 +79,7 @@ class Outcome:
     evidence: str = ""
     seed: int | None = None
     interrupted: bool = False
+    unit: int = 0  # its place in the whole suite's units (a merge puts shards back in order)
 
     @property
     def replay(self) -> str | None:
@@ -93,7 +115,13 @@ def load_suite(path: str | Path, only: list[str] | None = None) -> list[Case]:
         # that moved, a misspelt bug mode).
         cfgmod.RunConfig(**cfgmod.normalize(options, f"suite {p}: case {raw['name']}")).resolved()
         cases.append(
-            Case(raw["name"], options, EXPECT[raw["expect"]], list(raw.get("caught_by") or []))
+            Case(
+                raw["name"],
+                options,
+                EXPECT[raw["expect"]],
+                list(raw.get("caught_by") or []),
+                raw.get("expected_s"),
+            )
         )
     if only:
         unknown = set(only) - {c.name for c in cases}
@@ -101,6 +129,12 @@ def load_suite(path: str | Path, only: list[str] | None = None) -> list[Case]:
             raise cfgmod.ConfigError(f"suite {p} has no case {sorted(unknown)}")
         cases = [c for c in cases if c.name in only]
     return cases
+
+
+def run_unit(unit: Unit, store: str | None, console: Console) -> Outcome:
+    outcome = run_case(unit.case, unit.seed, store, console)
+    outcome.unit = unit.index
+    return outcome
 
 
 def run_case(case: Case, seed: int | None, store: str | None, console: Console) -> Outcome:
@@ -203,33 +237,102 @@ def render(outcomes: list[Outcome], console: Console) -> None:
             out.print(f"  replay it: {o.replay}", highlight=False)
 
 
+def plan(cases: list[Case], seeds: list[int | None], part: Slice | None = None) -> list[Unit]:
+    """The units to run: cases × seeds in suite order, or one deterministic slice of them."""
+    units = [
+        Unit(i, case, seed) for i, (case, seed) in enumerate((c, s) for c in cases for s in seeds)
+    ]
+    if part is None:
+        return units
+    costs = [expected_seconds(u.case.options, u.case.expected_s) for u in units]
+    return [units[i] for i in deal(costs, part.n)[part.k - 1]]
+
+
 def run_matrix(
     suite: str | Path,
     seed: int | None = None,
     store: str | None = None,
     only: list[str] | None = None,
     console: Console | None = None,
+    seeds: list[int] | None = None,
+    part: Slice | None = None,
 ) -> int:
     console = console or Console(stderr=True)
     cases = load_suite(suite, only)
+    chosen: list[int | None] = list(seeds) if seeds else [seed]
+    units = plan(cases, chosen, part)
+    if part is not None:
+        console.print(f"shard {part}: {len(units)} of {len(cases) * len(chosen)} runs")
     outcomes: list[Outcome] = []
-    for i, case in enumerate(cases, 1):
-        console.rule(f"[{i}/{len(cases)}] {case.name}")
-        outcomes.append(run_case(case, seed, store, console))
+    for i, unit in enumerate(units, 1):
+        console.rule(f"[{i}/{len(units)}] {unit.case.name}")
+        outcomes.append(run_unit(unit, store, console))
         if outcomes[-1].interrupted:
             # Ctrl-C (or SIGTERM) ended this case's load; it was healed, collected and
             # checked as any run is. The person wants the matrix to stop, not go on.
             console.print(
-                f"[yellow]interrupted: the matrix stops after {i} of {len(cases)} cases[/]"
+                f"[yellow]interrupted: the matrix stops after {i} of {len(units)} runs[/]"
             )
             break
+    schedules = [c.options["nemesis_file"] for c in cases if c.options.get("nemesis_file")]
     return finish(
         outcomes,
-        len(cases),
+        len(units),
         str(Path(suite).resolve()),
         seed,
         Path(store or cfgmod.RunConfig.store),
         console,
+        fingerprint={
+            "suite": suite_fingerprint(Path(suite), schedules)
+            + (f"+only:{sorted(only)}" if only else ""),
+            "code": code_fingerprint(),
+            "seeds": chosen,
+        },
+        shard={"k": part.k, "n": part.n} if part else None,
+    )
+
+
+def outcome_of(row: dict[str, Any], run_dir: str | None = None) -> Outcome:
+    """A stored summary row as an outcome again (a merge tables rows it did not run)."""
+    case = Case(row["case"], {}, row["expected"], list(row.get("must_catch") or []))
+    return Outcome(
+        case,
+        row["got"],
+        list(row.get("caught_by") or []),
+        row.get("detection_s"),
+        float(row.get("seconds") or 0),
+        run_dir or row.get("run_dir") or "-",
+        dict(row.get("figures") or {}),
+        row.get("evidence") or "",
+        row.get("seed"),
+        unit=int(row.get("unit") or 0),
+    )
+
+
+def merge(paths: list[str], store: str | None = None, console: Console | None = None) -> int:
+    """Joins the summaries of every shard of one matrix into one table, page and JUnit file."""
+    console = console or Console(stderr=True)
+    summaries = load_summaries(paths)
+    check_joinable(summaries)
+    outcomes = sorted(
+        (
+            outcome_of(row, relocated(row.get("run_dir") or "-", path, summary.get("store")))
+            for path, summary in summaries
+            for row in summary["rows"]
+        ),
+        key=lambda o: o.unit,
+    )
+    first = summaries[0][1]
+    return finish(
+        outcomes,
+        sum(int(s.get("of") or len(s["rows"])) for _, s in summaries),
+        first.get("suite"),
+        first.get("seed"),
+        Path(store or cfgmod.RunConfig.store),
+        console,
+        fingerprint=first["fingerprint"],
+        shard=None,
+        merged_from=[str(p) for p, _ in summaries],
     )
 
 
@@ -303,6 +406,7 @@ def finish(
     render(outcomes, console)
     summary = {
         "suite": suite,
+        "store": str(store.resolve()),
         "seed": seed,
         "cases": len(outcomes),
         "of": of,
@@ -324,16 +428,27 @@ def finish(
                 "seed": o.seed,
                 "run_dir": o.run_dir,
                 "replay": o.replay,
+                "unit": o.unit,
             }
             for o in outcomes
         ],
     }
     # Kept beside the runs, so a nightly's table can be compared with last night's.
-    saved = store / "matrix" / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
+    part = extra.get("shard")
+    tag = (
+        f"-shard{part['k']}of{part['n']}" if part else ("-merged" if "merged_from" in extra else "")
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + tag
+    saved = store / "matrix" / f"{stamp}.json"
+    n = 1
+    while saved.exists():  # two shards of one machine may finish in the same second
+        n += 1
+        saved = store / "matrix" / f"{stamp}-{n}.json"
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(summary, indent=1, default=str))
     page = write_matrix_html(summary, saved.with_suffix(".html"))
-    console.print(f"matrix summary: {saved}, {page}")
+    junit = write_matrix_junit(summary, saved.with_suffix(".xml"))
+    console.print(f"matrix summary: {saved}, {page}, {junit}")
     print(json.dumps(summary, default=str))
     if interrupted:
         return EXIT_RUN_FAILED  # a partial matrix proves nothing either way

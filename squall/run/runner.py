@@ -12,6 +12,7 @@ far is checked: a run directory always holds what was recorded.
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import shlex
@@ -43,6 +44,7 @@ EXIT_RUN_FAILED = 3
 BACKENDS = {
     "docker": "squall.cluster.docker:DockerCluster",
     "local": "squall.cluster.local:LocalCluster",
+    "ssh": "squall.cluster.ssh:SshCluster",
 }
 
 
@@ -72,9 +74,12 @@ def make_cluster(
         bugs=tuple(cfg.bugs),
         bug_nodes=tuple(cfg.bug_nodes),
         data_root=run_dir / "nodes-data",
+        inventory=cfg.inventory,
     )
     backend = registry.load(BACKENDS[cfg.backend])
-    kwargs = {"progress": progress} if progress is not None and cfg.backend == "docker" else {}
+    # Backends that take a long time to start (building an image, logging in) say so.
+    takes = inspect.signature(backend).parameters
+    kwargs = {"progress": progress} if progress is not None and "progress" in takes else {}
     return backend(spec, system, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -478,6 +483,8 @@ def replay_command(cfg: Test) -> str:
         "--backend",
         cfg.backend,
     ]
+    if cfg.inventory:
+        argv += ["--inventory", cfg.inventory]
     if cfg.nemesis_file:
         argv += ["--nemesis", cfg.nemesis_file]
     elif cfg.nemesis:

@@ -26,6 +26,8 @@ from squall.systems.aurora.store.config import ConfigError, from_dict
 
 API = Port(name="api", number=8000, client=True)  # clients and peers share the one HTTP port
 IN_CONTAINER = "/opt/squall/aurora_store"  # the store's code, bind-mounted read-only
+# What the image's Dockerfile sets; a "host" runtime has no Dockerfile, so its spec says it.
+NODE_ENV = {"PYTHONPATH": "/opt/squall", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 # The suite's defaults for the store's own options (``squall run --snapshot-every``...).
 OPTIONS: dict[str, Any] = {
@@ -66,7 +68,7 @@ class AuroraSystem:
             name="squall-node",
             packages=("python3-aiohttp", "python3-uvloop", "python3-yaml"),
             dockerfile=(
-                "ENV PYTHONPATH=/opt/squall PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1\n"
+                "ENV " + " ".join(f"{k}={v}" for k, v in NODE_ENV.items()) + "\n"
                 "RUN mkdir -p /opt/squall /var/lib/squall /etc/squall\n"
                 'CMD ["python3", "-m", "aurora_store.node", "--config", '
                 '"/etc/squall/node.yaml"]\n'
@@ -101,8 +103,11 @@ class AuroraSystem:
                 env={"SQUALL_BUGS": "", "PYTHONPATH": root},
                 files=files,
             )
+        # In a container and on a host alike: the host's python3 runs the store's
+        # code from the same path (bind-mounted into a container, uploaded to a host).
         return NodeSpec(
             argv=["python3", "-m", "aurora_store.node", "--config", path],
+            env=dict(NODE_ENV) if ctx.runtime == "host" else {},
             files=files,
             mounts={str(Path(store_pkg.__file__).parent): IN_CONTAINER},
         )
