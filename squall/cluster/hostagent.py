@@ -222,14 +222,6 @@ def cmd_kill(rdir: Path, a: dict[str, Any]) -> dict[str, Any]:
     return {"killed": kill_all(a["run"], rdir)}
 
 
-def cmd_signal(rdir: Path, a: dict[str, Any]) -> dict[str, Any]:
-    pid = node_pid(rdir)
-    if not pid:
-        return {"error": "the node is not running; start it first"}
-    os.kill(pid, getattr(signal, a["signal"]))
-    return {"pid": pid}
-
-
 def cmd_status(rdir: Path, a: dict[str, Any]) -> dict[str, Any]:
     pid = node_pid(rdir)
     return {"running": bool(pid), "stopped": bool(pid) and state_of(pid) == "T"}
@@ -319,7 +311,6 @@ RUN_COMMANDS = {
     "scratch": cmd_scratch,
     "start": cmd_start,
     "kill": cmd_kill,
-    "signal": cmd_signal,
     "status": cmd_status,
     "pack": cmd_pack,
     "clean": cmd_clean,

@@ -80,6 +80,7 @@ class SshCluster(Cluster):
         self._starts: dict[str, list[tuple[float, int]]] = {}  # node -> (time, log offset)
         self._grudge: dict[str, set[str]] = {}
         self._control: dict[str, str] = {}
+        self._pids: dict[str, int] = {}  # the node process each start made
 
     # -- lifecycle -------------------------------------------------------------------
     def up(self) -> None:
@@ -176,6 +177,7 @@ class SshCluster(Cluster):
         when = time.time()
         got = self.remote.agent(node, "start", run=self.spec.name, **self._launch[node])
         self._starts.setdefault(node, []).append((when, int(got["log_offset"])))
+        self._pids[node] = int(got["pid"])
 
     def _wait_healthy_or_explain(self) -> None:
         try:
@@ -224,13 +226,29 @@ class SshCluster(Cluster):
     # -- faults ----------------------------------------------------------------------
     def kill(self, node: str) -> None:
         """SIGKILLs the node's process group and waits until every process of it is gone."""
+        # The signal first, in one short command (a fault's window opens when it was
+        # sent); then the agent waits for the group to be gone and unmounts what it left.
+        self._signal(node, "KILL", group=True)
         self.remote.agent(node, "kill", run=self.spec.name)
 
     def pause(self, node: str) -> None:
-        self.remote.agent(node, "signal", run=self.spec.name, signal="SIGSTOP")
+        self._signal(node, "STOP")
 
     def resume(self, node: str) -> None:
-        self.remote.agent(node, "signal", run=self.spec.name, signal="SIGCONT")
+        self._signal(node, "CONT")
+
+    def _signal(self, node: str, sig: str, group: bool = False) -> None:
+        # The pid is the one this run's own start made: within a run it is not
+        # recycled, and a node that died meanwhile makes kill(1) fail, not hit another.
+        pid = self._pids.get(node)
+        if pid is None:
+            if group:
+                return  # never started: nothing to kill
+            raise ClusterError(f"node {node} is not running; start it first")
+        target = f"-{pid}" if group else str(pid)
+        rc, out = self.remote.run(node, ["kill", "-s", sig, "--", target], root=True)
+        if rc != 0 and not group:
+            raise ClusterError(f"could not send SIG{sig} to {node}: {out[-200:]!r}")
 
     def is_running(self, node: str) -> bool:
         if node not in self._began:

@@ -1,0 +1,182 @@
+"""The ssh backend on five real sshd "hosts" (containers, each its own network namespace),
+driven only over SSH: the store is valid under kills, pauses and partitions, a stale-read
+bug is caught, the backend never calls a Docker engine, and nothing of a run is left on a
+host, after a run and after a runner killed with SIGKILL followed by ``squall hosts clean``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from squall.cluster.hosts import leftovers
+from squall.cluster.inventory import load_inventory
+from squall.history import read_history
+from squall.run import run
+from squall.run.config import Test as SquallTest
+from squall.util import wait_until
+from tests.ssh.sshhosts import Hosts, ssh_hosts
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[Hosts]:
+    with ssh_hosts(5) as h:
+        yield h
+
+
+class Tripwire:
+    """A Docker engine address that counts every connection made to it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.calls = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.calls += 1
+            conn.close()
+
+
+@pytest.fixture
+def no_docker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tripwire]:
+    wire = Tripwire()
+    monkeypatch.setenv("DOCKER_HOST", wire.url)
+    yield wire
+    wire.sock.close()
+
+
+def nothing_left(inventory: Path) -> dict[str, dict[str, list]]:
+    """Per host, whatever of any run is still there (empty lists when clean)."""
+    found = leftovers(load_inventory(inventory))
+    return {n: {k: v for k, v in got.items() if v} for n, got in found.items() if any(got.values())}
+
+
+def ssh_test(hosts: Hosts, tmp_path: Path, **kwargs: object) -> SquallTest:
+    base = {
+        "backend": "ssh",
+        "inventory": str(hosts.inventory),
+        "workload": "register",
+        "time_limit": 25.0,
+        "seed": 19,
+        "store": str(tmp_path / "store"),
+    }
+    return SquallTest(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def results(tmp_path: Path) -> dict:
+    import json
+
+    return json.loads((tmp_path / "store" / "latest" / "results.json").read_text())
+
+
+def test_the_store_is_valid_under_kills_pauses_and_partitions_with_no_docker_call(
+    hosts: Hosts, tmp_path: Path, no_docker: Tripwire
+) -> None:
+    cfg = ssh_test(hosts, tmp_path, nemesis=["kill", "pause", "partition"], nemesis_interval=4.0)
+    code = run(cfg)
+    got = results(tmp_path)
+    assert code == 0, {k: v.get("why") for k, v in got.items() if isinstance(v, dict)}
+    assert no_docker.calls == 0, "the ssh backend talked to a Docker engine"
+    assert nothing_left(hosts.inventory) == {}
+    history = read_history(tmp_path / "store" / "latest" / "history.jsonl")
+    injected = {op.f for op in history if op.is_nemesis and op.type == "ok"}
+    assert injected & {"start-kill", "start-pause", "start-partition"}, injected
+
+
+def test_a_stale_read_bug_is_caught_on_ssh_hosts(
+    hosts: Hosts, tmp_path: Path, no_docker: Tripwire
+) -> None:
+    schedule = ROOT / "suites" / "schedules" / "isolate-leader.yaml"
+    cfg = ssh_test(hosts, tmp_path, nemesis_file=str(schedule), bugs=["stale-read"])
+    code = run(cfg)
+    got = results(tmp_path)
+    assert code == 1, got.get("linearizable")
+    assert got["linearizable"]["valid"] is False
+    assert no_docker.calls == 0
+    assert nothing_left(hosts.inventory) == {}
+
+
+HOLD = """
+seed: 3
+events:
+  - {at: 1s, fault: partition, grudge: {n1: [n2, n3], n2: [n1], n3: [n1]}, for: 300s}
+  - {at: 290s, fault: disk-stall, target: random, snapshot: false, for: 1s}
+"""
+
+
+def test_a_runner_killed_outright_leaves_nothing_after_hosts_clean(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    schedule = tmp_path / "hold.yaml"
+    schedule.write_text(HOLD)
+    runner = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "squall.cli", "run", "--backend", "ssh"),
+            *("--inventory", str(hosts.inventory), "--nemesis", str(schedule)),
+            *("--time-limit", "300", "--store", str(tmp_path / "store"), "--seed", "4"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    try:
+        # The partition holds, and the disk-stall layer is mounted under every node.
+        held = wait_until(
+            lambda: (
+                (left := nothing_left(hosts.inventory))
+                and sum(len(h.get("mounts", [])) for h in left.values()) >= 5
+                and any("DROP" in r for h in left.values() for r in h.get("rules", []))
+                and left
+            ),
+            120,
+            "the run's partition and FUSE mounts on the hosts",
+            every=1.0,
+        )
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+        time.sleep(1)
+        assert set(nothing_left(hosts.inventory)) == set(held), "SIGKILL should leave the run"
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait(10)
+        proc = subprocess.run(
+            [sys.executable, "-m", "squall.cli", "hosts", "clean", str(hosts.inventory)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert nothing_left(hosts.inventory) == {}
+
+
+def test_the_tripwire_sees_a_docker_call(no_docker: Tripwire) -> None:
+    # The check above can fail: any Docker client made meanwhile connects here.
+    from squall.cluster.base import ClusterError
+    from squall.cluster.dockerutil import docker_client
+
+    with pytest.raises(ClusterError):
+        docker_client()
+    assert no_docker.calls >= 1
