@@ -247,6 +247,21 @@ class Cluster(abc.ABC):
                 )
             ) from None
 
+    def wait_healthy_or_explain(self, timeout: float) -> None:
+        """``wait_healthy``, and if it fails, the last log lines of every silent node with it."""
+        try:
+            self.wait_healthy(timeout)
+        except ClusterError as exc:
+            silent = [n for n in self.nodes if not self.observe(n, 0.5)] or self.nodes
+            tails = "\n".join(
+                f"--- {n} (last lines of its log) ---\n{self.log_tail(n)}" for n in silent
+            )
+            raise ClusterError(f"{exc}\n{tails}") from None
+
+    def log_tail(self, node: str, lines: int = 20) -> str:
+        """The last lines of the node's output."""
+        return "\n".join(self.logs(node).splitlines()[-lines:])
+
     def __enter__(self) -> Cluster:
         self.up()
         return self

@@ -122,7 +122,7 @@ class DockerCluster(Cluster):
             with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
                 started = list(pool.map(lambda n: self._run_container(image, n), self.nodes))
             self._containers = dict(zip(self.nodes, started, strict=True))
-            self._wait_healthy_or_explain()
+            self.wait_healthy_or_explain(self.healthy_timeout)
         except BaseException:
             self.down()
             raise
@@ -202,16 +202,6 @@ class DockerCluster(Cluster):
             return self.client.containers.run(**self._run_kwargs(image, node))
         except docker.errors.APIError as exc:
             raise ClusterError(f"could not start the container for {node}: {exc}") from None
-
-    def _wait_healthy_or_explain(self) -> None:
-        try:
-            self.wait_healthy(self.healthy_timeout)
-        except ClusterError as exc:
-            silent = [n for n in self.nodes if not self.observe(n, 0.5)] or self.nodes
-            tails = "\n".join(
-                f"--- {n} (last lines of its log) ---\n{self.log_tail(n)}" for n in silent
-            )
-            raise ClusterError(f"{exc}\n{tails}") from None
 
     def log_tail(self, node: str, lines: int = 20) -> str:
         try:

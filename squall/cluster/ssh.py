@@ -99,7 +99,7 @@ class SshCluster(Cluster):
             self._say(f"installing and starting {self.system.name} on {len(self.nodes)} hosts")
             hosts.on_all(self.nodes, self._install)
             hosts.on_all(self.nodes, self.start)
-            self._wait_healthy_or_explain()
+            self.wait_healthy_or_explain(self.healthy_timeout)
         except BaseException:
             self.down()
             raise
@@ -179,16 +179,6 @@ class SshCluster(Cluster):
         self._starts.setdefault(node, []).append((when, int(got["log_offset"])))
         self._pids[node] = int(got["pid"])
 
-    def _wait_healthy_or_explain(self) -> None:
-        try:
-            self.wait_healthy(self.healthy_timeout)
-        except ClusterError as exc:
-            silent = [n for n in self.nodes if not self.observe(n, 0.5)] or self.nodes
-            tails = "\n".join(
-                f"--- {n} (last lines of its log) ---\n{self.logs(n)[-2000:]}" for n in silent
-            )
-            raise ClusterError(f"{exc}\n{tails}") from None
-
     def down(self) -> None:
         """Undoes everything of the run on every host it touched. Safe to call twice."""
         atexit.unregister(self.down)
@@ -217,11 +207,6 @@ class SshCluster(Cluster):
 
     def data_dir(self, node: str) -> str:
         return f"{self.rdir}/data"
-
-    def proxy_host(self) -> str:
-        """This machine's address as the hosts see it (link faults' proxies listen there)."""
-        self.remote.connect(self.nodes[:1])
-        return self.remote.control_address(self.nodes[0])
 
     # -- faults ----------------------------------------------------------------------
     def kill(self, node: str) -> None:
