@@ -109,6 +109,9 @@ class NodeSpec:
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     files: Mapping[str, str] = field(default_factory=dict)  # path (in config_dir) -> text
+    # Like files, but holding the cluster secret: written readable by the node's user
+    # only, never copied into the run directory, removed when the cluster goes down.
+    secrets: Mapping[str, str] = field(default_factory=dict)
     # host path -> path in the node, read-only (code the system runs but does not bake in)
     mounts: Mapping[str, str] = field(default_factory=dict)
 
@@ -224,8 +227,9 @@ class System(Protocol):
 #       what to gather after the final heal, per node (written to nodes/<n>/final.json)
 #   validate_options(options: Mapping[str, Any]) -> dict[str, Any]
 #       the options checked and normalized; raise ValueError naming the fix
-#   snapshot(address: str, timeout: float) -> Mapping[str, Any]
-#       start a snapshot now (disk-stall's ``snapshot: trigger``)
+#   snapshot(address: str, timeout: float, secret: str) -> Mapping[str, Any]
+#       start a snapshot now (disk-stall's ``snapshot: trigger``); ``secret`` is the
+#       cluster's (NodeContext.secret), for systems whose admin calls are authenticated
 #   refusal(log_tail: str) -> str | None
 #       the line saying the node refused its data on start (power-cut wipes those)
 #   standing() -> object with cluster_up/cluster_status/cluster_down

@@ -7,6 +7,7 @@ two definitions), so there is exactly one here, on the ground floor.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tarfile
@@ -80,3 +81,11 @@ def unpack_dir(tar_path: Path, name: str, target: Path) -> None:
             tar.extractall(tmp, filter="data")
         shutil.rmtree(target, ignore_errors=True)
         shutil.move(str(Path(tmp) / name), str(target))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` readable and writable by its owner only (a secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT

@@ -53,10 +53,11 @@ from squall.cluster.dockerutil import (
 from squall.cluster.image import ensure_image
 from squall.cluster.procs import process_stopped
 from squall.protocols import NodeSpec, System
-from squall.util import free_port
+from squall.util import free_port, write_private
 
 DATA_DIR = "/var/lib/squall"  # every node's data volume, whatever the system
 CONFIG_DIR = "/etc/squall"  # where a NodeSpec's files are mounted
+NODE_MEMORY = "1g"  # each node container's memory limit (swap included)
 _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
@@ -73,6 +74,7 @@ class DockerCluster(Cluster):
         client: DockerClient | None = None,
         progress: Callable[[str], None] | None = None,
         healthy_timeout: float = 60.0,
+        memory: str = NODE_MEMORY,
     ) -> None:
         super().__init__(spec, system)
         if not _NAME_OK.match(spec.name):
@@ -83,6 +85,7 @@ class DockerCluster(Cluster):
         self._client = client
         self._say = progress or (lambda _msg: None)
         self.healthy_timeout = healthy_timeout
+        self.memory = memory
         self.network_name = f"squall-{spec.name}"
         self._containers: dict[str, Container] = {}
         self._ports: dict[tuple[str, str], int] = {}  # (node, client port name) -> host port
@@ -158,6 +161,10 @@ class DockerCluster(Cluster):
             rel = Path(path).relative_to(CONFIG_DIR)  # a NodeSpec writes only under config_dir
             (files / rel).parent.mkdir(parents=True, exist_ok=True)
             (files / rel).write_text(text)
+        for path, text in spec.secrets.items():  # removed with the rest of _tmp at down()
+            rel = Path(path).relative_to(CONFIG_DIR)
+            (files / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_private(files / rel, text)
         return spec, files
 
     def _run_kwargs(self, image: str, node: str) -> dict[str, Any]:
@@ -195,6 +202,10 @@ class DockerCluster(Cluster):
             devices=sorted({f"{d}:{d}:rwm" for n in needs for d in n.devices}),
             environment=dict(spec.env),
             volumes=volumes,
+            # A node that balloons (a huge request, a leak) is killed by the kernel instead
+            # of taking the machine's memory from the runner and the other nodes.
+            mem_limit=self.memory,
+            memswap_limit=self.memory,
         )
 
     def _run_container(self, image: str, node: str) -> Container:

@@ -24,7 +24,7 @@ from typing import IO
 
 from squall.cluster.base import Cluster, ClusterError, ClusterSpec
 from squall.protocols import System
-from squall.util import free_ports
+from squall.util import free_ports, write_private
 
 _LIVE: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
@@ -55,6 +55,7 @@ class LocalCluster(Cluster):
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
         self._paused: set[str] = set()
+        self._secrets: set[Path] = set()  # NodeSpec.secrets written: removed at down()
         _LIVE.add(self)
 
     # -- layout ------------------------------------------------------------
@@ -98,6 +99,9 @@ class LocalCluster(Cluster):
         )
         for path, text in spec.files.items():
             Path(path).write_text(text)
+        for path, text in spec.secrets.items():
+            write_private(Path(path), text)
+            self._secrets.add(Path(path))
         log = open(self.log_path(node), "ab")  # noqa: SIM115 (held for the process lifetime)
         env = {**os.environ, **spec.env}
         self.procs[node] = subprocess.Popen(
@@ -142,6 +146,9 @@ class LocalCluster(Cluster):
         for n in list(self.procs):
             self.kill(n)
         self.procs.clear()
+        for path in self._secrets:
+            path.unlink(missing_ok=True)
+        self._secrets.clear()
         if self._own_root and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
         _LIVE.discard(self)

@@ -159,7 +159,8 @@ class DiskStall(Fault):
 
     def _snapshot(self, node: str) -> None:
         started = time.monotonic()
-        answer = dict(self.live.system.snapshot(self.live.address(node), 300))  # type: ignore[attr-defined]
+        live = self.live
+        answer = dict(live.system.snapshot(live.address(node), 300, live.spec.secret))  # type: ignore[attr-defined]
         self.snapshots[node] = {
             **answer,
             "took_s": round(time.monotonic() - started, 3),

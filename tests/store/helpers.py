@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import requests
 
 from squall.cluster.base import Cluster
+from squall.systems.aurora.system import admin_headers
 from squall.util import WaitTimeout, wait_until
 from tests.aurora import get, node_url
 
@@ -56,9 +57,17 @@ class Client:
         deadline = time.monotonic() + timeout
         while True:
             target = node or self.leader()
+            # Admin calls are signed with the cluster secret, as the suite signs them.
+            signed = (
+                admin_headers(self.cluster.spec.secret, path) if path.startswith("/admin/") else {}
+            )
             try:
                 r = self.http.request(
-                    method, node_url(self.cluster, target) + path, json=body, timeout=5
+                    method,
+                    node_url(self.cluster, target) + path,
+                    json=body,
+                    headers=signed,
+                    timeout=5,
                 )
                 retry = r.status_code in (421, 503) and node is None
             except requests.ConnectionError:

@@ -7,7 +7,7 @@ from typing import Any
 import requests
 
 from squall.cluster.local import LocalCluster
-from tests.aurora import node_url
+from tests.aurora import node_url, peer_post
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client
 
@@ -29,24 +29,20 @@ def test_an_append_addressed_to_another_node_is_refused_and_changes_nothing(
     before = _status(cluster, follower)
     append = {
         "term": int(before["term"]) + 5,
-        "leader": "intruder",
+        "leader": other,
         "prev_index": 0,
         "prev_term": 0,
         "entries": [],
         "commit": 0,
     }
-    r = requests.post(
-        f"{node_url(cluster, follower)}/raft/append?to={other}", json=append, timeout=5
-    )
+    r = peer_post(cluster, follower, "/raft/append", append, sender=other, to=other)
     assert r.status_code == 400 and f"addressed to {other}" in r.text, (
         f"misaddressed append answered {r.status_code}"
     )
     assert _status(cluster, follower)["term"] == before["term"], (
         "a misaddressed append moved the node's term"
     )
-    ok = requests.post(
-        f"{node_url(cluster, follower)}/raft/append?to={follower}", json=append, timeout=5
-    )
+    ok = peer_post(cluster, follower, "/raft/append", append, sender=other)
     assert ok.status_code == 200 and ok.json()["term"] == append["term"], (
         "a rightly addressed append was refused"
     )

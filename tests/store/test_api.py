@@ -10,7 +10,7 @@ import requests
 
 from squall.cluster.base import ClusterSpec
 from squall.cluster.local import LocalCluster
-from tests.aurora import AURORA, node_url, status
+from tests.aurora import AURORA, node_url, peer_post, status
 from tests.store.helpers import Client
 
 
@@ -90,10 +90,17 @@ def test_a_wrong_method_is_a_405_json(leader_url: str) -> None:
     )
 
 
-def test_a_malformed_raft_rpc_is_a_400(leader_url: str) -> None:
+def test_a_malformed_raft_rpc_is_a_400(cluster: LocalCluster) -> None:
+    leader = Client(cluster).leader()
+    sender = next(n for n in cluster.nodes if n != leader)
+    r = peer_post(cluster, leader, "/raft/append", {"term": 1, "leader": sender}, sender=sender)
+    assert error_of(r) == (400, "bad_request")
+
+
+def test_raft_rpcs_are_not_served_on_the_client_port(leader_url: str) -> None:
     assert error_of(requests.post(leader_url + "/raft/append", json={"term": 1}, timeout=5)) == (
-        400,
-        "bad_request",
+        404,
+        "not_found",
     )
 
 

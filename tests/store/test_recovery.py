@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from squall.cluster.local import LocalCluster
-from tests.aurora import get, node_url, status
+from tests.aurora import get, peer_post, status
 from tests.store.conftest import MakeCluster
 from tests.store.helpers import Client, wait_for
 
@@ -144,24 +143,27 @@ def test_an_interrupted_snapshot_write_is_ignored(make_cluster: MakeCluster) -> 
 
 
 def test_an_entry_that_cannot_be_applied_stops_the_node_loudly(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster(1)
+    cluster = make_cluster(3)
+    leader = Client(cluster).leader()
+    node = next(n for n in cluster.nodes if n != leader)
     s = wait_for(
-        "a leader",
-        lambda: (status(cluster, "n1") or {}).get("role") == "leader" and status(cluster, "n1"),
+        "the follower applied its whole log",
+        lambda: (
+            (st := status(cluster, node)) and st["applied_index"] == st["log"]["last_index"] and st
+        ),
     )
     last = s["log"]["last_index"]
-    # A (buggy) leader of a newer term sends a put without a key: every replica would fail alike.
+    # A (buggy) leader of a newer term sends a job kill without a job: within the client
+    # API's limits, but every replica would fail to apply it alike.
     bad = {
         "term": s["term"] + 1,
-        "leader": "n9",
+        "leader": leader,
         "prev_index": last,
         "prev_term": s["term"],
-        "entries": [{"i": last + 1, "t": s["term"] + 1, "c": {"op": "kv.put"}}],
+        "entries": [{"i": last + 1, "t": s["term"] + 1, "c": {"op": "sched.KillJob"}}],
         "commit": last + 1,
     }
-    assert requests.post(node_url(cluster, "n1") + "/raft/append", json=bad, timeout=5).json()[
-        "success"
-    ]
-    code = cluster.procs["n1"].wait(timeout=20)
-    text = cluster.log_path("n1").read_text()
+    assert peer_post(cluster, node, "/raft/append", bad, sender=leader).json()["success"]
+    code = cluster.procs[node].wait(timeout=20)
+    text = cluster.log_path(node).read_text()
     assert code == 4 and f"apply of entry {last + 1} failed" in text, text[-1500:]

@@ -22,9 +22,11 @@ from squall.cluster.base import Cluster
 from squall.protocols import ImageRecipe, NodeContext, NodeSpec, Observation, Port
 from squall.systems.aurora import store as store_pkg
 from squall.systems.aurora.store import bugs as store_bugs
+from squall.systems.aurora.store import peerauth
 from squall.systems.aurora.store.config import ConfigError, from_dict
 
-API = Port(name="api", number=8000, client=True)  # clients and peers share the one HTTP port
+API = Port(name="api", number=8000, client=True)  # clients, status and admin calls
+PEER = Port(name="peer", number=8001)  # Raft's RPCs, signed: never published to the host
 IN_CONTAINER = "/opt/squall/aurora_store"  # the store's code, bind-mounted read-only
 # What the image's Dockerfile sets; a "host" runtime has no Dockerfile, so its spec says it.
 NODE_ENV = {"PYTHONPATH": "/opt/squall", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -56,8 +58,8 @@ class AuroraSystem:
     """Squall's own replicated scheduler store (Raft log, SQLite state, snapshots)."""
 
     name = "aurora"
-    ports = (API,)
-    peer_port = API.name
+    ports = (API, PEER)
+    peer_port = PEER.name
     bugs: Mapping[str, str] = _descriptions()
     unsupported: Mapping[str, str] = {}
     options: Mapping[str, Any] = OPTIONS
@@ -85,16 +87,20 @@ class AuroraSystem:
         return merged
 
     def node(self, ctx: NodeContext) -> NodeSpec:
+        secret = f"{ctx.config_dir}/secret"  # a file: never in the argv, the log or node.yaml
         config = {
             "id": ctx.node,
             "data_dir": ctx.data_dir,
             "listen": ctx.listen[API.name],
-            "peers": {n: f"http://{addr}" for n, addr in ctx.peers[API.name].items()},
+            "peer_listen": ctx.listen[PEER.name],
+            "peers": {n: f"http://{addr}" for n, addr in ctx.peers[PEER.name].items()},
+            "secret_file": secret,
             **{**OPTIONS, **ctx.options},
             "bugs": list(ctx.bugs),
         }
         path = f"{ctx.config_dir}/node.yaml"
         files = {path: yaml.safe_dump(config, sort_keys=False)}
+        secrets = {secret: ctx.secret}
         if ctx.runtime == "process":
             root = str(Path(store_pkg.__file__).parents[4])  # the directory holding squall/
             return NodeSpec(
@@ -102,6 +108,7 @@ class AuroraSystem:
                 # bugs come from the config, per node: never from the runner's env
                 env={"SQUALL_BUGS": "", "PYTHONPATH": root},
                 files=files,
+                secrets=secrets,
             )
         # In a container and on a host alike: the host's python3 runs the store's
         # code from the same path (bind-mounted into a container, uploaded to a host).
@@ -109,6 +116,7 @@ class AuroraSystem:
             argv=["python3", "-m", "aurora_store.node", "--config", path],
             env=dict(NODE_ENV) if ctx.runtime == "host" else {},
             files=files,
+            secrets=secrets,
             mounts={str(Path(store_pkg.__file__).parent): IN_CONTAINER},
         )
 
@@ -137,10 +145,16 @@ class AuroraSystem:
             extra={k: status.get(k) for k in SAMPLED if k in status},
         )
 
-    def snapshot(self, address: str, timeout: float) -> dict[str, Any]:
-        """POST /admin/snapshot: the node writes a snapshot now; its answer (or the error)."""
+    def snapshot(self, address: str, timeout: float, secret: str) -> dict[str, Any]:
+        """POST /admin/snapshot, signed with the cluster secret: the node writes a snapshot
+        now; its answer (or the error)."""
         try:
-            r = requests.post(f"http://{address}/admin/snapshot", timeout=timeout)
+            r = requests.post(
+                f"http://{address}/admin/snapshot",
+                data=b"",
+                headers=admin_headers(secret, "/admin/snapshot"),
+                timeout=timeout,
+            )
             body: Any = (
                 r.json()
                 if r.headers.get("content-type", "").startswith("application/json")
@@ -196,6 +210,11 @@ def get_json(address: str, path: str, timeout: float = 1.0) -> Any:
         return r.json()
     except (requests.RequestException, ValueError):
         return None
+
+
+def admin_headers(secret: str, route: str, body: bytes = b"") -> dict[str, str]:
+    """The headers that sign an admin call (``POST /admin/...``) with the cluster secret."""
+    return peerauth.headers(secret.encode(), peerauth.ADMIN, peerauth.ANY_NODE, route, {}, body)
 
 
 def status(cluster: Cluster, node: str, timeout: float = 1.0) -> dict[str, Any] | None:

@@ -16,14 +16,16 @@ from typing import Any
 
 from aiohttp import web
 
-from . import bugs, schema
-from .raft import NotLeader
+from . import bugs, limits, peerauth, schema
+from .fsutil import DamagedData
+from .limits import MAX_KEY, TooLarge, TooSlow
+from .raft import BATCH_BYTES, NotLeader
 from .statemachine import applied_of, digest_of
 from .store import Indeterminate, Store
+from .wal import Entry
 
 log = logging.getLogger("squall.api")
-MAX_KEY = 1024
-MAX_REQUEST_ID = 256
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds; Api uses the node's body_timeout_ms
 STATUS = {
     "not_leader": 421,
     "unavailable": 503,
@@ -32,6 +34,8 @@ STATUS = {
     "bad_request": 400,
     "not_found": 404,
     "too_large": 413,
+    "request_timeout": 408,  # the body was too slow: nothing was done (unlike "timeout")
+    "forbidden": 403,
     "method_not_allowed": 405,
     "internal": 500,
 }
@@ -55,7 +59,10 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except ApiError as e:
-        return error_response(e.code, e.message, **e.extra)
+        resp = error_response(e.code, e.message, **e.extra)
+        if e.code in ("too_large", "request_timeout"):
+            resp.force_close()  # the rest of the body is never read: drop the connection
+        return resp
     except web.HTTPException as e:  # aiohttp's own: unknown route, wrong method, body too large
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             e.status, "bad_request"
@@ -70,16 +77,24 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response("internal", f"{type(e).__name__}: {e}")
 
 
+async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+    """The body, read while it streams in and refused once past ``limit`` (limits.read_body)."""
+    try:
+        return await limits.read_body(request, limit, timeout)
+    except TooLarge as e:
+        raise ApiError("too_large", str(e)) from None
+    except TooSlow as e:
+        raise ApiError("request_timeout", str(e)) from None
+
+
 async def json_body(
-    request: web.Request, allowed: set[str], required: set[str], limit: int
+    request: web.Request,
+    allowed: set[str],
+    required: set[str],
+    limit: int,
+    timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(
-            "too_large", f"request body of {request.content_length} bytes exceeds {limit}"
-        )
-    raw = await request.read()
-    if len(raw) > limit:
-        raise ApiError("too_large", f"request body of {len(raw)} bytes exceeds {limit}")
+    raw = await read_body(request, limit, timeout)
     try:
         body = json.loads(raw)
     except ValueError as e:
@@ -95,23 +110,46 @@ async def json_body(
     missing = sorted(required - set(body))
     if missing:
         raise ApiError("bad_request", f"missing key(s) {', '.join(missing)}")
-    rid = body.get("request_id")
-    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= MAX_REQUEST_ID):
-        raise ApiError(
-            "bad_request", f"request_id must be a string of 1..{MAX_REQUEST_ID} characters"
-        )
+    said = limits.request_id_problem(body.get("request_id"))
+    if said:
+        raise ApiError("bad_request", said)
     return body
 
 
 class Api:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, guard: limits.ConnectionGuard | None = None) -> None:
         self.store = store
         self.cfg = store.cfg
         self.timeout = self.cfg.request_timeout_ms / 1000
+        self.body_timeout = self.cfg.body_timeout_ms / 1000
+        self.guard = guard
+        # An AppendEntries or vote: a batch (raft.BATCH_BYTES) plus the one entry that
+        # may exceed it, plus its own fields.
+        self.peer_limit = BATCH_BYTES + limits.max_entry_bytes(self.cfg.max_value_bytes) + 65536
+
+    def _application(self, client_max_size: int) -> web.Application:
+        # Bodies are limited per route as they stream (read_body); aiohttp's own cap is a backstop.
+        middlewares = [errors_as_json] + ([self.guard.middleware] if self.guard else [])
+        return web.Application(middlewares=middlewares, client_max_size=client_max_size)
+
+    def peer_routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/raft/vote", self.raft_vote),
+            web.post("/raft/append", self.raft_append),
+            web.post("/raft/snapshot", self.raft_snapshot),
+        ]
+
+    def peer_app(self) -> web.Application:
+        """Raft's RPCs, on the peer port (``peer_listen``): never published to the host."""
+        app = self._application(max(self.cfg.max_snapshot_bytes, self.peer_limit) + 1)
+        app.add_routes([*self.peer_routes(), web.get("/health", self.health)])
+        return app
 
     def app(self) -> web.Application:
-        # Snapshots arrive whole in one request; client bodies are checked per handler.
-        app = web.Application(middlewares=[errors_as_json], client_max_size=1 << 30)
+        """The client API (and Raft's RPCs too when the node has no ``peer_listen``)."""
+        app = self._application(limits.max_entry_bytes(self.cfg.max_value_bytes))
+        if self.cfg.peer_listen is None:
+            app.add_routes(self.peer_routes())
         app.add_routes(
             [
                 web.get("/kv", self.list_kv),
@@ -123,9 +161,6 @@ class Api:
                 web.get("/digest/history", self.digest_history),
                 web.post("/admin/snapshot", self.admin_snapshot),
                 web.get("/health", self.health),
-                web.post("/raft/vote", self.raft_vote),
-                web.post("/raft/append", self.raft_append),
-                web.post("/raft/snapshot", self.raft_snapshot),
             ]
         )
         # The scheduler domain's routes on the same server (its ops are registered by system.store).
@@ -137,17 +172,15 @@ class Api:
     # -- helpers ---------------------------------------------------------------------
     def _key(self, request: web.Request) -> str:
         key = request.match_info["key"]
-        if not 0 < len(key.encode()) <= MAX_KEY:
-            raise ApiError("bad_request", f"key must be 1..{MAX_KEY} bytes")
+        said = limits.key_problem(key)
+        if said:
+            raise ApiError("bad_request", said)
         return key
 
     def _check_value(self, name: str, value: Any) -> None:
-        size = len(schema.canonical(value).encode())
-        if size > self.cfg.max_value_bytes:
-            raise ApiError(
-                "too_large",
-                f"{name} is {size} bytes; max_value_bytes is {self.cfg.max_value_bytes}",
-            )
+        said = limits.value_problem(name, value, self.cfg.max_value_bytes)
+        if said:
+            raise ApiError("too_large", said)
 
     def _not_leader(self, leader: str | None) -> ApiError:
         if leader is None:
@@ -172,7 +205,11 @@ class Api:
     async def put_kv(self, request: web.Request) -> web.Response:
         key = self._key(request)
         body = await json_body(
-            request, {"value", "request_id"}, {"value"}, 2 * self.cfg.max_value_bytes + 4096
+            request,
+            {"value", "request_id"},
+            {"value"},
+            2 * self.cfg.max_value_bytes + 4096,
+            self.body_timeout,
         )
         self._check_value("value", body["value"])
         return await self._write({"op": "kv.put", "key": key, **body})
@@ -184,6 +221,7 @@ class Api:
             {"from", "to", "request_id"},
             {"from", "to"},
             4 * self.cfg.max_value_bytes + 4096,
+            self.body_timeout,
         )
         self._check_value("from", body["from"])
         self._check_value("to", body["to"])
@@ -248,6 +286,9 @@ class Api:
         return web.json_response(await self.store.on_reader(self.store.sm.digests.read))
 
     async def admin_snapshot(self, request: web.Request) -> web.Response:
+        """Admin calls are signed with the cluster secret, like peers' (sender ``admin``)."""
+        body = await read_body(request, 4096, self.body_timeout)
+        self._authenticate(request, body, {peerauth.ADMIN}, peerauth.ANY_NODE)
         s = await self.store.snapshot()
         return web.json_response({k: s[k] for k in ("index", "codec", "bytes", "ms")})
 
@@ -265,28 +306,62 @@ class Api:
                 "sender reached a stale address and must connect to its peer anew",
             )
 
-    async def _peer_json(self, request: web.Request) -> dict[str, Any]:
-        self._check_addressee(request)
+    def _authenticate(
+        self, request: web.Request, body: bytes, allowed: set[str], addressee: str
+    ) -> str:
         try:
-            body = await request.json()
+            return peerauth.verify(
+                self.store.secret,
+                request.headers,
+                allowed,
+                addressee,
+                request.path,
+                dict(request.query),
+                body,
+            )
+        except peerauth.Refused as e:
+            log.warning("refused %s %s: %s", request.method, request.path, e)
+            raise ApiError("forbidden", str(e)) from None
+
+    async def _peer_json(self, request: web.Request, sender_field: str) -> dict[str, Any]:
+        """A peer RPC's body, once it is signed by a configured peer speaking as itself."""
+        self._check_addressee(request)
+        raw = await read_body(request, self.peer_limit, self.body_timeout)
+        sender = self._authenticate(request, raw, set(self.cfg.peer_ids()), self.cfg.id)
+        try:
+            body = json.loads(raw)
         except ValueError:
             raise ApiError("bad_request", "raft RPC body is not JSON") from None
         if not isinstance(body, dict):
             raise ApiError("bad_request", "raft RPC body must be an object")
+        if body.get(sender_field) != sender:
+            raise ApiError("forbidden", f"{sender} may not speak as {body.get(sender_field)!r}")
         return body
 
     async def raft_vote(self, request: web.Request) -> web.Response:
-        body = await self._peer_json(request)
+        body = await self._peer_json(request, "candidate")
         try:
             return web.json_response(await self.store.raft.on_vote(body))
         except (KeyError, TypeError, ValueError) as e:
             raise ApiError("bad_request", f"malformed vote request: {e}") from None
 
     async def raft_append(self, request: web.Request) -> web.Response:
-        body = await self._peer_json(request)
+        body = await self._peer_json(request, "leader")
+        try:
+            entries = [Entry.from_json(raw) for raw in body["entries"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ApiError("bad_request", f"malformed append request: {e}") from None
+        for entry in entries:
+            # The leader's API refused such an entry before appending it: none came from it.
+            said = limits.command_problem(entry.command, self.cfg.max_value_bytes)
+            if said:
+                log.warning(
+                    "refused an append from %s: entry %d: %s", body["leader"], entry.index, said
+                )
+                raise ApiError("bad_request", f"entry {entry.index}: {said}")
         try:
             return web.json_response(await self.store.raft.on_append(body))
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise ApiError("bad_request", f"malformed append request: {e}") from None
 
     async def raft_snapshot(self, request: web.Request) -> web.Response:
@@ -295,5 +370,12 @@ class Api:
             term, leader = int(request.query["term"]), request.query["leader"]
         except (KeyError, ValueError):
             raise ApiError("bad_request", "snapshot needs ?term=<int>&leader=<id>") from None
-        blob = await request.read()
-        return web.json_response(await self.store.raft.on_snapshot(term, leader, blob))
+        blob = await read_body(request, self.cfg.max_snapshot_bytes, self.body_timeout * 4)
+        sender = self._authenticate(request, blob, set(self.cfg.peer_ids()), self.cfg.id)
+        if leader != sender:
+            raise ApiError("forbidden", f"{sender} may not send a snapshot as {leader!r}")
+        try:
+            return web.json_response(await self.store.raft.on_snapshot(term, leader, blob))
+        except DamagedData as e:
+            log.warning("refused the snapshot from %s: %s", leader, e)
+            raise ApiError("bad_request", f"snapshot refused: {e}") from None

@@ -21,7 +21,13 @@ class Config:
     id: str
     data_dir: Path
     listen: str = "0.0.0.0:8000"
+    # Raft RPCs on a port of their own (a docker backend publishes only client ports);
+    # None serves them beside the client API on ``listen``.
+    peer_listen: str | None = None
     peers: dict[str, str] = field(default_factory=dict)
+    # The cluster secret every peer RPC and admin call is signed with (peerauth.py):
+    # a file, so it never shows in an argv or a log. Needed once the node has peers.
+    secret_file: Path | None = None
     # 300-600 ms: a leader death is noticed within 0.6 s and an election takes
     # one round trip, so failover stays under the 1 s p50 target; 6+ heartbeats
     # fit into the shortest timeout, so one lost heartbeat never starts an election.
@@ -32,15 +38,29 @@ class Config:
     digest_every: int = 100
     max_value_bytes: int = 65536
     request_timeout_ms: int = 5000
+    # Connections (limits.py): closed when idle with no request this long, or when a
+    # request head takes longer than header_timeout_ms; a body must arrive in body_timeout_ms.
+    idle_timeout_ms: int = 60000
+    header_timeout_ms: int = 10000
+    body_timeout_ms: int = 30000
+    max_snapshot_bytes: int = 1 << 30
     bugs: frozenset[str] = frozenset()
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host or "0.0.0.0", int(port)
+        return split_address(self.listen)
+
+    @property
+    def peer_host_port(self) -> tuple[str, int] | None:
+        return split_address(self.peer_listen) if self.peer_listen else None
 
     def peer_ids(self) -> list[str]:
         return sorted(p for p in self.peers if p != self.id)
+
+
+def split_address(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host or "0.0.0.0", int(port)
 
 
 _KEYS = {f for f in Config.__dataclass_fields__}
@@ -57,6 +77,11 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
             raise ConfigError(f"config needs '{key}'")
     values = dict(raw)
     values["data_dir"] = Path(raw["data_dir"])
+    if raw.get("secret_file"):
+        values["secret_file"] = Path(raw["secret_file"])
+    for key in ("listen", "peer_listen"):
+        if raw.get(key) is not None and not _is_address(raw[key]):
+            raise ConfigError(f"{key} must be HOST:PORT with a port of 1..65535, got {raw[key]!r}")
     values["peers"] = {str(k): str(v).rstrip("/") for k, v in (raw.get("peers") or {}).items()}
     if values["peers"] and str(raw["id"]) not in values["peers"]:
         raise ConfigError(
@@ -76,6 +101,10 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
         "digest_every",
         "max_value_bytes",
         "request_timeout_ms",
+        "idle_timeout_ms",
+        "header_timeout_ms",
+        "body_timeout_ms",
+        "max_snapshot_bytes",
     ):
         v = values.get(key, 0)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -85,11 +114,25 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     cfg = Config(**values)
+    if cfg.peer_ids() and cfg.secret_file is None:
+        raise ConfigError(
+            "a node with peers needs secret_file (the cluster secret its peer RPCs are signed with)"
+        )
+    for key in ("idle_timeout_ms", "header_timeout_ms", "body_timeout_ms"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be positive milliseconds, got {getattr(cfg, key)}")
     if cfg.heartbeat_ms <= 0 or cfg.heartbeat_ms * 2 > cfg.election_timeout_ms[0]:
         raise ConfigError(
             "heartbeat_ms must be positive and at most half the lowest election timeout"
         )
     return cfg
+
+
+def _is_address(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and 0 < split_address(value)[1] < 65536
+    except ValueError:
+        return False
 
 
 def load(

@@ -14,29 +14,47 @@ from aiohttp import web
 from .api import Api
 from .config import Config, ConfigError, parse_args
 from .fsutil import DamagedData
+from .limits import ConnectionGuard
+from .peerauth import read_secret
 from .store import Store
 
 log = logging.getLogger("squall.node")
 
 
-async def serve(cfg: Config) -> None:
-    store = Store(cfg)
-    runner = web.AppRunner(Api(store).app(), access_log=None)
-    await runner.setup()
-    host, port = cfg.host_port
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+async def serve(cfg: Config, secret: bytes | None = None) -> None:
+    store = Store(cfg, secret)
+    guard = ConnectionGuard(
+        cfg.idle_timeout_ms / 1000, min(cfg.header_timeout_ms, cfg.idle_timeout_ms) / 1000
+    )
+    api = Api(store, guard)
+    apps = [(api.app(), cfg.host_port)]
+    if cfg.peer_host_port is not None:
+        apps.append((api.peer_app(), cfg.peer_host_port))
+    loop = asyncio.get_running_loop()
+    runners, servers = [], []
+    for app, (host, port) in apps:
+        # lingering_time=0: a request refused before its body was read (too large, too
+        # slow) closes the connection instead of draining the rest of the body.
+        runner = web.AppRunner(app, access_log=None, lingering_time=0)
+        await runner.setup()
+        runners.append(runner)
+        assert runner.server is not None  # set up just above
+        # Our own listening socket rather than a TCPSite: every connection's protocol
+        # goes through the guard, which closes idle and slow ones (limits.py).
+        servers.append(
+            await loop.create_server(guard.protocol(runner.server), host, port, reuse_address=True)
+        )
+    sweeper = asyncio.ensure_future(guard.run())
     await store.start()
     log.info(
-        "node %s serving on %s:%d (applied %d, bugs %s)",
+        "node %s serving on %s (peers on %s; applied %d, bugs %s)",
         cfg.id,
-        host,
-        port,
+        cfg.listen,
+        cfg.peer_listen or cfg.listen,
         store.applied_index,
         ",".join(sorted(cfg.bugs)) or "none",
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(store.failed.wait())]
@@ -44,8 +62,12 @@ async def serve(cfg: Config) -> None:
     for w in waits:
         w.cancel()
     log.info("node %s stopping", cfg.id)
+    sweeper.cancel()
+    for srv in servers:
+        srv.close()
     await store.stop()
-    await runner.cleanup()
+    for runner in runners:
+        await runner.cleanup()
     if store.failure:
         raise NodeFailed(store.failure)
 
@@ -85,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     try:
         cfg = parse_args(argv)
-    except ConfigError as e:
+        secret = read_secret(cfg.secret_file) if cfg.secret_file else None
+    except (ConfigError, ValueError) as e:
         log.error("bad configuration: %s", e)
         return 2
     # Threads that mostly wait in C (SQLite steps, fsync, sockets) re-take the GIL
@@ -95,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL)
     use_uvloop()
     try:
-        asyncio.run(serve(cfg))
+        asyncio.run(serve(cfg, secret))
     except DamagedData as e:
         # Serving from damaged state would hand out wrong answers: refuse.
         log.error("refusing to start: %s", e)

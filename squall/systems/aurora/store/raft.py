@@ -35,6 +35,7 @@ from typing import Any
 
 import aiohttp
 
+from . import peerauth
 from .config import Config
 from .fsutil import DamagedData, write_json_atomic
 from .signal import Signal
@@ -42,6 +43,9 @@ from .wal import Entry, Wal
 
 log = logging.getLogger("squall.raft")
 MAX_BATCH = 256  # entries per AppendEntries
+# ... and bytes: a follower refuses a peer body past a bound (limits.py), so a batch of
+# large entries is cut short rather than sent whole (one entry always goes, whatever its size).
+BATCH_BYTES = 4 << 20
 
 
 class NotLeader(Exception):
@@ -51,8 +55,16 @@ class NotLeader(Exception):
 
 
 class Raft:
-    def __init__(self, cfg: Config, wal: Wal, meta_path: Path, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        wal: Wal,
+        meta_path: Path,
+        fsync: bool = True,
+        secret: bytes | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.secret = secret  # signs every RPC (peerauth); None only for a node without peers
         self.id = cfg.id
         self.peers = cfg.peer_ids()
         self.wal = wal
@@ -318,16 +330,24 @@ class Raft:
 
     async def _send_append(self, peer: str, term: int) -> bool:
         ni = self.next_index[peer]
-        entries = self.wal.slice(ni, MAX_BATCH)
-        req = {
+        encoded: list[str] = []
+        size = 0
+        for e in self.wal.slice(ni, MAX_BATCH):
+            text = json.dumps(e.to_json(), separators=(",", ":"))
+            if encoded and size + len(text) > BATCH_BYTES:
+                break
+            encoded.append(text)
+            size += len(text)
+        head = {
             "term": term,
             "leader": self.id,
             "prev_index": ni - 1,
             "prev_term": self.wal.term_at(ni - 1),
-            "entries": [e.to_json() for e in entries],
             "commit": self.commit_index,
         }
-        resp = await self._rpc(peer, "/raft/append", req)
+        # Each entry serialized once: its size decides the batch, its text is the body.
+        body = json.dumps(head, separators=(",", ":"))[:-1] + ',"entries":[' + ",".join(encoded)
+        resp = await self._rpc(peer, "/raft/append", (body + "]}").encode())
         if resp is None or await self._newer_term(resp):
             return False
         if resp["success"]:
@@ -344,7 +364,7 @@ class Raft:
         self.sending_snapshot.add(peer)
         try:
             resp = await self._rpc(
-                peer, f"/raft/snapshot?term={term}&leader={self.id}", blob, timeout=30
+                peer, "/raft/snapshot", blob, {"term": str(term), "leader": self.id}, timeout=30
             )
         finally:
             self.sending_snapshot.discard(peer)
@@ -366,20 +386,34 @@ class Raft:
         self.next_index[peer] = self.match_index[peer] + 1
         self._advance_commit()
 
-    async def _rpc(self, peer: str, path: str, body: Any, timeout: float | None = None) -> Any:
-        """POSTs to a peer; None on any failure (the peer may be down, paused or cut off)."""
+    async def _rpc(
+        self,
+        peer: str,
+        route: str,
+        body: Any,
+        query: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """POSTs to a peer, signed; None on any failure (the peer may be down, paused or cut off)."""
         assert self.session is not None
         t = aiohttp.ClientTimeout(total=timeout or max(1.0, self.cfg.election_timeout_ms[1] / 1000))
         # Every RPC names its addressee, and a node refuses one meant for another:
         # after containers restart, a pooled connection (or a stale name lookup) can
         # reach a different peer at the old address, whose answer would otherwise be
         # counted as this peer's (two votes or acks from one node: no majority at all).
-        url = f"{self.cfg.peers[peer]}{path}{'&' if '?' in path else '?'}to={peer}"
+        params = {**(query or {}), "to": peer}
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        signed = (
+            peerauth.headers(self.secret, self.id, peer, route, params, data) if self.secret else {}
+        )
         try:
-            if isinstance(body, bytes):
-                r = await self.session.post(url, data=body, timeout=t)
-            else:
-                r = await self.session.post(url, json=body, timeout=t)
+            r = await self.session.post(
+                f"{self.cfg.peers[peer]}{route}",
+                params=params,
+                data=data,
+                headers=signed,
+                timeout=t,
+            )
             async with r:
                 if r.status != 200:
                     r.close()  # not back to the pool: it may lead to the wrong node

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from . import bugs, scheduler
 from .api import ApiError, json_body
+from .limits import BODY_LIMIT
 from .raft import NotLeader
 from .statemachine import applied_of
 
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from .api import Api
 
 T = TypeVar("T")
-BODY_LIMIT = 1 << 20
 DETAILS_AT_ONCE = 4
 # At most one getJobUpdateDetails read of an update per this many seconds; the
 # callers arriving meanwhile share the next one. A 4,000-instance answer costs
@@ -182,6 +182,7 @@ class SchedulerRoutes:
             {"role", "env", "name", "instances", "task_config", "request_id"},
             {"role", "env", "name", "instances"},
             BODY_LIMIT,
+            self.api.body_timeout,
         )
         role, env, name = _name(body, "role"), _name(body, "env"), _name(body, "name")
         job: dict[str, Any] = {
@@ -211,6 +212,7 @@ class SchedulerRoutes:
             {"job", "instances", "batch_size", "update_id", "request_id"},
             {"job", "instances", "batch_size"},
             BODY_LIMIT,
+            self.api.body_timeout,
         )
         job = _job_param(body.get("job"))
         n = _count(body, "instances", 1, scheduler.MAX_INSTANCES)
@@ -250,7 +252,9 @@ class SchedulerRoutes:
         )
 
     async def change_state(self, request: web.Request) -> web.Response:
-        body = await json_body(request, {"from", "to", "request_id"}, {"from", "to"}, BODY_LIMIT)
+        body = await json_body(
+            request, {"from", "to", "request_id"}, {"from", "to"}, BODY_LIMIT, self.api.body_timeout
+        )
         frm, to = _state(body, "from"), _state(body, "to")
         if not scheduler.legal(frm, to):
             allowed = ", ".join(sorted(scheduler.TRANSITIONS[frm])) or "nothing (it is terminal)"
@@ -278,7 +282,11 @@ class SchedulerRoutes:
                 "bad_request", f"role must be 1..64 of letters, digits, '_' or '.'; got {role!r}"
             )
         body = await json_body(
-            request, {"cpu", "ram_mb", "disk_mb"}, {"cpu", "ram_mb", "disk_mb"}, BODY_LIMIT
+            request,
+            {"cpu", "ram_mb", "disk_mb"},
+            {"cpu", "ram_mb", "disk_mb"},
+            BODY_LIMIT,
+            self.api.body_timeout,
         )
         cpu = body["cpu"]
         if not isinstance(cpu, int | float) or isinstance(cpu, bool) or cpu < 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -42,6 +43,49 @@ def connect(path: Path | str) -> sqlite3.Connection:
     # The log and snapshots carry durability; this file is rebuilt on start.
     conn.execute("PRAGMA synchronous=OFF")
     return conn
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(str(path) + suffix).unlink()
+
+
+def _squash(sql: str | None) -> str:
+    return " ".join((sql or "").split())
+
+
+def verify_image(path: Path, index: int, term: int) -> None:
+    """Raises ValueError (or sqlite3.DatabaseError) unless ``path`` is a sound database of
+    exactly this store's schema whose applied index and term are the ones claimed.
+
+    Exactly: an extra table, view or trigger in a received image would be
+    carried into the state (a trigger even runs on every later apply).
+    """
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        checked = conn.execute("PRAGMA quick_check").fetchall()
+        if checked != [("ok",)]:
+            raise ValueError(f"the database fails its check: {checked[0][0]}")
+        found = {
+            (kind, name): _squash(sql)
+            for kind, name, sql in conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%'"
+            )
+        }
+        want = {("table", "_meta"): _squash(META_DDL)}
+        want.update({("table", t.name): _squash(t.ddl) for t in schema.TABLES})
+        if found != want:
+            odd = sorted(f"{k[0]} {k[1]}" for k in set(found) ^ set(want))
+            changed = sorted(k[1] for k in set(found) & set(want) if found[k] != want[k])
+            raise ValueError(f"its schema differs from this store's ({', '.join(odd + changed)})")
+        if applied_of(conn) != (index, term):
+            got = applied_of(conn)
+            raise ValueError(
+                f"it claims index {index} term {term} but holds state of {got[0]} term {got[1]}"
+            )
+    finally:
+        conn.close()
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -166,9 +210,7 @@ class StateMachine:
 
     # -- lifecycle (writer thread) ---------------------------------------------
     def _remove_files(self) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                Path(str(self.db_path) + suffix).unlink()
+        _remove_db(self.db_path)
 
     def open_empty(self) -> None:
         self.close()
@@ -178,17 +220,29 @@ class StateMachine:
         self._after_open()
 
     def restore(self, codec_name: str, data: bytes, index: int, term: int) -> str:
-        """Replaces the state by a snapshot's; returns the digest after restore."""
+        """Replaces the state by a snapshot's; returns the digest after restore.
+
+        The snapshot is restored into a file of its own and verified there
+        (``verify_image``) before the current state is touched: a snapshot
+        that is not a database of this schema at the index it claims raises
+        DamagedData and leaves the node exactly as it was.
+        """
+        incoming = self.db_path.with_name("incoming.db")
+        _remove_db(incoming)
+        try:
+            codecs.get(codec_name).restore(data, incoming)
+            verify_image(incoming, index, term)
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as e:
+            _remove_db(incoming)
+            raise DamagedData(f"snapshot at index {index} is not a usable state: {e}") from None
+        except BaseException:
+            _remove_db(incoming)
+            raise
         self.close()
         self._remove_files()
-        codecs.get(codec_name).restore(data, self.db_path)
+        os.replace(incoming, self.db_path)
         self.conn = connect(self.db_path)
         self._after_open()
-        if (self.applied_index, self.applied_term) != (index, term):
-            raise DamagedData(
-                f"snapshot claims index {index} term {term} but holds state of "
-                f"{self.applied_index} term {self.applied_term}"
-            )
         d = digest_of(self.conn)
         self.digests.record("restore", index, d)
         return d

@@ -105,8 +105,9 @@ def read_hint(data_dir: Path) -> int:
 
 
 class Store:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, secret: bytes | None = None) -> None:
         self.cfg = cfg
+        self.secret = secret  # the cluster secret (peerauth): peers and admins sign with it
         self.fsync = bugs.NO_FSYNC not in cfg.bugs  # bugs.NO_FSYNC
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="sqlite-reader")
@@ -115,7 +116,7 @@ class Store:
             cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync
         )
         self.sm.disk = self.wal.disk  # one watch over all of this node's writes
-        self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync)
+        self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync, secret)
         self.raft.load_meta()
         self.raft.commit_index = self.sm.applied_index
         self.raft.snapshot_blob = self._snapshot_blob
@@ -283,10 +284,14 @@ class Store:
         async with self._snap_lock:
             self.snapshot_in_progress = True
             try:
+                # Restored (and so verified) before it is kept: a snapshot that is no sound
+                # state raises here, and the node's own state, snapshots and log stay as
+                # they were. A crash between the two leaves the old snapshot and the
+                # uncompacted log, from which the node rebuilds its state on start.
+                await self.on_writer(self.sm.restore, meta.codec, payload, meta.index, meta.term)
                 await asyncio.get_running_loop().run_in_executor(
                     self.io, self.snaps.write, meta, payload
                 )
-                await self.on_writer(self.sm.restore, meta.codec, payload, meta.index, meta.term)
                 await self.wal.compact(meta.index, meta.term)
                 self.applied_index = self.sm.applied_index
                 self.last_snapshot = {
