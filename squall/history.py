@@ -21,8 +21,11 @@ it cannot use.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -92,6 +95,15 @@ class Op:
 _KNOWN = {"index", "time", "process", "type", "f", "value", "node", "error"}
 
 
+def _whole(obj: dict[str, Any], key: str, default: int, where: str) -> int:
+    """An integer field; a finite float is rounded, anything else is refused naming it."""
+    v = obj.get(key, default)
+    finite = isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+    if isinstance(v, bool) or not finite:
+        raise HistoryError(f"{where}: {key} must be an integer, got {str(v)[:40]!r}")
+    return int(v)
+
+
 def op_from_json(obj: Any, line: int = 0, source: str = "history") -> Op:
     """Builds an Op from one decoded JSON object, naming the line if it is unusable."""
     where = f"{source}:{line}" if line else source
@@ -99,50 +111,162 @@ def op_from_json(obj: Any, line: int = 0, source: str = "history") -> Op:
         raise HistoryError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     for key in ("process", "type", "f"):
         if key not in obj:
-            raise HistoryError(f"{where}: operation has no {key!r} field: {obj}")
+            raise HistoryError(f"{where}: operation has no {key!r} field: {str(obj)[:200]}")
     if obj["type"] not in TYPES:
-        raise HistoryError(f"{where}: type {obj['type']!r} is not one of {', '.join(TYPES)}")
+        raise HistoryError(
+            f"{where}: type {str(obj['type'])[:40]!r} is not one of {', '.join(TYPES)}"
+        )
     process = obj["process"]
     if not isinstance(process, int | str) or isinstance(process, bool):
-        raise HistoryError(f'{where}: process must be an integer or "nemesis", got {process!r}')
+        raise HistoryError(
+            f'{where}: process must be an integer or "nemesis", got {str(process)[:40]!r}'
+        )
+    node = obj.get("node")
+    if node is not None and not isinstance(node, str):
+        raise HistoryError(f"{where}: node must be a string, got {str(node)[:40]!r}")
+    error = obj.get("error")
     extra = {k: v for k, v in obj.items() if k not in _KNOWN}
     return Op(
         process=process,
         type=obj["type"],
         f=str(obj["f"]),
         value=obj.get("value"),
-        time=int(obj.get("time", 0)),
-        index=int(obj.get("index", -1)),
-        node=obj.get("node"),
-        error=obj.get("error"),
+        time=_whole(obj, "time", 0, where),
+        index=_whole(obj, "index", -1, where),
+        node=node,
+        error=None if error is None else str(error),
         extra=extra,
     )
 
 
-def iter_history(path: str | os.PathLike[str]) -> Iterator[Op]:
-    """Reads a history.jsonl lazily; a malformed line raises HistoryError naming it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Damage:
+    """A stretch of history.jsonl that holds no readable op: where, how long, and why.
+
+    ``tail``: it runs to the end of the file, what a writer killed mid-line leaves
+    (a cut-off object, a block of NUL bytes from a crash); everything before it is
+    usable. Otherwise the line sits between ops: a damaged file, not a crash.
+    """
+
+    line: int
+    offset: int  # byte offset of its first byte
+    length: int  # bytes
+    reason: str
+    tail: bool
+
+    def describe(self, source: str) -> str:
+        if self.tail:
+            return (
+                f"{source}: its last {self.length} bytes, from line {self.line} (byte "
+                f"{self.offset}), are damaged ({self.reason}): the ops before them were read"
+            )
+        return f"{source}:{self.line}: damaged line of {self.length} bytes ({self.reason}), skipped"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryRead:
+    """What reading a history gave: its ops, and every damaged stretch passed over."""
+
+    ops: list[Op]
+    damage: tuple[Damage, ...] = ()
+    source: str = "history"
+
+    @property
+    def skipped(self) -> tuple[Damage, ...]:
+        """Damaged lines between ops (read past only when asked: they may have held ops)."""
+        return tuple(d for d in self.damage if not d.tail)
+
+    def notes(self) -> list[str]:
+        return [d.describe(self.source) for d in self.damage]
+
+
+def _line_problem(raw: bytes) -> tuple[Any, str | None]:
+    """(the decoded JSON value, None) or (None, why the line is unreadable)."""
+    if b"\x00" in raw:
+        return None, "NUL bytes"
+    try:
+        return json.loads(raw.decode("utf-8")), None
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    except ValueError as exc:
+        return None, f"not valid JSON: {getattr(exc, 'msg', exc)}"
+    except RecursionError:
+        return None, "nested too deeply"
+
+
+def parse_jsonl(
+    data: bytes, source: str = "history", skip_damaged: bool = False, with_lines: bool = False
+) -> HistoryRead:
+    """Every op of a JSON Lines history, reading past a damaged tail (and, with
+    ``skip_damaged``, damaged lines between ops); a line that is JSON but no op
+    raises HistoryError naming it: that is a wrong history, not a torn one.
+    ``with_lines`` keeps each op's line in ``extra["line"]`` (for imported files)."""
+    ops: list[Op] = []
+    bad: list[tuple[int, int, int, str, int]] = []  # line, offset, length, reason, ops before
+    offset = 0
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        here, offset = offset, offset + len(raw) + 1
+        if not raw.strip():
+            continue
+        obj, problem = _line_problem(raw)
+        if problem is not None:
+            bad.append((n, here, len(raw), problem, len(ops)))
+            continue
+        op = op_from_json(obj, n, source)
+        ops.append(op.with_(extra={**op.extra, "line": n}) if with_lines else op)
+    end = len(data)
+    tail = [b for b in bad if b[4] == len(ops)]
+    middle = [b for b in bad if b[4] < len(ops)]
+    if middle and not skip_damaged:
+        n, _, length, reason, _ = middle[0]
+        raise HistoryError(
+            f"{source}:{n}: damaged line ({reason}; {length} bytes) with {len(middle) - 1} "
+            "more after it, between ops; pass --skip-damaged to check the rest without them"
+        )
+    damage = [Damage(line=b[0], offset=b[1], length=b[2], reason=b[3], tail=False) for b in middle]
+    if tail:
+        first = tail[0]
+        damage.append(
+            Damage(
+                line=first[0], offset=first[1], length=end - first[1], reason=first[3], tail=True
+            )
+        )
+    return HistoryRead(ops=ops, damage=tuple(damage), source=source)
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A history file's bytes; HistoryError (never a hang) for what is no regular file."""
     p = Path(path)
-    with p.open("r", encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            text = raw.strip()
-            if not text:
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                hint = (
-                    " (truncated? the run may have been killed mid-write)"
-                    if not raw.endswith("\n")
-                    else ""
-                )
-                raise HistoryError(f"{p}:{n}: not valid JSON{hint}: {exc.msg}") from None
-            yield op_from_json(obj, n, str(p))
+    try:
+        if not stat.S_ISREG(p.stat().st_mode):
+            raise HistoryError(f"{p} is not a regular file (a FIFO, a device or a directory?)")
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise HistoryError(f"{p}: cannot read the history: {exc.strerror}") from None
 
 
-def read_history(path: str | os.PathLike[str]) -> list[Op]:
-    """Reads a whole history.jsonl, re-indexing ops that carry no index."""
-    ops = list(iter_history(path))
-    return reindex(ops) if any(o.index < 0 for o in ops) else ops
+def load_history(path: str | os.PathLike[str], skip_damaged: bool = False) -> HistoryRead:
+    """Reads a history.jsonl: its ops (indexed) and any damage read past (``HistoryRead``)."""
+    got = parse_jsonl(read_bytes(path), str(path), skip_damaged)
+    ops = got.ops
+    if any(o.index < 0 for o in ops) or any(a.index >= b.index for a, b in itertools.pairwise(ops)):
+        ops = reindex(ops)
+    return HistoryRead(ops=ops, damage=got.damage, source=got.source)
+
+
+def iter_history(path: str | os.PathLike[str]) -> Iterator[Op]:
+    """The ops of a history.jsonl, up to a damaged tail; damage between ops raises HistoryError."""
+    yield from load_history(path).ops
+
+
+def read_history(path: str | os.PathLike[str], skip_damaged: bool = False) -> list[Op]:
+    """Reads a whole history.jsonl (see ``load_history``), re-indexing ops that carry no index."""
+    return load_history(path, skip_damaged).ops
 
 
 def reindex(ops: Iterable[Op]) -> list[Op]:

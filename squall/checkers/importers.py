@@ -21,10 +21,19 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from squall.history import NEMESIS, TYPES, HistoryError, Op, op_from_json
+from squall.history import (
+    NEMESIS,
+    TYPES,
+    Damage,
+    HistoryError,
+    HistoryRead,
+    Op,
+    op_from_json,
+    parse_jsonl,
+    read_bytes,
+)
 
 FORMATS = ("jsonl", "edn", "etcd-log")
 ALIASES = {
@@ -59,39 +68,38 @@ def detect_format(text: str) -> str:
 
 def load(path: str | os.PathLike[str], fmt: str | None = None) -> list[Op]:
     """Reads a history file in ``fmt`` (detected from the content when None)."""
-    p = Path(path)
+    return read(path, fmt).ops
+
+
+def read(
+    path: str | os.PathLike[str], fmt: str | None = None, skip_damaged: bool = False
+) -> HistoryRead:
+    """Reads a history file in ``fmt``: its ops and, for JSON Lines, the damage read past
+    (a torn tail always; damaged lines between ops with ``skip_damaged``)."""
+    data = read_bytes(path)
+    source = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HistoryError(f"{p}: cannot read the history: {exc.strerror}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
     fmt = ALIASES.get(fmt, fmt) if fmt else detect_format(text)
+    damage: tuple[Damage, ...] = ()
     if fmt == "jsonl":
-        ops = list(_jsonl(text, str(p)))
+        got = parse_jsonl(data, source, skip_damaged, with_lines=True)
+        ops, damage = got.ops, got.damage
     elif fmt == "edn":
-        ops = list(_edn(text, str(p)))
+        ops = list(_edn(text, source))
     elif fmt == "etcd-log":
-        ops = list(_etcd_log(text, str(p)))
+        ops = list(_etcd_log(text, source))
     else:
         known = ", ".join([*FORMATS, *ALIASES])
         raise HistoryError(f"format {fmt!r} is unknown; known: {known}")
-    return [o if o.index >= 0 else o.with_(index=i) for i, o in enumerate(ops)]
+    ops = [o if o.index >= 0 else o.with_(index=i) for i, o in enumerate(ops)]
+    return HistoryRead(ops=ops, damage=damage, source=source)
 
 
 def _with_line(op: Op, line: int) -> Op:
     return op.with_(extra={**op.extra, "line": line})
-
-
-def _jsonl(text: str, source: str) -> Iterator[Op]:
-    lines = text.split("\n")
-    for n, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            hint = " (truncated? the run may have been killed mid-write)" if n == len(lines) else ""
-            raise HistoryError(f"{source}:{n}: not valid JSON{hint}: {exc.msg}") from None
-        yield _with_line(op_from_json(obj, n, source), n)
 
 
 # --- EDN ---------------------------------------------------------------------
@@ -214,7 +222,8 @@ def _etcd_log(text: str, source: str) -> Iterator[Op]:
         if m is None:
             raise HistoryError(
                 f"{source}:{n}: not a jepsen.util op line "
-                "('INFO  jepsen.util - <process>\\t:<type>\\t:<f>\\t<value>'), got {raw[:60]!r}"
+                "('INFO  jepsen.util - <process>\\t:<type>\\t:<f>\\t<value>'), "
+                f"got {raw[:60]!r}"
             )
         proc_s, type_, f, rest = m.groups()
         if type_ not in TYPES:

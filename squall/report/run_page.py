@@ -30,7 +30,7 @@ REPORT_HTML = "report.html"
 PLOTS = (("latency-raw.png", "Latency of every operation"), ("rate.png", "Throughput"))
 # Which failure to name first when several checkers failed: the ones a
 # person most needs to hear about lead.
-PRIORITY = ("linear", "linearizable", "set", "sets", "fidelity", "failover", "starvation")
+PRIORITY = ("run", "linear", "linearizable", "set", "sets", "fidelity", "failover", "starvation")
 VERDICT_COLOURS = {True: "#1a7f37", False: "#cf222e", "unknown": "#9a6700"}
 
 
@@ -50,18 +50,31 @@ class Run:
     )
 
 
+def _mapping(path: Path, parse: Any, problems: list[str]) -> dict[str, Any] | None:
+    """The mapping a run file holds, or None with a problem noted (missing, damaged, not a mapping)."""
+    if not path.exists():
+        return None
+    try:
+        value = parse(path.read_text(encoding="utf-8"))
+    except (ValueError, yaml.YAMLError, OSError) as exc:
+        problems.append(f"{path.name} is damaged ({type(exc).__name__}), so it was not read")
+        return None
+    if value is None and path.suffix == ".yaml":
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{path.name} holds a {type(value).__name__}, not a mapping: not read")
+        return None
+    return value
+
+
 def load_run(run_dir: Path) -> Run:
     """Reads test.yaml, results.json and the history's faults; notes what is missing."""
-    problems = []
-    test: Mapping[str, Any] = {}
-    if (run_dir / "test.yaml").exists():
-        test = yaml.safe_load((run_dir / "test.yaml").read_text()) or {}
-    else:
+    problems: list[str] = []
+    test: Mapping[str, Any] = _mapping(run_dir / "test.yaml", yaml.safe_load, problems) or {}
+    if not (run_dir / "test.yaml").exists():
         problems.append("test.yaml is missing: the configuration is unknown")
-    results = None
-    if (run_dir / "results.json").exists():
-        results = json.loads((run_dir / "results.json").read_text())
-    else:
+    results = _mapping(run_dir / "results.json", json.loads, problems)
+    if not (run_dir / "results.json").exists():
         problems.append("results.json is missing: the run ended before its checkers ran")
     nemesis: list[Op] = []
     span, count = 0, 0

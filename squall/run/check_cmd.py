@@ -12,11 +12,12 @@ import os
 import sys
 from typing import IO
 
-from squall.checkers.importers import load
+from squall.checkers.importers import read
 from squall.checkers.linearizable import check
 from squall.checkers.models import get_model
 from squall.history import HistoryError
 from squall.report.linear_html import write_html
+from squall.run.verdict import conditions, note_conditions
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT = 0, 1, 2, 3
 
@@ -29,17 +30,22 @@ def run_check(
     time_limit: float | None = None,
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
+    skip_damaged: bool = False,
 ) -> int:
     """Checks the history at ``path`` against ``model``; returns the exit code."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
         m = get_model(model)
-        history = load(path, fmt)
+        got = read(path, fmt, skip_damaged)
+        history = got.ops
         result = check(m, history, time_limit=time_limit)
     except (HistoryError, ValueError) as exc:
         print(f"squall check: bad input: {exc}", file=err)
         return EXIT_BAD_INPUT
+    for note in got.notes():
+        print(f"squall check: {note}", file=err)
+    note_conditions(result, conditions({}, got, interrupted=False), got)
     if html is not None and result["valid"] is False:
         write_html(html, result, history)
         result["html"] = str(html)

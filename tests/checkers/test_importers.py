@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from squall.checkers.importers import detect_format, load, parse_edn
+from squall.checkers.importers import detect_format, load, parse_edn, read
 from squall.history import HistoryError
 
 
@@ -85,11 +85,11 @@ def test_truncated_edn_names_the_line(tmp_path: Path) -> None:
         load(p, "edn")
 
 
-def test_truncated_jsonl_line_is_named(tmp_path: Path) -> None:
+def test_a_truncated_jsonl_tail_is_read_past_and_named(tmp_path: Path) -> None:
     line = json.dumps({"process": 0, "type": "invoke", "f": "read", "value": None})
     p = _write(tmp_path, "history.jsonl", line + "\n" + line[:20])
-    with pytest.raises(HistoryError, match=r"history.jsonl:2: not valid JSON \(truncated"):
-        load(p)
+    got = read(p)
+    assert (len(got.ops), got.damage[0].line, got.damage[0].tail) == (1, 2, True)
 
 
 def test_jsonl_keeps_index_and_records_line(tmp_path: Path) -> None:

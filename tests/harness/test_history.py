@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -11,6 +12,7 @@ from squall.history import (
     HistoryWriter,
     Op,
     fault_windows,
+    load_history,
     pair_ops,
     read_history,
 )
@@ -36,13 +38,54 @@ def test_the_writer_stamps_index_and_time_and_flushes_each_line(tmp_path):
     assert [o.index for o in ops] == [0, 1] and ops[0].time <= ops[1].time
 
 
-def test_a_truncated_last_line_is_named(tmp_path):
+LINE = '{"process": 0, "type": "invoke", "f": "read", "value": null}\n'
+
+
+def test_a_history_cut_mid_line_is_read_up_to_the_cut_and_the_cut_is_named(tmp_path):
     path = tmp_path / "history.jsonl"
-    path.write_text(
-        '{"process": 0, "type": "invoke", "f": "read", "value": null}\n{"process": 0, "ty'
-    )
-    with pytest.raises(HistoryError, match=r"history.jsonl:2: not valid JSON \(truncated"):
+    cut = '{"process": 0, "ty'
+    path.write_text(LINE * 3 + cut)
+    got = load_history(path)
+    assert len(got.ops) == 3
+    assert [(d.line, d.offset, d.length, d.tail) for d in got.damage] == [
+        (4, 3 * len(LINE), len(cut), True)
+    ]
+
+
+def test_a_tail_of_nul_bytes_is_read_past(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(LINE.encode() * 2 + b"\0" * 4096)
+    got = load_history(path)
+    assert (len(got.ops), got.damage[0].length, got.damage[0].reason) == (2, 4096, "NUL bytes")
+
+
+def test_a_damaged_line_between_ops_is_refused_naming_it_and_the_flag(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text(LINE + "garbage\n" + LINE)
+    with pytest.raises(HistoryError, match=r"history.jsonl:2: damaged line.*--skip-damaged"):
+        load_history(path)
+
+
+def test_a_damaged_line_between_ops_is_skipped_and_reported_when_asked(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text(LINE + "garbage\n" + LINE)
+    got = load_history(path, skip_damaged=True)
+    assert (len(got.ops), [d.line for d in got.skipped]) == (2, [2])
+
+
+@pytest.mark.parametrize("bad", ["null", "[1]", "1e999", '"x"', "true"])
+def test_a_time_that_is_no_integer_is_refused_naming_the_line(tmp_path, bad):
+    path = tmp_path / "history.jsonl"
+    path.write_text(LINE + f'{{"process": 0, "type": "ok", "f": "read", "time": {bad}}}\n')
+    with pytest.raises(HistoryError, match=r"history.jsonl:2: time must be an integer"):
         read_history(path)
+
+
+def test_a_fifo_is_refused_rather_than_read(tmp_path):
+    fifo = tmp_path / "history.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(HistoryError, match="not a regular file"):
+        read_history(fifo)
 
 
 def test_an_unknown_type_is_named_with_its_line(tmp_path):

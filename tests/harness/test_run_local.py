@@ -139,7 +139,8 @@ def _s(text: str) -> float:
     return float(str(text).rstrip("s"))
 
 
-def test_ctrl_c_heals_collects_and_checks_what_was_recorded(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_heals_collects_checks_and_exits_unknown(tmp_path, sig):
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -171,17 +172,20 @@ def test_ctrl_c_heals_collects_and_checks_what_was_recorded(tmp_path):
             assert time.monotonic() < deadline, "the run recorded no 100 ops within 60 s"
             time.sleep(0.2)
             hist = next(tmp_path.glob("*/*/history.jsonl"), None)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode in (0, 1, 2), err[-3000:]
+    assert proc.returncode == 2, err[-3000:]
     run = only_run(tmp_path)
     results = json.loads((run / "results.json").read_text())
-    assert results.get("interrupted") is True
+    assert (results["valid"], results.get("interrupted")) == ("unknown", True)
+    assert "interrupted" in results["run"]["why"]
+    assert '<testcase classname="squall.checkers" name="run"' in (run / "results.xml").read_text()
+    assert "unknown: the run was interrupted" in (run / "report.html").read_text()
     assert len(read_history(run / "history.jsonl")) >= 100
-    assert "SIGINT" in err
+    assert signal.Signals(sig).name in err
     # Every node process is gone: none runs with this run's data directory.
     left = subprocess.run(["pgrep", "-f", str(run / "nodes-data")], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"node processes left running: {left.stdout}"
