@@ -32,8 +32,9 @@ hosts_app = typer.Typer(
 )
 app.add_typer(hosts_app, name="hosts")
 
-err = Console(stderr=True)
-EXIT_BAD_INPUT = 3
+# soft_wrap: a line is never folded at 80 columns when stderr is no terminal (a CI log)
+err = Console(stderr=True, soft_wrap=True)
+EXIT_UNKNOWN, EXIT_BAD_INPUT = 2, 3
 
 
 class BadInput(Exception):
@@ -193,6 +194,19 @@ def check(
     time_limit: Annotated[
         float, typer.Option("--time-limit", help="seconds before the verdict is unknown")
     ] = 60.0,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="for a run directory: rewrite its results and report (else print only)"
+        ),
+    ] = False,
+    skip_damaged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-damaged",
+            help="check past damaged lines between ops (the verdict is then unknown at best)",
+        ),
+    ] = False,
 ) -> None:
     """Check a history for linearizability; prints JSON; exit 0/1/2 (3 for bad input)."""
     from squall.run.check_cmd import run_check
@@ -202,7 +216,9 @@ def check(
         if (path / "test.yaml").exists() and (path / "history.jsonl").exists():
             from squall.run.runner import check_run_dir
 
-            raise typer.Exit(check_run_dir(path.resolve(), err))
+            raise typer.Exit(
+                check_run_dir(path.resolve(), err, write=write, skip_damaged=skip_damaged)
+            )
         raise BadInput(
             f"{path} is a directory without history.jsonl; give a history file or a run directory"
         )
@@ -213,6 +229,7 @@ def check(
             fmt=format,
             html=str(html) if html else None,
             time_limit=time_limit,
+            skip_damaged=skip_damaged,
         )
     )
 
@@ -220,12 +237,19 @@ def check(
 @app.command()
 def analyze(
     run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")],
+    skip_damaged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-damaged",
+            help="check past damaged lines between ops (the verdict is then unknown at best)",
+        ),
+    ] = False,
 ) -> None:
     """Re-check a stored run (all checkers) and rewrite its results and report."""
     from squall.run.rundir import resolve_run_dir
     from squall.run.runner import check_run_dir
 
-    raise typer.Exit(check_run_dir(resolve_run_dir(run_dir), err))
+    raise typer.Exit(check_run_dir(resolve_run_dir(run_dir), err, skip_damaged=skip_damaged))
 
 
 @app.command()
@@ -449,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, BadInput, HistoryError, FileNotFoundError, ValueError) as exc:
         say(f"squall: {exc}")
         return EXIT_BAD_INPUT
+    except OSError as exc:  # a read-only run directory, a busy port, a full disk
+        where = f" {exc.filename}" if exc.filename else ""
+        say(f"squall: {exc.strerror or type(exc).__name__}:{where}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        say("squall: interrupted")
+        return EXIT_UNKNOWN
     except Exception as exc:
         # Click's exceptions (typer vendors its own copy in newer releases, so
         # match by shape, not by class): usage errors carry format_message,
@@ -457,11 +488,28 @@ def main(argv: list[str] | None = None) -> int:
             say(f"squall: {exc.format_message()} (see squall --help)")
             return EXIT_BAD_INPUT
         if type(exc).__name__ == "Abort":
-            err.print("squall: aborted")
+            say("squall: aborted")
             return EXIT_BAD_INPUT
         if isinstance(getattr(exc, "exit_code", None), int):
             return int(exc.exit_code)  # type: ignore[attr-defined]
-        raise
+        return internal_error(exc)
+
+
+def internal_error(exc: BaseException) -> int:
+    """A bug of Squall's own: one line naming it and the file holding the whole traceback,
+    and exit 3 (the run failed); never a traceback that exits 1, which means *invalid*."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        fd, path = tempfile.mkstemp(prefix="squall-traceback-", suffix=".txt")
+        with open(fd, "w") as fh:
+            fh.write(text)
+    except OSError:
+        path = "(could not be written)"
+    say(f"squall: internal error {type(exc).__name__}: {str(exc)[:200]} (traceback: {path})")
+    return EXIT_BAD_INPUT
 
 
 def say(line: str) -> None:

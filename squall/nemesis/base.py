@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import random
 from collections.abc import Mapping, Sequence
+from math import isfinite
 from typing import Any
 
 from squall.cluster.base import Cluster, ClusterError
@@ -96,6 +97,26 @@ class Fault(abc.ABC):
             out["target"] = params["target"]
         return out
 
+    # -- before the run ------------------------------------------------------
+    @classmethod
+    def validate_event(cls, params: Mapping[str, Any], nodes: Sequence[str]) -> None:
+        """Refuses (NemesisError), before anything starts, an event's options this fault
+        could never apply on these nodes: a fault that fails only when it fires is a
+        fault silently not injected. Subclasses check their own options after these."""
+        if "target" in params and params["target"] not in TARGETS:
+            raise NemesisError(
+                f"target {params['target']!r} is unknown; known: {', '.join(TARGETS)} "
+                "(or list the nodes: nodes: [n1, n2])"
+            )
+        if "nodes" in params:
+            named = params["nodes"]
+            named = [named] if isinstance(named, str) else named
+            if not isinstance(named, list) or not named:
+                raise NemesisError(f"nodes must be a list of node names, got {named!r}")
+            unknown = [n for n in named if n not in nodes]
+            if unknown:
+                raise NemesisError(f"nodes {unknown} are not in this cluster ({', '.join(nodes)})")
+
     # -- helpers ---------------------------------------------------------
     @property
     def live(self) -> Cluster:
@@ -160,6 +181,15 @@ def resolve_targets(
         f"target {target!r} is unknown; known: {', '.join(TARGETS)} "
         "(or list the nodes: nodes: [n1, n2])"
     )
+
+
+def positive_seconds(value: Any, what: str) -> float:
+    """A positive finite number, or NemesisError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+        raise NemesisError(f"{what} must be a positive number, got {value!r}")
+    if value <= 0:
+        raise NemesisError(f"{what} must be positive, got {value!r}")
+    return float(value)
 
 
 def completion(op: Op, type_: str, value: dict[str, Any], error: str | None = None) -> Op:

@@ -28,11 +28,13 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Mapping, Sequence
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
 from squall.cluster.base import Cluster
-from squall.nemesis.base import Fault, NemesisError
+from squall.nemesis.base import Fault, NemesisError, positive_seconds
 from squall.protocols import NodeNeeds
 
 SHIM_SOURCE = Path(__file__).with_name("clockshim.c")
@@ -125,6 +127,19 @@ class Clock(Fault):
                 f"could not set the clock of {node} (exit {rc}): {out.strip()}; "
                 "was the cluster configured with the clock nemesis?"
             )
+
+    @classmethod
+    def validate_event(cls, params: Mapping[str, Any], nodes: Sequence[str]) -> None:
+        super().validate_event(params, nodes)
+        if params.get("mode", "bump") not in ("bump", "strobe"):
+            raise NemesisError(f"clock mode {params['mode']!r} must be bump or strobe")
+        offset = params.get("offset")
+        if offset is not None and (
+            isinstance(offset, bool) or not isinstance(offset, int | float) or not isfinite(offset)
+        ):
+            raise NemesisError(f"clock offset {offset!r} must be a number of seconds")
+        if "period" in params:
+            positive_seconds(params["period"], "clock period (ms)")
 
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         mode = params.get("mode", "bump")

@@ -27,11 +27,12 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from squall.cluster.base import Cluster
-from squall.nemesis.base import Fault, NemesisError
+from squall.nemesis.base import Fault, NemesisError, positive_seconds
 from squall.protocols import NodeNeeds
 from squall.util import WaitTimeout, wait_until
 
@@ -119,6 +120,19 @@ class DiskStall(Fault):
                 f"the disk of {node} did not switch to {mode} within {timeout:.0f}s "
                 f"(state: {seen[0].strip()!r}); is stallfs running in the container?"
             ) from None
+
+    @classmethod
+    def validate_event(cls, params: Mapping[str, Any], nodes: Sequence[str]) -> None:
+        super().validate_event(params, nodes)
+        if params.get("mode", "stall") not in MODES:
+            raise NemesisError(
+                f"disk-stall mode {params['mode']!r} must be one of {', '.join(MODES)}"
+            )
+        if params.get("snapshot", False) not in ("trigger", "wait", False, None):
+            raise NemesisError(f"snapshot {params['snapshot']!r} must be trigger, wait or false")
+        for key in ("seconds", "wait"):
+            if key in params:
+                positive_seconds(params[key], f"disk-stall {key}")
 
     # -- start / stop -----------------------------------------------------
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
@@ -30,7 +31,7 @@ from toxiproxy import Toxiproxy
 from squall.cluster.base import Cluster
 from squall.nemesis import toxiproxy_process
 from squall.nemesis.base import Fault, NemesisError
-from squall.nemesis.toxics import DEFAULTS
+from squall.nemesis.toxics import DEFAULTS, ToxicError, parse_toxic
 from squall.protocols import NodeNeeds
 from squall.util import free_port
 
@@ -128,6 +129,22 @@ class Link(Fault):
             elif links in ("peers", "both") and (src in nodes or dst in nodes):
                 out.append(name)
         return out
+
+    @classmethod
+    def validate_event(cls, params: Mapping[str, Any], nodes: Sequence[str]) -> None:
+        super().validate_event(params, nodes)
+        if params.get("links", "peers") not in ("peers", "clients", "both"):
+            raise NemesisError(f"links {params['links']!r} must be peers, clients or both")
+        body = {
+            "type": params.get("toxic", "latency"),
+            "attributes": params.get("attributes") or {},
+            "stream": params.get("stream") or "downstream",
+            "toxicity": params.get("toxicity", 1.0),
+        }
+        try:  # the very checks the proxy server makes when the toxic is added
+            parse_toxic(body)
+        except ToxicError as exc:
+            raise NemesisError(f"link: {exc}") from None
 
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         kind = params.get("toxic", self.default_toxic)

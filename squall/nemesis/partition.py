@@ -11,6 +11,8 @@ receiver, in the docker backend) and ``cluster.heal`` removes it.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from squall.nemesis import grudges
@@ -32,6 +34,26 @@ class Partition(Fault):
         # Set by registry.build on backends without network namespaces
         # (local): the cut is then made by blackholing peer proxies.
         self.link: Any = None
+
+    @classmethod
+    def validate_event(cls, params: Mapping[str, Any], nodes: Sequence[str]) -> None:
+        super().validate_event(params, nodes)
+        spec = params.get("grudge", "halves")
+        if isinstance(spec, dict):
+            named = set(spec) | {
+                n for v in spec.values() for n in (v if isinstance(v, list) else [v])
+            }
+            unknown = sorted(str(n) for n in named - set(nodes))
+            if unknown or not all(isinstance(v, list) for v in spec.values()):
+                raise NemesisError(
+                    f"grudge {spec!r} must map nodes to lists of nodes of this cluster "
+                    f"({', '.join(nodes)}); {', '.join(unknown) or 'a value is no list'} is not"
+                )
+            return
+        try:  # every topology can be drawn on this many nodes (bridge needs 5)
+            grudges.topology(str(spec), nodes, random.Random(0), leader=nodes[0])
+        except grudges.GrudgeError as exc:
+            raise NemesisError(str(exc)) from None
 
     def grudge_for(self, spec: Any, leader: str | None) -> grudges.Grudge:
         if isinstance(spec, dict):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -69,6 +70,12 @@ class PowerCut(Kill):
         needs = cluster.spec.needs
         needs[:] = [n for n in needs if STALLFS not in n.wrapper]
         cluster.spec.need(fuse_needs(self.kind, "lazyfs.py"))
+
+    @classmethod
+    def validate_event(cls, params: Mapping[str, Any], nodes: Sequence[str]) -> None:
+        super().validate_event(params, nodes)
+        if params.get("damaged", "wipe") not in DAMAGED:
+            raise NemesisError(f"damaged {params['damaged']!r} must be one of {', '.join(DAMAGED)}")
 
     def start(self, params: dict[str, Any], leader: str | None) -> dict[str, Any]:
         nodes = self.pick_nodes(params, leader, self.default_target)

@@ -17,6 +17,7 @@ grudge, which offset), so replaying that file repeats the run's faults.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +42,8 @@ def parse_duration(value: Any, what: str = "duration") -> float:
         raise NemesisError(f"{what} {value!r} is not a duration; write e.g. 10s or 500ms")
     if isinstance(value, int | float):
         seconds = float(value)
+        if not math.isfinite(seconds):
+            raise NemesisError(f"{what} {value!r} is not a finite duration; write e.g. 10s")
     else:
         m = _DURATION.match(str(value))
         if not m:
@@ -74,12 +77,15 @@ class Event:
         if not isinstance(raw, Mapping):
             raise NemesisError(
                 f"{where}: an event is a mapping like "
-                "{at: 10s, fault: kill, for: 5s}, got {raw!r}"
+                f"{{at: 10s, fault: kill, for: 5s}}, got {str(raw)[:80]!r}"
             )
         missing = [k for k in ("at", "fault") if k not in raw]
         if missing:
             raise NemesisError(f"{where}: missing {', '.join(missing)} (in {dict(raw)})")
-        (fault,) = validate_names([raw["fault"]])
+        named = validate_names([str(raw["fault"])])
+        if len(named) != 1:
+            raise NemesisError(f"{where}: fault {raw['fault']!r} names no fault")
+        fault = named[0]
         params = {k: v for k, v in raw.items() if k not in ("at", "fault", "for")}
         allowed = options_of(fault)
         unknown = sorted(set(params) - set(allowed))
@@ -157,17 +163,22 @@ class Schedule:
             Event.from_dict(e, f"{where} event {i + 1}")
             for i, e in enumerate(raw.get("events") or [])
         )
-        return cls(events, int(raw.get("seed", 0)))
+        seed = raw.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise NemesisError(f"{where}: seed must be an integer, got {seed!r}")
+        return cls(events, seed)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Schedule:
         p = Path(path)
         try:
-            raw = yaml.safe_load(p.read_text())
+            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
         except OSError as exc:
             raise NemesisError(f"cannot read the nemesis schedule {p}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise NemesisError(f"{p} is not valid YAML: {exc}") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark else ""
+            raise NemesisError(f"{p} is not valid YAML{at}; fix the schedule file") from None
         return cls.from_dict(raw, str(p))
 
     def to_yaml(self) -> str:
@@ -176,6 +187,26 @@ class Schedule:
             sort_keys=False,
             default_flow_style=None,
         )
+
+    # -- checking, before anything starts ------------------------------------
+    def validate(self, nodes: Sequence[str], time_limit: float) -> None:
+        """Refuses every event that could not be injected as written on these nodes within
+        this time limit: a typo found when the fault fires is a fault silently skipped."""
+        for i, ev in enumerate(self.events, start=1):
+            where = f"nemesis event {i} ({ev.fault} at {_fmt(ev.at)})"
+            if ev.at >= time_limit:
+                raise NemesisError(
+                    f"{where} starts at or after the time limit ({_fmt(time_limit)}): it would "
+                    "never fire; move 'at' or raise --time-limit"
+                )
+            if ev.duration is not None and ev.duration <= 0:
+                raise NemesisError(f"{where}: 'for' must be positive, got {_fmt(ev.duration)}")
+            check = getattr(registry.fault(ev.fault).load(), "validate_event", None)
+            try:
+                if check is not None:  # a user's fault factory may offer none
+                    check(dict(ev.params), nodes)
+            except NemesisError as exc:
+                raise NemesisError(f"{where}: {exc}") from None
 
     # -- reading ------------------------------------------------------------
     def fault_names(self) -> list[str]:

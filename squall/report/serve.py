@@ -106,7 +106,26 @@ def index_html(runs: list[RunEntry], matrices: list[tuple[str, str]] | None = No
 
 
 class _Handler(SimpleHTTPRequestHandler):
+    def _inside_store(self) -> bool:
+        """Whether the path asked for, links followed, is the store or under it: a link
+        in a run directory to /etc must not serve /etc/passwd."""
+        try:
+            real = Path(self.translate_path(self.path)).resolve()
+        except (ValueError, OSError):  # a NUL byte, a loop of links
+            return False
+        root = Path(str(self.directory)).resolve()
+        return real == root or root in real.parents
+
+    def do_HEAD(self) -> None:  # noqa: N802 - the http.server API
+        if not self._inside_store():
+            self.send_error(404, "not in the store")
+            return
+        super().do_HEAD()
+
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        if self.path not in ("/", "/index.html") and not self._inside_store():
+            self.send_error(404, "not in the store")
+            return
         if self.path in ("/", "/index.html"):
             body = index_html(list_runs(self.directory), list_matrices(self.directory)).encode(
                 "utf-8"
@@ -131,7 +150,14 @@ def make_server(store_dir: str | os.PathLike[str], port: int = 8080) -> Threadin
             f"store directory {store} does not exist; run a test first "
             "or pass the directory runs are written to"
         )
-    return ThreadingHTTPServer((HOST, port), partial(_Handler, directory=str(store)))
+    if isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is not a TCP port; give --port 1..65535 (0: any free one)")
+    try:
+        return ThreadingHTTPServer((HOST, port), partial(_Handler, directory=str(store)))
+    except OSError as exc:
+        raise ValueError(
+            f"cannot serve on {HOST}:{port}: {exc.strerror}; give another --port"
+        ) from None
 
 
 def serve(store_dir: str | os.PathLike[str], port: int = 8080) -> None:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,22 @@ from squall.protocols import System
 from squall.workloads.base import Workload
 
 BACKENDS = ("docker", "local", "ssh")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,99}$")
+DAY = 86400.0
+# (field, lowest, highest, must be whole): what a run can be asked to do at all.
+RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    ("nodes", 1, 9, True),
+    ("concurrency", 1, 1000, True),
+    ("time_limit", 0.001, 7 * DAY, False),
+    ("rate", 0, 1e6, False),
+    ("nemesis_interval", 0.001, DAY, False),
+    ("failover_bound", 0.001, DAY, False),
+    ("starvation_bound", 0.001, DAY, False),
+    ("check_time_limit", 0.001, DAY, False),
+)
+DURATIONS = frozenset(
+    ("time_limit", "nemesis_interval", "failover_bound", "starvation_bound", "check_time_limit")
+)
 
 
 class ConfigError(ValueError):
@@ -106,14 +125,7 @@ class Test:
                 self.system_options = checker(self.system_options)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-        if not 1 <= self.nodes <= 9:
-            raise ConfigError(f"nodes must be between 1 and 9, got {self.nodes}")
-        if self.time_limit <= 0:
-            raise ConfigError(f"time_limit must be positive seconds, got {self.time_limit}")
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.rate < 0:
-            raise ConfigError(f"rate must be >= 0 ops/s (0 = unthrottled), got {self.rate}")
+        self._validate_values()
         if self.nemesis_file and not Path(self.nemesis_file).is_file():
             raise ConfigError(f"nemesis schedule file {self.nemesis_file} does not exist")
         if self.replay and not (Path(self.replay) / "test.yaml").is_file():
@@ -143,6 +155,26 @@ class Test:
                 f"{self.nodes} nodes; pass --nodes {hosts}"
             )
 
+    def _validate_values(self) -> None:
+        """Types and ranges of every plain value (a YAML file or Python may hand in anything)."""
+        for name, low, high, whole in RANGES:
+            _in_range(name, getattr(self, name), low, high, whole)
+        if self.seed is not None:
+            _in_range("seed", self.seed, 0, 2**63 - 1, True)
+        for name in ("nemesis", "bugs", "bug_nodes"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name} must be a list of names, got {value!r}")
+        for name in ("system_options", "workload_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        if self.name is not None and not SAFE_NAME.match(str(self.name)):
+            raise ConfigError(
+                f"name {self.name!r} must be one directory name under the store: letters, "
+                "digits, '.', '_', '+', '-', not starting with '.' (at most 100)"
+            )
+        _writable_dir("store", self.store)
+
     def to_dict(self) -> dict[str, Any]:
         """The serializable form (test.yaml): objects by their registered names."""
         out = {
@@ -170,6 +202,30 @@ def system_name(system: str | System) -> str:
 
 def workload_name(workload: str | Workload) -> str:
     return workload if isinstance(workload, str) else str(getattr(workload, "name", "?"))
+
+
+def _in_range(name: str, value: Any, low: float, high: float, whole: bool) -> None:
+    kind = "a whole number" if whole else "a number"
+    ok = isinstance(value, int) or (not whole and isinstance(value, float))
+    if isinstance(value, bool) or not ok or not math.isfinite(value):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+
+
+def _writable_dir(what: str, path: str) -> None:
+    """Refuses a directory that could not be created or written (before anything starts)."""
+    p = Path(path).absolute()
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{what} {path!r} cannot be created or written ({probe} is not a writable "
+            "directory); give another --store"
+        )
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{what} {path!r} is not a directory; give another --store")
 
 
 def _one_of(what: str, value: str, known: tuple[str, ...], where: str = "") -> None:
@@ -241,6 +297,11 @@ def normalize(data: dict[str, Any], source: str = "options") -> dict[str, Any]:
     return out
 
 
+def coerce(name: str, value: Any, source: str) -> Any:
+    """One option's value as its field's type, or ConfigError naming it and the value."""
+    return _coerce(name, value, source)
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
     default = _FIELDS[name].default
     kind = type(default) if default is not dataclasses.MISSING and default is not None else None
@@ -250,22 +311,51 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 return []
             if isinstance(value, str):
                 return [v.strip() for v in value.split(",") if v.strip() and v.strip() != "none"]
+            if not isinstance(value, list) or not all(_scalar(v) for v in value):
+                raise TypeError("a list of names")
             return [str(v) for v in value]
         if name == "seed":
-            return None if value is None else int(value)
+            return None if value is None else _whole(value)
         if name in ("workload_options", "system_options"):
             if not isinstance(value, dict):
                 raise TypeError("a mapping")
             return value
         if name in ("system", "workload"):
+            if not _scalar(value):
+                raise TypeError("a name")
             return str(value)
-        if kind in (int, float) and not isinstance(value, bool):
-            return kind(_seconds(value) if isinstance(value, str) else value)
+        if name in DURATIONS:
+            return _finite(_seconds(value) if isinstance(value, str) else value)
+        if kind is int:
+            return _whole(value)
+        if kind is float:
+            return _finite(float(value) if isinstance(value, str) else value)
         if kind is str or default is None:
+            if value is not None and not _scalar(value):
+                raise TypeError("a string")
             return None if value is None else str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: option {name} has a bad value {value!r}") from None
     return value
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _whole(value: Any) -> int:
+    """An integer given as one (or as its digits): never a bool, a fraction or '2m'."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("a whole number")
+    return value
+
+
+def _finite(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("a finite number")
+    return float(value)
 
 
 def _seconds(text: str) -> float:

@@ -30,11 +30,12 @@ from rich.console import Console
 from squall import registry
 from squall.checkers.base import CheckContext, Checker, compose
 from squall.cluster.base import Cluster, ClusterSpec
-from squall.history import FAIL, INFO, INVOKE, HistoryWriter, Op, read_history
+from squall.history import FAIL, INFO, INVOKE, HistoryRead, HistoryWriter, Op, load_history
 from squall.nemesis.runner import NemesisRunner
 from squall.protocols import System
 from squall.run import rundir as store
-from squall.run.config import ConfigError, Test, dump_yaml, system_name
+from squall.run import verdict
+from squall.run.config import ConfigError, Test, coerce, dump_yaml, system_name
 from squall.run.progress import RunProgress
 from squall.run.sampler import SAMPLES_FILE, StatusSampler, read_samples
 from squall.workloads import Invocation, Workload, get_workload
@@ -86,16 +87,30 @@ def make_cluster(
 def preflight(cfg: Test) -> None:
     """Refuses, before anything starts, what this test cannot do: a workload whose client
     protocol the system lacks, a fault the backend or the system cannot take."""
+    from squall.nemesis.base import NemesisError
     from squall.nemesis.registry import refusals
     from squall.nemesis.schedule import load_schedule
 
     system = cfg.system_object()
     check_client(workload_for(cfg, system), system)
     backend = registry.load(BACKENDS[cfg.backend])
-    names = dict.fromkeys([*cfg.nemesis, *load_schedule(cfg).fault_names()])
-    said = refusals(names, backend.supports, backend.kind, system)
-    if said:
-        raise ConfigError("; ".join(said))
+    try:
+        schedule = load_schedule(cfg)
+        names = dict.fromkeys([*cfg.nemesis, *schedule.fault_names()])
+        said = refusals(names, backend.supports, backend.kind, system)
+        if said:
+            raise ConfigError("; ".join(said))
+        schedule.validate(
+            ClusterSpec(name="preflight", nodes=cfg.nodes).node_names(), cfg.time_limit
+        )
+    except NemesisError as exc:
+        raise ConfigError(str(exc)) from None
+    if (cfg.nemesis or cfg.nemesis_file) and not schedule.events:
+        raise ConfigError(
+            f"the run asks for faults but its schedule holds none within {cfg.time_limit:g}s: "
+            "each fault follows a quiet ~nemesis_interval and is held ~nemesis_interval, so "
+            "raise --time-limit (past 3 intervals), lower --nemesis-interval, or say --nemesis none"
+        )
 
 
 def workload_for(cfg: Test, system: System) -> Workload:
@@ -129,8 +144,9 @@ class Run:
 
     def __init__(self, cfg: Test, console: Console | None = None) -> None:
         self.cfg = cfg.resolved()
+        preflight(self.cfg)  # the whole run is valid, or nothing starts (not even its directory)
         self.system = self.cfg.system_object()
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.stop = threading.Event()
         self.counters = Counters()
         self.cluster: Cluster | None = None
@@ -371,22 +387,26 @@ def check_run_dir(
     errors: list[str] | None = None,
     interrupted: bool = False,
     extra: dict[str, Checker] | None = None,
+    write: bool = True,
+    skip_damaged: bool = False,
 ) -> int:
-    """Checks a run directory's history (fresh run or re-analysis); writes results."""
-    import yaml
-
-    raw = yaml.safe_load((run_dir / "test.yaml").read_text()) or {}
+    """Checks a run directory's history (fresh run or re-analysis); writes its results
+    (results.json, results.xml, report.html) unless ``write`` is False, when they are
+    printed as JSON on stdout instead and the run directory is left as it was."""
+    raw = verdict.read_test_yaml(run_dir)
     # Only what names the checkers is read back: a stored run is judged as it was
     # recorded, whatever else its test.yaml says (older runs have no system: the store).
+    where = str(run_dir / "test.yaml")
     cfg = Test(
         system=str(raw.get("system") or "aurora"),
         workload=str(raw.get("workload", "register")),
-        concurrency=int(raw.get("concurrency", 1)),
-        workload_options=raw.get("workload_options") or {},
+        concurrency=coerce("concurrency", raw.get("concurrency", 1), where),
+        workload_options=coerce("workload_options", raw.get("workload_options") or {}, where),
     )
     system = cfg.system_object()
     hist_path = run_dir / "history.jsonl"
-    history = read_history(hist_path) if hist_path.exists() else []
+    read = load_history(hist_path, skip_damaged) if hist_path.exists() else HistoryRead(ops=[])
+    history = read.ops
     nodes = load_node_info(run_dir / "nodes")
     workload = workload_for(cfg, system)
     test = {
@@ -395,19 +415,43 @@ def check_run_dir(
         "write_fs": list(workload.write_fs),
         "read_fs": list(workload.read_fs),
     }
-    ctx = CheckContext(
-        history=history, test=test, run_dir=run_dir, nodes=nodes, samples=read_samples(run_dir)
+    ctx = CheckContext(  # no run_dir when nothing may be written: checkers draw no plots
+        history=history,
+        test=test,
+        run_dir=run_dir if write else None,
+        nodes=nodes,
+        samples=read_samples(run_dir),
     )
     checker = compose({**all_checkers(workload, system, test), **(extra or {})})
     console.print(f"checking {len(history)} ops …")
+    for note in read.notes():
+        console.print(f"[yellow]{note}[/]")
     results = checker(ctx)
     errors = list(errors or [])
     if errors:
         results["run_errors"] = errors
     if interrupted:
         results["interrupted"] = True
+    verdict.note_conditions(results, verdict.conditions(raw, read, interrupted), read)
     if not history:
         results["valid"] = "unknown"
+    if write:
+        _write_results(run_dir, results, history, console)
+    else:
+        print(json.dumps(results, default=str))
+    verdict_ = results["valid"]
+    colour = {True: "green", False: "red"}.get(verdict_, "yellow")
+    where_ = run_dir / "report.html" if write else "(nothing written: --write to keep it)"
+    console.print(f"[bold {colour}]valid: {json.dumps(verdict_)}[/]  {where_}")
+    if errors and not history:
+        return EXIT_RUN_FAILED
+    return EXIT.get(verdict_, 2)
+
+
+def _write_results(
+    run_dir: Path, results: dict[str, Any], history: list[Op], console: Console
+) -> None:
+    from squall.report.junit import write_junit
     from squall.report.linear_html import write_for_run
     from squall.report.timeline_html import write_timeline
 
@@ -417,8 +461,6 @@ def check_run_dir(
     except Exception as exc:  # noqa: BLE001 - a broken page must not hide the verdict
         console.print(f"[yellow]timeline.html not written: {exc}[/]")
     store.write_json(run_dir / "results.json", results)
-    from squall.report.junit import write_junit
-
     write_junit(results, run_dir / "results.xml")
     try:
         from squall.report.run_page import write_report
@@ -426,12 +468,6 @@ def check_run_dir(
         write_report(run_dir)
     except Exception as exc:  # noqa: BLE001 - a broken report must not hide the verdict
         console.print(f"[yellow]report not written: {exc}[/]")
-    verdict = results["valid"]
-    colour = {True: "green", False: "red"}.get(verdict, "yellow")
-    console.print(f"[bold {colour}]valid: {json.dumps(verdict)}[/]  {run_dir / 'report.html'}")
-    if errors and not history:
-        return EXIT_RUN_FAILED
-    return EXIT.get(verdict, 2)
 
 
 def all_checkers(workload: Workload, system: System, test: dict[str, Any]) -> dict[str, Checker]:

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,3 +193,43 @@ def test_the_index_lists_proof_matrix_pages_newest_first(store: Path, server: st
     newer = index.index("20261201T100000Z: 22 of 22 cases as expected")
     assert newer < index.index("20261130T100000Z: 21 of 22 cases as expected")
     assert "href='matrix/20261201T100000Z.html'" in index
+
+
+def _status(url: str) -> int:
+    try:
+        return int(urllib.request.urlopen(url, timeout=5).status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_server_follows_no_link_out_of_the_store(
+    store: Path, server: str, tmp_path: Path
+) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not the store's")
+    (store / "reg" / "new" / "escape").symlink_to(outside)
+    assert _status(server + "/reg/new/escape/secret.txt") == 404
+
+
+def test_the_server_still_follows_latest_inside_the_store(server: str) -> None:
+    assert _status(server + "/latest/report.html") == 200
+
+
+def test_a_nul_byte_in_a_path_is_a_404_not_a_crash(server: str) -> None:
+    assert (_status(server + "/%00"), _status(server + "/")) == (404, 200)
+
+
+@pytest.mark.parametrize("port", [99999, -1])
+def test_a_port_that_is_no_tcp_port_is_refused_in_one_line(store: Path, port: int) -> None:
+    with pytest.raises(ValueError, match="not a TCP port"):
+        make_server(store, port=port)
+
+
+def test_a_busy_port_is_refused_in_one_line(store: Path) -> None:
+    first = make_server(store, port=0)
+    try:
+        with pytest.raises(ValueError, match="give another --port"):
+            make_server(store, port=first.server_address[1])
+    finally:
+        first.server_close()

@@ -57,6 +57,27 @@ def test_containers_publish_only_on_loopback_without_privilege(cluster: DockerCl
         assert attrs["Config"]["Labels"]["squall.node"] == node
 
 
+def test_the_peer_port_is_not_published_and_nodes_have_a_memory_limit(
+    cluster: DockerCluster,
+) -> None:
+    for node in cluster.nodes:
+        attrs = cluster.container(node).attrs
+        published = set(attrs["HostConfig"]["PortBindings"])
+        assert published == {"8000/tcp"}, f"{node} publishes {sorted(published)}"
+        assert attrs["HostConfig"]["Memory"] == 1 << 30
+
+
+def test_the_cluster_secret_is_in_no_argv_label_or_log(cluster: DockerCluster) -> None:
+    secret = cluster.spec.secret
+    for node in cluster.nodes:
+        attrs = cluster.container(node).attrs
+        seen = " ".join(
+            [*attrs["Config"]["Cmd"], *attrs["Config"]["Env"], *attrs["Config"]["Labels"].values()]
+        )
+        assert secret not in seen, f"{node}'s container shows the secret"
+        assert secret not in cluster.logs(node), f"{node}'s log shows the secret"
+
+
 def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins(cluster: DockerCluster) -> None:
     old = cluster.leader(timeout=30)
     assert old is not None, "no leader before the kill"

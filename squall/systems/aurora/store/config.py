@@ -88,7 +88,10 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
             f"peers must list this node ({raw['id']}) too; got {', '.join(values['peers'])}"
         )
     lo_hi = raw.get("election_timeout_ms", (300, 600))
-    if not (isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1]):
+    whole = isinstance(lo_hi, list | tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in lo_hi
+    )
+    if not (whole and len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1]):
         raise ConfigError(
             f"election_timeout_ms must be [low, high] with 0 < low <= high, got {lo_hi!r}"
         )
