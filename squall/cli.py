@@ -514,16 +514,18 @@ def internal_error(exc: BaseException) -> int:
 
 def say(line: str) -> None:
     """One error line, never wrapped: in a CI log (no terminal) rich would fold it at 80 columns."""
-    print(line, file=sys.stderr, flush=True)
+    # A message quoting a parser (YAML's name the position on a line of their own) is
+    # still one line: CI greps for it and a person reads it at a glance.
+    print(" ".join(line.split()), file=sys.stderr, flush=True)
 
 
 def _reap_leftovers() -> None:
     """Every squall command first removes what a killed runner left behind."""
     try:
-        from squall.cluster.cleanup import cleanup_leftovers
+        from squall.run.sweep import sweep_leftovers
 
-        removed = cleanup_leftovers()
-    except Exception:  # noqa: BLE001 - no Docker here is fine: nothing to reap
+        removed = sweep_leftovers()
+    except Exception:  # noqa: BLE001 - a sweep that cannot run must not stop the command
         return
     if removed:
         err.print(f"squall: removed leftovers of a killed run: {', '.join(removed)}")

@@ -55,7 +55,7 @@ def detect_format(text: str) -> str:
             continue
         if "jepsen.util" in line:
             return "etcd-log"
-        if line.startswith('{"') or line.startswith('[{"'):
+        if line.startswith('{"') or line.startswith('[{"') or _is_json(line):
             return "jsonl"
         if line.startswith("{:") or line.startswith("[") or line.startswith("{"):
             return "edn"
@@ -64,6 +64,14 @@ def detect_format(text: str) -> str:
         "cannot tell the history's format from its first line; give one of "
         f"{', '.join(FORMATS)} explicitly (--format)"
     )
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def load(path: str | os.PathLike[str], fmt: str | None = None) -> list[Op]:
@@ -158,7 +166,12 @@ def parse_edn(text: str, source: str = "edn", line0: int = 1) -> list[tuple[Any,
             if opener == "{":
                 if len(items) % 2:
                     raise HistoryError(f"{source}:{start}: an EDN map has an odd number of forms")
-                value: Any = {items[i]: items[i + 1] for i in range(0, len(items), 2)}
+                try:
+                    value: Any = {items[i]: items[i + 1] for i in range(0, len(items), 2)}
+                except TypeError:  # a vector or map as a key: EDN allows it, histories do not
+                    raise HistoryError(
+                        f"{source}:{start}: an EDN map key is a collection"
+                    ) from None
             else:
                 value = items
             line = start

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from docker.client import DockerClient
 
+from squall import owner
 from squall.cluster.dockerutil import (
     LABEL_CREATED,
     LABEL_OWNER,
@@ -31,7 +32,17 @@ from squall.cluster.procs import alive_since
 
 
 def owner_alive(labels: dict[str, str]) -> bool:
-    """Whether the process that created an object (per its labels) still runs."""
+    """Whether the process that created an object (per its labels) still runs, or may.
+
+    By the lock its owner holds (``squall.owner``), which works across PID
+    namespaces; an owner that cannot be judged from here counts as alive, so
+    nothing that may be someone's live run is removed. Objects made before
+    owners held locks are judged by pid: a pid alone is not enough (after a
+    reboot or a long day it may belong to another process), so a process that
+    started after the object was created cannot be its owner.
+    """
+    if owner.TOKEN in labels:
+        return owner.state(labels) != "dead"
     try:
         pid = int(labels.get(LABEL_OWNER, ""))
     except ValueError:
@@ -61,9 +72,11 @@ def cleanup_leftovers(client: DockerClient | None = None, only_run: str | None =
     flt = {"label": label}
     removed: list[str] = []
     tmpdirs: set[str] = set()
+    dead: set[str] = set()  # owner tokens whose objects were removed
     for c in client.containers.list(all=True, filters=flt):
         if not owner_alive(c.labels):
             tmpdirs.add(c.labels.get(LABEL_TMP, ""))
+            dead.add(c.labels.get(owner.TOKEN, ""))
             if quietly(partial(c.remove, force=True, v=True)):
                 removed.append(c.name)
     # Networks and volumes after containers: Docker refuses to remove them while in use.
@@ -71,11 +84,21 @@ def cleanup_leftovers(client: DockerClient | None = None, only_run: str | None =
         labels = n.attrs.get("Labels") or {}
         if not owner_alive(labels):
             tmpdirs.add(labels.get(LABEL_TMP, ""))
+            dead.add(labels.get(owner.TOKEN, ""))
             if quietly(n.remove):
                 removed.append(n.name)
     for v in client.volumes.list(filters=flt):
-        if not owner_alive(v.attrs.get("Labels") or {}) and quietly(partial(v.remove, force=True)):
+        labels = v.attrs.get("Labels") or {}
+        if not owner_alive(labels) and quietly(partial(v.remove, force=True)):
+            dead.add(labels.get(owner.TOKEN, ""))
             removed.append(v.name)
+    left = {
+        lb.get(owner.TOKEN, "")
+        for lb in [c.labels for c in client.containers.list(all=True, filters=flt)]
+        + [n.attrs.get("Labels") or {} for n in client.networks.list(filters=flt)]
+    }
+    for token in dead - left:
+        owner.forget(token)  # its lock file, once nothing of it is left
     for tmp in sorted(t for t in tmpdirs if t):
         # Only our own config directories: never follow a label to anywhere else.
         if Path(tmp).name.startswith("squall-") and Path(tmp).is_dir():

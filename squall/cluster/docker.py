@@ -38,6 +38,7 @@ import docker.errors
 from docker.client import DockerClient
 from docker.models.containers import Container
 
+from squall import owner
 from squall.cluster import net
 from squall.cluster.base import Cluster, ClusterError, ClusterSpec, Grudge
 from squall.cluster.dockerutil import (
@@ -103,6 +104,7 @@ class DockerCluster(Cluster):
             LABEL_RUN: self.spec.name,
             LABEL_OWNER: str(os.getpid()),
             LABEL_CREATED: str(int(time.time())),
+            **owner.labels(),  # how a sweep in any PID namespace tells this process lives
         }
         if self._tmp is not None:
             labels[LABEL_TMP] = str(self._tmp)

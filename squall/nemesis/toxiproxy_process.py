@@ -25,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from squall import owner as ownership
 from squall.util import free_port
 
 LABEL = "squall.nemesis"
@@ -66,15 +67,16 @@ def start(
     docker_network: str | None = None,
     prefer_shopify: bool = True,
     timeout: float = 10.0,
-    owner: int | None = None,
+    owner: str | None = None,
 ) -> ToxiproxyServerProcess:
     """Starts a server listening on ``host`` and returns once its API answers.
 
-    ``owner`` (default: this process) is written on the server's command line:
-    ``cleanup()`` without a run stops only servers whose owner is gone.
+    ``owner`` (default: this process's stamp, ``squall.owner``) is written on the
+    server's command line: ``cleanup()`` without a run stops only servers whose
+    owner is gone, judged by the lock it holds, never by a pid.
     """
     port = free_port(host)
-    owner = os.getpid() if owner is None else owner
+    owner = ownership.stamp() if owner is None else owner
     binary = shutil.which("toxiproxy-server")
     if binary and prefer_shopify and docker_network is None:
         argv, kind = [binary, "-host", host, "-port", str(port)], "shopify"
@@ -128,10 +130,11 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _owner_gone(owner: str) -> bool:
-    try:
+    """By the owner's lock (a token); a bare number is a pid, as servers started before
+    owners held locks wrote it."""
+    if owner.isdigit():
         return not _alive(int(owner))
-    except ValueError:
-        return True
+    return ownership.state_of_stamp(owner) == "dead"
 
 
 def leftovers(run: str | None = None) -> list[int]:

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="seeds jitter, slicing and toxicity rolls")
     ap.add_argument("--docker-network", help="resolve upstream node names on this docker network")
     ap.add_argument("--label", default="", help="a marker in the command line, for cleanup")
-    ap.add_argument("--owner", type=int, default=0, help="pid of the run that owns this server")
+    ap.add_argument("--owner", default="", help="the token of the run that owns this server")
     args = ap.parse_args(argv)
     resolve = docker_resolver(args.docker_network) if args.docker_network else None
 

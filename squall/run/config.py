@@ -94,7 +94,8 @@ class Test:
             )
             bugs = ("-" + "+".join(cfg.bugs)) if cfg.bugs else ""
             system = "" if system_name(cfg.system) == "aurora" else f"{system_name(cfg.system)}-"
-            cfg.name = f"{system}{workload_name(cfg.workload)}-{faults}{bugs}"
+            name = f"{system}{workload_name(cfg.workload)}-{faults}{bugs}"
+            cfg.name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)[:100]  # "mod:Class" names a system
         cfg.validate()
         return cfg
 

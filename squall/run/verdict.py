@@ -45,7 +45,8 @@ def read_test_yaml(run_dir: Path) -> dict[str, Any]:
 
 def faults_asked(test: Mapping[str, Any]) -> bool:
     nemesis = test.get("nemesis")
-    names = [nemesis] if isinstance(nemesis, str) else list(nemesis or [])
+    names = [nemesis] if isinstance(nemesis, str) else nemesis
+    names = names if isinstance(names, list) else []  # a damaged value asks for nothing
     return bool([n for n in names if n != "none"] or test.get("nemesis_file"))
 
 

@@ -48,11 +48,28 @@ def test_time_limit_exits_two(tmp_path: Path) -> None:
     assert rc == 2 and res is not None and res["valid"] == "unknown"
 
 
-def test_truncated_line_exits_three_naming_it(tmp_path: Path) -> None:
+def test_a_history_cut_mid_line_is_checked_up_to_the_cut_naming_it(tmp_path: Path) -> None:
     p = tmp_path / "history.jsonl"
-    p.write_text(json.dumps(W) + "\n" + json.dumps(W_OK)[:15])
+    p.write_text("".join(json.dumps(o) + "\n" for o in (W, W_OK)) + json.dumps(R)[:15])
     rc, res, err = _run(p)
-    assert rc == 3 and res is None and "history.jsonl:2" in err and "truncated" in err
+    assert (rc, res is not None and res["valid"]) == (0, True), err
+    assert "from line 3" in err
+    assert res["history_damage"]["stretches"][0]["length"] == 15
+
+
+def test_a_damaged_line_between_ops_exits_three_naming_it(tmp_path: Path) -> None:
+    p = tmp_path / "history.jsonl"
+    p.write_text(json.dumps(W) + "\nxx\n" + json.dumps(W_OK) + "\n")
+    rc, res, err = _run(p)
+    assert (rc, res) == (3, None)
+    assert "history.jsonl:2: damaged line" in err
+
+
+def test_damaged_lines_skipped_on_request_make_the_verdict_unknown(tmp_path: Path) -> None:
+    p = tmp_path / "history.jsonl"
+    p.write_text(json.dumps(W) + "\nxx\n" + json.dumps(W_OK) + "\n")
+    rc, res, _ = _run(p, skip_damaged=True)
+    assert (rc, res is not None and res["valid"]) == (2, "unknown")
 
 
 def test_unknown_f_exits_three_naming_the_line(tmp_path: Path) -> None:

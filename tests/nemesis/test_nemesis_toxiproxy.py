@@ -234,9 +234,14 @@ def test_cleanup_without_a_run_stops_only_servers_whose_owner_is_gone() -> None:
     import subprocess
     import sys
 
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    orphan = toxiproxy_process.start("pytest-orphan", prefer_shopify=False, owner=gone.pid)
+    # An owner that took its lock and exited: dead, whatever its pid is now.
+    gone = subprocess.run(
+        [sys.executable, "-c", "from squall import owner; print(owner.stamp())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    orphan = toxiproxy_process.start("pytest-orphan", prefer_shopify=False, owner=gone)
     mine = toxiproxy_process.start("pytest-mine", prefer_shopify=False)
     try:
         from squall.nemesis.cleanup import cleanup
@@ -248,3 +253,24 @@ def test_cleanup_without_a_run_stops_only_servers_whose_owner_is_gone() -> None:
     finally:
         orphan.stop()
         mine.stop()
+
+
+def test_the_leftover_sweep_stops_a_toxiproxy_server_whose_owner_died() -> None:
+    import subprocess
+    import sys
+
+    from squall.run.sweep import sweep_leftovers
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "from squall import owner; print(owner.stamp())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    orphan = toxiproxy_process.start("pytest-swept", prefer_shopify=False, owner=gone)
+    try:
+        removed = sweep_leftovers()
+        assert f"toxiproxy server pid {orphan.process.pid}" in removed
+        orphan.process.wait(10)
+    finally:
+        orphan.stop()
