@@ -20,6 +20,7 @@ How each completion type counts (docs/contracts.md §1):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -135,8 +136,7 @@ class _Converter:
             return None, v
         if not isinstance(v, _SEQ) or len(v) != 2:
             raise HistoryError(f"{where(op)}: a keyed op's value must be [key, v], got {v!r}")
-        key = v[0]
-        return (tuple(key) if isinstance(key, list) else key), v[1]
+        return _hashable(v[0]), v[1]
 
     def __call__(self, ipos: int, inv: Op, cpos: float, comp: Op | None) -> Operation | None:
         model = self.model
@@ -166,6 +166,16 @@ class _Converter:
         if readonly:  # an indeterminate read says nothing
             return None
         return Operation(inv.process, key, inp, UNKNOWN, ipos, INF, inv, comp)
+
+
+def _hashable(key: Any) -> Hashable:
+    """A key as the partition's dict key: lists as tuples (Jepsen keys may be vectors),
+    and anything else unhashable (a map) as its canonical JSON, so equal keys meet."""
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, dict):
+        return json.dumps(key, sort_keys=True, default=str)
+    return key  # type: ignore[no-any-return]
 
 
 def partition(model: Model, operations: Sequence[Operation]) -> dict[Hashable, list[Operation]]:

@@ -411,6 +411,8 @@ def check_run_dir(
     workload = workload_for(cfg, system)
     test = {
         **raw,
+        # the values the checkers are built with, checked as a run's would be
+        **{k: coerce(k, raw[k], where) for k in verdict.CHECKER_OPTIONS if k in raw},
         "system": system_name(cfg.system),
         "write_fs": list(workload.write_fs),
         "read_fs": list(workload.read_fs),

@@ -23,6 +23,8 @@ from squall.history import INVOKE, HistoryRead, Op
 from squall.run.config import ConfigError
 
 RUN = "run"  # the results entry for the run's own conditions
+# The options of test.yaml that checkers are built with (a damaged one is a clean error).
+CHECKER_OPTIONS = ("check_time_limit", "failover_bound", "starvation_bound")
 
 
 def read_test_yaml(run_dir: Path) -> dict[str, Any]:
