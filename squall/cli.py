@@ -41,6 +41,12 @@ class BadInput(Exception):
     pass
 
 
+SKIP_DAMAGED = typer.Option(
+    "--skip-damaged",
+    help="check past damaged lines between ops (the verdict is then unknown at best)",
+)
+
+
 @app.command()
 def run(
     file: Annotated[
@@ -200,13 +206,7 @@ def check(
             "--write", help="for a run directory: rewrite its results and report (else print only)"
         ),
     ] = False,
-    skip_damaged: Annotated[
-        bool,
-        typer.Option(
-            "--skip-damaged",
-            help="check past damaged lines between ops (the verdict is then unknown at best)",
-        ),
-    ] = False,
+    skip_damaged: Annotated[bool, SKIP_DAMAGED] = False,
 ) -> None:
     """Check a history for linearizability; prints JSON; exit 0/1/2 (3 for bad input)."""
     from squall.run.check_cmd import run_check
@@ -237,13 +237,7 @@ def check(
 @app.command()
 def analyze(
     run_dir: Annotated[Path, typer.Argument(help="a run directory, or store/latest")],
-    skip_damaged: Annotated[
-        bool,
-        typer.Option(
-            "--skip-damaged",
-            help="check past damaged lines between ops (the verdict is then unknown at best)",
-        ),
-    ] = False,
+    skip_damaged: Annotated[bool, SKIP_DAMAGED] = False,
 ) -> None:
     """Re-check a stored run (all checkers) and rewrite its results and report."""
     from squall.run.rundir import resolve_run_dir

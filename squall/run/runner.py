@@ -438,7 +438,7 @@ def check_run_dir(
     if not history:
         results["valid"] = "unknown"
     if write:
-        _write_results(run_dir, results, history, console)
+        _write_results(run_dir, results, history, test, console)
     else:
         print(json.dumps(results, default=str))
     verdict_ = results["valid"]
@@ -451,7 +451,11 @@ def check_run_dir(
 
 
 def _write_results(
-    run_dir: Path, results: dict[str, Any], history: list[Op], console: Console
+    run_dir: Path,
+    results: dict[str, Any],
+    history: list[Op],
+    test: dict[str, Any],
+    console: Console,
 ) -> None:
     from squall.report.junit import write_junit
     from squall.report.linear_html import write_for_run

@@ -230,17 +230,23 @@ def test_cleanup_finds_and_stops_a_leftover_server() -> None:
         server.stop()
 
 
-def test_cleanup_without_a_run_stops_only_servers_whose_owner_is_gone() -> None:
+def _dead_owner() -> str:
+    """The stamp of an owner that took its lock and exited: dead, whatever its pid is now."""
     import subprocess
     import sys
 
-    # An owner that took its lock and exited: dead, whatever its pid is now.
-    gone = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", "from squall import owner; print(owner.stamp())"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
+
+
+def test_cleanup_without_a_run_stops_only_servers_whose_owner_is_gone() -> None:
+
+    # An owner that took its lock and exited: dead, whatever its pid is now.
+    gone = _dead_owner()
     orphan = toxiproxy_process.start("pytest-orphan", prefer_shopify=False, owner=gone)
     mine = toxiproxy_process.start("pytest-mine", prefer_shopify=False)
     try:
@@ -256,17 +262,10 @@ def test_cleanup_without_a_run_stops_only_servers_whose_owner_is_gone() -> None:
 
 
 def test_the_leftover_sweep_stops_a_toxiproxy_server_whose_owner_died() -> None:
-    import subprocess
-    import sys
 
     from squall.run.sweep import sweep_leftovers
 
-    gone = subprocess.run(
-        [sys.executable, "-c", "from squall import owner; print(owner.stamp())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    gone = _dead_owner()
     orphan = toxiproxy_process.start("pytest-swept", prefer_shopify=False, owner=gone)
     try:
         removed = sweep_leftovers()

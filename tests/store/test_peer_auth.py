@@ -51,6 +51,19 @@ def _append(term: int, leader: str, last: int, key: str = "x") -> dict[str, Any]
     }
 
 
+def _post(
+    cluster: LocalCluster,
+    node: str,
+    route: str,
+    body: bytes,
+    query: dict[str, str],
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    """A raw POST to a node's peer port (unsigned unless ``headers`` sign it)."""
+    url = f"http://{cluster.address(node, 'peer')}{route}"
+    return requests.post(url, params=query, data=body, headers=headers or {}, timeout=5)
+
+
 def _unchanged(cluster: LocalCluster, node: str, before: dict[str, Any]) -> bool:
     now = status(cluster, node) or {}
     return (now.get("term"), now.get("log")) == (before["term"], before["log"])
@@ -62,12 +75,7 @@ def test_an_unsigned_append_with_a_higher_term_is_refused_and_changes_nothing(
     _, follower = _follower(cluster)
     before = status(cluster, follower) or {}
     forged = _append(before["term"] + 5, "evil", before["log"]["last_index"], BIG_KEY)
-    r = requests.post(
-        f"http://{cluster.address(follower, 'peer')}/raft/append",
-        params={"to": follower},
-        json=forged,
-        timeout=5,
-    )
+    r = _post(cluster, follower, "/raft/append", json.dumps(forged).encode(), {"to": follower})
     assert r.status_code == 403, r.text
     assert _unchanged(cluster, follower, before), "a forged append moved the follower's term or log"
 
@@ -110,12 +118,7 @@ def test_an_rpc_signed_for_another_node_is_refused(cluster: LocalCluster) -> Non
     # Signed for the third node, then sent to the follower without naming an addressee.
     body = json.dumps(forged).encode()
     signed = peerauth.headers(cluster.spec.secret.encode(), leader, third, "/raft/append", {}, body)
-    r = requests.post(
-        f"http://{cluster.address(follower, 'peer')}/raft/append",
-        data=body,
-        headers=signed,
-        timeout=5,
-    )
+    r = _post(cluster, follower, "/raft/append", body, {}, signed)
     assert r.status_code == 403, r.text
     assert _unchanged(cluster, follower, before)
 
@@ -158,12 +161,8 @@ def test_an_unsigned_snapshot_is_refused(cluster: LocalCluster) -> None:
     leader, follower = _follower(cluster)
     before = status(cluster, follower) or {}
     blob = _snapshot_blob(before["applied_index"] + 100, before["term"], b"x" * 4096)
-    r = requests.post(
-        f"http://{cluster.address(follower, 'peer')}/raft/snapshot",
-        params={"term": str(before["term"]), "leader": leader, "to": follower},
-        data=blob,
-        timeout=5,
-    )
+    query = {"term": str(before["term"]), "leader": leader, "to": follower}
+    r = _post(cluster, follower, "/raft/snapshot", blob, query)
     assert r.status_code == 403, r.text
     assert _unchanged(cluster, follower, before)
 
