@@ -43,7 +43,7 @@ from squall.cluster.base import Cluster, ClusterError, ClusterSpec, Grudge
 from squall.cluster.inventory import Inventory, load_inventory
 from squall.cluster.remote import Remote
 from squall.protocols import System
-from squall.util import unpack_dir
+from squall.util import unpack_dir, write_private
 
 
 class SshCluster(Cluster):
@@ -157,11 +157,14 @@ class SshCluster(Cluster):
         if links:
             self.remote.agent(node, "link", run=self.spec.name, links=links)
         with tempfile.TemporaryDirectory(prefix="squall-ssh-") as tmp:
-            for path, text in spec.files.items():
+            for path, text in [*spec.files.items(), *spec.secrets.items()]:
                 if not path.startswith(f"{self.rdir}/etc/"):
                     raise ClusterError(f"{self.system.name} wrote {path}, outside its config_dir")
                 staged = Path(tmp) / Path(path).name
-                staged.write_text(text)
+                if path in spec.secrets:  # 0600, kept by the upload (preserve), gone at clean
+                    write_private(staged, text)
+                else:
+                    staged.write_text(text)
                 self.remote.put(node, staged, path)
         self._launch[node] = {
             "argv": [*self.spec.wrapper(self.data_dir(node)), *spec.argv],
