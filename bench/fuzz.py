@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import shutil
 import sys
 import tempfile
 import time
@@ -46,8 +47,8 @@ def judge(family: str, seed: int, workdir: Path) -> tuple[str, str]:
         return fz.TRACEBACK, traceback.format_exc(limit=3)[-400:]
 
 
-def _serve(conn: Connection) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="squall-fuzz-"))
+def _serve(conn: Connection, root: str) -> None:
+    workdir = Path(tempfile.mkdtemp(dir=root))
     while True:
         job = conn.recv()
         if job is None:
@@ -60,12 +61,13 @@ class Judge:
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self.root = tempfile.mkdtemp(prefix="squall-fuzz-")  # every child's files, removed at close
         self._ctx = mp.get_context("fork")
         self._start()
 
     def _start(self) -> None:
         self.conn, child = self._ctx.Pipe()
-        self.proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.proc = self._ctx.Process(target=_serve, args=(child, self.root), daemon=True)
         self.proc.start()
 
     def __call__(self, family: str, seed: int) -> tuple[str, str]:
@@ -88,6 +90,7 @@ class Judge:
     def close(self) -> None:
         self.conn.send(None)
         self.proc.join(5)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def run_family(judge_: Judge, family: str, count: int, seed0: int) -> dict[str, Any]:
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         family, _, seed = args.only.partition(":")
         if family not in FAMILIES or not seed.isdigit():
             ap.error(f"--only takes FAMILY:SEED with FAMILY one of {', '.join(FAMILIES)}")
-        print(judge(family, int(seed), Path(tempfile.mkdtemp(prefix="squall-fuzz-"))))
+        with tempfile.TemporaryDirectory(prefix="squall-fuzz-") as tmp:
+            print(judge(family, int(seed), Path(tmp)))
         return 0
     judge_ = Judge(args.timeout)
     results: dict[str, Any] = {}
