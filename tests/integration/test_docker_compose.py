@@ -16,6 +16,7 @@ import yaml
 from squall.cluster.docker import docker_client
 from squall.cluster.image import ensure_image
 from squall.util import free_port
+from squall.systems.aurora.standing import ensure_secret
 from tests.aurora import AURORA
 
 pytestmark = pytest.mark.docker
@@ -31,6 +32,7 @@ def compose() -> Iterator[dict[str, int]]:
     project = f"squalltest{os.getpid()}"
     ports = {n: free_port() for n in NODES}
     image = ensure_image(AURORA.image(), client=docker_client())
+    ensure_secret()
     env = {
         **os.environ,
         "SQUALL_IMAGE": image,

@@ -76,8 +76,9 @@ def proxied() -> Iterator[DockerCluster]:
 
     def to(dst: str) -> Callable[[], tuple[str, int]]:
         def addr() -> tuple[str, int]:
-            host, _, port = holder["c"].address(dst).rpartition(":")
-            return host, int(port)
+            # The peer port is never published: the host reaches it at the node's own address.
+            peer = next(p for p in AURORA.ports if p.name == AURORA.peer_port)
+            return holder["c"].node_ip(dst), peer.number
 
         return addr
 

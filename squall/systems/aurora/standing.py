@@ -44,6 +44,17 @@ def _compose(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def ensure_secret() -> Path:
+    """The standing cluster's secret file (made once, 0600, never committed)."""
+    import secrets
+
+    path = _root() / "docker" / "compose" / ".secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32) + "\n")
+        path.chmod(0o600)
+    return path
+
+
 def cluster_up(
     nodes: int = 5,
     backend: str = "docker",
@@ -62,6 +73,7 @@ def cluster_up(
     env_bugs = ",".join(bugs or [])
     os.environ["SQUALL_BUGS"] = env_bugs
     tag_latest(AuroraSystem().image(), lambda m: console.print(f"image: {m}"))
+    ensure_secret()
     proc = _compose("up", "-d")
     if proc.returncode != 0:
         raise StandingError(f"docker-compose up failed:\n{proc.stderr[-1500:]}")
