@@ -15,8 +15,8 @@ import yaml
 
 from squall.cluster.docker import docker_client
 from squall.cluster.image import ensure_image
-from squall.util import free_port
 from squall.systems.aurora.standing import ensure_secret
+from squall.util import free_port
 from tests.aurora import AURORA
 
 pytestmark = pytest.mark.docker
