@@ -121,3 +121,22 @@ def test_a_valid_run_has_nothing_to_shrink(tmp_path: Path) -> None:
     (run / "results.json").write_text(json.dumps({"valid": True}))
     with pytest.raises(shrink.ConfigError, match="not invalid"):
         shrink.Shrinker(run)
+
+
+def test_a_leader_relative_choice_is_shrunk_as_the_intent_not_the_node_it_hit() -> None:
+    from squall.nemesis.schedule import Event
+
+    executed = [
+        {"at": "8s", "fault": "partition", "for": "3s", "grudge": {"n4": ["n1", "n2"]}},
+        {"at": "14.001s", "fault": "kill", "for": "3s", "nodes": ["n2"]},
+        {"at": "20s", "fault": "kill", "for": "3s", "nodes": ["n3"]},
+    ]
+    asked = [
+        Event(8.0, "partition", 3.0, {"grudge": "leader"}),
+        Event(14.0, "kill", 3.0, {"target": "leader"}),
+        Event(20.0, "kill", 3.0, {"target": "random"}),
+    ]
+    got = shrink.with_intents(executed, asked)
+    assert got[0]["grudge"] == "leader", "a replay elects its own leader: cut that one"
+    assert got[1] == {"at": "14.001s", "fault": "kill", "for": "3s", "target": "leader"}
+    assert got[2]["nodes"] == ["n3"], "a random choice stays pinned, as it ran"
