@@ -21,7 +21,7 @@ import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,11 @@ from squall.nemesis.registry import build, options_of, validate_names
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+# Options that say which nodes a fault hits, and the ones that may say "the leader".
+CHOICES = ("target", "nodes", "grudge")
+LEADER_RELATIVE = ("target", "grudge")
 
 
 def parse_duration(value: Any, what: str = "duration") -> float:
@@ -221,6 +226,26 @@ class Schedule:
         # At the same instant a stop goes first: it frees the kind for a start.
         return sorted(out, key=lambda s: (s.at, s.action != "stop", s.event))
 
+    def with_intents(self, asked: Sequence[Event]) -> Schedule:
+        """This (executed) timeline, with a leader-relative choice put back where the run asked for one.
+
+        An executed timeline pins every choice (``grudge: leader`` became the sides
+        it cut when n4 led). A replay elects whoever wins its own elections, so a
+        pinned cut of n4 may isolate a follower and no longer reproduce a bug that
+        needs the leader cut off (a shrunk early-ack schedule, pinned, reproduced in
+        0 of 3 replays); the intent re-resolves against the replay's own leader.
+        Random choices stay pinned.
+        """
+        events = []
+        for e in self.events:
+            match = next((a for a in asked if a.fault == e.fault and abs(a.at - e.at) < 1.0), None)
+            if match is not None and any(match.params.get(k) == "leader" for k in LEADER_RELATIVE):
+                params = {k: v for k, v in e.params.items() if k not in CHOICES}
+                params.update({k: v for k, v in match.params.items() if k in CHOICES})
+                e = Event(e.at, e.fault, e.duration, params)
+            events.append(e)
+        return replace(self, events=tuple(events))
+
     # -- before the cluster starts -----------------------------------------
     def prepare(
         self, cluster: Cluster, options: dict[str, dict[str, Any]] | None = None
@@ -235,10 +260,20 @@ class Schedule:
 
 
 def load_schedule(cfg: Any) -> Schedule:
-    """The schedule a run config asks for: a replayed run's, a YAML file, or random names."""
+    """The schedule a run config asks for: a replayed run's, a YAML file, or random names.
+
+    A replay repeats the run's executed timeline, with leader-relative choices
+    made again against the replay's own leader (``Schedule.with_intents``).
+    """
     replay = getattr(cfg, "replay", None)
     if replay and (Path(replay) / "nemesis-timeline.yaml").is_file():
-        schedule = Schedule.from_yaml(Path(replay) / "nemesis-timeline.yaml")
+        executed = Schedule.from_yaml(Path(replay) / "nemesis-timeline.yaml")
+        try:
+            fresh = not isinstance(cfg, type) and is_dataclass(cfg)
+            asked = load_schedule(replace(cfg, replay=None)).events if fresh else ()
+        except (NemesisError, OSError):
+            asked = ()  # the schedule file moved: the timeline alone, pinned, still replays
+        schedule = executed.with_intents(asked)
     elif getattr(cfg, "nemesis_file", None):
         schedule = Schedule.from_yaml(cfg.nemesis_file)
     else:

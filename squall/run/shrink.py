@@ -144,7 +144,7 @@ class Shrinker:
         self.base = base_test(run_dir, self.out / "runs")
         timeline = Schedule.from_yaml(run_dir / "nemesis-timeline.yaml")
         self.seed = timeline.seed
-        self.start = with_intents([e.to_dict() for e in timeline.events], self.original())
+        self.start = [e.to_dict() for e in timeline.with_intents(self.original()).events]
         self.start_limit = float(self.base.time_limit)
         self.log: list[Try] = []
 
@@ -292,32 +292,6 @@ class Shrinker:
                 default=str,
             )
         )
-
-
-LEADER_RELATIVE = (("target", "leader"), ("grudge", "leader"))
-
-
-def with_intents(executed: list[dict[str, Any]], asked: Sequence[Event]) -> list[dict[str, Any]]:
-    """The executed events, with a leader-relative choice put back where the run asked for one.
-
-    The executed timeline pins every choice (``grudge: leader`` became the sides
-    it cut when n4 led). A replay elects whoever wins its own elections, so a
-    pinned cut of n4 may isolate a follower and no longer reproduce a bug that
-    needs the leader cut off (early-ack: 0 of 3 replays of a pinned shrunk
-    schedule); the intent re-resolves at each replay.
-    """
-    out = []
-    for e in executed:
-        at = _seconds(e.get("at")) or 0.0
-        match = next((a for a in asked if a.fault == e["fault"] and abs(a.at - at) < 1.0), None)
-        if match is not None and any(match.params.get(k) == v for k, v in LEADER_RELATIVE):
-            pinned = {"target", "nodes", "grudge"}
-            e = {
-                **{k: v for k, v in e.items() if k not in pinned},
-                **{k: v for k, v in match.params.items() if k in pinned},
-            }
-        out.append(e)
-    return out
 
 
 def _seconds(value: Any) -> float | None:

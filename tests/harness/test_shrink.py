@@ -136,7 +136,42 @@ def test_a_leader_relative_choice_is_shrunk_as_the_intent_not_the_node_it_hit() 
         Event(14.0, "kill", 3.0, {"target": "leader"}),
         Event(20.0, "kill", 3.0, {"target": "random"}),
     ]
-    got = shrink.with_intents(executed, asked)
+    from squall.nemesis.schedule import Schedule
+
+    timeline = Schedule.from_dict({"events": executed})
+    got = [e.to_dict() for e in timeline.with_intents(asked).events]
     assert got[0]["grudge"] == "leader", "a replay elects its own leader: cut that one"
     assert got[1] == {"at": "14.001s", "fault": "kill", "for": "3s", "target": "leader"}
     assert got[2]["nodes"] == ["n3"], "a random choice stays pinned, as it ran"
+
+
+def test_a_replay_cuts_its_own_leader_where_the_run_asked_for_the_leader(tmp_path: Path) -> None:
+    from squall.nemesis.schedule import load_schedule
+    from squall.run.config import Test
+
+    asked = tmp_path / "asked.yaml"
+    asked.write_text(
+        "events:\n  - {at: 8s, fault: partition, grudge: leader, for: 3s}\n"
+        "  - {at: 14s, fault: kill, target: random, for: 3s}\n"
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "nemesis-timeline.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "seed": 0,
+                "events": [
+                    {
+                        "at": "8.002s",
+                        "fault": "partition",
+                        "for": "3s",
+                        "grudge": {"n4": ["n1"], "n1": ["n4"]},
+                    },
+                    {"at": "14s", "fault": "kill", "for": "3s", "nodes": ["n2"]},
+                ],
+            }
+        )
+    )
+    events = load_schedule(Test(replay=str(run), nemesis_file=str(asked))).events
+    assert events[0].params == {"grudge": "leader"}
+    assert events[1].params == {"nodes": ["n2"]}
