@@ -147,6 +147,7 @@ class Shrinker:
         self.start = [e.to_dict() for e in timeline.with_intents(self.original()).events]
         self.start_limit = float(self.base.time_limit)
         self.log: list[Try] = []
+        self.confirmations: list[dict[str, Any]] = []
 
     def original(self) -> list[Event]:
         """The schedule the run was asked for (a file, or the random one its seed draws)."""
@@ -244,6 +245,48 @@ class Shrinker:
             return round(target, 1)
         return limit
 
+    def confirm(
+        self, events: list[dict[str, Any]], limit: float
+    ) -> tuple[list[dict[str, Any]], float]:
+        """The smallest accepted schedule that reproduces in at least 2 of ``tries`` replays.
+
+        A candidate is kept during the search if any replay reproduces (faults race
+        with load: one failure is evidence), so the smallest may be marginal (a
+        partition halved until the majority barely elects in time). Walking back
+        through the accepted candidates, the first that reproduces reliably is the
+        answer; if none does, the smallest is kept and the rate says so.
+        """
+        accepted = [(t.events, t.time_limit) for t in self.log if t.reproduced]
+        if not accepted or (accepted[-1][0], accepted[-1][1]) != (events, limit):
+            accepted.append((events, limit))
+        need = min(2, self.tries)
+        for cand_events, cand_limit in reversed(accepted):
+            if self.out_of_time():
+                break
+            hits = 0
+            for i in range(self.tries):
+                self.console.rule(
+                    f"confirming {len(cand_events)} events, {cand_limit:g}s: "
+                    f"replay {i + 1}/{self.tries}"
+                )
+                r = replay_once(
+                    self.base, cand_events, cand_limit, self.seed, self.out / "runs", self.console
+                )
+                hits += self.anomaly.seen_in(r.pop("results"))
+                if hits >= need or hits + (self.tries - i - 1) < need:
+                    break
+            self.confirmations.append(
+                {
+                    "events": cand_events,
+                    "time_limit": cand_limit,
+                    "reproduced": hits,
+                    "needed": need,
+                }
+            )
+            if hits >= need:
+                return cand_events, cand_limit
+        return events, limit
+
     def run(self) -> int:
         self.console.print(
             f"shrinking {self.run_dir}: {len(self.start)} events, "
@@ -255,6 +298,7 @@ class Shrinker:
         events = self.shorten_events(events, limit)
         events = self.advance_events(events, limit)
         limit = self.shorten_load(events, limit)
+        events, limit = self.confirm(events, limit)
         found = any(t.reproduced for t in self.log) or not self.log
         self.save(events, limit, done=True)
         self.console.print(
@@ -287,6 +331,7 @@ class Shrinker:
                     "replay": f"squall run -f {self.run_dir / 'test.yaml'} --nemesis "
                     f"{self.out / 'shrunk.yaml'} --time-limit {best_limit:g}",
                     "tries": [dataclasses.asdict(t) for t in self.log],
+                    "confirmations": self.confirmations,
                 },
                 indent=1,
                 default=str,

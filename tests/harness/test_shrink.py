@@ -175,3 +175,41 @@ def test_a_replay_cuts_its_own_leader_where_the_run_asked_for_the_leader(tmp_pat
     events = load_schedule(Test(replay=str(run), nemesis_file=str(asked))).events
     assert events[0].params == {"grudge": "leader"}
     assert events[1].params == {"nodes": ["n2"]}
+
+
+def test_a_smallest_schedule_that_reproduces_only_by_luck_gives_way_to_a_reliable_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lucky = {"left": 1}
+
+    def fake(
+        base: Any,
+        events: list[dict[str, Any]],
+        time_limit: float,
+        seed: int,
+        where: Path,
+        console: Any,
+    ) -> dict[str, Any]:
+        part = [e for e in events if e["fault"] == "partition"]
+        held = shrink._seconds(part[0]["for"]) if part else 0
+        bad = bool(part) and (held >= 2 or (held >= 1 and lucky["left"] > 0))
+        if part and held < 2 and bad:
+            lucky["left"] -= 1  # the 1 s cut reproduced once, by luck
+        lin: dict[str, Any] = {"valid": not bad}
+        if bad:
+            lin["counterexample"] = {"unlinearizable": [{"f": "read"}]}
+        return {
+            "run_dir": "x",
+            "exit": 1,
+            "valid": not bad,
+            "deciders": [],
+            "results": {"linearizable": lin},
+        }
+
+    monkeypatch.setattr(shrink, "replay_once", fake)
+    run = stale_read_run(tmp_path)
+    shrink.Shrinker(run, tries=3, budget_s=60).run()
+    shrunk = yaml.safe_load((run / "shrink" / "shrunk.yaml").read_text())
+    assert shrunk["events"][0]["for"] == "2s"
+    log = json.loads((run / "shrink" / "shrink.json").read_text())
+    assert [c["reproduced"] for c in log["confirmations"]][-1] >= 2
