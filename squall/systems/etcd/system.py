@@ -186,11 +186,17 @@ class EtcdSystem:
             return dict(self._names)
 
     def refusal(self, log_tail: str) -> str | None:
-        """The line in which a member gave up on the data it found (a panic or a fatal)."""
+        """The line in which a member gave up on the data it found on start.
+
+        etcd says so in three ways: a zap ``panic``/``fatal`` entry (a WAL it cannot
+        read), a Go ``panic:``, or the runtime's ``fatal error:`` (seen after a power
+        cut with --unsafe-no-fsync: bbolt's mmap of a file the cut shortened faults)."""
         said = [
             ln.strip()
             for ln in log_tail.splitlines()
-            if '"level":"panic"' in ln or '"level":"fatal"' in ln or ln.startswith("panic:")
+            if '"level":"panic"' in ln
+            or '"level":"fatal"' in ln
+            or ln.startswith(("panic:", "fatal error:", "unexpected fault address"))
         ]
         return said[-1][:300] if said else None
 
