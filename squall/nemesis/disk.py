@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from squall.cluster.base import Cluster
+from squall.cluster.base import Cluster, ClusterError
 from squall.nemesis.base import Fault, NemesisError, positive_seconds
 from squall.protocols import NodeNeeds
 from squall.util import WaitTimeout, wait_until
@@ -109,8 +109,23 @@ class DiskStall(Fault):
             )
         seen = [""]
 
+        def died() -> bool:
+            # Of the failing disk (fail-stop: etcd exits on a failed fsync), between
+            # the switch and a look at the state: the fault took effect.
+            if mode == "eio" and not self.live.is_running(node):
+                seen[0] = "exited"
+                return True
+            return False
+
         def holds() -> bool:
-            rc, seen[0] = self.live.exec(node, ["cat", f"{CONTROL}/state"])
+            if died():
+                return True
+            try:
+                rc, seen[0] = self.live.exec(node, ["cat", f"{CONTROL}/state"])
+            except ClusterError:
+                if died():
+                    return True
+                raise
             return rc == 0 and seen[0].split()[:1] == [mode]
 
         try:
@@ -205,13 +220,23 @@ class DiskStall(Fault):
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         nodes, self.stalled = self.stalled, []
         released = time.monotonic()
+        exited = []
         for node in nodes:
             if self.live.is_running(node):
                 self.set_mode(node, "pass")
+            else:
+                exited.append(node)
+        # A node that stopped itself on its failing disk is started again once the
+        # disk is sound, as its supervisor would (Debian's etcd unit: Restart=on-failure);
+        # otherwise it stays down to the end and the run cannot be judged.
+        for node in exited:
+            self.live.start(node)
         for t in self._threads:
             t.join(60)
         self._threads = []
         value: dict[str, Any] = {"targets": nodes}
+        if exited:
+            value["restarted"] = exited
         if self.snapshots:
             value["snapshots"] = {
                 n: {k: v for k, v in s.items() if k != "returned"}

@@ -54,14 +54,9 @@ BUGS: dict[str, str] = {
 }
 
 UNSUPPORTED: dict[str, str] = {
-    # etcd derives every member's ID from the peer URLs all members advertise in
-    # --initial-cluster, so the list must be the same on every member: a proxy per
-    # (sender, receiver) pair, which the link fault needs, cannot be written into it.
-    "link": "etcd members reach a peer at the one URL that peer advertises cluster-wide, "
-    "so peer traffic cannot be routed through a proxy per link",
-    # Verified, not assumed (docs/etcd.md): Go on linux/amd64 reads CLOCK_REALTIME
-    # through the vDSO from its own runtime, never through libc's clock_gettime, so
-    # an LD_PRELOAD shim never sees the call (etcd's log timestamps stay true).
+    # Tried, not assumed: with the shim preloaded and its offset at +1 day, `date` in
+    # this image printed tomorrow while etcd logged today. Go on linux/amd64 reads
+    # CLOCK_REALTIME through the vDSO from its own runtime, never libc's clock_gettime.
     "clock": "etcd is a Go binary that reads the clock through the vDSO, not libc, so "
     "the preloaded clock shim cannot shift its time",
 }
@@ -114,7 +109,8 @@ class EtcdSystem:
             )
         opts = {**OPTIONS, **ctx.options}
         # Peers are named by their container names: every member must write the same
-        # --initial-cluster (member IDs are hashed from it), so no per-link routing.
+        # --initial-cluster (member IDs are hashed from it), so a link fault's proxies
+        # are reached by a NAT rule in this member instead (``_routes``).
         cluster = ",".join(f"{n}=http://{n}:{PEER.number}" for n in ctx.nodes)
         argv = [
             ETCD,
@@ -142,7 +138,7 @@ class EtcdSystem:
                 self._stale.add(ctx.node)
             else:
                 self._stale.discard(ctx.node)
-        return NodeSpec(argv=argv)
+        return NodeSpec(argv=_routes(ctx) + argv)
 
     # -- talking to it ------------------------------------------------------------
     def client(
@@ -237,6 +233,35 @@ class EtcdSystem:
         from squall.systems.etcd.fidelity import collect_hashes
 
         return collect_hashes(self, cluster, dest, restarts)
+
+
+def _routes(ctx: NodeContext) -> list[str]:
+    """An argv prefix sending this member's peer traffic through the link fault's proxies.
+
+    etcd reaches a peer at the one URL the peer advertises to the whole cluster
+    (``http://n2:2380``), so a proxy per (sender, receiver) pair cannot be written
+    into the config. Instead each routed peer's name resolves, in this member only,
+    to a private address of its own (``/etc/hosts``), and a NAT rule rewrites
+    connections to it into the proxy's. NAT runs before the filter table, so a
+    partition's drop of the proxy's port still cuts the link; a heal flushes only
+    the filter table. Rewritten on every start (a restart gives a fresh network
+    namespace). Ends by exec'ing etcd, which stays the container's first process.
+    """
+    peer = PEER.number
+    lines = []
+    for i, dst in enumerate(ctx.nodes, start=1):
+        addr = ctx.peers.get(PEER.name, {}).get(dst, f"{dst}:{peer}")
+        if dst == ctx.node or addr == f"{dst}:{peer}":
+            continue
+        fake = f"10.254.254.{i}"  # never a real address here: only this rule answers it
+        lines.append(f"grep -q '^{fake} {dst}$' /etc/hosts || echo '{fake} {dst}' >> /etc/hosts")
+        lines.append(
+            f"iptables -w -t nat -A OUTPUT -p tcp -d {fake} --dport {peer} "
+            f"-j DNAT --to-destination {addr}"
+        )
+    if not lines:
+        return []
+    return ["sh", "-c", " && ".join(lines) + ' && exec "$@"', "etcd-link-routes"]
 
 
 def member_hex(raw: Any) -> str | None:
