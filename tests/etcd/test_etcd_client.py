@@ -24,6 +24,7 @@ class Gateway:
         self.script: list[tuple[int, dict[str, Any], float]] = []
         self.seen: list[tuple[str, dict[str, Any]]] = []
         self.ports: set[int] = set()  # the client's source ports: one per connection
+        self.headers: list[dict[str, str]] = []
         gw = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +37,7 @@ class Gateway:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 gw.seen.append((self.path, body))
                 gw.ports.add(self.client_address[1])
+                gw.headers.append(dict(self.headers))
                 status, answer, delay = gw.script.pop(0) if gw.script else (200, {}, 0.0)
                 time.sleep(delay)
                 raw = json.dumps(answer).encode()
@@ -112,6 +114,18 @@ def test_an_etcd_timeout_after_proposing_is_info(gw):
 def test_too_many_requests_is_fail_since_etcd_refuses_it_before_proposing(gw):
     gw.script.append((429, {"error": "etcdserver: too many requests", "code": 8}, 0.0))
     assert client({"n1": gw.address}).write("r1", 1).type == "fail"
+
+
+def test_no_leader_is_fail_since_etcd_refuses_before_the_handler(gw):
+    gw.script.append((503, {"error": "etcdserver: no leader", "code": 14}, 0.0))
+    assert client({"n1": gw.address}).write("r1", 1).type == "fail"
+
+
+def test_writes_ask_the_member_to_refuse_without_a_leader_and_reads_do_not(gw):
+    c = client({"n1": gw.address})
+    c.write("r1", 1)
+    c.read("r1")
+    assert [h.get("Grpc-Metadata-hasleader") for h in gw.headers] == ["true", None]
 
 
 def test_a_cas_whose_compare_failed_is_fail_precondition(gw):
