@@ -4,7 +4,7 @@ CI reaches no outside machine, so a host here is a container with its own
 network namespace, built on the no-registry image path (a debootstrap
 rootfs, ``squall.cluster.image``) from an ``ImageRecipe`` whose packages are
 openssh-server, sudo and what ``squall hosts prepare`` would install for the
-store. The backend logs in as ``squall`` (passwordless sudo, as on a VM)
+store and for etcd (one image: the same hosts serve both systems). The backend logs in as ``squall`` (passwordless sudo, as on a VM)
 with a key generated per test session, and checks the hosts' keys against
 a known_hosts file written here. Only this fixture uses Docker: to create
 and remove the containers. Everything it creates is labelled like the
@@ -30,12 +30,18 @@ from squall.cluster.dockerutil import LABEL_CREATED, LABEL_OWNER, LABEL_RUN, doc
 from squall.cluster.image import ensure_image
 from squall.protocols import ImageRecipe
 from squall.systems.aurora.system import AuroraSystem
+from squall.systems.etcd.system import EtcdSystem
 from squall.util import wait_until
 
 USER = "squall"
 RECIPE = ImageRecipe(
     name="squall-sshd",
-    packages=("openssh-server", "sudo", *AuroraSystem().image().packages),
+    packages=(
+        "openssh-server",
+        "sudo",
+        *AuroraSystem().image().packages,
+        *EtcdSystem().image().packages,
+    ),
     dockerfile=(
         f"RUN useradd -m -s /bin/bash {USER} && "
         f"echo '{USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/{USER} && "

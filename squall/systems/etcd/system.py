@@ -102,24 +102,23 @@ class EtcdSystem:
         return merged
 
     def node(self, ctx: NodeContext) -> NodeSpec:
-        if ctx.runtime != "container":
+        if ctx.runtime == "process":
             raise ValueError(
-                "etcd runs only in its node image (--backend docker): the local and ssh "
-                "backends would need Debian's etcd-server installed on the host"
+                "etcd cannot run as a local process (--backend local): use --backend docker "
+                "(its node image), or --backend ssh on hosts where squall hosts prepare "
+                "--system etcd installed Debian's etcd-server"
             )
         opts = {**OPTIONS, **ctx.options}
-        # Peers are named by their container names: every member must write the same
-        # --initial-cluster (member IDs are hashed from it), so a link fault's proxies
-        # are reached by a NAT rule in this member instead (``_routes``).
-        cluster = ",".join(f"{n}=http://{n}:{PEER.number}" for n in ctx.nodes)
+        peer, client = _where(ctx, PEER), _where(ctx, CLIENT)
+        cluster = ",".join(f"{n}=http://{peer[n]}" for n in ctx.nodes)
         argv = [
             ETCD,
             f"--name={ctx.node}",
             f"--data-dir={ctx.data_dir}/etcd",
             f"--listen-client-urls=http://{ctx.listen[CLIENT.name]}",
-            f"--advertise-client-urls=http://{ctx.node}:{CLIENT.number}",
+            f"--advertise-client-urls=http://{client[ctx.node]}",
             f"--listen-peer-urls=http://{ctx.listen[PEER.name]}",
-            f"--initial-advertise-peer-urls=http://{ctx.node}:{PEER.number}",
+            f"--initial-advertise-peer-urls=http://{peer[ctx.node]}",
             f"--initial-cluster={cluster}",
             "--initial-cluster-state=new",
             # The token keeps members of two runs that share a name from joining each other.
@@ -235,6 +234,20 @@ class EtcdSystem:
         return collect_hashes(self, cluster, dest, restarts)
 
 
+def _where(ctx: NodeContext, port: Port) -> dict[str, str]:
+    """Member -> the "host:port" every member names it by, for ``port``.
+
+    Every member must write the same --initial-cluster (member IDs are hashed
+    from it). In containers that is the container names, so a link fault's
+    proxies are reached by a NAT rule in the sender instead (``_routes``). Real
+    hosts rarely resolve each other's node ids, so there it is the inventory's
+    address of each host, which the ssh backend hands over as the peers (it has
+    no link fault, so they are never proxies)."""
+    if ctx.runtime == "host":
+        return {n: ctx.peers[port.name][n] for n in ctx.nodes}
+    return {n: f"{n}:{port.number}" for n in ctx.nodes}
+
+
 def _routes(ctx: NodeContext) -> list[str]:
     """An argv prefix sending this member's peer traffic through the link fault's proxies.
 
@@ -247,6 +260,8 @@ def _routes(ctx: NodeContext) -> list[str]:
     the filter table. Rewritten on every start (a restart gives a fresh network
     namespace). Ends by exec'ing etcd, which stays the container's first process.
     """
+    if ctx.runtime == "host":
+        return []  # peers are the hosts' own addresses, never proxies (``_where``)
     peer = PEER.number
     lines = []
     for i, dst in enumerate(ctx.nodes, start=1):
