@@ -123,6 +123,11 @@ class ImageRecipe:
     name: str  # image repository, e.g. "squall-node"
     packages: tuple[str, ...]
     dockerfile: str = ""  # lines appended after FROM (ENV, RUN, CMD)
+    # Services the packages start by themselves on a host with an init system
+    # (Debian's etcd-server starts etcd on its ports). A backend runs the server
+    # itself, so ``squall hosts prepare`` stops and disables these, and a run on a
+    # host where one is running is refused. Not part of the image (no init runs there).
+    services: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,8 +3,10 @@
 ``prepare`` is the one step that installs anything, and it says so: the
 Debian packages a system's node image would hold (``System.image().packages``
 plus what the faults need, ``squall.cluster.image.packages``) are installed
-with apt-get, as root, and the runs directory is made. A run never installs
-anything; it refuses a host that lacks a package, naming this command.
+with apt-get, as root, the services those packages start by themselves
+(``ImageRecipe.services``: Debian's etcd) are stopped and disabled, and the
+runs directory is made. A run never installs anything; it refuses a host that
+lacks a package, or runs one of those services, naming this command.
 
 ``clean`` undoes every run a host still holds (``squall.cluster.hostagent``'s
 manifest: processes, mounts, iptables chains, links, scratch files, the run
@@ -44,14 +46,45 @@ class HostCheck:
     python: str  # "3.11", or "" without python3
     missing: tuple[str, ...]  # packages not installed
     fuse: bool  # /dev/fuse exists (the disk faults need it)
+    active: tuple[
+        str, ...
+    ] = ()  # the system's packaged services running now (ImageRecipe.services)
 
 
 def required_packages(system: System) -> list[str]:
     return packages(system.image())
 
 
-def check_host(remote: Remote, node: str, pkgs: list[str]) -> HostCheck:
-    """One round trip: who we are, whether root works, python3, missing packages, /dev/fuse."""
+def required_services(system: System) -> tuple[str, ...]:
+    return system.image().services
+
+
+# A service of a package, as the host's init system sees it: systemd where it runs,
+# else the sysv script (what Debian's packages ship for hosts without systemd).
+_SYSTEMD = "[ -d /run/systemd/system ]"
+
+
+def _service_running(service: str, sudo: str) -> str:
+    s = shlex.quote(service)
+    return (
+        f"if {_SYSTEMD}; then systemctl is-active --quiet {s}; "
+        f"else {sudo}service {s} status >/dev/null 2>&1; fi && echo active={s}"
+    )
+
+
+def _service_off(service: str) -> str:
+    s = shlex.quote(service)
+    return (
+        f"if {_SYSTEMD}; then systemctl disable --now {s}; "
+        f"else service {s} stop >/dev/null; update-rc.d {s} disable >/dev/null 2>&1; true; fi"
+    )
+
+
+def check_host(
+    remote: Remote, node: str, pkgs: list[str], services: tuple[str, ...] = ()
+) -> HostCheck:
+    """One round trip: who we are, whether root works, python3, missing packages, /dev/fuse,
+    and which of ``services`` (the system's packaged ones) are running."""
     sudo = remote.prefix(node, root=True)
     lines = [
         'echo "uid=$(id -u) gid=$(id -g)"',
@@ -60,6 +93,7 @@ def check_host(remote: Remote, node: str, pkgs: list[str]) -> HostCheck:
         f"for p in {shlex.join(pkgs)}; do dpkg-query -W -f='${{db:Status-Abbrev}}' \"$p\" "
         '2>/dev/null | grep -q "^ii" || echo "missing=$p"; done',
         "test -c /dev/fuse && echo fuse=1 || echo fuse=0",
+        *(f"{{ {_service_running(s, sudo)}; }} || true" for s in services),
     ]
     rc, out = remote.run(node, "\n".join(lines), timeout=60)
     said: dict[str, list[str]] = {}
@@ -77,6 +111,7 @@ def check_host(remote: Remote, node: str, pkgs: list[str]) -> HostCheck:
             python=said.get("python", [""])[0],
             missing=tuple(said.get("missing", [])),
             fuse=said.get("fuse", ["0"])[0] == "1",
+            active=tuple(said.get("active", [])),
         )
     except (KeyError, ValueError, IndexError):
         raise ClusterError(
@@ -84,7 +119,7 @@ def check_host(remote: Remote, node: str, pkgs: list[str]) -> HostCheck:
         ) from None
 
 
-def refusal(check: HostCheck, inventory: Inventory) -> str | None:
+def refusal(check: HostCheck, inventory: Inventory, system: str = "") -> str | None:
     """Why a run cannot use this host (one line naming the fix), or None."""
     h = inventory.host(check.node)
     if not check.root:
@@ -98,6 +133,12 @@ def refusal(check: HostCheck, inventory: Inventory) -> str | None:
             f"{check.node} ({h.host}) lacks {', '.join(check.missing)}; run "
             f"squall hosts prepare {inventory.path} (it installs them with apt-get, as root)"
         )
+    if check.active:
+        return (
+            f"{check.node} ({h.host}) runs the packaged service {', '.join(check.active)}, "
+            f"which holds the ports the run's nodes need; run squall hosts prepare "
+            f"{inventory.path}{f' --system {system}' if system else ''} (it stops and disables it)"
+        )
     return None
 
 
@@ -110,14 +151,14 @@ def on_all(nodes: list[str], work: Callable[[str], T]) -> dict[str, T]:
 
 def prepare(inventory: Inventory, system: System, say: Say) -> dict[str, list[str]]:
     """Installs what runs need on every host (as root, once); returns what was done per host."""
-    pkgs = required_packages(system)
+    pkgs, services = required_packages(system), required_services(system)
     remote = Remote(inventory)
     try:
         remote.connect(inventory.nodes)
 
         def ready(node: str) -> list[str]:
             done = []
-            check = check_host(remote, node, pkgs)
+            check = check_host(remote, node, pkgs, services)
             if not check.root:
                 raise ClusterError(str(refusal(check, inventory)))
             if check.missing:
@@ -135,10 +176,22 @@ def prepare(inventory: Inventory, system: System, say: Say) -> dict[str, list[st
                         f"{out.decode(errors='replace')[-500:]}"
                     )
                 done.append("installed " + " ".join(check.missing))
+            for service in services:  # what the install just started, and any left running
+                off = ["sh", "-c", _service_off(service)]  # one shell under sudo
+                rc, out = remote.run(node, off, root=True, timeout=120)
+                if rc != 0:
+                    raise ClusterError(
+                        f"{node}: could not stop and disable service {service} (exit {rc}): "
+                        f"{out.decode(errors='replace')[-300:]}"
+                    )
+            if services:
+                done.append("stopped and disabled service " + " ".join(services))
             remote.run(node, ["install", "-d", "-m", "0755", f"{inventory.dir}/runs"], root=True)
-            again = check_host(remote, node, pkgs)
+            again = check_host(remote, node, pkgs, services)
             if again.missing:
                 raise ClusterError(f"{node}: still lacks {', '.join(again.missing)} after apt-get")
+            if again.active:
+                raise ClusterError(f"{node}: service {', '.join(again.active)} still runs")
             if not again.fuse:
                 done.append("no /dev/fuse: disk-stall and power-cut cannot run here")
             return done or ["nothing to install"]

@@ -89,10 +89,15 @@ class SshCluster(Cluster):
             self._say(f"connecting to {len(self.nodes)} hosts over SSH")
             self.remote.connect(self.nodes)
             pkgs = hosts.required_packages(self.system)
+            services = hosts.required_services(self.system)
             self._checks = hosts.on_all(
-                self.nodes, lambda n: hosts.check_host(self.remote, n, pkgs)
+                self.nodes, lambda n: hosts.check_host(self.remote, n, pkgs, services)
             )
-            said = [r for c in self._checks.values() if (r := hosts.refusal(c, self.inventory))]
+            said = [
+                r
+                for c in self._checks.values()
+                if (r := hosts.refusal(c, self.inventory, self.system.name))
+            ]
             if said:
                 raise ClusterError("; ".join(said))
             hosts.on_all(self.nodes, self._claim)

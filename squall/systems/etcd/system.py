@@ -81,7 +81,9 @@ class EtcdSystem:
     def image(self) -> ImageRecipe:
         # The package's postinst makes an etcd user and a systemd unit; neither is
         # used: the backend runs the server as the container's first process.
-        return ImageRecipe(name="squall-etcd", packages=("etcd-server",))
+        # On a host (--backend ssh) the package's unit would start a distro etcd on
+        # 127.0.0.1:2379/2380, the ports a member binds: prepare stops and disables it.
+        return ImageRecipe(name="squall-etcd", packages=("etcd-server",), services=("etcd",))
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         merged = {**OPTIONS, **options}
