@@ -13,7 +13,8 @@ fsyncs everything buffered so far in one system call pair, and callers that
 arrive while an fsync runs share the next one. Every file operation is queued
 on one I/O thread at the moment its bookkeeping changes, so the file sees
 them in that order even when the coroutine that queued one is cancelled
-(aiohttp cancels a handler whose client hung up).
+(aiohttp cancels a handler whose client hung up): the waits are shielded, so
+a cancel can neither unqueue a write nor skip a compaction's bookkeeping.
 
 Reading: a record whose checksum or length is wrong is corruption and the
 node refuses to start, with one exception: a torn *last* record, the trace of
@@ -248,7 +249,11 @@ class Wal:
                 data, upto = b"".join(self._pending), self.last_index
                 self._pending, self._pending_size = [], 0
                 self._written += len(data)  # now, so appends meanwhile get the right offsets
-                await asyncio.get_running_loop().run_in_executor(self._io, self._write, data)
+                # Shielded: cancelling the caller (aiohttp cancels the handler of a client
+                # that hung up) must not cancel a write still queued behind a slow fsync.
+                # Its bytes are counted in _written already; dropped, the next write would
+                # land where they belong and leave a gap that refuses the node's restart.
+                await asyncio.shield(asyncio.wrap_future(self._io.submit(self._write, data)))
                 # a truncate may have run while we waited: never claim more than exists
                 self.durable_index = max(self.durable_index, min(upto, self.last_index))
 
@@ -270,6 +275,12 @@ class Wal:
     async def compact(self, index: int, term: int) -> None:
         """Drops entries up to ``index`` (now held by a snapshot) by rewriting the file atomically."""
         await self.sync()
+        # Shielded as a whole: a rewrite that ran while its bookkeeping did not would
+        # leave the offsets of the old file, and a later truncate would cut the new one
+        # at the wrong byte. The caller may be cancelled; the compaction is not.
+        await asyncio.shield(self._compact(index, term))
+
+    async def _compact(self, index: int, term: int) -> None:
         async with self._lock:
             if index <= self.base_index:
                 return
