@@ -147,6 +147,12 @@ class Raft:
         self._timeout = self._rng.uniform(lo, hi) / 1000
 
     async def _persist(self) -> None:
+        # Shielded: a vote handler cancelled mid-write (its caller hung up) would
+        # release the lock while its thread still writes the temporary file, and
+        # the next persist would race it for the same name.
+        await asyncio.shield(self._persist_locked())
+
+    async def _persist_locked(self) -> None:
         async with (
             self._meta_lock
         ):  # writes the newest values, so a late writer never regresses them
