@@ -157,7 +157,7 @@ class Raft:
 
     def _write_meta(self, value: dict[str, Any]) -> None:
         with self.disk.write():
-            write_json_atomic(self.meta_path, value, self.fsync)
+            write_json_atomic(self.meta_path, value, self.fsync, point="meta")
 
     # -- roles ---------------------------------------------------------------
     def _become_follower(self, term: int, leader: str | None) -> None:
@@ -289,7 +289,12 @@ class Raft:
         while self.role == "leader" and self.term == term:
             await self._appended.wait()
             self._appended.clear()
-            await self.wal.sync()
+            try:
+                await self.wal.sync()
+            except OSError as e:  # reached only when forgiven (bugs.FORGIVE_FSYNC): retry later
+                log.error("term %d: log sync failed (%s); carrying on", term, e)
+                self._appended.set()
+                await asyncio.sleep(self.cfg.heartbeat_ms / 1000)
             self._advance_commit()
 
     def _advance_commit(self) -> None:

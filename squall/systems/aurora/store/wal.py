@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import failpoints
 from .diskwatch import DiskWatch
-from .fsutil import DamagedData, write_atomic
+from .fsutil import DamagedData, fsync_fd, write_atomic
 
 log = logging.getLogger("squall.wal")
 HEADER = struct.Struct(">II")
@@ -264,8 +265,8 @@ class Wal:
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
-            if self.fsync:
-                os.fsync(self._fd)
+            fsync_fd(self._fd, self.path, "wal.append.before-fsync", self.fsync)
+            failpoints.hit("wal.append.after-fsync")
 
     async def compact(self, index: int, term: int) -> None:
         """Drops entries up to ``index`` (now held by a snapshot) by rewriting the file atomically."""
@@ -301,7 +302,7 @@ class Wal:
             self.durable_index = index + len(keep)
 
     def _rewrite(self, records: list[bytes]) -> None:
-        write_atomic(self.path, records, self.fsync)
+        write_atomic(self.path, records, self.fsync, point="wal.compact")
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY)
