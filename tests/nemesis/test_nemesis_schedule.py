@@ -26,7 +26,7 @@ def test_a_typo_names_every_known_nemesis() -> None:
         registry.parse_names("kill,partiton")
     assert str(err.value) == (
         'nemesis "partiton" is unknown; known: kill, pause, partition, '
-        "link, disk-stall, clock, power-cut"
+        "link, disk-stall, clock, power-cut, failpoint"
     )
 
 
