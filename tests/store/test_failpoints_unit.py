@@ -169,3 +169,9 @@ def test_only_rename_before_fsync_has_the_new_name_in_place_before_its_data_is_s
     with pytest.raises(Stopped):
         fsutil.write_atomic(target, [b"x"], True, "snapshot", rename_first=rename_first)
     assert target.exists() == rename_first
+
+
+def test_docs_list_exactly_the_failpoints_with_their_sentences() -> None:
+    doc = (STORE.parents[3] / "docs" / "failpoints.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z.\-]+)` \| (.+) \|$", doc, re.M))
+    assert rows == failpoints.POINTS
