@@ -11,7 +11,8 @@ alternatives tried on this machine because it is the only one that
   see buffered writeback under cgroup v1 (so fsync would not stall) and
   needs the data on a real block device; ``fsfreeze`` needs a loop-mounted
   ext4 per node and a privileged container;
-* can also make fsync fail with EIO, the other half of a sick disk.
+* can also make fsync fail with EIO, the other half of a sick disk, and
+  fill the disk (``mode: enospc``: writes and creations fail with ENOSPC).
 
 The container needs ``/dev/fuse`` and ``SYS_ADMIN`` (no privileged mode).
 mfusepy is not in Debian, and the image is built without a registry, so it
@@ -39,7 +40,7 @@ from squall.util import WaitTimeout, wait_until
 CONTROL = "/run/squall-stallfs"
 IN_CONTAINER = "/opt/squall-nemesis"
 STALLFS = f"{IN_CONTAINER}/stallfs.py"
-MODES = ("stall", "eio")
+MODES = ("stall", "eio", "enospc")
 
 
 def mfusepy_path(fault: str) -> str:
@@ -211,7 +212,8 @@ class DiskStall(Fault):
                 self.set_mode(node, "pass")
             else:
                 # It stopped itself: a store that will not trust a failed fsync exits
-                # (eio). A supervisor restarts it on the healed disk; so does this.
+                # (eio) or a write (enospc). A supervisor restarts it on the healed
+                # disk; so does this.
                 self.live.write_file(node, f"{CONTROL}/mode", b"pass\n")
                 self.live.start(node)
                 restarted.append(node)

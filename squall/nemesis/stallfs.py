@@ -22,6 +22,8 @@ sits inside the FUSE loop):
   error cleared, so a store that retries the fsync sees it succeed without
   the bytes (PostgreSQL's "fsyncgate"). A store that forgives the failure
   has a hole in its log; one that stops re-reads what the disk holds.
+* ``enospc`` — the disk is full: writes and file creation fail with ENOSPC
+  (reads, fsyncs, renames and deletions go on), until the mode changes.
 
 ``<control>/state`` echoes the mode in effect and how many calls are blocked
 now, so the nemesis can wait for the mode to hold instead of sleeping.
@@ -41,7 +43,7 @@ from typing import Any
 
 import mfusepy  # type: ignore[import-not-found]
 
-MODES = ("pass", "stall", "eio")
+MODES = ("pass", "stall", "eio", "enospc")
 WATCH_EVERY = 0.02
 
 
@@ -82,7 +84,7 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
             # under a preloaded clock faker that kept the monotonic clock real.
             self.tick.wait(WATCH_EVERY)
 
-    def gate(self, fsync: bool = False) -> None:
+    def gate(self, fsync: bool = False, grows: bool = False) -> None:
         with self.cond:
             if self.mode == "stall":
                 self.blocked += 1
@@ -93,6 +95,8 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
                     self.blocked -= 1
             if fsync and self.mode == "eio":
                 raise mfusepy.FuseOSError(errno.EIO)
+            if grows and self.mode == "enospc":
+                raise mfusepy.FuseOSError(errno.ENOSPC)
 
     # -- helpers ----------------------------------------------------------
     @staticmethod
@@ -166,7 +170,7 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
 
     # -- writes (gated) -----------------------------------------------------
     def create(self, path: str, mode: int, flags: int) -> int:
-        self.gate()
+        self.gate(grows=True)
         fh = os.open(self.rel(path), flags | os.O_CREAT, mode, dir_fd=self.root)
         st = os.fstat(fh)
         if flags & os.O_TRUNC or st.st_size == 0:
@@ -176,7 +180,7 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
         return fh
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        self.gate()
+        self.gate(grows=True)
         return os.pwrite(fh, data, offset)
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:

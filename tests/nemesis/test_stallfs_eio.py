@@ -3,6 +3,7 @@ file's unsynced tail, as Linux may, in stallfs and in lazyfs (which the power cu
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +60,21 @@ def test_a_file_found_at_mount_keeps_its_contents_on_a_failed_fsync(
         stall.fsync("/old.log", 1, fh)
     stall.release("/old.log", fh)
     assert (data / "old.log").read_bytes() == b"at-mount;"
+
+
+def test_a_full_disk_fails_writes_and_creations_until_space_returns(
+    fs: tuple[StallFS, Path],
+) -> None:
+    stall, data = fs
+    fh = stall.open("/old.log", os.O_WRONLY)
+    stall.mode = "enospc"
+    with pytest.raises(mfusepy.FuseOSError) as full:
+        append(stall, "/old.log", b"more;", fh)
+    assert full.value.errno == errno.ENOSPC
+    with pytest.raises(mfusepy.FuseOSError):
+        stall.create("/new.log", 0o644, os.O_WRONLY | os.O_CREAT)
+    stall.fsync("/old.log", 0, fh)  # what is already written can still be made durable
+    stall.mode = "pass"
+    append(stall, "/old.log", b"more;", fh)
+    stall.release("/old.log", fh)
+    assert (data / "old.log").read_bytes() == b"at-mount;more;"

@@ -175,3 +175,21 @@ def test_docs_list_exactly_the_failpoints_with_their_sentences() -> None:
     doc = (STORE.parents[3] / "docs" / "failpoints.md").read_text()
     rows = dict(re.findall(r"^\| `([a-z.\-]+)` \| (.+) \|$", doc, re.M))
     assert rows == failpoints.POINTS
+
+
+def test_a_failed_log_write_stops_the_node_rather_than_append_after_a_torn_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fsutil, "stop_now", stopped)
+    monkeypatch.setattr("squall.systems.aurora.store.wal.stop_now", stopped)
+    w = Wal(tmp_path / "raft.log")
+    w.open()
+    w.append(1, {"op": "noop"})
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("squall.systems.aurora.store.wal.os.write", full)
+    with pytest.raises(Stopped, match="No space left on device.*the node stops"):
+        asyncio.run(w.sync())
+    w.close()

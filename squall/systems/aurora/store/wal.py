@@ -36,7 +36,7 @@ from typing import Any
 
 from . import failpoints
 from .diskwatch import DiskWatch
-from .fsutil import DamagedData, fsync_fd, write_atomic
+from .fsutil import DamagedData, fsync_fd, stop_now, write_atomic
 
 log = logging.getLogger("squall.wal")
 HEADER = struct.Struct(">II")
@@ -262,9 +262,18 @@ class Wal:
         with self.disk.write():
             os.lseek(self._fd, 0, os.SEEK_END)
             view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
+            try:
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+            except OSError as e:
+                # Part of a record may be on disk now, and the next append would land
+                # after it, in the middle of the file, where a torn record is damage.
+                # Restarting cuts it off as the torn tail it is (a full disk: ENOSPC).
+                stop_now(
+                    f"writing {self.path} failed ({e.strerror or e}); part of a record may "
+                    "be on disk, so the node stops (restart it once the disk takes writes)"
+                )
             fsync_fd(self._fd, self.path, "wal.append.before-fsync", self.fsync)
             failpoints.hit("wal.append.after-fsync")
 
