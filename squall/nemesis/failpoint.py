@@ -43,6 +43,7 @@ from squall.nemesis.base import Fault, NemesisError, positive_seconds
 from squall.util import WaitTimeout, wait_until
 
 WAIT_S = 15.0  # how long start waits for the point to fire
+LEADER_WAIT_S = 10.0  # how long a start by role waits for an agreed leader
 TARGETS_HERE = (*TARGETS, "follower")
 NEXT_START = ("restore.", "snapshot.install.", "meta.")
 BY_SNAPSHOT = ("snapshot.", "wal.compact.")
@@ -96,6 +97,10 @@ class Failpoint(Fault):
         if point not in known:
             raise NemesisError(f"failpoint {point!r} is unknown; known: {', '.join(sorted(known))}")
         action = str(params.get("action", self.action))
+        if leader is None and params.get("target") in ("leader", "follower"):
+            # Asked for by role, so worth an election's wait (invoke looked for 1 s):
+            # a run's earlier crash may still be electing on a busy machine.
+            leader = self.live.leader(timeout=LEADER_WAIT_S)
         nodes = self._targets(params, leader)
         next_start = point.startswith(NEXT_START)
         since = time.time() - 1.0  # log times are the host's wall clock
