@@ -43,6 +43,7 @@ from squall.nemesis.base import Fault, NemesisError, positive_seconds
 from squall.util import WaitTimeout, wait_until
 
 WAIT_S = 15.0  # how long start waits for the point to fire
+BOOT_S = 30.0  # how long stop waits for the nodes it restarted to serve
 LEADER_WAIT_S = 10.0  # how long a start by role waits for an agreed leader
 TARGETS_HERE = (*TARGETS, "follower")
 NEXT_START = ("restore.", "snapshot.install.", "meta.")
@@ -257,7 +258,27 @@ class Failpoint(Fault):
         for t in self._threads:
             t.join(60)
         self._threads = []
-        return {"targets": sorted(armed), "restarted": restarted}
+        return {
+            "targets": sorted(armed),
+            "restarted": restarted,
+            "still_booting": self._booted(restarted),
+        }
+
+    def _booted(self, nodes: list[str]) -> list[str]:
+        """Waits for restarted nodes to serve (or exit), so the window closes with them back:
+        a node that took 20 s to boot on a busy machine was still down when the next event
+        crashed the leader, and two of three nodes down looked like a failover failure."""
+        waiting = set(nodes)
+
+        def settled() -> bool:
+            for node in sorted(waiting):
+                if self.live.observe(node, 0.5) or not self.live.is_running(node):
+                    waiting.discard(node)
+            return not waiting
+
+        with contextlib.suppress(WaitTimeout):  # named in the completion
+            wait_until(settled, BOOT_S, "the restarted nodes serving", every=0.2)
+        return sorted(waiting)
 
     def teardown(self) -> None:
         if self.cluster is not None and self.armed:
