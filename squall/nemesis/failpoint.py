@@ -46,7 +46,8 @@ WAIT_S = 15.0  # how long start waits for the point to fire
 BOOT_S = 30.0  # how long stop waits for the nodes it restarted to serve
 LEADER_WAIT_S = 10.0  # how long a start by role waits for an agreed leader
 TARGETS_HERE = (*TARGETS, "follower")
-NEXT_START = ("restore.", "snapshot.install.", "meta.")
+INSTALL = "snapshot.install."
+NEXT_START = ("restore.", INSTALL, "meta.")
 BY_SNAPSHOT = ("snapshot.", "wal.compact.")
 
 
@@ -93,9 +94,7 @@ class Failpoint(Fault):
         system = self.live.system
         known: Mapping[str, str] = system.failpoints()  # type: ignore[attr-defined]
         point = str(params.get("point", "random"))
-        if point == "random":
-            point = self.rng.choice(sorted(known))
-        if point not in known:
+        if point != "random" and point not in known:
             raise NemesisError(f"failpoint {point!r} is unknown; known: {', '.join(sorted(known))}")
         action = str(params.get("action", self.action))
         if leader is None and params.get("target") in ("leader", "follower"):
@@ -103,6 +102,9 @@ class Failpoint(Fault):
             # a run's earlier crash may still be electing on a busy machine.
             leader = self.live.leader(timeout=LEADER_WAIT_S)
         nodes = self._targets(params, leader)
+        if point == "random":  # one that can fire on these nodes: install needs a follower
+            fits = [p for p in sorted(known) if leader not in nodes or not p.startswith(INSTALL)]
+            point = self.rng.choice(fits)
         next_start = point.startswith(NEXT_START)
         since = time.time() - 1.0  # log times are the host's wall clock
         self._before = {node: self._said(node, point, since) for node in nodes}

@@ -104,3 +104,17 @@ def test_an_unknown_point_is_an_info_completion_listing_the_known_ones(
     _, fault = local
     done = invoke(fault, "start", point="wal.nope")
     assert done.type == "info" and "wal.append.after-fsync" in (done.error or "")
+
+
+def test_a_random_point_is_drawn_from_the_systems_list_and_pinned_for_replay(
+    local: tuple[LocalCluster, Fault],
+) -> None:
+    cluster, fault = local
+    all_serving(cluster)
+    params = {"point": "random", "target": "leader", "action": "1*sleep:1"}
+    done = invoke(fault, "start", **params)
+    invoke(fault, "stop")
+    assert done.value["point"] in AURORA.failpoints()
+    assert not done.value["point"].startswith("snapshot.install.")  # cannot fire on a leader
+    pinned = fault.pinned(params, done.value)
+    assert pinned["point"] == done.value["point"] and pinned["nodes"] == done.value["armed_on"]
