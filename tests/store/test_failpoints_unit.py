@@ -32,6 +32,13 @@ def stopped(reason: str) -> None:
     raise Stopped(reason)
 
 
+def one_unsynced_entry(tmp_path: Path) -> Wal:
+    w = Wal(tmp_path / "raft.log")
+    w.open()
+    w.append(1, {"op": "noop"})
+    return w
+
+
 def placed_points() -> set[str]:
     """Every failpoint name the store's source hits: literals, and write_atomic's prefixes."""
     names: set[str] = set()
@@ -133,9 +140,7 @@ def test_an_error_before_the_log_fsync_stops_the_node(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fsutil, "stop_now", stopped)
-    w = Wal(tmp_path / "raft.log")
-    w.open()
-    w.append(1, {"op": "noop"})
+    w = one_unsynced_entry(tmp_path)
     failpoints.arm("wal.append.before-fsync", "error")
     with pytest.raises(Stopped, match=r"fsync of .*raft.log failed .*the node stops"):
         asyncio.run(w.sync())
@@ -147,9 +152,7 @@ def test_forgive_fsync_fails_the_request_and_carries_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fsutil, "forgive_fsync", True)
-    w = Wal(tmp_path / "raft.log")
-    w.open()
-    w.append(1, {"op": "noop"})
+    w = one_unsynced_entry(tmp_path)
     failpoints.arm("wal.append.before-fsync", "1*error")
     with pytest.raises(OSError):
         asyncio.run(w.sync())
@@ -182,9 +185,7 @@ def test_a_failed_log_write_stops_the_node_rather_than_append_after_a_torn_recor
 ) -> None:
     monkeypatch.setattr(fsutil, "stop_now", stopped)
     monkeypatch.setattr("squall.systems.aurora.store.wal.stop_now", stopped)
-    w = Wal(tmp_path / "raft.log")
-    w.open()
-    w.append(1, {"op": "noop"})
+    w = one_unsynced_entry(tmp_path)
 
     def full(fd: int, data: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
