@@ -29,6 +29,7 @@ import importlib.util
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -211,20 +212,30 @@ class DiskStall(Fault):
             )
         return busy
 
+    def _stopped(self, node: str) -> bool:
+        return not self.live.is_running(node)
+
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         nodes, self.stalled = self.stalled, []
         released = time.monotonic()
         restarted = []
         for node in nodes:
             if self.live.is_running(node):
-                self.set_mode(node, "pass")
-            else:
-                # It stopped itself: a store that will not trust a failed fsync exits
-                # (eio) or a write (enospc). A supervisor restarts it on the healed
-                # disk; so does this.
-                self.live.write_file(node, f"{CONTROL}/mode", b"pass\n")
-                self.live.start(node)
-                restarted.append(node)
+                try:
+                    self.set_mode(node, "pass")
+                    continue
+                except (NemesisError, ClusterError) as exc:
+                    # It was stopping itself as we asked (exec exit 137): restart it
+                    # like the others, or the nodes after it would stay down too.
+                    try:
+                        wait_until(partial(self._stopped, node), 5.0, f"{node} exiting")
+                    except WaitTimeout:
+                        raise exc from None
+            # It stopped itself: a store that will not trust a failed fsync exits (eio)
+            # or a write (enospc). A supervisor restarts it on the healed disk; so does this.
+            self.live.write_file(node, f"{CONTROL}/mode", b"pass\n")
+            self.live.start(node)
+            restarted.append(node)
         for t in self._threads:
             t.join(60)
         self._threads = []
