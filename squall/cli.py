@@ -90,7 +90,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--bug",
-            help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync)",
+            help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync, forgive-fsync, rename-before-fsync)",
         ),
     ] = None,
     system_option: Annotated[

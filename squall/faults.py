@@ -122,6 +122,19 @@ BUILT_IN: tuple[FaultKind, ...] = (
         effect="stops",
         colour="#e377c2",
     ),
+    # the point is drawn from the system's own list (System.failpoints) with the run's RNG
+    FaultKind(
+        name="failpoint",
+        factory="squall.nemesis.failpoint:Failpoint",
+        requires=frozenset({"kill"}),
+        why="it restarts the nodes a failpoint crashed",
+        menu=(
+            {"point": "random", "target": "random"},
+            {"point": "random", "target": "leader"},
+        ),
+        effect="stops",
+        colour="#ff7f0e",
+    ),
 )
 
 

@@ -26,7 +26,7 @@ def test_a_typo_names_every_known_nemesis() -> None:
         registry.parse_names("kill,partiton")
     assert str(err.value) == (
         'nemesis "partiton" is unknown; known: kill, pause, partition, '
-        "link, disk-stall, clock, power-cut"
+        "link, disk-stall, clock, power-cut, failpoint"
     )
 
 
@@ -265,3 +265,8 @@ def test_a_failing_fault_completes_info_with_the_error(tmp_path: Path) -> None:
         runner.final_heal(timeout=1)
         start = history.ops[1]
     assert start.type == "info" and "n9" in (start.error or "")
+
+
+def test_a_random_schedule_may_draw_failpoints_with_the_point_left_to_the_run() -> None:
+    events = Schedule.random(["failpoint"], seed=3, interval=5, time_limit=60).events
+    assert events and all(e.fault == "failpoint" and e.params["point"] == "random" for e in events)

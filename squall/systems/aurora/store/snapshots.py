@@ -79,6 +79,7 @@ class SnapshotStore:
     def __init__(self, directory: Path, fsync: bool = True) -> None:
         self.dir = directory
         self.fsync = fsync
+        self.rename_first = False  # bugs.RENAME_BEFORE_FSYNC (set by the node)
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, index: int) -> Path:
@@ -89,7 +90,7 @@ class SnapshotStore:
 
     def write(self, meta: SnapshotMeta, payload: bytes) -> Path:
         path = self.path_for(meta.index)
-        write_atomic(path, [meta.header(), payload], self.fsync)
+        write_atomic(path, [meta.header(), payload], self.fsync, "snapshot", self.rename_first)
         for old in self.files()[:-KEEP]:
             old.unlink()
         return path

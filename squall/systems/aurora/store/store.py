@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 # taken (it covers the registered tables), in the node and the offline tool alike.
 from . import (
     bugs,
+    failpoints,
+    fsutil,
     scheduler,  # noqa: F401  (scheduler tables, ops and the rows codec)
     snapshots,
 )
@@ -30,7 +32,7 @@ from .raft import Raft
 from .signal import Signal
 from .snapshots import SnapshotStore, make_meta
 from .statemachine import StateMachine
-from .wal import Wal
+from .wal import Entry, Wal
 
 log = logging.getLogger("squall.store")
 T = TypeVar("T")
@@ -55,6 +57,7 @@ def open_state(
     snaps = SnapshotStore(data_dir / "snapshots", fsync)
     sm = StateMachine(data_dir, digest_every, bugs.LOSSY_LAG if lossy else 0)
     found = snaps.latest()
+    failpoints.hit("restore.before")
     last: dict[str, Any] | None = None
     if found is None:
         if wal.base_index > 0:
@@ -94,6 +97,7 @@ def open_state(
     if upto > sm.applied_index:
         sm.apply(wal.slice(sm.applied_index + 1, upto - sm.applied_index))
         log.info("replayed the log up to index %d", upto)
+    failpoints.hit("restore.after")
     return wal, sm, snaps, last
 
 
@@ -112,9 +116,12 @@ class Store:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="sqlite-reader")
         self.io = ThreadPoolExecutor(1, thread_name_prefix="snapshot-io")
+        fsutil.forgive_fsync = bugs.FORGIVE_FSYNC in cfg.bugs  # bugs.FORGIVE_FSYNC
+        failpoints.arm_from(cfg.data_dir)  # before open_state: restore.* fire in it
         self.wal, self.sm, self.snaps, self.last_snapshot = open_state(
             cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync
         )
+        self.snaps.rename_first = bugs.RENAME_BEFORE_FSYNC in cfg.bugs
         self.sm.disk = self.wal.disk  # one watch over all of this node's writes
         self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync, secret)
         self.raft.load_meta()
@@ -183,7 +190,7 @@ class Store:
                 await self.raft.committed.wait(HINT_EVERY)
                 continue
             batch = self.wal.slice(start, min(APPLY_BATCH, target - start + 1))
-            results = await self.on_writer(self.sm.apply, batch)
+            results = await self.on_writer(self._apply, batch)
             self.applied_index = self.sm.applied_index
             for e, result in results:
                 w = self._waiters.pop(e.index, None)
@@ -202,6 +209,12 @@ class Store:
                 and not self.snapshot_in_progress
             ):
                 asyncio.ensure_future(self.snapshot())
+
+    def _apply(self, batch: list[Entry]) -> list[tuple[Entry, Any]]:
+        failpoints.hit("apply.before")
+        results = self.sm.apply(batch)
+        failpoints.hit("apply.after")
+        return results
 
     def _write_hint(self) -> None:
         """Records the applied index (no fsync: a hint). Restart replays the log up to it at once."""
@@ -281,6 +294,7 @@ class Store:
         meta, payload = snapshots.parse(blob, "snapshot from the leader")
         if meta.index <= self.sm.applied_index:
             return self.sm.applied_index
+        await failpoints.ahit("snapshot.install.received")
         async with self._snap_lock:
             self.snapshot_in_progress = True
             try:
@@ -289,6 +303,7 @@ class Store:
                 # they were. A crash between the two leaves the old snapshot and the
                 # uncompacted log, from which the node rebuilds its state on start.
                 await self.on_writer(self.sm.restore, meta.codec, payload, meta.index, meta.term)
+                await failpoints.ahit("snapshot.install.restored")
                 await asyncio.get_running_loop().run_in_executor(
                     self.io, self.snaps.write, meta, payload
                 )
@@ -322,5 +337,6 @@ class Store:
             "sending_snapshot": sorted(r.sending_snapshot),
             "snapshot_codec": self.cfg.snapshot_codec,
             "bugs": sorted(self.cfg.bugs),
+            "failpoints": {"armed": failpoints.armed(), "hits": failpoints.hits()},
             "log": {"first_index": self.wal.base_index + 1, "last_index": self.wal.last_index},
         }

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import failpoints
 from .diskwatch import DiskWatch
-from .fsutil import DamagedData, write_atomic
+from .fsutil import DamagedData, fsync_fd, stop_now, write_atomic
 
 log = logging.getLogger("squall.wal")
 HEADER = struct.Struct(">II")
@@ -266,11 +267,20 @@ class Wal:
         with self.disk.write():
             os.lseek(self._fd, 0, os.SEEK_END)
             view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            if self.fsync:
-                os.fsync(self._fd)
+            try:
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+            except OSError as e:
+                # Part of a record may be on disk now, and the next append would land
+                # after it, in the middle of the file, where a torn record is damage.
+                # Restarting cuts it off as the torn tail it is (a full disk: ENOSPC).
+                stop_now(
+                    f"writing {self.path} failed ({e.strerror or e}); part of a record may "
+                    "be on disk, so the node stops (restart it once the disk takes writes)"
+                )
+            fsync_fd(self._fd, self.path, "wal.append.before-fsync", self.fsync)
+            failpoints.hit("wal.append.after-fsync")
 
     async def compact(self, index: int, term: int) -> None:
         """Drops entries up to ``index`` (now held by a snapshot) by rewriting the file atomically."""
@@ -312,7 +322,7 @@ class Wal:
             self.durable_index = index + len(keep)
 
     def _rewrite(self, records: list[bytes]) -> None:
-        write_atomic(self.path, records, self.fsync)
+        write_atomic(self.path, records, self.fsync, point="wal.compact")
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY)
