@@ -529,3 +529,10 @@ class Raft:
             self.commit_index = max(self.commit_index, index)
             self.committed.notify()
             return {"term": self.term, "match": index}
+
+    async def offer_snapshot(self) -> None:
+        """Sends the newest snapshot to every peer now (cold standby: a follower keeps the
+        leader's snapshots to rebuild from, since it applies nothing itself)."""
+        term = self.term
+        if self.role == "leader":
+            await asyncio.gather(*(self._send_snapshot(p, term) for p in self.peers))

@@ -29,6 +29,7 @@ from .fsutil import DamagedData, write_json_atomic
 from .raft import Raft
 from .signal import Signal
 from .snapshots import SnapshotStore, make_meta
+from .standby import ColdStandby
 from .statemachine import StateMachine
 from .wal import Wal
 
@@ -131,6 +132,8 @@ class Store:
         self.failed = asyncio.Event()  # set when the node must stop (see failure)
         self.failure: str | None = None
         self._hint_index = -1
+        # standby: cold (standby.py): followers keep the log and snapshots, not live state
+        self.standby = ColdStandby(self) if cfg.standby == "cold" else None
 
     async def start(self) -> None:
         await self.raft.start()
@@ -175,6 +178,8 @@ class Store:
     async def _apply_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if self.standby is not None and not await self.standby.may_apply(HINT_EVERY):
+                continue
             target = min(self.raft.commit_index, self.wal.last_index)
             start = self.sm.applied_index + 1
             if target < start:
@@ -200,8 +205,18 @@ class Store:
                 every
                 and self.applied_index - self._snapshot_index() >= every
                 and not self.snapshot_in_progress
+                and self.serving()
             ):
                 asyncio.ensure_future(self.snapshot())
+
+    def serving(self) -> bool:
+        """False while a cold standby rebuilds its state (it takes no snapshot meanwhile)."""
+        return self.standby is None or self.standby.state == "serving"
+
+    def check_serving(self) -> None:
+        """Raises standby.Recovering on a leader still rebuilding its state (cold standby)."""
+        if self.standby is not None:
+            self.standby.check_serving()
 
     def _write_hint(self) -> None:
         """Records the applied index (no fsync: a hint). Restart replays the log up to it at once."""
@@ -223,6 +238,7 @@ class Store:
 
         Raises NotLeader before anything is appended; Indeterminate after.
         """
+        self.check_serving()
         entry = self.raft.propose(command)
         if bugs.EARLY_ACK in self.cfg.bugs and command.get("op") == "kv.put":
             return entry.index, {
@@ -256,6 +272,8 @@ class Store:
                     )
                     self.sm.digests.record("snapshot", index, digest)
                     await self.wal.compact(index, term)
+                    if self.standby is not None:  # the followers keep it for their own win
+                        asyncio.ensure_future(self.raft.offer_snapshot())
                 ms = (time.monotonic() - t0) * 1000
                 self.last_snapshot = {
                     "index": index,
@@ -279,6 +297,8 @@ class Store:
 
     async def _install(self, blob: bytes) -> int:
         meta, payload = snapshots.parse(blob, "snapshot from the leader")
+        if self.standby is not None and self.raft.role != "leader":
+            return await self._keep(meta, blob)
         if meta.index <= self.sm.applied_index:
             return self.sm.applied_index
         async with self._snap_lock:
@@ -307,6 +327,27 @@ class Store:
         self.applied.notify()
         return meta.index
 
+    async def _keep(self, meta: snapshots.SnapshotMeta, blob: bytes) -> int:
+        """A cold standby keeps the leader's snapshot (checksummed by parse) and compacts its
+        log to it, without restoring it: it rebuilds state from it only on winning."""
+        if meta.index <= self._snapshot_index():
+            return meta.index
+        payload = blob[blob.index(b"\n") + 1 :]
+        async with self._snap_lock:
+            await asyncio.get_running_loop().run_in_executor(
+                self.io, self.snaps.write, meta, payload
+            )
+            await self.wal.compact(meta.index, meta.term)
+            self.last_snapshot = {
+                "index": meta.index,
+                "term": meta.term,
+                "codec": meta.codec,
+                "bytes": meta.bytes,
+                "ms": 0.0,
+            }
+        log.info("kept the leader's snapshot at %d (cold standby)", meta.index)
+        return meta.index
+
     # -- observation ---------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         r = self.raft
@@ -321,6 +362,7 @@ class Store:
             "snapshot_in_progress": self.snapshot_in_progress,
             "sending_snapshot": sorted(r.sending_snapshot),
             "snapshot_codec": self.cfg.snapshot_codec,
+            "standby": self.standby.status() if self.standby is not None else {"mode": "hot"},
             "bugs": sorted(self.cfg.bugs),
             "log": {"first_index": self.wal.base_index + 1, "last_index": self.wal.last_index},
         }
