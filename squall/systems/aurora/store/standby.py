@@ -12,9 +12,10 @@ one it takes, and compacts its log to them. On winning an election the node
 restores its newest snapshot, and the apply loop replays the log tail; until
 the new term's no-op is applied (so every earlier committed entry is) the
 node answers reads and writes ``unavailable`` and appends nothing. A node
-that loses leadership stops applying; winning again means restoring again,
-since the state it held is not known to be the newest snapshot's successor
-in this term's eyes (Aurora's scheduler restarted on losing leadership).
+that loses leadership stops applying, and winning again means restoring
+again: Aurora's scheduler exited on losing leadership, so every failover
+took the cold path, and a state half-applied under an older term is not
+what a cold standby holds.
 
 The restore records a ``restore`` digest at the snapshot's index, which the
 old leader recorded as its ``snapshot`` digest, and the replayed tail
