@@ -114,24 +114,29 @@ def settle(cluster: LocalCluster, writer: Writer) -> str:
     return leader
 
 
-def fresh_snapshot(cluster: LocalCluster, leader: str) -> int:
-    """The leader snapshots now; returns its index once every follower has kept it."""
-    said = AuroraSystem().snapshot(cluster.address(leader), 120.0, cluster.spec.secret)
-    if said.get("status") != 200 or "index" not in (said.get("result") or {}):
-        raise SystemExit(f"the leader refused a snapshot: {said}")
-    index = int(said["result"]["index"])
+def fresh_snapshot(cluster: LocalCluster, leader: str, tries: int = 3) -> int:
+    """The leader snapshots now; returns its index once every follower has kept it.
 
-    def kept() -> bool:
-        return all(
-            ((status(cluster, n).get("last_snapshot") or {}).get("index") or 0) >= index
-            for n in cluster.nodes
-        )
+    A follower the leader's offers all missed (it was busy) is given a newer snapshot:
+    a round must start from a snapshot every candidate holds, or it measures a tail."""
+    for attempt in range(1, tries + 1):
+        said = AuroraSystem().snapshot(cluster.address(leader), 120.0, cluster.spec.secret)
+        if said.get("status") != 200 or "index" not in (said.get("result") or {}):
+            raise SystemExit(f"the leader refused a snapshot: {said}")
+        index = int(said["result"]["index"])
 
-    try:
-        wait_until(kept, 120, f"every follower to keep the snapshot at {index}", every=0.1)
-    except WaitTimeout as exc:
-        raise SystemExit(str(exc)) from None
-    return index
+        def kept(index: int = index) -> bool:
+            return all(
+                ((status(cluster, n).get("last_snapshot") or {}).get("index") or 0) >= index
+                for n in cluster.nodes
+            )
+
+        try:
+            wait_until(kept, 60, f"every follower to keep the snapshot at {index}", every=0.1)
+            return index
+        except WaitTimeout as exc:
+            print(f"  (try {attempt} of {tries}: {exc})", file=sys.stderr, flush=True)
+    raise SystemExit(f"no snapshot reached every follower in {tries} tries")
 
 
 def write_tail(cluster: LocalCluster, leader: str, count: int, threads: int = 8) -> None:

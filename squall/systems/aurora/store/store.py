@@ -44,10 +44,12 @@ class Indeterminate(Exception):
 
 
 def open_state(
-    data_dir: Path, digest_every: int, lossy: bool, fsync: bool
+    data_dir: Path, digest_every: int, lossy: bool, fsync: bool, restore: bool = True
 ) -> tuple[Wal, StateMachine, SnapshotStore, dict[str, Any] | None]:
     """Recovery, shared by the node and the offline tool: newest snapshot, then the log tail.
 
+    ``restore=False`` (a cold standby starting) opens an empty state beside the log and
+    snapshots, reading only the newest snapshot's header: it rebuilds on winning.
     Raises CorruptLog / CorruptSnapshot / RuntimeError with a message saying what is damaged.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +57,8 @@ def open_state(
     wal.open()
     snaps = SnapshotStore(data_dir / "snapshots", fsync)
     sm = StateMachine(data_dir, digest_every, bugs.LOSSY_LAG if lossy else 0)
+    if not restore:
+        return wal, sm, snaps, _cold_open(wal, sm, snaps)
     found = snaps.latest()
     last: dict[str, Any] | None = None
     if found is None:
@@ -98,6 +102,26 @@ def open_state(
     return wal, sm, snaps, last
 
 
+def _cold_open(wal: Wal, sm: StateMachine, snaps: SnapshotStore) -> dict[str, Any] | None:
+    """An empty state, and the newest snapshot's header, checked against the log's start."""
+    meta = snaps.latest_meta()
+    if (meta.index if meta else 0) < wal.base_index:
+        raise DamagedData(
+            f"the log starts after index {wal.base_index} but the newest snapshot holds only "
+            f"{meta.index if meta else 'nothing'}; entries in between are lost"
+        )
+    sm.open_empty()
+    if meta is None:
+        return None
+    return {
+        "index": meta.index,
+        "term": meta.term,
+        "codec": meta.codec,
+        "bytes": meta.bytes,
+        "ms": 0.0,
+    }
+
+
 def read_hint(data_dir: Path) -> int:
     try:
         return int(json.loads((data_dir / "commit-hint.json").read_text())["index"])
@@ -114,7 +138,11 @@ class Store:
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="sqlite-reader")
         self.io = ThreadPoolExecutor(1, thread_name_prefix="snapshot-io")
         self.wal, self.sm, self.snaps, self.last_snapshot = open_state(
-            cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync
+            cfg.data_dir,
+            cfg.digest_every,
+            bugs.LOSSY_SNAPSHOT in cfg.bugs,
+            self.fsync,
+            restore=cfg.standby != "cold",
         )
         self.sm.disk = self.wal.disk  # one watch over all of this node's writes
         self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync, secret)
