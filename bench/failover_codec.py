@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -114,29 +115,33 @@ def settle(cluster: LocalCluster, writer: Writer) -> str:
     return leader
 
 
-def fresh_snapshot(cluster: LocalCluster, leader: str, tries: int = 3) -> int:
-    """The leader snapshots now; returns its index once every follower has kept it.
+def leads(cluster: LocalCluster, node: str, term: int) -> bool:
+    s = status(cluster, node)
+    return s.get("role") == "leader" and s.get("term") == term
 
-    A follower the leader's offers all missed (it was busy) is given a newer snapshot:
-    a round must start from a snapshot every candidate holds, or it measures a tail."""
-    for attempt in range(1, tries + 1):
-        said = AuroraSystem().snapshot(cluster.address(leader), 120.0, cluster.spec.secret)
-        if said.get("status") != 200 or "index" not in (said.get("result") or {}):
-            raise SystemExit(f"the leader refused a snapshot: {said}")
-        index = int(said["result"]["index"])
 
-        def kept(index: int = index) -> bool:
-            return all(
-                ((status(cluster, n).get("last_snapshot") or {}).get("index") or 0) >= index
-                for n in cluster.nodes
-            )
+def fresh_snapshot(cluster: LocalCluster, leader: str) -> int | None:
+    """The leader snapshots now; its index once every follower has kept it, or None if
+    the leadership moved meanwhile or a follower missed every offer (the round is redone:
+    it must start from a snapshot every candidate holds, or it would measure a tail)."""
+    term = status(cluster, leader).get("term")
+    said = AuroraSystem().snapshot(cluster.address(leader), 120.0, cluster.spec.secret)
+    if said.get("status") != 200 or "index" not in (said.get("result") or {}):
+        raise SystemExit(f"the leader refused a snapshot: {said}")
+    index = int(said["result"]["index"])
 
-        try:
-            wait_until(kept, 60, f"every follower to keep the snapshot at {index}", every=0.1)
-            return index
-        except WaitTimeout as exc:
-            print(f"  (try {attempt} of {tries}: {exc})", file=sys.stderr, flush=True)
-    raise SystemExit(f"no snapshot reached every follower in {tries} tries")
+    def kept() -> bool:
+        return all(
+            ((status(cluster, n).get("last_snapshot") or {}).get("index") or 0) >= index
+            for n in cluster.nodes
+        )
+
+    try:
+        wait_until(kept, 60, f"every follower to keep the snapshot at {index}", every=0.1)
+    except WaitTimeout as exc:
+        print(f"  (redoing the round: {exc})", file=sys.stderr, flush=True)
+        return None
+    return index if isinstance(term, int) and leads(cluster, leader, term) else None
 
 
 def write_tail(cluster: LocalCluster, leader: str, count: int, threads: int = 8) -> None:
@@ -148,8 +153,8 @@ def write_tail(cluster: LocalCluster, leader: str, count: int, threads: int = 8)
         http = requests.Session()
         for i in range(worker, count, threads):
             r = http.put(f"{url}/kv/tail{i % 64}", json={"value": value}, timeout=10)
-            if r.status_code != 200:
-                raise SystemExit(f"a tail write failed: {r.status_code} {r.text[:200]}")
+            if r.status_code != 200:  # the leadership moved: the round is checked, and redone
+                return
 
     pool = [threading.Thread(target=put, args=(w,)) for w in range(threads)]
     for t in pool:
@@ -159,10 +164,18 @@ def write_tail(cluster: LocalCluster, leader: str, count: int, threads: int = 8)
 
 
 def one_kill(cluster: LocalCluster, writer: Writer, freshness: str, tail: int) -> dict[str, Any]:
-    leader = settle(cluster, writer)
-    fresh_snapshot(cluster, leader)
-    if freshness == "tail":
-        write_tail(cluster, leader, tail)
+    for _ in range(5):
+        leader = settle(cluster, writer)
+        term = status(cluster, leader).get("term")
+        if fresh_snapshot(cluster, leader) is None:
+            continue
+        if freshness == "tail":
+            write_tail(cluster, leader, tail)
+        if isinstance(term, int) and leads(cluster, leader, term):
+            break
+        print("  (redoing the round: the leadership moved before the kill)", file=sys.stderr)
+    else:
+        raise SystemExit("five tries in a row could not prepare a round; the cluster is unstable")
     t_kill = time.monotonic()
     cluster.kill(leader)
     ack = writer.first_ack_after(t_kill, timeout=120, not_from=leader)
@@ -241,6 +254,8 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=6)
     a = p.parse_args()
+    # SIGTERM (a timeout, a CI job cancelled) unwinds like Ctrl-C: every node is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if a.kills < 1 or a.nodes < 3 or a.tail < 0:
         print("failover_codec: --kills >= 1, --nodes >= 3 and --tail >= 0, please", file=sys.stderr)
         return 3
