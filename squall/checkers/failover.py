@@ -304,9 +304,8 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
     index = _Index(ctx)
     rows, problems = [], []
     for w, c in zip(windows, classes, strict=True):
-        mine = _excuses([w], [c], bound)
-        others = [iv for iv in excused if iv not in mine] if c.cls == "service" else []
-        row, row_problems = _row(w, c, index.for_window(w), others, bound)
+        # Only failover-class faults excuse time, so a service window is never excused by itself.
+        row, row_problems = _row(w, c, index.for_window(w), excused, bound)
         rows.append(row)
         problems += row_problems
     res: dict[str, Any] = {
