@@ -108,7 +108,11 @@ BUILT_IN: tuple[FaultKind, ...] = (
         factory="squall.nemesis.clock:Clock",
         requires=frozenset({"preload"}),
         why="it preloads a clock shim into the node process; use --backend docker",
-        menu=({"target": "random", "mode": "bump"}, {"target": "random", "mode": "strobe"}),
+        menu=(
+            {"target": "random", "mode": "bump"},
+            {"target": "random", "mode": "strobe"},
+            {"target": "leader", "mode": "strobe"},
+        ),
         effect="degrades",
         colour="#7f7f7f",
     ),

@@ -39,9 +39,10 @@ OPTIONS: dict[str, Any] = {
     "digest_every": 100,
     "election_timeout_ms": [300, 600],
     "heartbeat_ms": 50,
+    "standby": "hot",
 }
 # What a status sample keeps beside role, term, leader and indexes.
-SAMPLED = ("snapshot_in_progress", "sending_snapshot")
+SAMPLED = ("snapshot_in_progress", "sending_snapshot", "standby")
 
 
 def _descriptions() -> dict[str, str]:

@@ -20,6 +20,7 @@ from . import bugs, failpoints, limits, peerauth, schema
 from .fsutil import DamagedData
 from .limits import MAX_KEY, TooLarge, TooSlow
 from .raft import BATCH_BYTES, NotLeader
+from .standby import Recovering
 from .statemachine import applied_of, digest_of
 from .store import Indeterminate, Store
 from .wal import Entry
@@ -58,6 +59,8 @@ def error_response(code: str, message: str, **extra: Any) -> web.Response:
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except Recovering as e:  # a cold standby rebuilding its state: nothing was done
+        return error_response("unavailable", str(e))
     except ApiError as e:
         resp = error_response(e.code, e.message, **e.extra)
         if e.code in ("too_large", "request_timeout"):
@@ -232,6 +235,7 @@ class Api:
         """Runs ``fn(conn)`` on a reader connection once this node has confirmed, through
         ReadIndex, that it still leads and has applied everything committed before the read
         began: a linearizable read, never a local one on a node that might be deposed."""
+        self.store.check_serving()
         if bugs.STALE_READ not in self.cfg.bugs:  # bugs.STALE_READ skips all of this
             try:
                 index = await self.store.raft.read_index(self.timeout)

@@ -554,3 +554,16 @@ class Raft:
             self.commit_index = max(self.commit_index, index)
             self.committed.notify()
             return {"term": self.term, "match": index}
+
+    async def offer_snapshot(self, attempts: int = 4) -> None:
+        """Sends the newest snapshot to every peer now (cold standby: a follower keeps the
+        leader's snapshots to rebuild from, since it applies nothing itself). A peer that
+        did not take it (down, busy restoring) is offered it again, a few times, with
+        backoff; one that never does keeps its older snapshot and a longer log tail."""
+        term, todo = self.term, list(self.peers)
+        for attempt in range(attempts):
+            if self.role != "leader" or self.term != term or not todo:
+                return
+            sent = await asyncio.gather(*(self._send_snapshot(p, term) for p in todo))
+            todo = [p for p, ok in zip(todo, sent, strict=True) if not ok]
+            await asyncio.sleep(self.cfg.heartbeat_ms / 1000 * 4**attempt)
