@@ -11,10 +11,8 @@ caller checks them itself) and every worker is killed once we are done.
 
 from __future__ import annotations
 
-import pickle
 import queue
 from collections.abc import Hashable, Sequence
-from multiprocessing import get_context
 from typing import Any
 
 from squall.checkers._lin_core import Limits, search_columns
@@ -36,6 +34,8 @@ def _worker(model: Model, jobs: Any, results: Any, limits: Limits) -> None:
 
 def picklable(model: Model) -> bool:
     """Whether the model can travel to a worker as a value (its step a module-level function)."""
+    import pickle  # only a check that pays for a pool imports it
+
     try:
         pickle.dumps(model)
     except (pickle.PicklingError, AttributeError, TypeError):
@@ -54,6 +54,8 @@ def run_parallel(
     Keys missing from the answer were not checked (a worker died): the
     caller checks those itself.
     """
+    from multiprocessing import get_context  # only a check that pays for a pool imports it
+
     ctx = get_context("forkserver")  # never fork a process that may run threads
     job_q = ctx.Queue()
     result_q = ctx.Queue()

@@ -303,8 +303,6 @@ def _verdict(
     limits: Limits,
     seconds: float,
 ) -> dict[str, Any]:
-    from squall.checkers.counterexample import counterexample  # only built when needed
-
     t_end = time.monotonic()
     res: dict[str, Any] = {
         "valid": True,
@@ -322,6 +320,8 @@ def _verdict(
     failed = [k for k, o in results.items() if o.valid is False]
     unknown = [k for k, o in results.items() if o.valid == "unknown"]
     if failed:
+        from squall.checkers.counterexample import counterexample  # only built when needed
+
         key = failed[0]
         res["valid"] = False
         res["failed_key"] = _jsonable(key)
