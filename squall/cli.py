@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from squall.launch import BadInput, exit_code_of
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -42,13 +44,6 @@ def err() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, soft_wrap=True)
-
-
-EXIT_UNKNOWN, EXIT_BAD_INPUT = 2, 3
-
-
-class BadInput(Exception):
-    pass
 
 
 SKIP_DAMAGED = typer.Option(
@@ -467,71 +462,6 @@ def hosts_status(inventory: Annotated[Path, INVENTORY_ARG]) -> None:
     raise typer.Exit(1 if any(v for h in found.values() for v in h.values()) else 0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps every kind of bad input to one line and exit 3."""
-    from squall.history import HistoryError
-
-    try:
-        if _starts_clusters(sys.argv[1:] if argv is None else argv):
-            _reap_leftovers()
-        rv = app(args=argv, standalone_mode=False)
-        return int(rv or 0)
-    except (BadInput, HistoryError, FileNotFoundError, ValueError) as exc:
-        say(f"squall: {exc}")
-        return EXIT_BAD_INPUT
-    except OSError as exc:  # a read-only run directory, a busy port, a full disk
-        where = f" {exc.filename}" if exc.filename else ""
-        say(f"squall: {exc.strerror or type(exc).__name__}:{where}")
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        say("squall: interrupted")
-        return EXIT_UNKNOWN
-    except Exception as exc:
-        # Imported only here: a ConfigError can only have been raised once its
-        # module was loaded, and ``squall check`` never loads it (start-up time).
-        from squall.run.config import ConfigError
-
-        if isinstance(exc, ConfigError):
-            say(f"squall: {exc}")
-            return EXIT_BAD_INPUT
-        # Click's exceptions (typer vendors its own copy in newer releases, so
-        # match by shape, not by class): usage errors carry format_message,
-        # Exit carries exit_code, Abort is Ctrl-C at a prompt.
-        if hasattr(exc, "format_message"):
-            say(f"squall: {exc.format_message()} (see squall --help)")
-            return EXIT_BAD_INPUT
-        if type(exc).__name__ == "Abort":
-            say("squall: aborted")
-            return EXIT_BAD_INPUT
-        if isinstance(getattr(exc, "exit_code", None), int):
-            return int(exc.exit_code)  # type: ignore[attr-defined]
-        return internal_error(exc)
-
-
-def internal_error(exc: BaseException) -> int:
-    """A bug of Squall's own: one line naming it and the file holding the whole traceback,
-    and exit 3 (the run failed); never a traceback that exits 1, which means *invalid*."""
-    import tempfile
-    import traceback
-
-    text = "".join(traceback.format_exception(exc))
-    try:
-        fd, path = tempfile.mkstemp(prefix="squall-traceback-", suffix=".txt")
-        with open(fd, "w") as fh:
-            fh.write(text)
-    except OSError:
-        path = "(could not be written)"
-    say(f"squall: internal error {type(exc).__name__}: {str(exc)[:200]} (traceback: {path})")
-    return EXIT_BAD_INPUT
-
-
-def say(line: str) -> None:
-    """One error line, never wrapped: in a CI log (no terminal) rich would fold it at 80 columns."""
-    # A message quoting a parser (YAML's name the position on a line of their own) is
-    # still one line: CI greps for it and a person reads it at a glance.
-    print(" ".join(line.split()), file=sys.stderr, flush=True)
-
-
 # The commands that start clusters or containers: they first sweep what a killed
 # runner left behind. The others (check, report, serve, ...) never touch Docker,
 # and must not pay for its SDK and a sweep (``squall check`` starts in < 80 ms).
@@ -553,6 +483,18 @@ def _reap_leftovers() -> None:
         return
     if removed:
         err().print(f"squall: removed leftovers of a killed run: {', '.join(removed)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The whole CLI through typer (``squall.launch.main`` is the console script:
+    it takes ``squall check FILE`` without typer and everything else here)."""
+    try:
+        if _starts_clusters(sys.argv[1:] if argv is None else argv):
+            _reap_leftovers()
+        rv = app(args=argv, standalone_mode=False)
+        return int(rv or 0)
+    except (Exception, KeyboardInterrupt) as exc:
+        return exit_code_of(exc)
 
 
 if __name__ == "__main__":

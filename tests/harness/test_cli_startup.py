@@ -1,4 +1,4 @@
-"""``squall check`` starts fast: no Docker SDK, no leftover sweep, nothing heavy.
+"""``squall check`` starts fast: no typer, no Docker SDK, no leftover sweep, nothing heavy.
 
 Each check runs a fresh interpreter and asks which modules it loaded, so a
 top-level import that creeps back in (docker, rich, yaml, networkx,
@@ -16,10 +16,20 @@ import pytest
 
 from squall.cli import _starts_clusters
 
-HEAVY = ("docker", "rich", "yaml", "networkx", "pydantic", "multiprocessing", "requests")
+HEAVY = (
+    "typer",
+    "click",
+    "docker",
+    "rich",
+    "yaml",
+    "networkx",
+    "pydantic",
+    "multiprocessing",
+    "requests",
+)
 PROBE = """
 import sys
-from squall.cli import main
+from squall.launch import main
 rc = main(sys.argv[1:])
 print("MODULES " + " ".join(sorted(sys.modules)), file=sys.stderr)
 """
@@ -57,3 +67,27 @@ def test_only_commands_that_start_clusters_sweep_docker_leftovers() -> None:
     assert not _starts_clusters(["check", "h.jsonl"])
     assert not _starts_clusters(["report", "store/latest"])
     assert not _starts_clusters(["--help"])
+
+
+def test_the_fast_check_parser_knows_exactly_the_typer_commands_options() -> None:
+    import typer.main
+
+    from squall.cli import app
+    from squall.launch import check_parser
+
+    command = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
+    typer_opts = {o for p in command.params for o in p.opts if o.startswith("-")}
+    typer_opts -= {"--help"}
+    fast = {o for a in check_parser()._actions for o in a.option_strings}
+    assert fast == typer_opts
+
+
+def test_a_check_option_the_fast_path_cannot_read_gets_typers_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from squall.launch import main
+
+    h = tmp_path / "h.jsonl"
+    h.write_text("")
+    assert main(["check", str(h), "--modle", "kv"]) == 3
+    assert "--modle" in capsys.readouterr().err
