@@ -9,10 +9,6 @@ use smallvec::SmallVec;
 pub struct Bits(SmallVec<[u64; 2]>);
 
 impl Bits {
-    pub fn is_zero(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn get(&self, bit: usize) -> bool {
         let w = bit / 64;
         w < self.0.len() && self.0[w] >> (bit % 64) & 1 == 1

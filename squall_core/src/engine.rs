@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::bits::Bits;
 use crate::models::Model;
@@ -73,7 +73,9 @@ struct Key {
 
 enum Seen {
     One(Bits),
-    Many(Vec<Bits>),
+    // A set, as in Python: the exact-match test must stay O(1) however many
+    // masks a configuration collects (a scanned list made etcd logs quadratic).
+    Many(FxHashSet<Bits>),
 }
 
 struct Frame {
@@ -212,25 +214,41 @@ impl Cache {
                     if !m.has_bit_outside(nib) {
                         return false;
                     }
-                    let first = std::mem::take(m);
-                    self.heap += 2 * std::mem::size_of::<Bits>() + nib.heap_bytes();
-                    *seen = Seen::Many(vec![first, nib.clone()]);
+                    let mut set = FxHashSet::default();
+                    set.insert(std::mem::take(m));
+                    set.insert(nib.clone());
+                    self.heap += 4 * (std::mem::size_of::<Bits>() + 1) + nib.heap_bytes();
+                    *seen = Seen::Many(set);
                     true
                 }
                 Seen::Many(ms) => {
-                    if ms.iter().any(|m| m == nib || m.is_zero()) {
+                    if ms.contains(nib) || ms.contains(&Bits::default()) {
                         return false;
                     }
                     let fresh =
                         ms.len() > DOMINANCE_CHECKS || ms.iter().all(|m| m.has_bit_outside(nib));
                     if fresh {
-                        self.heap += std::mem::size_of::<Bits>() + nib.heap_bytes();
-                        ms.push(nib.clone());
+                        let grows = ms.len() == ms.capacity();
+                        let slot = std::mem::size_of::<Bits>() + 1;
+                        self.heap += nib.heap_bytes() + if grows { ms.capacity() * slot } else { 0 };
+                        ms.insert(nib.clone());
                     }
                     fresh
                 }
             },
         }
+    }
+
+    /// Whether the table may grow for the next entry within `budget` bytes: a
+    /// full table doubles, and while it moves both tables are held (three
+    /// times the old one), so the budget is checked before that, not after.
+    fn has_room(&self, budget: Option<u64>, extra: usize) -> bool {
+        let Some(budget) = budget else { return true };
+        if self.map.len() < self.map.capacity() {
+            return true;
+        }
+        let slot = std::mem::size_of::<(Key, Seen)>() + 1;
+        (3 * self.map.capacity().max(4) * slot + self.heap + extra) as u64 <= budget
     }
 
     fn bytes(&self) -> usize {
@@ -295,6 +313,10 @@ pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, trac
                     nlow = low + m.set_low_and_shift() as u32;
                 }
                 nrel = m;
+            }
+            if !cache.has_room(limits.max_bytes, model.extra_bytes()) {
+                let peak = peak.max(cache.bytes() + model.extra_bytes());
+                return done(Verdict::Unknown(over_budget(limits, explored)), explored, peak, None);
             }
             let key = Key { low: nlow, state: new, rel: nrel.clone() };
             if cache.fresh(key, &nib) {
@@ -374,14 +396,15 @@ pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, trac
                 return done(Verdict::Unknown(why), explored, peak, None);
             }
             if limits.max_bytes.is_some_and(|m| bytes as u64 > m) {
-                let mib = limits.max_bytes.unwrap_or(0) >> 20;
-                let why = format!(
-                    "the search's cache outgrew its memory budget of {mib} MiB after {explored} configurations"
-                );
-                return done(Verdict::Unknown(why), explored, peak, None);
+                return done(Verdict::Unknown(over_budget(limits, explored)), explored, peak, None);
             }
         }
     }
+}
+
+fn over_budget(limits: &Limits, explored: u64) -> String {
+    let mib = limits.max_bytes.unwrap_or(0) >> 20;
+    format!("the search's cache reached its memory budget of {mib} MiB after {explored} configurations")
 }
 
 /// The deepest stack seen, copying only what changed since the last record
