@@ -80,7 +80,7 @@ fn search(
     };
     let best = got.best.map(|b| (b.order, b.states, b.stuck, b.blocking));
     let made = match m {
-        Model::Kv(s) if track => s.table[known..].to_vec(),
+        Model::Kv(s) if track => s.made(known),
         _ => Vec::new(),
     };
     Ok((valid, got.explored, reason, got.peak_bytes, best, made))
