@@ -25,8 +25,8 @@ import math
 import os
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from squall.checkers._lin_core import Limits, check_core, search_columns
 from squall.checkers._lin_pool import picklable, run_parallel
@@ -48,9 +48,12 @@ POOL_PAYS_S = 2.0
 DEFAULT_MAX_BYTES = 1 << 30
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """One client operation as the search sees it."""
+class Operation(NamedTuple):
+    """One client operation as the search sees it.
+
+    A named tuple, not a frozen dataclass: one is built per operation of every
+    history checked, and a frozen dataclass's __init__ (a setattr per field)
+    cost more than the compiled search of a small history."""
 
     process: Process
     key: Hashable
