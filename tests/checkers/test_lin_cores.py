@@ -128,3 +128,49 @@ def test_compiled_core_answers_unknown_when_its_byte_budget_runs_out() -> None:
     res = check("register", _hard_history(), max_bytes=64 << 10, core="rust")
     assert res["valid"] == "unknown"
     assert "memory budget" in res["unknown_reason"]
+
+
+def _kv_history(seed: int) -> list[Op]:
+    """Random single-key kv histories whose appends ("a", "b", "ab") make equal
+    strings by different paths, the case the compiled kv model's hashing must get right."""
+    import random
+
+    rng = random.Random(seed)
+    ops: list[Op] = []
+    busy: dict[int, Op] = {}
+    for _ in range(rng.randint(4, 9)):
+        free = [p for p in range(3) if p not in busy]
+        if free and (not busy or rng.random() < 0.6):
+            p = rng.choice(free)
+            f = rng.choice(["get", "put", "append", "append"])
+            v = None if f == "get" else rng.choice(["a", "b", "ab", ""])
+            busy[p] = Op(process=p, type="invoke", f=f, value=["k", v])
+            ops.append(busy[p])
+            continue
+        p = rng.choice(list(busy))
+        inv = busy.pop(p)
+        if inv.f == "get":
+            out = rng.choice(["", "a", "ab", "aab", "abab", "ba", "bab"])
+            ops.append(Op(process=p, type="ok", f="get", value=["k", out]))
+        else:
+            ops.append(
+                Op(process=p, type=rng.choice(["ok", "ok", "info"]), f=inv.f, value=inv.value)
+            )
+    for p, inv in busy.items():
+        ops.append(
+            Op(process=p, type="ok", f=inv.f, value=inv.value if inv.f != "get" else ["k", ""])
+        )
+    return [o.with_(index=i, time=i) for i, o in enumerate(ops)]
+
+
+@needs_core
+def test_cores_agree_on_kv_histories_whose_strings_meet_by_different_paths() -> None:
+    diffs = []
+    verdicts = set()
+    for seed in range(300):
+        py, rs = _both("kv", _kv_history(seed))
+        verdicts.add(py["valid"])
+        if _differences(py, rs):
+            diffs.append((seed, _differences(py, rs)))
+    assert not diffs, f"(seed, differing fields): {diffs[:3]}"
+    assert verdicts == {True, False}, "the histories must exercise both verdicts"
