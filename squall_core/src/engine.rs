@@ -13,6 +13,7 @@
 //! `Bits`, and the bound is a byte budget over the cache (its table at its
 //! real capacity plus whatever the entries hold on the heap), not a count.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -203,13 +204,14 @@ impl Cache {
     /// Is (key, nib) a configuration not dominated by one already explored?
     /// Records it if so. The rule of _lin_search.py, step for step.
     fn fresh(&mut self, key: Key, nib: &Bits) -> bool {
-        match self.map.get_mut(&key) {
-            None => {
-                self.heap += key.rel.heap_bytes() + nib.heap_bytes();
-                self.map.insert(key, Seen::One(nib.clone()));
+        let heap = key.rel.heap_bytes() + nib.heap_bytes();
+        match self.map.entry(key) {
+            Entry::Vacant(slot) => {
+                self.heap += heap;
+                slot.insert(Seen::One(nib.clone()));
                 true
             }
-            Some(seen) => match seen {
+            Entry::Occupied(mut slot) => match slot.get_mut() {
                 Seen::One(m) => {
                     if !m.has_bit_outside(nib) {
                         return false;
@@ -218,7 +220,7 @@ impl Cache {
                     set.insert(std::mem::take(m));
                     set.insert(nib.clone());
                     self.heap += 4 * (std::mem::size_of::<Bits>() + 1) + nib.heap_bytes();
-                    *seen = Seen::Many(set);
+                    *slot.get_mut() = Seen::Many(set);
                     true
                 }
                 Seen::Many(ms) => {
