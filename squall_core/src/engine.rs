@@ -406,7 +406,10 @@ pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, trac
 
 fn over_budget(limits: &Limits, explored: u64) -> String {
     let mib = limits.max_bytes.unwrap_or(0) >> 20;
-    format!("the search's cache reached its memory budget of {mib} MiB after {explored} configurations")
+    format!(
+        "the search's cache would outgrow its memory budget of {mib} MiB \
+         ({explored} configurations explored)"
+    )
 }
 
 /// The deepest stack seen, copying only what changed since the last record
