@@ -146,7 +146,14 @@ class _Converter:
 
     def __call__(self, ipos: int, inv: Op, cpos: float, comp: Op | None) -> Operation | None:
         model = self.model
-        key, arg = self.split(inv)
+        v = inv.value
+        # split(), inlined for the common case: this runs once per operation.
+        if not self.keyed:
+            key, arg = None, v
+        elif type(v) is list and len(v) == 2 and type(v[0]) in _PLAIN_KEYS:
+            key, arg = v
+        else:
+            key, arg = self.split(inv)
         try:
             f = self.fs.get(inv.f) or self.fs.setdefault(inv.f, model.canonical_f(inv.f))
             readonly = f in model.readonly
@@ -172,6 +179,9 @@ class _Converter:
         if readonly:  # an indeterminate read says nothing
             return None
         return Operation(inv.process, key, inp, UNKNOWN, ipos, INF, inv, comp)
+
+
+_PLAIN_KEYS = frozenset({str, int})  # keys _hashable returns as they are
 
 
 def _hashable(key: Any) -> Hashable:
