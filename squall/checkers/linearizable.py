@@ -352,10 +352,11 @@ def _verdict(
         reasons = sorted({o.reason or "" for o in results.values() if o.valid == "unknown"})
         res["unknown_reason"] = "; ".join(r for r in reasons if r) or "time limit reached"
         res["unknown_keys"] = [_jsonable(k) for k in unknown[:20]]
+        bound = "memory budget (max_bytes)" if "memory" in res["unknown_reason"] else "time limit"
         res["why"] = (
             f"linearizability undecided: {res['unknown_reason']} after {seconds:.1f}s with "
             f"{len(parts) - len(results) + len(unknown)} of {len(parts)} keys open; raise the "
-            "time limit, or use more keys so each stays small"
+            f"{bound}, or use more keys so each stays small"
         )
     return res
 

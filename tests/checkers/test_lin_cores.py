@@ -174,3 +174,10 @@ def test_cores_agree_on_kv_histories_whose_strings_meet_by_different_paths() -> 
             diffs.append((seed, _differences(py, rs)))
     assert not diffs, f"(seed, differing fields): {diffs[:3]}"
     assert verdicts == {True, False}, "the histories must exercise both verdicts"
+
+
+def test_an_exhausted_memory_budget_says_to_raise_the_budget() -> None:
+    from tests.checkers.test_linearizable import _hard_history
+
+    res = check("register", _hard_history(), max_bytes=64 << 10)
+    assert "raise the memory budget" in res["why"]
