@@ -180,10 +180,9 @@ def _run_compiled(
     )
     found = None
     if best is not None:
-        values = table + made
+        spelled = dict(made)  # the kv strings the search made that the trace shows, by id
         order, states, stuck, blocking = best
-        found = Best(
-            order=order, states=[values[s] for s in states], stuck=stuck, blocking=blocking
-        )
+        shown = [spelled[s] if s >= len(table) else table[s] for s in states]
+        found = Best(order=order, states=shown, stuck=stuck, blocking=blocking)
     verdict: bool | str = True if valid == 1 else False if valid == 0 else "unknown"
     return Outcome(verdict, explored, reason=reason, best=found, peak_bytes=peak, core="rust")

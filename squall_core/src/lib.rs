@@ -18,15 +18,15 @@ use crate::models::{Model, Strings};
 use crate::engine::{Input, Limits, Verdict};
 
 type Best = (Vec<usize>, Vec<u32>, Vec<usize>, i64);
-type Answer = (i8, u64, Option<String>, u64, Option<Best>, Vec<String>);
+type Answer = (i8, u64, Option<String>, u64, Option<Best>, Vec<(u32, String)>);
 
 /// search(model, init, f, a, b, out, calls, returns, pure, strings, ...)
-///   -> (valid 1|0|-1, explored, reason, peak_bytes, best, new_strings)
+///   -> (valid 1|0|-1, explored, reason, peak_bytes, best, made)
 ///
 /// `model` is "register", "cas-register" or "kv"; `strings` is the kv
 /// model's table of interned strings (ids index it), empty for the others.
 /// `best` is (order, state ids, stuck, blocking) when `track` and invalid;
-/// `new_strings` are the kv strings the search made (ids from len(strings)).
+/// `made` spells out the kv strings `best` names that the search made (id, string).
 #[pyfunction]
 #[pyo3(signature = (model, init, f, a, b, out, calls, returns, pure, strings,
                     time_limit=None, max_states=None, max_bytes=None, track=false))]
@@ -78,11 +78,18 @@ fn search(
         Verdict::Invalid => (0, None),
         Verdict::Unknown(why) => (-1, Some(why)),
     };
-    let best = got.best.map(|b| (b.order, b.states, b.stuck, b.blocking));
-    let made = match m {
-        Model::Kv(s) if track => s.made(known),
+    // Only the states the counterexample shows are spelled out: a search
+    // makes far more strings than one path through it holds.
+    let made = match (&m, &got.best) {
+        (Model::Kv(s), Some(b)) => {
+            let mut ids: Vec<u32> = b.states.iter().copied().filter(|&i| i as usize >= known).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter().map(|i| (i, s.spell(i))).collect()
+        }
         _ => Vec::new(),
     };
+    let best = got.best.map(|b| (b.order, b.states, b.stuck, b.blocking));
     Ok((valid, got.explored, reason, got.peak_bytes, best, made))
 }
 

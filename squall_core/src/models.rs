@@ -113,10 +113,6 @@ impl Strings {
         }
     }
 
-    pub fn made(&self, from: usize) -> Vec<String> {
-        (from..self.nodes.len()).map(|i| self.spell(i as u32)).collect()
-    }
-
     fn append(&mut self, state: u32, arg: u32) -> u32 {
         if let Some(&id) = self.concat.get(&(state, arg)) {
             return id;
