@@ -33,6 +33,10 @@ try:  # a module with no stubs: Any, and the calls below are the typed seam
     _compiled = importlib.import_module("squall_core")
 except ImportError:  # not built here (no Rust toolchain): the Python search does it all
     _compiled = None
+if not hasattr(_compiled, "search"):
+    # Run from the repository's root without the build installed, ``import
+    # squall_core`` finds the crate's source folder (a namespace package).
+    _compiled = None
 
 CORES = ("auto", "rust", "python")
 # The Python search cannot weigh its cache, so the byte budget becomes a count
