@@ -16,7 +16,8 @@ Porcupine (Go) is not installed on this project's machines and cannot be
 fetched, so its times are never built in: ``--write-inputs DIR`` writes the
 generated histories as Porcupine kv logs, Porcupine is timed on the same
 files on the same machine, and ``--porcupine`` reads its figures back as a
-JSON object of file name -> milliseconds. Ends with one line of JSON.
+JSON object of file name -> milliseconds (Porcupine's single-threaded, in-process
+check time, which on a quiet machine is its CPU time too). Ends with one line of JSON.
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def report(
     for c in all_cases:
         groups.setdefault(c.group, []).append(c)
     print(
-        f"{'group':26s} {'files':>5s} {'rust ms':>10s} {'python ms':>10s} {'py/rust':>8s}"
+        f"{'group':26s} {'files':>5s} {'rust cpu ms':>11s} {'py cpu ms':>10s} {'py/rust':>8s}"
         f" {'porcupine ms':>13s} {'rust/porc':>9s}"
     )
     for group, cs in groups.items():
@@ -248,7 +249,7 @@ def report(
         porc = sum(porcupine[c.name] for c in have) if len(have) == len(cs) else None
         ratio = rust / porc if porc else None
         print(
-            f"{group:26s} {len(cs):5d} {rust:10.2f} {py:10.2f} {py / rust:8.1f}x"
+            f"{group:26s} {len(cs):5d} {rust:11.2f} {py:10.2f} {py / rust:8.1f}x"
             f" {porc if porc is not None else float('nan'):13.2f} "
             f"{ratio if ratio is not None else float('nan'):8.2f}x"
         )
