@@ -10,20 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from squall.systems.aurora.store.config import Config
 from squall.systems.aurora.store.raft import Raft
-from squall.systems.aurora.store.wal import Wal
+from tests.store.helpers import lone_raft
 
 
 def _raft(tmp_path: Path) -> Raft:
-    cfg = Config(
-        id="n1",
-        data_dir=tmp_path,
-        peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, 4)},
-    )
-    wal = Wal(tmp_path / "raft.log")
-    wal.open()
-    return Raft(cfg, wal, tmp_path / "raft-meta.json")
+    return lone_raft(tmp_path, "n1", 3)
 
 
 def test_a_cancelled_persist_holds_the_file_until_its_write_ends(

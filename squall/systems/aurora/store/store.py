@@ -316,17 +316,21 @@ class Store:
                     if self.standby is not None:  # the followers keep it for their own win
                         asyncio.ensure_future(self.raft.offer_snapshot())
                 ms = (time.monotonic() - t0) * 1000
-                self.last_snapshot = {
-                    "index": index,
-                    "term": term,
-                    "codec": codec,
-                    "bytes": meta.bytes,
-                    "ms": round(ms, 2),
-                }
                 log.info("snapshot at %d (%d bytes, %.1f ms)", index, meta.bytes, ms)
-                return self.last_snapshot
+                return self._note_snapshot(meta, ms)
             finally:
                 self.snapshot_in_progress = False
+
+    def _note_snapshot(self, meta: snapshots.SnapshotMeta, ms: float = 0.0) -> dict[str, Any]:
+        """What /status says of the newest snapshot taken, installed or kept."""
+        self.last_snapshot = {
+            "index": meta.index,
+            "term": meta.term,
+            "codec": meta.codec,
+            "bytes": meta.bytes,
+            "ms": round(ms, 2),
+        }
+        return self.last_snapshot
 
     async def _snapshot_blob(self) -> bytes | None:
         return await asyncio.get_running_loop().run_in_executor(self.io, self.snaps.latest_blob)
@@ -357,13 +361,7 @@ class Store:
                 )
                 await self.wal.compact(meta.index, meta.term)
                 self.applied_index = self.sm.applied_index
-                self.last_snapshot = {
-                    "index": meta.index,
-                    "term": meta.term,
-                    "codec": meta.codec,
-                    "bytes": meta.bytes,
-                    "ms": 0.0,
-                }
+                self._note_snapshot(meta)
                 log.info("installed the leader's snapshot at %d", meta.index)
             finally:
                 self.snapshot_in_progress = False
@@ -381,13 +379,7 @@ class Store:
                 self.io, self.snaps.write, meta, payload
             )
             await self.wal.compact(meta.index, meta.term)
-            self.last_snapshot = {
-                "index": meta.index,
-                "term": meta.term,
-                "codec": meta.codec,
-                "bytes": meta.bytes,
-                "ms": 0.0,
-            }
+            self._note_snapshot(meta)
         log.info("kept the leader's snapshot at %d (cold standby)", meta.index)
         return meta.index
 
