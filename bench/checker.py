@@ -1,10 +1,23 @@
-"""Linearizability checker speed against Porcupine's figures (Go, measured here).
+"""Linearizability checker speed: the compiled core against the Python one, and
+against Porcupine's figures when given, on identical inputs.
 
-    python bench/checker.py [--runs 5] [--profile]
+    python bench/checker.py [--runs 7] [--porcupine FIGURES.json] [--write-inputs DIR]
+                            [--big] [--profile]
 
-Times the check only (pairing, partitioning, search, and the counterexample
-of invalid histories), not the parsing, best of ``--runs``. Ends with one
-line of JSON holding every figure.
+Times ``check()`` in process on parsed histories (pairing, partitioning, the
+search, and the counterexample of an invalid history; not the parsing), in
+CPU milliseconds (a shared machine's load inflates wall time far more),
+median of ``--runs`` interleaved rounds, for each input with the Rust core
+and the Python core. Inputs: Porcupine's etcd_000-049 and kv c01/c10 logs,
+and generated kv histories (50 clients over 10 keys, like Porcupine's c50
+logs; with ``--big``, 60-70 clients on one key, with peak memory).
+
+Porcupine (Go) is not installed on this project's machines and cannot be
+fetched, so its times are never built in: ``--write-inputs DIR`` writes the
+generated histories as Porcupine kv logs, Porcupine is timed on the same
+files on the same machine, and ``--porcupine`` reads its figures back as a
+JSON object of file name -> milliseconds (Porcupine's single-threaded, in-process
+check time, which on a quiet machine is its CPU time too). Ends with one line of JSON.
 """
 
 from __future__ import annotations
@@ -16,31 +29,33 @@ import json
 import pstats
 import random
 import resource
+import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from squall.checkers import _lin_core  # noqa: E402
 from squall.checkers.importers import load  # noqa: E402
 from squall.checkers.linearizable import check  # noqa: E402
 from squall.history import Op  # noqa: E402
 
-DATA = REPO / ".." / "shared" / "data" / "porcupine"
-PORCUPINE_MS = {"etcd_000-049": 163.0, "kv c10-ok": 0.53, "kv 50 clients": 80.0}
+DATA = REPO.parent / "shared" / "data" / "porcupine"
+CORES = ("rust", "python")
 
 
-def best_of(runs: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1000, out
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    group: str
+    name: str  # the input's file name (the key of a Porcupine figures file)
+    model: str
+    history: list[Op]
+    expected: bool | None = None
 
 
 def kv_history(clients: int, ops: int, keys: int, seed: int) -> list[Op]:
@@ -84,20 +99,6 @@ def kv_history(clients: int, ops: int, keys: int, seed: int) -> list[Op]:
     return out
 
 
-def many_hard_keys(copies: int) -> list[Op]:
-    """Several kv histories side by side (keys and processes renamed apart):
-    a history with many large partitions, the case the process pool is for."""
-    out: list[Op] = []
-    for c in range(copies):
-        for op in kv_history(clients=40, ops=4000, keys=16, seed=7 + c):
-            out.append(
-                op.with_(
-                    process=int(op.process) + 1000 * c, value=[f"{c}/{op.value[0]}", op.value[1]]
-                )
-            )
-    return [o.with_(index=i, time=i) for i, o in enumerate(out)]
-
-
 def register_history(n_ops: int, keys: int, clients: int, seed: int) -> list[Op]:
     """A linearizable register history with overlapping ops and some timeouts."""
     rng = random.Random(seed)
@@ -135,81 +136,155 @@ def register_history(n_ops: int, keys: int, clients: int, seed: int) -> list[Op]
     return [o.with_(index=i, time=i) for i, o in enumerate(out)]
 
 
-def bench_etcd(runs: int) -> dict[str, Any]:
-    expected = json.loads((DATA / "expected.json").read_text())["etcd_linearizable"]
-    logs = [(load(DATA / "etcd" / name), want) for name, want in sorted(expected.items())]
+def porcupine_kv_text(history: list[Op]) -> str:
+    """A kv history as Porcupine's kv logs write it (one EDN map a line, with :key)."""
+    lines = []
+    for op in history:
+        key, value = op.value
+        v = "nil" if value is None else json.dumps(value)
+        lines.append(
+            f"{{:process {op.process}, :type :{op.type}, :f :{op.f}, :key {json.dumps(key)}, :value {v}}}"
+        )
+    return "\n".join(lines) + "\n"
 
-    def run() -> int:
-        wrong = 0
-        for h, want in logs:
-            wrong += check("cas-register", h, parallel=False)["valid"] is not want
-        return wrong
 
-    ms, wrong = best_of(runs, run)
+def cases(big: bool) -> list[Case]:
+    expected = json.loads((DATA / "expected.json").read_text())
+    out = [
+        Case(
+            group="etcd",
+            name=name,
+            model="cas-register",
+            history=load(DATA / "etcd" / name),
+            expected=want,
+        )
+        for name, want in sorted(expected["etcd_linearizable"].items())
+    ]
+    out += [
+        Case(
+            group=f"kv {Path(name).stem}",
+            name=name,
+            model="kv",
+            history=load(DATA / "kv" / name),
+            expected=want,
+        )
+        for name, want in sorted(expected["kv_linearizable"].items())
+    ]
+    for seed in (1, 2, 3):
+        out.append(
+            Case(
+                group="kv c50 generated",
+                name=f"kv-c50-gen-{seed}.txt",
+                model="kv",
+                history=kv_history(clients=50, ops=1850, keys=10, seed=seed),
+                expected=True,
+            )
+        )
+    if big:
+        for clients in (60, 65, 70):
+            out.append(
+                Case(
+                    group="kv 60-70 clients, 1 key",
+                    name=f"kv-c{clients}-1key.txt",
+                    model="kv",
+                    history=kv_history(clients=clients, ops=12 * clients, keys=1, seed=clients),
+                    expected=True,
+                )
+            )
+    return out
+
+
+def once(case: Case, core: str, time_limit: float | None) -> tuple[float, dict[str, Any]]:
+    """CPU ms of one check: the checks run in this process (parallel=False), and CPU
+    time does not count the time a loaded machine left the process waiting."""
+    t0 = time.process_time()
+    res = check(case.model, case.history, parallel=False, core=core, time_limit=time_limit)
+    return (time.process_time() - t0) * 1000, res
+
+
+def measure(all_cases: list[Case], runs: int, time_limit: float | None) -> dict[str, Any]:
+    """Median ms per (case, core), interleaved rounds so both cores see the same load."""
+    times: dict[tuple[str, str], list[float]] = {}
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    # One untimed check of an invalid history first: the counterexample's
+    # module is imported on first use, and that is start-up, not checking.
+    warm = next((c for c in all_cases if c.expected is False), None)
+    for core in CORES if warm else ():
+        once(warm, core, time_limit)  # type: ignore[arg-type]
+    for r in range(runs):
+        for case in all_cases:
+            for core in CORES:
+                if case.group.startswith("kv 60-70") and r > 0:
+                    continue  # seconds each: one round says it
+                ms, res = once(case, core, time_limit)
+                times.setdefault((case.name, core), []).append(ms)
+                results[(case.name, core)] = res
+    return {"ms": {k: statistics.median(v) for k, v in times.items()}, "results": results}
+
+
+def report(
+    all_cases: list[Case], got: dict[str, Any], porcupine: dict[str, float]
+) -> dict[str, Any]:
+    ms, results = got["ms"], got["results"]
+    figures: dict[str, Any] = {}
+    wrong = [
+        f"{c.name} ({core})"
+        for c in all_cases
+        for core in CORES
+        if c.expected is not None
+        and results[(c.name, core)]["valid"] is not c.expected
+        and results[(c.name, core)]["valid"] != "unknown"
+    ]
+    groups: dict[str, list[Case]] = {}
+    for c in all_cases:
+        groups.setdefault(c.group, []).append(c)
     print(
-        f"etcd_000-049 (50 logs): {ms:8.1f} ms  (Porcupine 163 ms, ratio {ms / 163:.2f}x), wrong verdicts: {wrong}"
+        f"{'group':26s} {'files':>5s} {'rust cpu ms':>11s} {'py cpu ms':>10s} {'py/rust':>8s}"
+        f" {'porcupine ms':>13s} {'rust/porc':>9s}"
     )
-    return {"etcd_ms": round(ms, 2), "etcd_ratio": round(ms / 163, 2), "etcd_wrong": wrong}
-
-
-def bench_kv(runs: int) -> dict[str, Any]:
-    res: dict[str, Any] = {}
-    for path in sorted((DATA / "kv").glob("*.txt")):
-        h = load(path)
-        ms, r = best_of(runs * 4, lambda h=h: check("kv", h, parallel=False))  # type: ignore[misc]
-        extra = f" (Porcupine 0.53 ms, ratio {ms / 0.53:.2f}x)" if path.stem == "c10-ok" else ""
-        print(f"kv {path.stem:8s} {len(h):5d} events: {ms:8.2f} ms  valid={r['valid']}{extra}")
-        res[f"kv_{path.stem}_ms"] = round(ms, 3)
-    res["kv_c10_ok_ratio"] = round(res.get("kv_c10-ok_ms", 0) / 0.53, 2)
-    h = kv_history(clients=50, ops=1850, keys=10, seed=1)
-    ms, r = best_of(runs, lambda: check("kv", h, parallel=False))
-    print(
-        f"kv 50 clients, generated {len(h)} events: {ms:8.1f} ms  valid={r['valid']} "
-        f"(Porcupine 80 ms on its c50 log, ratio {ms / 80:.2f}x)"
-    )
-    res.update({"kv50_ms": round(ms, 2), "kv50_ratio": round(ms / 80, 2), "kv50_valid": r["valid"]})
-    return res
-
-
-def bench_pool(runs: int) -> dict[str, Any]:
-    h = many_hard_keys(4)
-    seq, r = best_of(max(1, runs // 2), lambda: check("kv", h, parallel=False))
-    pool, rp = best_of(max(1, runs // 2), lambda: check("kv", h, parallel=True))
-    auto, ra = best_of(max(1, runs // 2), lambda: check("kv", h))
-    print(
-        f"kv, 64 keys with several hard ones ({len(h)} events): {seq:8.1f} ms sequential, "
-        f"{pool:8.1f} ms process pool, {auto:8.1f} ms automatic; valid={r['valid']}/{rp['valid']}/{ra['valid']}"
-    )
-    return {
-        "many_keys_seq_ms": round(seq, 1),
-        "many_keys_pool_ms": round(pool, 1),
-        "many_keys_auto_ms": round(auto, 1),
-    }
-
-
-def bench_register(runs: int) -> dict[str, Any]:
-    h = register_history(100_000, keys=1000, clients=20, seed=2)
-    n_ops = sum(1 for o in h if o.type == "invoke")
-    ms_seq, r = best_of(max(1, runs // 2), lambda: check("register", h, parallel=False))
-    ms_par, rp = best_of(1, lambda: check("register", h, parallel=True))
-    ms_auto, _ = best_of(1, lambda: check("register", h))
-    tracemalloc.start()
-    check("register", h, parallel=False)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"register {n_ops} ops over 1000 keys: {ms_seq:8.1f} ms sequential, {ms_par:8.1f} ms forced "
-        f"process pool, {ms_auto:8.1f} ms automatic; valid={r['valid']}/{rp['valid']}; peak traced "
-        f"{peak / 2**20:.1f} MiB, process max RSS {rss:.0f} MiB"
-    )
-    return {
-        "register100k_ms": round(ms_seq, 1),
-        "register100k_pool_ms": round(ms_par, 1),
-        "register100k_auto_ms": round(ms_auto, 1),
-        "register100k_peak_mib": round(peak / 2**20, 1),
-        "max_rss_mib": round(rss),
-    }
+    for group, cs in groups.items():
+        rust = sum(ms[(c.name, "rust")] for c in cs)
+        py = sum(ms[(c.name, "python")] for c in cs)
+        have = [c for c in cs if c.name in porcupine]
+        porc = sum(porcupine[c.name] for c in have) if len(have) == len(cs) else None
+        ratio = rust / porc if porc else None
+        print(
+            f"{group:26s} {len(cs):5d} {rust:11.2f} {py:10.2f} {py / rust:8.1f}x"
+            f" {porc if porc is not None else float('nan'):13.2f} "
+            f"{ratio if ratio is not None else float('nan'):8.2f}x"
+        )
+        key = group.replace(" ", "_").replace(",", "")
+        figures[f"{key}_rust_ms"] = round(rust, 3)
+        figures[f"{key}_python_ms"] = round(py, 3)
+        if ratio is not None:
+            figures[f"{key}_rust_over_porcupine"] = round(ratio, 3)
+    etcd = groups.get("etcd", [])
+    if etcd:
+        med_rust = statistics.median(ms[(c.name, "rust")] for c in etcd)
+        med_py = statistics.median(ms[(c.name, "python")] for c in etcd)
+        print(f"etcd per-file median: rust {med_rust:.3f} ms, python {med_py:.3f} ms")
+        figures.update(
+            etcd_median_rust_ms=round(med_rust, 4), etcd_median_python_ms=round(med_py, 4)
+        )
+        if all(c.name in porcupine for c in etcd):
+            med_p = statistics.median(porcupine[c.name] for c in etcd)
+            print(
+                f"etcd per-file median: porcupine {med_p:.3f} ms, rust/porcupine {med_rust / med_p:.2f}x"
+            )
+            figures["etcd_median_rust_over_porcupine"] = round(med_rust / med_p, 3)
+    for c in groups.get("kv 60-70 clients, 1 key", []):
+        r = results[(c.name, "rust")]
+        print(
+            f"{c.name}: rust {r['valid']} in {ms[(c.name, 'rust')] / 1000:.1f} s, "
+            f"{r['states_explored']} configurations, cache peak "
+            f"{(r.get('cache_peak_bytes') or 0) / 2**20:.0f} MiB; {r.get('unknown_reason') or ''}"
+        )
+        figures[f"{c.name}_rust_valid"] = r["valid"]
+        figures[f"{c.name}_rust_peak_mib"] = round((r.get("cache_peak_bytes") or 0) / 2**20)
+    figures["wrong_verdicts"] = wrong
+    figures["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(f"wrong verdicts: {wrong or 'none'}; process max RSS {figures['max_rss_mib']} MiB")
+    return figures
 
 
 def profile(label: str, fn: Callable[[], Any]) -> None:
@@ -235,16 +310,43 @@ def profile_all() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument(
+        "--porcupine", type=Path, help="JSON: input file name -> Porcupine ms, measured here"
+    )
+    ap.add_argument("--write-inputs", type=Path, help="write the generated histories here and stop")
+    ap.add_argument("--big", action="store_true", help="add 60-70-client single-key histories")
+    ap.add_argument("--time-limit", type=float, default=120.0, help="per check, seconds")
     ap.add_argument("--profile", action="store_true", help="print where each check spends its time")
     args = ap.parse_args()
     if not (DATA / "expected.json").exists():
-        sys.exit(f"Porcupine test data not found at {DATA}")
-    figures: dict[str, Any] = {}
-    figures.update(bench_etcd(args.runs))
-    figures.update(bench_kv(args.runs))
-    figures.update(bench_pool(args.runs))
-    figures.update(bench_register(args.runs))
+        sys.exit(f"bench/checker.py: Porcupine test data not found at {DATA}")
+    if not _lin_core.available():
+        sys.exit(
+            "bench/checker.py: the compiled core is not built; run ./scripts/setup (needs cargo)"
+        )
+    all_cases = cases(args.big)
+    if args.write_inputs:
+        args.write_inputs.mkdir(parents=True, exist_ok=True)
+        for c in all_cases:
+            if "gen" in c.name or "1key" in c.name:
+                (args.write_inputs / c.name).write_text(porcupine_kv_text(c.history))
+        print(json.dumps({"written": str(args.write_inputs)}))
+        return
+    porcupine: dict[str, float] = {}
+    if args.porcupine:
+        try:
+            porcupine = {
+                str(k): float(v) for k, v in json.loads(args.porcupine.read_text()).items()
+            }
+        except (OSError, ValueError, AttributeError) as exc:
+            sys.exit(
+                f"bench/checker.py: --porcupine {args.porcupine}: {exc}; give a JSON object "
+                "of input file name -> milliseconds"
+            )
+    else:
+        print("no --porcupine figures: Rust against Python only (Go is not installed here)")
+    figures = report(all_cases, measure(all_cases, args.runs, args.time_limit), porcupine)
     if args.profile:
         profile_all()
     print(json.dumps(figures))

@@ -8,15 +8,18 @@ unknown nemesis — is one line on stderr and exit 3, never a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from squall.run.config import ConfigError
+from squall.launch import BadInput, exit_code_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     add_completion=False,
@@ -32,13 +35,15 @@ hosts_app = typer.Typer(
 )
 app.add_typer(hosts_app, name="hosts")
 
-# soft_wrap: a line is never folded at 80 columns when stderr is no terminal (a CI log)
-err = Console(stderr=True, soft_wrap=True)
-EXIT_UNKNOWN, EXIT_BAD_INPUT = 2, 3
 
+@functools.cache
+def err() -> Console:
+    """The stderr console, built on first use: rich's import is a good part of
+    the start-up ``squall check`` must not pay. soft_wrap: a line is never
+    folded at 80 columns when stderr is no terminal (a CI log)."""
+    from rich.console import Console
 
-class BadInput(Exception):
-    pass
+    return Console(stderr=True, soft_wrap=True)
 
 
 SKIP_DAMAGED = typer.Option(
@@ -90,7 +95,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--bug",
-            help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync)",
+            help="switch one of the system's bug modes on (aurora: stale-read, early-ack, lossy-snapshot, no-fsync, forgive-fsync, rename-before-fsync)",
         ),
     ] = None,
     system_option: Annotated[
@@ -154,7 +159,7 @@ def run(
         from squall.run.rundir import resolve_run_dir
         from squall.run.shrink import repeat as repeat_run
 
-        got = repeat_run(resolve_run_dir(replay), repeat, err)
+        got = repeat_run(resolve_run_dir(replay), repeat, err())
         raise typer.Exit(0 if got["reproduced"] == got["of"] else 1)
     if replay is not None:
         from squall.run.rundir import resolve_run_dir
@@ -165,12 +170,13 @@ def run(
     cfg = cfgmod.build(base_file, overrides)
     cfg = cfg.resolved()
     _preflight(cfg)
-    raise typer.Exit(runner.run(cfg, err))
+    raise typer.Exit(runner.run(cfg, err()))
 
 
 def _preflight(cfg: object) -> None:
     """Refuses impossible combinations before anything starts (one line, exit 3)."""
     from squall.nemesis.base import NemesisError
+    from squall.run.config import ConfigError
     from squall.run.runner import preflight
 
     try:
@@ -217,7 +223,7 @@ def check(
             from squall.run.runner import check_run_dir
 
             raise typer.Exit(
-                check_run_dir(path.resolve(), err, write=write, skip_damaged=skip_damaged)
+                check_run_dir(path.resolve(), err(), write=write, skip_damaged=skip_damaged)
             )
         raise BadInput(
             f"{path} is a directory without history.jsonl; give a history file or a run directory"
@@ -243,7 +249,7 @@ def analyze(
     from squall.run.rundir import resolve_run_dir
     from squall.run.runner import check_run_dir
 
-    raise typer.Exit(check_run_dir(resolve_run_dir(run_dir), err, skip_damaged=skip_damaged))
+    raise typer.Exit(check_run_dir(resolve_run_dir(run_dir), err(), skip_damaged=skip_damaged))
 
 
 @app.command()
@@ -313,11 +319,11 @@ def matrix(
     if str(suite) == "merge":
         if not summaries:
             raise BadInput("squall matrix merge needs every shard's summary: merge A.json B.json")
-        raise typer.Exit(merge([str(p) for p in summaries], store=store, console=err))
+        raise typer.Exit(merge([str(p) for p in summaries], store=store, console=err()))
     if summaries:
         raise BadInput(f"unexpected arguments after the suite: {' '.join(map(str, summaries))}")
     if recheck is not None:
-        raise typer.Exit(recheck_matrix(recheck, console=err))
+        raise typer.Exit(recheck_matrix(recheck, console=err()))
     seeds = list(seed or [])
     raise typer.Exit(
         run_matrix(
@@ -325,7 +331,7 @@ def matrix(
             seed=seeds[0] if len(seeds) == 1 else None,
             store=store,
             only=only,
-            console=err,
+            console=err(),
             seeds=seeds or None,
             part=parse_slice(shard) if shard else None,
         )
@@ -346,7 +352,7 @@ def shrink(
     if tries < 1:
         raise BadInput("--tries must be at least 1")
     found = resolve_run_dir(run_dir)
-    raise typer.Exit(Shrinker(found, tries, parse_duration(budget, "--budget"), err).run())
+    raise typer.Exit(Shrinker(found, tries, parse_duration(budget, "--budget"), err()).run())
 
 
 @app.command()
@@ -357,7 +363,7 @@ def image(
     from squall import registry
     from squall.cluster.image import ensure_image
 
-    print(ensure_image(registry.system(system).image(), lambda m: err.print(m)))
+    print(ensure_image(registry.system(system).image(), lambda m: err().print(m)))
 
 
 def _standing(system: str) -> Any:
@@ -381,19 +387,19 @@ def cluster_up(
     system: Annotated[str, SYSTEM_OPTION] = "aurora",
 ) -> None:
     """Start a cluster and leave it running; prints its client addresses."""
-    _standing(system).cluster_up(nodes=nodes, backend=backend, bugs=bug or [], console=err)
+    _standing(system).cluster_up(nodes=nodes, backend=backend, bugs=bug or [], console=err())
 
 
 @cluster_app.command("down")
 def cluster_down(system: Annotated[str, SYSTEM_OPTION] = "aurora") -> None:
     """Remove the standing cluster (and any leftovers of killed runs)."""
-    _standing(system).cluster_down(console=err)
+    _standing(system).cluster_down(console=err())
 
 
 @cluster_app.command("status")
 def cluster_status(system: Annotated[str, SYSTEM_OPTION] = "aurora") -> None:
     """Show each node of the standing cluster: role, term, indexes."""
-    _standing(system).cluster_status(console=err)
+    _standing(system).cluster_status(console=err())
 
 
 INVENTORY_ARG = typer.Argument(help="the inventory YAML (README: Real hosts)")
@@ -427,7 +433,7 @@ def hosts_prepare(
     from squall import registry
     from squall.cluster.hosts import prepare
 
-    done = _on_hosts(lambda: prepare(_inventory(inventory), registry.system(system), err.print))
+    done = _on_hosts(lambda: prepare(_inventory(inventory), registry.system(system), err().print))
     for node, what in done.items():
         print(f"{node}: {'; '.join(what)}")
 
@@ -442,7 +448,7 @@ def hosts_clean(
     """Undo every run the hosts still hold: processes, mounts, iptables rules, files."""
     from squall.cluster.hosts import clean
 
-    done = _on_hosts(lambda: clean(_inventory(inventory), err.print, force=force))
+    done = _on_hosts(lambda: clean(_inventory(inventory), err().print, force=force))
     print(json.dumps(done))
 
 
@@ -456,65 +462,19 @@ def hosts_status(inventory: Annotated[Path, INVENTORY_ARG]) -> None:
     raise typer.Exit(1 if any(v for h in found.values() for v in h.values()) else 0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps every kind of bad input to one line and exit 3."""
-    from squall.history import HistoryError
-
-    try:
-        _reap_leftovers()
-        rv = app(args=argv, standalone_mode=False)
-        return int(rv or 0)
-    except (ConfigError, BadInput, HistoryError, FileNotFoundError, ValueError) as exc:
-        say(f"squall: {exc}")
-        return EXIT_BAD_INPUT
-    except OSError as exc:  # a read-only run directory, a busy port, a full disk
-        where = f" {exc.filename}" if exc.filename else ""
-        say(f"squall: {exc.strerror or type(exc).__name__}:{where}")
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        say("squall: interrupted")
-        return EXIT_UNKNOWN
-    except Exception as exc:
-        # Click's exceptions (typer vendors its own copy in newer releases, so
-        # match by shape, not by class): usage errors carry format_message,
-        # Exit carries exit_code, Abort is Ctrl-C at a prompt.
-        if hasattr(exc, "format_message"):
-            say(f"squall: {exc.format_message()} (see squall --help)")
-            return EXIT_BAD_INPUT
-        if type(exc).__name__ == "Abort":
-            say("squall: aborted")
-            return EXIT_BAD_INPUT
-        if isinstance(getattr(exc, "exit_code", None), int):
-            return int(exc.exit_code)  # type: ignore[attr-defined]
-        return internal_error(exc)
+# The commands that start clusters or containers: they first sweep what a killed
+# runner left behind. The others (check, report, serve, ...) never touch Docker,
+# and must not pay for its SDK and a sweep (``squall check`` starts in < 80 ms).
+SWEEPING_COMMANDS = frozenset({"run", "matrix", "shrink", "cluster"})
 
 
-def internal_error(exc: BaseException) -> int:
-    """A bug of Squall's own: one line naming it and the file holding the whole traceback,
-    and exit 3 (the run failed); never a traceback that exits 1, which means *invalid*."""
-    import tempfile
-    import traceback
-
-    text = "".join(traceback.format_exception(exc))
-    try:
-        fd, path = tempfile.mkstemp(prefix="squall-traceback-", suffix=".txt")
-        with open(fd, "w") as fh:
-            fh.write(text)
-    except OSError:
-        path = "(could not be written)"
-    say(f"squall: internal error {type(exc).__name__}: {str(exc)[:200]} (traceback: {path})")
-    return EXIT_BAD_INPUT
-
-
-def say(line: str) -> None:
-    """One error line, never wrapped: in a CI log (no terminal) rich would fold it at 80 columns."""
-    # A message quoting a parser (YAML's name the position on a line of their own) is
-    # still one line: CI greps for it and a person reads it at a glance.
-    print(" ".join(line.split()), file=sys.stderr, flush=True)
+def _starts_clusters(argv: list[str]) -> bool:
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command in SWEEPING_COMMANDS
 
 
 def _reap_leftovers() -> None:
-    """Every squall command first removes what a killed runner left behind."""
+    """A command that starts clusters first removes what a killed runner left behind."""
     try:
         from squall.run.sweep import sweep_leftovers
 
@@ -522,7 +482,19 @@ def _reap_leftovers() -> None:
     except Exception:  # noqa: BLE001 - a sweep that cannot run must not stop the command
         return
     if removed:
-        err.print(f"squall: removed leftovers of a killed run: {', '.join(removed)}")
+        err().print(f"squall: removed leftovers of a killed run: {', '.join(removed)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The whole CLI through typer (``squall.launch.main`` is the console script:
+    it takes ``squall check FILE`` without typer and everything else here)."""
+    try:
+        if _starts_clusters(sys.argv[1:] if argv is None else argv):
+            _reap_leftovers()
+        rv = app(args=argv, standalone_mode=False)
+        return int(rv or 0)
+    except (Exception, KeyboardInterrupt) as exc:
+        return exit_code_of(exc)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,11 @@ BUILT_IN: tuple[FaultKind, ...] = (
         factory="squall.nemesis.clock:Clock",
         requires=frozenset({"preload"}),
         why="it preloads a clock shim into the node process; use --backend docker",
-        menu=({"target": "random", "mode": "bump"}, {"target": "random", "mode": "strobe"}),
+        menu=(
+            {"target": "random", "mode": "bump"},
+            {"target": "random", "mode": "strobe"},
+            {"target": "leader", "mode": "strobe"},
+        ),
         effect="degrades",
         colour="#7f7f7f",
     ),
@@ -121,6 +125,19 @@ BUILT_IN: tuple[FaultKind, ...] = (
         menu=_targets("leader", "random", "majority", "all"),
         effect="stops",
         colour="#e377c2",
+    ),
+    # the point is drawn from the system's own list (System.failpoints) with the run's RNG
+    FaultKind(
+        name="failpoint",
+        factory="squall.nemesis.failpoint:Failpoint",
+        requires=frozenset({"kill"}),
+        why="it restarts the nodes a failpoint crashed",
+        menu=(
+            {"point": "random", "target": "random"},
+            {"point": "random", "target": "leader"},
+        ),
+        effect="stops",
+        colour="#ff7f0e",
     ),
 )
 

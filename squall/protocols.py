@@ -235,6 +235,9 @@ class System(Protocol):
 #   snapshot(address: str, timeout: float, secret: str) -> Mapping[str, Any]
 #       start a snapshot now (disk-stall's ``snapshot: trigger``); ``secret`` is the
 #       cluster's (NodeContext.secret), for systems whose admin calls are authenticated
+#   failpoints() -> Mapping[str, str]; failpoint(address, timeout, secret, point, action,
+#   at="now") -> Mapping; failpoint_hits(address, timeout) -> Mapping[str, int] | None
+#       named crash/stall/error points in the system's own code (the failpoint nemesis)
 #   refusal(log_tail: str) -> str | None
 #       the line saying the node refused its data on start (power-cut wipes those)
 #   standing() -> object with cluster_up/cluster_status/cluster_down
@@ -247,4 +250,7 @@ OPTIONAL = (
     "snapshot",
     "refusal",
     "standing",
+    "failpoints",
+    "failpoint",
+    "failpoint_hits",
 )

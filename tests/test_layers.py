@@ -32,7 +32,7 @@ def part_of(module: str) -> str:
     parts = module.split(".")
     if len(parts) < 2:
         return GROUND
-    if parts[1] == "cli":
+    if parts[1] in ("cli", "launch"):  # launch: the console script in front of the CLI
         return "cli"
     return parts[1] if parts[1] in ALLOWED else GROUND
 

@@ -11,37 +11,31 @@ caller checks them itself) and every worker is killed once we are done.
 
 from __future__ import annotations
 
-import pickle
 import queue
 from collections.abc import Hashable, Sequence
-from multiprocessing import get_context
 from typing import Any
 
-from squall.checkers._lin_search import Outcome, search
+from squall.checkers._lin_core import Limits, search_columns
+from squall.checkers._lin_search import Outcome
 from squall.checkers.models import Model
 
 Job = tuple[Hashable, tuple[Any, ...]]  # key, columns for search()
 POLL_S = 0.2
 
 
-def _worker(
-    model: Model, jobs: Any, results: Any, deadline: float | None, max_states: int | None
-) -> None:
+def _worker(model: Model, jobs: Any, results: Any, limits: Limits) -> None:
     while True:
         job = jobs.get()
         if job is None:
             return
         key, columns = job
-        results.put(
-            (
-                key,
-                search(model.init, model.step, *columns, deadline=deadline, max_states=max_states),
-            )
-        )
+        results.put((key, search_columns(model, columns, limits)))
 
 
 def picklable(model: Model) -> bool:
     """Whether the model can travel to a worker as a value (its step a module-level function)."""
+    import pickle  # only a check that pays for a pool imports it
+
     try:
         pickle.dumps(model)
     except (pickle.PicklingError, AttributeError, TypeError):
@@ -50,7 +44,7 @@ def picklable(model: Model) -> bool:
 
 
 def run_parallel(
-    model: Model, jobs: Sequence[Job], workers: int, deadline: float | None, max_states: int | None
+    model: Model, jobs: Sequence[Job], workers: int, limits: Limits
 ) -> dict[Hashable, Outcome]:
     """Outcomes of the partitions the workers finished; stops at the first invalid one.
 
@@ -60,6 +54,8 @@ def run_parallel(
     Keys missing from the answer were not checked (a worker died): the
     caller checks those itself.
     """
+    from multiprocessing import get_context  # only a check that pays for a pool imports it
+
     ctx = get_context("forkserver")  # never fork a process that may run threads
     job_q = ctx.Queue()
     result_q = ctx.Queue()
@@ -68,9 +64,7 @@ def run_parallel(
     for _ in range(workers):
         job_q.put(None)
     procs = [
-        ctx.Process(
-            target=_worker, args=(model, job_q, result_q, deadline, max_states), daemon=True
-        )
+        ctx.Process(target=_worker, args=(model, job_q, result_q, limits), daemon=True)
         for _ in range(workers)
     ]
     results: dict[Hashable, Outcome] = {}

@@ -58,6 +58,8 @@ class Outcome:
     states: int  # configurations explored
     reason: str | None = None
     best: Best | None = None
+    peak_bytes: int | None = None  # the cache's peak size, where the core can weigh it
+    core: str = "python"  # which search gave this outcome
 
 
 def search(

@@ -1,41 +1,45 @@
-"""Bounded failover: after a fault hits the leader, service comes back in time.
+"""Bounded failover: every fault window is judged by what it should cost the service.
 
-For every fault window (``squall.history.fault_windows``) we measure, from the
-moment the fault took effect, how long until the first acknowledged write
-*invoked after it* completed, and the same for reads. Ops invoked before the
-fault do not count: an op already in flight at the old leader says nothing
-about whether a new one can make progress. A kind of op is judged only if
-clients tried it within the bound (see ``_judge``).
+Each window (``squall.history.fault_windows``) gets a class
+(``squall.checkers.fault_class``) and is judged against ``failover_bound``:
 
-Only faults that hit the leader are judged against ``failover_bound``: a
-kill, pause, power cut or disk stall whose targets include ``value.leader``, or a
-partition that leaves the leader without a majority. Other faults (and
-clock skew or slow links, which need no failover) are listed with their
-times but not judged.
+* ``leader``: from the fault's start to the first acknowledged write, and
+  read, *invoked after it*. Ops invoked before the fault do not count: an op
+  already in flight at the old leader says nothing about whether a new one
+  can make progress.
+* ``majority``: the same, from the fault's heal (no quorum system can serve
+  while a majority is gone).
+* ``service``: the longest gap between acknowledged writes (and reads) while
+  the fault acts, from its start to its end (or to the last op of that kind
+  invoked, if the load stopped first). Time that another, failover-class
+  fault excuses (its window up to the bound after it should be back) is not
+  counted against this one: two overlapping faults are judged by the worse
+  class, once.
 
-A fault that takes out a majority cannot be recovered from until it ends,
-by design of any quorum system, so for those the clock starts at the end of
-the fault instead (``measured_from: "end"``). A judged fault after which no
-write (or read) is acknowledged before the run ends is a failure: the
-cluster never recovered.
+A kind of op is left unjudged only when clients did not try it (within the
+bound of a recovery, or while a service fault acted), and the row says so.
+A recovery after which no op of that kind is acknowledged before the run
+ends, though clients kept trying, is a failure: the cluster never recovered.
+Acknowledgements from the nodes a kill or pause stopped, before it ended, do
+not count (a killed node answers for the few ms its signal takes to land).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from squall.checkers.base import CheckContext
+from squall.checkers.fault_class import Classified, classify
 from squall.checkers.stats import NS, Timed, fault_value, read_fs, timed_ops, write_fs
 from squall.faults import effect
 from squall.history import OK, fault_windows
 from squall.util import quantile
 
-# Faults that may take the leader away are judged; a fault that only slows or
-# skews (squall.faults effect "degrades") needs no failover.
-JUDGED_EFFECTS = ("stops", "disk", "network")
 DEFAULT_BOUND_S = 2.0
+KINDS = ("write", "read")
+Interval = tuple[int, int]
 
 
 def _nodes(ctx: CheckContext) -> list[str]:
@@ -44,46 +48,6 @@ def _nodes(ctx: CheckContext) -> list[str]:
     if isinstance(nodes, int):
         return [f"n{i}" for i in range(1, nodes + 1)]
     return [str(n) for n in nodes]
-
-
-def _majority(n: int) -> int:
-    return n // 2 + 1
-
-
-def _partition_isolates(
-    leader: str, grudge: Mapping[str, Collection[str]], nodes: Sequence[str]
-) -> bool:
-    """True if the leader can no longer exchange messages with a majority.
-
-    Raft needs both directions (append entries out, acks back), so a node
-    counts as reachable only if neither side holds a grudge against the other.
-    """
-    cut_from = set(grudge.get(leader, ()))
-    reach = {
-        n
-        for n in nodes
-        if n == leader or (n not in cut_from and leader not in set(grudge.get(n, ())))
-    }
-    return len(reach) < _majority(len(nodes))
-
-
-def _classify(window: Mapping[str, Any], nodes: Sequence[str]) -> tuple[bool, bool]:
-    """(hits the leader, takes out a majority) for one fault window."""
-    value = fault_value(window)
-    leader = value.get("leader")
-    targets = set(value.get("targets") or [])
-    kind = window["fault"]
-    if effect(kind) not in JUDGED_EFFECTS:
-        return False, False
-    if not nodes:  # cluster size unknown: judge from the fault's start, the strict choice
-        return leader is not None and leader in targets, False
-    if kind == "partition" and value.get("grudge"):
-        hits = leader is not None and _partition_isolates(leader, value["grudge"], nodes)
-        # No side keeps a majority if the biggest well-connected group is a minority.
-        majority_gone = all(_partition_isolates(n, value["grudge"], nodes) for n in nodes)
-        return hits, majority_gone
-    hits = leader is not None and leader in targets
-    return hits, len(nodes) - len(targets & set(nodes)) < _majority(len(nodes))
 
 
 class _Attempts:
@@ -106,12 +70,21 @@ class _Attempts:
         self.starts = [t.start for t in mine]
         inf = float("inf")
         self.first_ack_from: list[float] = [inf] * (len(mine) + 1)
+        acks = []
         for i in range(len(mine) - 1, -1, -1):
             done = mine[i].complete
             stopped = done is not None and done.node in down and mine[i].end < until
             acked = mine[i].outcome == OK and not stopped
+            if acked:
+                acks.append(mine[i].end)
             end = mine[i].end if acked else inf
             self.first_ack_from[i] = min(end, self.first_ack_from[i + 1])
+        self.acks = sorted(acks)
+        # latest_end[i]: the latest any of the first i ops (by invoke) ended, the open ones at
+        # the history's end: how long clients were still waiting on something.
+        self.latest_end = [0]
+        for t in mine:
+            self.latest_end.append(max(self.latest_end[-1], t.end))
 
     def after(self, since: int) -> dict[str, Any]:
         """Seconds from ``since``: ``back`` to the first ack of an op invoked after it,
@@ -128,96 +101,211 @@ class _Attempts:
             "last_try": s(self.starts[-1]) if tried else None,
         }
 
+    def longest_gap(self, start: int, end: int, excused: Sequence[Interval]) -> dict[str, Any]:
+        """The longest stretch of [start, end] with no acknowledgement, less ``excused`` time.
 
-def _judge(row: dict[str, Any], rec: dict[str, dict[str, Any]], bound: float) -> list[str]:
-    """Failures for one leader-hitting fault; a kind nobody tried within the bound is not judged.
+        Clients were trying if an op of this kind was in flight in the window
+        (workers blocked on a hung op count). The stretch ends when the last op
+        invoked by the window's end did, if the load stopped before the fault
+        did: a silence nobody asked into is not a stall. ``gap`` is None when no
+        op of this kind was in flight.
+        """
+        hi = bisect.bisect_right(self.starts, end)
+        if self.latest_end[hi] < start:
+            return {"gap": None, "at": None}
+        until = min(end, self.latest_end[hi])
+        a, b = bisect.bisect_right(self.acks, start), bisect.bisect_left(self.acks, until)
+        points = [start, *self.acks[a:b], until]
+        best, at = 0, start
+        for x, y in zip(points, points[1:], strict=False):
+            for piece in _less(x, y, excused):
+                if piece[1] - piece[0] > best:
+                    best, at = piece[1] - piece[0], piece[0]
+        return {"gap": round(best / NS, 3), "at": round(at / NS, 3)}
+
+
+def _less(x: int, y: int, excused: Sequence[Interval]) -> list[Interval]:
+    """[x, y] with the (sorted, disjoint) excused intervals cut out."""
+    out, cur = [], x
+    for a, b in excused:
+        if b <= cur or a >= y:
+            continue
+        if a > cur:
+            out.append((cur, a))
+        cur = max(cur, b)
+    if cur < y:
+        out.append((cur, y))
+    return out
+
+
+def _merged(intervals: Sequence[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _judge_recovery(
+    row: dict[str, Any], rec: dict[str, dict[str, Any]], bound: float
+) -> tuple[list[str], dict[str, str]]:
+    """Failures for a leader or majority fault, and why a kind was left unjudged.
 
     Clients that were not trying say nothing about availability: the set
     workload reads only once, after the load, and a fault just before the
     load stops has no ops after it. Only when someone tried within the bound
     does a slow or missing acknowledgement count against the cluster.
     """
-    problems = []
-    label = f"{row['fault']} at {row['start_s']:.1f}s (leader {row['leader']})"
-    for kind in ("write", "read"):
+    problems, unjudged = [], {}
+    since = "its heal" if row["class"] == "majority" else "it"
+    for kind in KINDS:
         r = rec[kind]
         if r["first_try"] is None or r["first_try"] > bound:
-            continue
-        if r["back"] is None:
-            if r["last_try"] > bound:
-                problems.append(
-                    f"after {label} no {kind} was ever acknowledged again "
-                    f"(clients kept trying for {r['last_try']:.1f}s)"
-                )
+            unjudged[kind] = f"no {kind} was attempted within {bound:g}s of {since}"
+        elif r["back"] is None and r["last_try"] <= bound:
+            unjudged[kind] = f"clients stopped trying {kind}s {r['last_try']:.1f}s after {since}"
+        elif r["back"] is None:
+            problems.append(
+                f"after {row['label']} no {kind} was ever acknowledged again "
+                f"(clients kept trying for {r['last_try']:.1f}s)"
+            )
         elif r["back"] > bound:
             problems.append(
-                f"after {label} the first {kind} took {r['back']:.2f}s > bound {bound:g}s"
+                f"after {row['label']} the first {kind} took {r['back']:.2f}s > bound {bound:g}s"
             )
-    return problems
+    return problems, unjudged
+
+
+def _judge_service(
+    row: dict[str, Any], gaps: dict[str, dict[str, Any]], bound: float
+) -> tuple[list[str], dict[str, str]]:
+    """Failures for a fault that leaves a working majority: no stall longer than the bound."""
+    problems, unjudged = [], {}
+    for kind in KINDS:
+        g = gaps[kind]
+        if g["gap"] is None:
+            unjudged[kind] = f"no {kind} was attempted while it acted"
+        elif g["gap"] > bound:
+            problems.append(
+                f"during {row['label']} {kind}s stalled for {g['gap']:.2f}s "
+                f"(from {g['at']:.1f}s) > bound {bound:g}s"
+            )
+    return problems, unjudged
 
 
 def _by_kind(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per fault kind: recovery p50/max over its leader and majority windows, and the
+    longest stall over its service windows (a follower kill is not a failover)."""
     out: dict[str, dict[str, Any]] = {}
     for kind in sorted({r["fault"] for r in rows}):
         mine = [r for r in rows if r["fault"] == kind]
         entry: dict[str, Any] = {"count": len(mine), "judged": sum(r["judged"] for r in mine)}
-        for what in ("write", "read"):
-            vals = [
-                r[f"{what}_recovery_s"]
-                for r in mine
-                if r["judged"] and r[f"{what}_recovery_s"] is not None
-            ]
+        for what in KINDS:
+            vals = [r[f"{what}_recovery_s"] for r in mine if r[f"{what}_recovery_s"] is not None]
             entry[f"{what}_p50_s"] = quantile(vals, 0.5)
             entry[f"{what}_max_s"] = max(vals) if vals else None
+            gaps = [r[f"{what}_gap_s"] for r in mine if r[f"{what}_gap_s"] is not None]
+            entry[f"{what}_gap_max_s"] = max(gaps) if gaps else None
         out[kind] = entry
     return out
+
+
+def _excuses(
+    windows: Sequence[dict[str, Any]], classes: Sequence[Classified], bound: float
+) -> list[Interval]:
+    """The time failover-class faults may take: from their start to the bound past their
+    start (leader) or heal (majority). A service fault is not blamed for it."""
+    out = []
+    for w, c in zip(windows, classes, strict=True):
+        if c.cls != "service":
+            since = w["end"] if c.cls == "majority" else w["start"]
+            out.append((w["start"], since + int(bound * NS)))
+    return _merged(out)
+
+
+class _Index:
+    """_Attempts per (stopped nodes, until when): built once for each distinct pair."""
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.ops = timed_ops(ctx.history)
+        self.writes = write_fs(ctx.test)
+        self.reads = read_fs(ctx.test, self.ops)
+        self._cache: dict[tuple[frozenset[str], int], dict[str, _Attempts]] = {}
+
+    def for_window(self, w: dict[str, Any]) -> dict[str, _Attempts]:
+        value = fault_value(w)
+        stops = effect(w["fault"]) == "stops"
+        down = frozenset(value.get("targets") or []) if stops else frozenset()
+        key = (down, w["end"] if down else 0)
+        if key not in self._cache:
+            self._cache[key] = {
+                "write": _Attempts(self.ops, self.writes, *key),
+                "read": _Attempts(self.ops, self.reads, *key),
+            }
+        return self._cache[key]
+
+
+def _row(
+    w: dict[str, Any],
+    c: Classified,
+    attempts: dict[str, _Attempts],
+    excused: Sequence[Interval],
+    bound: float,
+) -> tuple[dict[str, Any], list[str]]:
+    """One fault's row of the table, and its failures."""
+    value = fault_value(w)
+    row: dict[str, Any] = {
+        "fault": w["fault"],
+        "start_s": round(w["start"] / NS, 3),
+        "end_s": round(w["end"] / NS, 3),
+        "leader": value.get("leader"),
+        "targets": value.get("targets"),
+        "class": c.cls,
+        "class_reason": c.reason,
+        "hits_leader": c.cls == "leader",
+        "measured_from": "end" if c.cls == "majority" else "start",
+        "label": f"{w['fault']} at {w['start'] / NS:.1f}s ({c.reason})",
+    }
+    for kind in KINDS:
+        row[f"{kind}_recovery_s"] = row[f"{kind}_gap_s"] = None
+    if c.cls == "service":
+        row["measure"] = "longest gap between acks while it acted"
+        # The window's own time inside another fault's excuse is that fault's to answer for.
+        gaps = {k: attempts[k].longest_gap(w["start"], w["end"], excused) for k in KINDS}
+        for kind in KINDS:
+            row[f"{kind}_gap_s"] = gaps[kind]["gap"]
+        problems, unjudged = _judge_service(row, gaps, bound)
+    else:
+        row["measure"] = (
+            "from its heal to the first ack"
+            if c.cls == "majority"
+            else "from its start to the first ack"
+        )
+        since = w["end"] if c.cls == "majority" else w["start"]
+        rec = {k: attempts[k].after(since) for k in KINDS}
+        for kind in KINDS:
+            row[f"{kind}_recovery_s"] = rec[kind]["back"]
+        problems, unjudged = _judge_recovery(row, rec, bound)
+    row["judged"] = len(unjudged) < len(KINDS)
+    row["unjudged"] = unjudged
+    row["not_judged_because"] = None if row["judged"] else "; ".join(unjudged.values())
+    row["ok"] = (not problems) if row["judged"] else None
+    return row, problems
 
 
 def check_failover(ctx: CheckContext) -> dict[str, Any]:
     bound = float(ctx.test.get("failover_bound", DEFAULT_BOUND_S))
     windows = fault_windows(ctx.history)
     nodes = _nodes(ctx)
-    writes = write_fs(ctx.test)
-    ops = timed_ops(ctx.history)
-    reads = read_fs(ctx.test, ops)
-    by_down: dict[tuple[frozenset[str], int], dict[str, _Attempts]] = {}
+    classes = [classify(w, nodes) for w in windows]
+    excused = _excuses(windows, classes, bound)
+    index = _Index(ctx)
     rows, problems = [], []
-    for w in windows:
-        hits, majority_gone = _classify(w, nodes)
-        since = w["end"] if majority_gone else w["start"]
-        value = fault_value(w)
-        # A killed node answers for the few ms its signal takes to land (a node with
-        # early-ack did): service is back only when a node the fault spared answers.
-        down = (
-            frozenset(value.get("targets") or []) if effect(w["fault"]) == "stops" else frozenset()
-        )
-        key = (down, w["end"] if down else 0)
-        if key not in by_down:
-            by_down[key] = {
-                "write": _Attempts(ops, writes, *key),
-                "read": _Attempts(ops, reads, *key),
-            }
-        attempts = by_down[key]
-        rec = {"write": attempts["write"].after(since), "read": attempts["read"].after(since)}
-        row = {
-            "fault": w["fault"],
-            "start_s": round(w["start"] / NS, 3),
-            "end_s": round(w["end"] / NS, 3),
-            "leader": value.get("leader"),
-            "targets": value.get("targets"),
-            "hits_leader": hits,
-            "judged": hits,
-            "not_judged_because": None
-            if hits
-            else (
-                "leader untouched" if effect(w["fault"]) in JUDGED_EFFECTS else "needs no failover"
-            ),
-            "measured_from": "end" if majority_gone else "start",
-            "write_recovery_s": rec["write"]["back"],
-            "read_recovery_s": rec["read"]["back"],
-        }
-        row_problems = _judge(row, rec, bound) if hits else []
-        row["ok"] = not row_problems if hits else None
+    for w, c in zip(windows, classes, strict=True):
+        # Only failover-class faults excuse time, so a service window is never excused by itself.
+        row, row_problems = _row(w, c, index.for_window(w), excused, bound)
         rows.append(row)
         problems += row_problems
     res: dict[str, Any] = {
@@ -225,6 +313,9 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
         "bound_s": bound,
         "faults_count": len(rows),
         "faults_judged": sum(r["judged"] for r in rows),
+        "by_class": {
+            k: sum(r["class"] == k for r in rows) for k in ("leader", "majority", "service")
+        },
         "faults": rows,
         "by_kind": _by_kind(rows),
         "failures": problems,
@@ -233,9 +324,9 @@ def check_failover(ctx: CheckContext) -> dict[str, Any]:
         res["why"] = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
     elif not any(r["judged"] for r in rows):
         # Nothing to judge is not a failure of the system; say so rather than go unknown,
-        # which would turn every run with only link or clock faults into exit code 2.
+        # which would turn every run whose load ended before its faults into exit code 2.
         res["note"] = (
-            "no fault hit the leader, so failover was never exercised"
+            "no client op was attempted while any fault acted or recovered"
             if rows
             else "no faults were injected"
         )

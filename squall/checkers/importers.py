@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from squall.checkers.edn import Keyword, parse_edn, parse_edn_items
 from squall.history import (
     NEMESIS,
     TYPES,
@@ -44,22 +45,26 @@ ALIASES = {
 }
 
 
-class Keyword(str):
-    """An EDN keyword (``:ok``), kept apart from strings only while parsing."""
-
-
 def detect_format(text: str) -> str:
+    """The format of a history from its first line of content; an empty history
+    (no content at all) is JSON Lines, and any reader gives it no operations."""
+    comments = False
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
+            continue
+        if line.startswith(";"):  # EDN comments (Knossos and Jepsen head files with them)
+            comments = True
             continue
         if "jepsen.util" in line:
             return "etcd-log"
         if line.startswith('{"') or line.startswith('[{"') or _is_json(line):
             return "jsonl"
-        if line.startswith("{:") or line.startswith("[") or line.startswith("{"):
+        if line.startswith(("{", "[", "(")):
             return "edn"
         break
+    else:
+        return "edn" if comments else "jsonl"
     raise HistoryError(
         "cannot tell the history's format from its first line; give one of "
         f"{', '.join(FORMATS)} explicitly (--format)"
@@ -67,11 +72,11 @@ def detect_format(text: str) -> str:
 
 
 def _is_json(line: str) -> bool:
+    """A JSON object: what a line of JSON Lines history holds (``[]`` is EDN's empty vector)."""
     try:
-        json.loads(line)
+        return isinstance(json.loads(line), dict)
     except (ValueError, RecursionError):
         return False
-    return True
 
 
 def load(path: str | os.PathLike[str], fmt: str | None = None) -> list[Op]:
@@ -106,91 +111,11 @@ def read(
     return HistoryRead(ops=ops, damage=damage, source=source)
 
 
-def _with_line(op: Op, line: int) -> Op:
-    return op.with_(extra={**op.extra, "line": line})
-
-
 # --- EDN ---------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"""\s+|,|;[^\n]*
-    |(?P<open>\#\{|[{\[(])|(?P<close>[}\])])
-    |(?P<str>"(?:[^"\\]|\\.)*")
-    |(?P<atom>[^\s,{}\[\]()"]+)""",
-    re.VERBOSE,
-)
-_INT = re.compile(r"[-+]?\d+N?$")
-_FLOAT = re.compile(r"[-+]?\d+\.\d*(?:[eE][-+]?\d+)?M?$")
-
-
-def _tokens(text: str, source: str, line0: int) -> Iterator[tuple[str, str, int]]:
-    pos, line = 0, line0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise HistoryError(f"{source}:{line}: cannot read EDN at {text[pos : pos + 20]!r}")
-        kind = m.lastgroup
-        if kind is not None:
-            yield kind, m.group(kind), line
-        line += m.group(0).count("\n")
-        pos = m.end()
-
-
-def _atom(tok: str) -> Any:
-    if tok == "nil":
-        return None
-    if tok in ("true", "false"):
-        return tok == "true"
-    if _INT.match(tok):
-        return int(tok.rstrip("N"))
-    if _FLOAT.match(tok):
-        return float(tok.rstrip("M"))
-    if tok.startswith(":"):
-        return Keyword(tok[1:])
-    return tok
-
-
-def parse_edn(text: str, source: str = "edn", line0: int = 1) -> list[tuple[Any, int]]:
-    """Every top-level EDN value in ``text``, with the line it starts on."""
-    stack: list[tuple[str, list[Any], int]] = []
-    top: list[tuple[Any, int]] = []
-    closers = {"{": "}", "[": "]", "(": ")", "#{": "}"}
-    for kind, tok, line in _tokens(text, source, line0):
-        if kind == "open":
-            stack.append((tok, [], line))
-            continue
-        if kind == "close":
-            if not stack or closers[stack[-1][0]] != tok:
-                raise HistoryError(f"{source}:{line}: unbalanced {tok!r} in EDN")
-            opener, items, start = stack.pop()
-            if opener == "{":
-                if len(items) % 2:
-                    raise HistoryError(f"{source}:{start}: an EDN map has an odd number of forms")
-                try:
-                    value: Any = {items[i]: items[i + 1] for i in range(0, len(items), 2)}
-                except TypeError:  # a vector or map as a key: EDN allows it, histories do not
-                    raise HistoryError(
-                        f"{source}:{start}: an EDN map key is a collection"
-                    ) from None
-            else:
-                value = items
-            line = start
-        elif kind == "str":
-            value = json.loads(tok) if "\\" in tok else tok[1:-1]
-        else:
-            value = _atom(tok)
-        if stack:
-            stack[-1][1].append(value)
-        else:
-            top.append((value, line))
-    if stack:
-        raise HistoryError(
-            f"{source}:{stack[-1][2]}: EDN form opened here is never closed (truncated file?)"
-        )
-    return top
 
 
 def _plain(v: Any) -> Any:
+    """A parsed EDN value as JSON's: keywords become strings."""
     if isinstance(v, Keyword):
         return str(v)
     if isinstance(v, list):
@@ -201,46 +126,51 @@ def _plain(v: Any) -> Any:
 
 
 def _edn(text: str, source: str) -> Iterator[Op]:
-    forms = parse_edn(text, source)
-    if len(forms) == 1 and isinstance(forms[0][0], list):
-        # One vector holding the whole history: lines come from each map's start.
-        forms = parse_edn(text.strip()[1:].rsplit("]", 1)[0], source)
-    for value, line in forms:
+    # One map a line, or one vector or list holding them (lines: each map's start).
+    for i, (value, line) in enumerate(parse_edn_items(text, source)):
         if not isinstance(value, dict):
             raise HistoryError(f"{source}:{line}: expected an EDN map like {{:process 0 ...}}")
-        yield _with_line(_edn_op(value, line, source), line)
+        yield _edn_op(value, line, source, i)
 
 
-def _edn_op(m: dict[Any, Any], line: int, source: str) -> Op:
-    obj = {str(k): v for k, v in m.items()}
-    process = obj.get("process")
-    if isinstance(process, Keyword):
-        obj["process"] = NEMESIS if process == "nemesis" else str(process)
-    out = {k: _plain(v) for k, v in obj.items() if k != "key"}
-    if "key" in obj:
-        out["value"] = [_plain(obj["key"]), out.get("value")]
+def _edn_op(m: dict[Any, Any], line: int, source: str, index: int) -> Op:
+    out = {str(k): v if type(v) in _SCALARS else _plain(v) for k, v in m.items()}
+    process = out.get("process")
+    if type(process) is Keyword:
+        out["process"] = NEMESIS if process == "nemesis" else str(process)
+    if "key" in out:
+        out["value"] = [out.pop("key"), out.get("value")]
+    out["line"] = line  # into extra, where every format keeps it
+    out.setdefault("index", index)
     return op_from_json(out, line, source)
+
+
+_SCALARS = frozenset({int, float, bool, str, type(None)})
 
 
 # --- etcd jepsen.util log ----------------------------------------------------
 
-_ETCD = re.compile(r"jepsen\.util\s+-\s+(\S+)\t:(\w+)\t:([\w-]+)(?:\t(.*))?$")
+# Columns are separated by a tab in Porcupine's files and by runs of spaces
+# where a log was re-indented or copied from a terminal: either is a separator.
+_ETCD = re.compile(r"jepsen\.util\s+-\s+(\S+)[ \t]+:([\w-]+)[ \t]+:([\w-]+)(?:[ \t]+(.*?))?\s*$")
+_ETCD_SHAPE = "'INFO  jepsen.util - <process> :<type> :<f> <value>' (tab- or space-separated)"
 
 
 def _etcd_log(text: str, source: str) -> Iterator[Op]:
+    index = 0
     for n, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         m = _ETCD.search(raw)
         if m is None:
             raise HistoryError(
-                f"{source}:{n}: not a jepsen.util op line "
-                "('INFO  jepsen.util - <process>\\t:<type>\\t:<f>\\t<value>'), "
-                f"got {raw[:60]!r}"
+                f"{source}:{n}: not a jepsen.util op line ({_ETCD_SHAPE}), got {raw.strip()[:80]!r}"
             )
         proc_s, type_, f, rest = m.groups()
         if type_ not in TYPES:
-            raise HistoryError(f"{source}:{n}: type {type_!r} is not one of {', '.join(TYPES)}")
+            raise HistoryError(
+                f"{source}:{n}: type {type_!r} is not one of {', '.join(TYPES)}, in {raw.strip()[:80]!r}"
+            )
         process: int | str = int(proc_s) if proc_s.lstrip("-").isdigit() else proc_s.lstrip(":")
         value: Any = None
         if rest and not rest.startswith(":"):  # ":timed-out" and the like are not values
@@ -248,4 +178,6 @@ def _etcd_log(text: str, source: str) -> Iterator[Op]:
             value = _plain(forms[0][0]) if forms else None
         error = "precondition_failed" if type_ == "fail" and f == "cas" else None
         obj = {"process": process, "type": type_, "f": f, "value": value, "error": error}
-        yield _with_line(op_from_json(obj, n, source), n)
+        obj.update(line=n, index=index)
+        index += 1
+        yield op_from_json(obj, n, source)

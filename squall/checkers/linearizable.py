@@ -25,11 +25,12 @@ import math
 import os
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
+from squall.checkers._lin_core import Limits, check_core, search_columns
 from squall.checkers._lin_pool import picklable, run_parallel
-from squall.checkers._lin_search import Outcome, search
+from squall.checkers._lin_search import Outcome
 from squall.checkers.base import CheckContext, Checker
 from squall.checkers.models import UNKNOWN, Model, get_model
 from squall.history import FAIL, INFO, INVOKE, NEMESIS, OK, HistoryError, Op, Process
@@ -42,12 +43,17 @@ _SEQ = (list, tuple)  # a tuple, not list | tuple: the union is rebuilt on every
 # many-key check got slower with it). Checked once the search ran a while.
 PARALLEL_AFTER_S = 0.3
 POOL_PAYS_S = 2.0
-DEFAULT_MAX_STATES = 4_000_000  # ~1 GB of cached configurations per partition
+# The cache's memory budget per partition. On exhaustion the answer is
+# unknown, with the reason: a shared CI machine must not be driven to swap.
+DEFAULT_MAX_BYTES = 1 << 30
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """One client operation as the search sees it."""
+class Operation(NamedTuple):
+    """One client operation as the search sees it.
+
+    A named tuple, not a frozen dataclass: one is built per operation of every
+    history checked, and a frozen dataclass's __init__ (a setattr per field)
+    cost more than the compiled search of a small history."""
 
     process: Process
     key: Hashable
@@ -140,7 +146,14 @@ class _Converter:
 
     def __call__(self, ipos: int, inv: Op, cpos: float, comp: Op | None) -> Operation | None:
         model = self.model
-        key, arg = self.split(inv)
+        v = inv.value
+        # split(), inlined for the common case: this runs once per operation.
+        if not self.keyed:
+            key, arg = None, v
+        elif type(v) is list and len(v) == 2 and type(v[0]) in _PLAIN_KEYS:
+            key, arg = v
+        else:
+            key, arg = self.split(inv)
         try:
             f = self.fs.get(inv.f) or self.fs.setdefault(inv.f, model.canonical_f(inv.f))
             readonly = f in model.readonly
@@ -168,6 +181,9 @@ class _Converter:
         return Operation(inv.process, key, inp, UNKNOWN, ipos, INF, inv, comp)
 
 
+_PLAIN_KEYS = frozenset({str, int})  # keys _hashable returns as they are
+
+
 def _hashable(key: Any) -> Hashable:
     """A key as the partition's dict key: lists as tuples (Jepsen keys may be vectors),
     and anything else unhashable (a map) as its canonical JSON, so equal keys meet."""
@@ -188,20 +204,9 @@ def partition(model: Model, operations: Sequence[Operation]) -> dict[Hashable, l
 
 
 def check_partition(
-    model: Model,
-    ops: Sequence[Operation],
-    deadline: float | None,
-    max_states: int | None,
-    track: bool = False,
+    model: Model, ops: Sequence[Operation], limits: Limits, track: bool = False
 ) -> Outcome:
-    return search(
-        model.init,
-        model.step,
-        *_columns(model, ops),
-        deadline=deadline,
-        max_states=max_states,
-        track=track,
-    )
+    return search_columns(model, _columns(model, ops), limits, track)
 
 
 Columns = tuple[list[Any], list[Any], list[float], list[float], list[bool]]
@@ -221,8 +226,7 @@ def _columns(model: Model, ops: Sequence[Operation]) -> Columns:
 def _run_parallel(
     model: Model,
     parts: list[tuple[Hashable, list[Operation]]],
-    deadline: float | None,
-    max_states: int | None,
+    limits: Limits,
     workers: int,
 ) -> dict[Hashable, Outcome]:
     """Partitions checked by worker processes; any a worker could not finish
@@ -230,9 +234,7 @@ def _run_parallel(
     # A model whose step is a lambda or closure cannot reach another process:
     # all its partitions are checked here, in order, below.
     results = (
-        run_parallel(
-            model, [(k, _columns(model, ops)) for k, ops in parts], workers, deadline, max_states
-        )
+        run_parallel(model, [(k, _columns(model, ops)) for k, ops in parts], workers, limits)
         if picklable(model)
         else {}
     )
@@ -240,7 +242,7 @@ def _run_parallel(
         return results
     for key, ops in parts:
         if key not in results:
-            results[key] = check_partition(model, ops, deadline, max_states)
+            results[key] = check_partition(model, ops, limits)
             if results[key].valid is False:
                 break
     return results
@@ -250,16 +252,25 @@ def check_operations(
     model: Model,
     operations: Sequence[Operation],
     time_limit: float | None = None,
-    max_states: int | None = DEFAULT_MAX_STATES,
+    max_states: int | None = None,
     parallel: bool | None = None,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    core: str = "auto",
 ) -> dict[str, Any]:
     """The verdict for already-paired operations, with a counterexample if invalid.
 
     ``parallel``: None decides by itself (a pool only when the sequential
     work so far took long and much remains), True/False force it.
+    ``max_bytes`` bounds each partition's cache (``max_states``, if given,
+    its count of configurations too); ``core``: auto (the compiled search
+    where it applies), rust (refuse otherwise) or python.
     """
     t0 = time.monotonic()
     deadline = None if time_limit is None else t0 + time_limit
+    limits = Limits(
+        deadline=deadline, max_bytes=max_bytes, max_states=max_states, core=check_core(core)
+    )
     # Small partitions first: cheap ones often hold the violation, and what
     # remains when the pool takes over is the expensive part.
     parts = sorted(partition(model, operations).items(), key=lambda kv: len(kv[1]))
@@ -271,16 +282,16 @@ def check_operations(
         if _use_pool(
             parallel, time.monotonic() - t0, total - remaining, remaining, len(left), workers
         ):
-            results.update(_run_parallel(model, left, deadline, max_states, workers))
+            results.update(_run_parallel(model, left, limits, workers))
             break
         if deadline is not None and time.monotonic() > deadline:
             break  # the partitions left are unchecked: the verdict is unknown
-        outcome = check_partition(model, ops, deadline, max_states)
+        outcome = check_partition(model, ops, limits)
         results[key] = outcome
         remaining -= len(ops)
         if outcome.valid is False:
             break
-    return _verdict(model, dict(parts), results, deadline, max_states, time.monotonic() - t0)
+    return _verdict(model, dict(parts), results, limits, time.monotonic() - t0)
 
 
 def _use_pool(
@@ -302,12 +313,9 @@ def _verdict(
     model: Model,
     parts: dict[Hashable, list[Operation]],
     results: dict[Hashable, Outcome],
-    deadline: float | None,
-    max_states: int | None,
+    limits: Limits,
     seconds: float,
 ) -> dict[str, Any]:
-    from squall.checkers.counterexample import counterexample  # only built when needed
-
     t_end = time.monotonic()
     res: dict[str, Any] = {
         "valid": True,
@@ -317,10 +325,16 @@ def _verdict(
         "partitions_checked": len(results),
         "states_explored": sum(o.states for o in results.values()),
         "search_seconds": round(seconds, 4),
+        "core": "+".join(sorted({o.core for o in results.values()})) or "none",
     }
+    weighed = [o.peak_bytes for o in results.values() if o.peak_bytes is not None]
+    if weighed:
+        res["cache_peak_bytes"] = max(weighed)
     failed = [k for k, o in results.items() if o.valid is False]
     unknown = [k for k, o in results.items() if o.valid == "unknown"]
     if failed:
+        from squall.checkers.counterexample import counterexample  # only built when needed
+
         key = failed[0]
         res["valid"] = False
         res["failed_key"] = _jsonable(key)
@@ -328,8 +342,9 @@ def _verdict(
         # and valid partitions never pay for recording the deepest prefix.
         # A deadline still applies (as long as the first search took, at
         # least); if it runs out, the verdict stands without a prefix.
+        deadline = limits.deadline
         rerun_deadline = None if deadline is None else t_end + max(deadline - t_end, seconds, 1.0)
-        again = check_partition(model, parts[key], rerun_deadline, max_states, track=True)
+        again = check_partition(model, parts[key], replace(limits, deadline=rerun_deadline), True)
         res["counterexample"] = ce = counterexample(model, key, parts[key], again.best)
         res["why"] = _why_invalid(key, ce, len(parts))
     elif unknown or len(results) < len(parts):
@@ -337,10 +352,11 @@ def _verdict(
         reasons = sorted({o.reason or "" for o in results.values() if o.valid == "unknown"})
         res["unknown_reason"] = "; ".join(r for r in reasons if r) or "time limit reached"
         res["unknown_keys"] = [_jsonable(k) for k in unknown[:20]]
+        bound = "memory budget (max_bytes)" if "memory" in res["unknown_reason"] else "time limit"
         res["why"] = (
             f"linearizability undecided: {res['unknown_reason']} after {seconds:.1f}s with "
             f"{len(parts) - len(results) + len(unknown)} of {len(parts)} keys open; raise the "
-            "time limit, or use more keys so each stays small"
+            f"{bound}, or use more keys so each stays small"
         )
     return res
 
@@ -376,13 +392,19 @@ def check(
     history: Sequence[Op],
     time_limit: float | None = None,
     keyed: bool | None = None,
-    max_states: int | None = DEFAULT_MAX_STATES,
+    max_states: int | None = None,
     parallel: bool | None = None,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    core: str = "auto",
 ) -> dict[str, Any]:
-    """Checks a whole history (nemesis ops are ignored) against ``model``."""
+    """Checks a whole history (nemesis ops are ignored) against ``model``
+    (``check_operations`` says what the limits and ``core`` mean)."""
     m = get_model(model) if isinstance(model, str) else model
     operations = to_operations(m, history, keyed)
-    return check_operations(m, operations, time_limit, max_states, parallel)
+    return check_operations(
+        m, operations, time_limit, max_states, parallel, max_bytes=max_bytes, core=core
+    )
 
 
 def linearizable_checker(

@@ -60,6 +60,10 @@ class Model:
     readonly: frozenset[str]  # ops with no effect: an indeterminate one can be dropped
     aliases: tuple[tuple[str, str], ...] = ()  # other names for the same op
     partition_by_key: bool = True
+    # The compiled step that does what ``step`` does (squall_core: register,
+    # cas-register, kv), so the compiled search may check this model; None
+    # for a model only its Python ``step`` can run (every user's own).
+    core: str | None = None
 
     def canonical_f(self, f: str) -> str:
         """The model's name for ``f``; raises ValueError naming the known ones."""
@@ -175,6 +179,7 @@ def kv_step(state: Any, inp: tuple[str, Any], out: Any) -> tuple[bool, Any]:
 
 REGISTER = Model(
     name="register",
+    core="register",
     init=None,
     step=register_step,
     fs=frozenset({"read", "write"}),
@@ -183,6 +188,7 @@ REGISTER = Model(
 
 CAS_REGISTER = Model(
     name="cas-register",
+    core="cas-register",
     init=None,
     step=cas_register_step,
     fs=frozenset({"read", "write", "cas"}),
@@ -191,6 +197,7 @@ CAS_REGISTER = Model(
 
 KV = Model(
     name="kv",
+    core="kv",
     init="",  # a missing key reads as the empty string, as in Porcupine's kv model
     step=kv_step,
     fs=frozenset({"get", "put", "append"}),
@@ -201,6 +208,7 @@ KV = Model(
 # written {from, to}; reads return the status, "create" sets the first one.
 TASK_STATE = Model(
     name="task-state",
+    core="cas-register",
     init=None,
     step=cas_register_step,
     fs=frozenset({"read", "write", "cas"}),

@@ -54,11 +54,12 @@ from squall.cluster.dockerutil import (
 from squall.cluster.image import ensure_image
 from squall.cluster.procs import process_stopped
 from squall.protocols import NodeSpec, System
-from squall.util import free_port, write_private
+from squall.util import free_ports, write_private
 
 DATA_DIR = "/var/lib/squall"  # every node's data volume, whatever the system
 CONFIG_DIR = "/etc/squall"  # where a NodeSpec's files are mounted
 NODE_MEMORY = "1g"  # each node container's memory limit (swap included)
+PORT_TRIES = 3  # starts of one node whose published port another run took first
 _NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
@@ -119,10 +120,7 @@ class DockerCluster(Cluster):
             image = ensure_image(self.system.image(), self._say, self.client)
             self._tmp = Path(tempfile.mkdtemp(prefix=f"squall-{self.spec.name}-"))
             self._create_network()
-            for node in self.nodes:
-                for port in self.system.ports:
-                    if port.client:
-                        self._ports[(node, port.name)] = free_port()
+            self._pick_ports(self.nodes)
             self._say(f"starting {len(self.nodes)} containers on {self.network_name}")
             with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
                 started = list(pool.map(lambda n: self._run_container(image, n), self.nodes))
@@ -210,11 +208,32 @@ class DockerCluster(Cluster):
             memswap_limit=self.memory,
         )
 
+    def _pick_ports(self, nodes: list[str]) -> None:
+        # All at once, held open together, so two nodes of one run never get the same port.
+        keys = [(n, p.name) for n in nodes for p in self.system.ports if p.client]
+        self._ports.update(zip(keys, free_ports(len(keys)), strict=True))
+
     def _run_container(self, image: str, node: str) -> Container:
-        try:
-            return self.client.containers.run(**self._run_kwargs(image, node))
-        except docker.errors.APIError as exc:
-            raise ClusterError(f"could not start the container for {node}: {exc}") from None
+        # A port free when picked can be taken before Docker binds it: another run on
+        # the machine picked the same one (seen with four test runs at once). Docker
+        # then refuses the start; the node gets fresh ports and one more try.
+        for attempt in range(PORT_TRIES):
+            try:
+                return self.client.containers.run(**self._run_kwargs(image, node))
+            except docker.errors.APIError as exc:
+                if "port is already allocated" not in str(exc) or attempt == PORT_TRIES - 1:
+                    raise ClusterError(f"could not start the container for {node}: {exc}") from None
+                self._discard(node)
+                self._pick_ports([node])
+        raise AssertionError("unreachable")
+
+    def _discard(self, node: str) -> None:
+        """Removes the node's half-started container so its name can be used again."""
+        for c in self.client.containers.list(
+            all=True,
+            filters={"label": f"{LABEL_NODE}={node}", "name": f"squall-{self.spec.name}-{node}"},
+        ):
+            quietly(partial(c.remove, force=True, v=True))
 
     def log_tail(self, node: str, lines: int = 20) -> str:
         try:

@@ -11,7 +11,8 @@ alternatives tried on this machine because it is the only one that
   see buffered writeback under cgroup v1 (so fsync would not stall) and
   needs the data on a real block device; ``fsfreeze`` needs a loop-mounted
   ext4 per node and a privileged container;
-* can also make fsync fail with EIO, the other half of a sick disk.
+* can also make fsync fail with EIO, the other half of a sick disk, and
+  fill the disk (``mode: enospc``: writes and creations fail with ENOSPC).
 
 The container needs ``/dev/fuse`` and ``SYS_ADMIN`` (no privileged mode).
 mfusepy is not in Debian, and the image is built without a registry, so it
@@ -28,6 +29,7 @@ import importlib.util
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from squall.util import WaitTimeout, wait_until
 CONTROL = "/run/squall-stallfs"
 IN_CONTAINER = "/opt/squall-nemesis"
 STALLFS = f"{IN_CONTAINER}/stallfs.py"
-MODES = ("stall", "eio")
+MODES = ("stall", "eio", "enospc")
 
 
 def mfusepy_path(fault: str) -> str:
@@ -109,21 +111,14 @@ class DiskStall(Fault):
             )
         seen = [""]
 
-        def died() -> bool:
-            # Of the failing disk (fail-stop: etcd exits on a failed fsync), between
-            # the switch and a look at the state: the fault took effect.
-            if mode == "eio" and not self.live.is_running(node):
-                seen[0] = "exited"
-                return True
-            return False
-
         def holds() -> bool:
-            if died():
-                return True
             try:
                 rc, seen[0] = self.live.exec(node, ["cat", f"{CONTROL}/state"])
             except ClusterError:
-                if died():
+                # A store that will not write past a failed fsync or a full disk stops
+                # itself at once, often before the state is read back: the mode took.
+                if mode != "pass" and not self.live.is_running(node):
+                    seen[0] = "the node stopped itself"
                     return True
                 raise
             return rc == 0 and seen[0].split()[:1] == [mode]
@@ -217,26 +212,36 @@ class DiskStall(Fault):
             )
         return busy
 
+    def _stopped(self, node: str) -> bool:
+        return not self.live.is_running(node)
+
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         nodes, self.stalled = self.stalled, []
         released = time.monotonic()
-        exited = []
+        restarted = []
         for node in nodes:
             if self.live.is_running(node):
-                self.set_mode(node, "pass")
-            else:
-                exited.append(node)
-        # A node that stopped itself on its failing disk is started again once the
-        # disk is sound, as its supervisor would (Debian's etcd unit: Restart=on-failure);
-        # otherwise it stays down to the end and the run cannot be judged.
-        for node in exited:
+                try:
+                    self.set_mode(node, "pass")
+                    continue
+                except (NemesisError, ClusterError) as exc:
+                    # It was stopping itself as we asked (exec exit 137): restart it
+                    # like the others, or the nodes after it would stay down too.
+                    try:
+                        wait_until(partial(self._stopped, node), 5.0, f"{node} exiting")
+                    except WaitTimeout:
+                        raise exc from None
+            # It stopped itself: a store that will not trust a failed fsync exits (eio)
+            # or a write (enospc). A supervisor restarts it on the healed disk; so does this.
+            self.live.write_file(node, f"{CONTROL}/mode", b"pass\n")
             self.live.start(node)
+            restarted.append(node)
         for t in self._threads:
             t.join(60)
         self._threads = []
         value: dict[str, Any] = {"targets": nodes}
-        if exited:
-            value["restarted"] = exited
+        if restarted:
+            value["restarted"] = restarted
         if self.snapshots:
             value["snapshots"] = {
                 n: {k: v for k, v in s.items() if k != "returned"}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,45 @@ class Event:
         return cls(parse_duration(raw["at"], f"{where} at"), fault, duration, params)
 
 
+# The share of a random schedule's faults that target the leader by name (Jepsen's
+# ``primaries``): one in every two. A failover is what the suite exists to time,
+# and a uniform draw over the menus hit the leader in about one fault in five,
+# so a 30 s run often had none. Pairs, not coin flips: every two consecutive
+# faults hold exactly one leader fault, in an order drawn from the seed, so any
+# run with two faults has a failover and another fault. The other faults draw
+# from the rest of the menus, where a random target may land on the leader too.
+LEADER_SHARE = 0.5
+
+
+def _leader_slots(rng: random.Random) -> Iterator[bool]:
+    """For each fault in turn, whether it targets the leader: one of every pair, seeded."""
+    while True:
+        first = rng.random() < LEADER_SHARE
+        yield first
+        yield not first
+
+
+def _leader_relative(entry: Mapping[str, Any]) -> bool:
+    return any(entry.get(k) == "leader" for k in LEADER_RELATIVE)
+
+
+def _draw(rng: random.Random, names: Sequence[str], leader: bool) -> tuple[str, Mapping[str, Any]]:
+    """A fault and one of its menu entries: a leader-relative one in a leader slot.
+
+    A slot's wish is kept when some fault can grant it (a user's fault may offer
+    no leader entry, and a menu may be only leader entries); otherwise the
+    whole menu is drawn from.
+    """
+    menus = {n: registry.fault(n).menu for n in names}
+    fits = {n: [e for e in m if _leader_relative(e) == leader] for n, m in menus.items()}
+    able = [n for n in names if fits[n]]
+    if not able:
+        fault = rng.choice(list(names))
+        return fault, rng.choice(menus[fault])
+    fault = rng.choice(able)
+    return fault, rng.choice(fits[fault])
+
+
 @dataclass(frozen=True)
 class Step:
     at: float
@@ -146,12 +185,13 @@ class Schedule:
         rng = random.Random(f"schedule:{seed}")
         events: list[Event] = []
         t = interval * rng.uniform(0.5, 1.5)
+        leader_slots = _leader_slots(rng)
         while names:
             hold = round(interval * rng.uniform(0.5, 1.5), 3)
             if t + hold > time_limit:
                 break
-            fault = rng.choice(names)
-            params = dict(rng.choice(registry.fault(fault).menu))
+            fault, entry = _draw(rng, names, next(leader_slots))
+            params = dict(entry)
             if fault == "clock":
                 params["offset"] = round(rng.uniform(1, 60), 3) * rng.choice([-1, 1])
             events.append(Event(round(t, 3), fault, hold, params))

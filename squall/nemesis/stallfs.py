@@ -16,8 +16,14 @@ sits inside the FUSE loop):
 * ``pass``  — plain passthrough;
 * ``stall`` — writes, fsyncs and metadata changes block (not fail) until the
   mode changes; reads go on, like a disk whose write queue is stuck;
-* ``eio``   — fsync (and fdatasync) fail with EIO; writes still land in the
-  page cache, as on a disk that lost its write-back.
+* ``eio``   — fsync (and fdatasync) fail with EIO, and the file loses what
+  was written since its last good fsync (it is cut back to that size), as
+  Linux may do: after a failed write-back the dirty pages are dropped and the
+  error cleared, so a store that retries the fsync sees it succeed without
+  the bytes (PostgreSQL's "fsyncgate"). A store that forgives the failure
+  has a hole in its log; one that stops re-reads what the disk holds.
+* ``enospc`` — the disk is full: writes and file creation fail with ENOSPC
+  (reads, fsyncs, renames and deletions go on), until the mode changes.
 
 ``<control>/state`` echoes the mode in effect and how many calls are blocked
 now, so the nemesis can wait for the mode to hold instead of sleeping.
@@ -37,7 +43,7 @@ from typing import Any
 
 import mfusepy  # type: ignore[import-not-found]
 
-MODES = ("pass", "stall", "eio")
+MODES = ("pass", "stall", "eio", "enospc")
 WATCH_EVERY = 0.02
 
 
@@ -51,6 +57,9 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
         self.blocked = 0
         self.cond = threading.Condition()
         self.tick = threading.Event()
+        # inode -> its size after its last good fsync (a file found at mount counts
+        # as synced at the size it had when first opened): what an eio fsync keeps.
+        self.synced: dict[int, int] = {}
 
     # -- control --------------------------------------------------------
     def watch(self) -> None:
@@ -75,7 +84,7 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
             # under a preloaded clock faker that kept the monotonic clock real.
             self.tick.wait(WATCH_EVERY)
 
-    def gate(self, fsync: bool = False) -> None:
+    def gate(self, fsync: bool = False, grows: bool = False) -> None:
         with self.cond:
             if self.mode == "stall":
                 self.blocked += 1
@@ -86,6 +95,8 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
                     self.blocked -= 1
             if fsync and self.mode == "eio":
                 raise mfusepy.FuseOSError(errno.EIO)
+            if grows and self.mode == "enospc":
+                raise mfusepy.FuseOSError(errno.ENOSPC)
 
     # -- helpers ----------------------------------------------------------
     @staticmethod
@@ -142,7 +153,10 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
     def open(self, path: str, flags: int) -> int:
         if flags & os.O_TRUNC:
             self.gate()
-        return os.open(self.rel(path), flags & ~os.O_CREAT, dir_fd=self.root)
+        fh = os.open(self.rel(path), flags & ~os.O_CREAT, dir_fd=self.root)
+        st = os.fstat(fh)
+        self.synced.setdefault(st.st_ino, 0 if flags & os.O_TRUNC else st.st_size)
+        return fh
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         return os.pread(fh, size, offset)
@@ -156,28 +170,48 @@ class StallFS(mfusepy.Operations):  # type: ignore[misc]
 
     # -- writes (gated) -----------------------------------------------------
     def create(self, path: str, mode: int, flags: int) -> int:
-        self.gate()
-        return os.open(self.rel(path), flags | os.O_CREAT, mode, dir_fd=self.root)
+        self.gate(grows=True)
+        fh = os.open(self.rel(path), flags | os.O_CREAT, mode, dir_fd=self.root)
+        st = os.fstat(fh)
+        if flags & os.O_TRUNC or st.st_size == 0:
+            self.synced[st.st_ino] = 0
+        else:
+            self.synced.setdefault(st.st_ino, st.st_size)
+        return fh
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        self.gate()
+        self.gate(grows=True)
         return os.pwrite(fh, data, offset)
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         self.gate()
         if fh is not None:
             os.ftruncate(fh, length)
+            self._cut_synced(fh, length)
             return 0
         fd = os.open(self.rel(path), os.O_WRONLY, dir_fd=self.root)
         try:
             os.ftruncate(fd, length)
+            self._cut_synced(fd, length)
         finally:
             os.close(fd)
         return 0
 
+    def _cut_synced(self, fd: int, length: int) -> None:
+        ino = os.fstat(fd).st_ino
+        self.synced[ino] = min(self.synced.get(ino, length), length)
+
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        self.gate(fsync=True)
+        st = os.fstat(fh)
+        try:
+            self.gate(fsync=True)
+        except mfusepy.FuseOSError:
+            keep = self.synced.get(st.st_ino, st.st_size)
+            if st.st_size > keep:  # the write-back failed: the unsynced tail is gone
+                os.ftruncate(fh, keep)
+            raise
         (os.fdatasync if datasync else os.fsync)(fh)
+        self.synced[st.st_ino] = st.st_size
         return 0
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:

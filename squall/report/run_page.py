@@ -249,35 +249,49 @@ def failover_table(results: Mapping[str, Any] | None) -> str:
         return '<p class="muted">No failover checker ran.</p>'
     rows = []
     for f in fo["faults"]:
-        judged = (
-            "yes" if f["judged"] else f"no ({f.get('not_judged_because') or 'leader untouched'})"
-        )
-        status = {True: "ok", False: "too slow / never", None: ""}[f.get("ok")]
-        cls = {True: "", False: ' class="bad"', None: ' class="muted"'}[f.get("ok")]
-        # A fault that took out a majority is timed from its heal (see checkers.failover).
-        heal = " after heal" if f.get("measured_from") == "end" else ""
+        cls = f.get("class") or ("leader" if f.get("hits_leader") else "—")
+        unjudged = f.get("unjudged") or {}
+        if f.get("unjudged") is None and not f["judged"]:  # a run judged before classes
+            unjudged = {"write": f.get("not_judged_because") or "leader untouched"}
+        status = {True: "ok", False: "too slow / never", None: "not judged"}[f.get("ok")]
+        tr = {True: "", False: ' class="bad"', None: ' class="muted"'}[f.get("ok")]
+        cells = [_failover_cell(f, kind, unjudged.get(kind)) for kind in ("write", "read")]
         rows.append(
-            f"<tr{cls}><td>{_e(f['fault'])}</td><td>{f['start_s']:.1f}–{f['end_s']:.1f}s"
+            f"<tr{tr}><td>{_e(f['fault'])}</td><td>{f['start_s']:.1f}–{f['end_s']:.1f}s"
             f"</td><td>{_e(_names(f.get('leader')))}</td><td>{_e(_names(f.get('targets')))}</td>"
-            f"<td>{judged}</td><td>{_fmt_s(f['write_recovery_s'])}{heal}</td>"
-            f"<td>{_fmt_s(f['read_recovery_s'])}{heal}</td><td>{status}</td></tr>"
+            f"<td>{_e(cls)}<br><small>{_e(f.get('class_reason') or '')}</small></td>"
+            f"<td>{_e(f.get('measure') or '')}</td><td>{cells[0]}</td><td>{cells[1]}</td>"
+            f"<td>{status}</td></tr>"
         )
     kinds = "".join(
         f"<tr><td>{_e(k)}</td><td>{v['count']}</td><td>{v['judged']}</td>"
         f"<td>{_fmt_s(v['write_p50_s'])}</td><td>{_fmt_s(v['write_max_s'])}</td>"
-        f"<td>{_fmt_s(v['read_p50_s'])}</td><td>{_fmt_s(v['read_max_s'])}</td></tr>"
+        f"<td>{_fmt_s(v['read_p50_s'])}</td><td>{_fmt_s(v['read_max_s'])}</td>"
+        f"<td>{_fmt_s(v.get('write_gap_max_s'))}</td><td>{_fmt_s(v.get('read_gap_max_s'))}</td></tr>"
         for k, v in fo["by_kind"].items()
     )
     return (
-        f"<p>Bound: {fo['bound_s']:g}s from the fault (or, for a fault that took out a "
-        "majority, from its heal) to the first acknowledged op invoked after it.</p><table><tr><th>fault</th><th>active</th><th>leader</th>"
-        "<th>targets</th><th>judged</th><th>write back</th><th>read back</th><th></th></tr>"
+        f"<p>Bound: {fo['bound_s']:g}s. A fault that removes the leader is timed from its "
+        "start, one that takes out a majority from its heal, to the first acknowledged op "
+        "invoked after it; a fault that leaves a working majority with its leader must not "
+        "stop service: its longest gap between acknowledged ops while it acts is held to "
+        "the bound.</p><table><tr><th>fault</th><th>active</th><th>leader</th>"
+        "<th>targets</th><th>class</th><th>measured</th><th>write</th><th>read</th><th></th></tr>"
         + "".join(rows)
         + "</table><table><tr><th>kind</th><th>faults</th><th>judged</th>"
-        "<th>write p50</th><th>write max</th><th>read p50</th><th>read max</th></tr>"
+        "<th>write back p50</th><th>write back max</th><th>read back p50</th>"
+        "<th>read back max</th><th>longest write gap</th><th>longest read gap</th></tr>"
         + kinds
         + "</table>"
     )
+
+
+def _failover_cell(f: Mapping[str, Any], kind: str, unjudged: str | None) -> str:
+    """One kind's measured figure, or the stated reason it was not judged."""
+    if unjudged:
+        return f'<span class="muted">not judged: {_e(unjudged)}</span>'
+    value = f.get(f"{kind}_gap_s") if f.get("class") == "service" else f.get(f"{kind}_recovery_s")
+    return _fmt_s(value)
 
 
 def _figures(res: Mapping[str, Any], most: int = 6) -> str:

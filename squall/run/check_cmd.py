@@ -16,7 +16,6 @@ from squall.checkers.importers import read
 from squall.checkers.linearizable import check
 from squall.checkers.models import get_model
 from squall.history import HistoryError
-from squall.report.linear_html import write_html
 from squall.run.verdict import conditions, note_conditions
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT = 0, 1, 2, 3
@@ -47,6 +46,8 @@ def run_check(
         print(f"squall check: {note}", file=err)
     note_conditions(result, conditions({}, got, interrupted=False), got)
     if html is not None and result["valid"] is False:
+        from squall.report.linear_html import write_html  # networkx: only when drawn
+
         write_html(html, result, history)
         result["html"] = str(html)
     print(json.dumps(result, default=str), file=out)

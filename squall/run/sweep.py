@@ -9,7 +9,10 @@ CI in another PID namespace, is never touched.
 
 from __future__ import annotations
 
-from docker.client import DockerClient
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the SDK is imported by the sweep's own work, not by its importers
+    from docker.client import DockerClient
 
 
 def sweep_leftovers(client: DockerClient | None = None) -> list[str]:

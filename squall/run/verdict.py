@@ -16,11 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from squall.checkers.base import UNKNOWN, merge_valid
 from squall.history import INVOKE, HistoryRead, Op
-from squall.run.config import ConfigError
 
 RUN = "run"  # the results entry for the run's own conditions
 # The options of test.yaml that checkers are built with (a damaged one is a clean error).
@@ -29,6 +26,12 @@ CHECKER_OPTIONS = ("check_time_limit", "failover_bound", "starvation_bound")
 
 def read_test_yaml(run_dir: Path) -> dict[str, Any]:
     """A run directory's test.yaml as a mapping, or ConfigError saying what is wrong."""
+    # Imported here: ``squall check FILE`` uses this module without a test.yaml,
+    # and YAML and the config module are a good part of its start-up time.
+    import yaml
+
+    from squall.run.config import ConfigError
+
     path = run_dir / "test.yaml"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

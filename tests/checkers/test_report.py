@@ -233,3 +233,36 @@ def test_a_busy_port_is_refused_in_one_line(store: Path) -> None:
             make_server(store, port=first.server_address[1])
     finally:
         first.server_close()
+
+
+def test_the_failover_table_names_each_fault_class_and_what_was_measured(page: str) -> None:
+    table = page[page.index("<h2>Failover</h2>") :]
+    table = table[: table.index("</table>")]
+    assert "<th>class</th><th>measured</th>" in table
+    assert any(c in table for c in (">leader<", ">majority<", ">service<"))
+
+
+def test_an_unjudged_kind_shows_its_reason_in_the_failover_table() -> None:
+    from squall.report.run_page import failover_table
+
+    row = {
+        "fault": "pause",
+        "start_s": 5.0,
+        "end_s": 8.0,
+        "leader": "n1",
+        "targets": ["n3"],
+        "class": "service",
+        "class_reason": "pause of follower n3",
+        "measure": "longest gap between acks while it acted",
+        "write_gap_s": 0.1,
+        "read_gap_s": None,
+        "write_recovery_s": None,
+        "read_recovery_s": None,
+        "judged": True,
+        "unjudged": {"read": "no read was attempted while it acted"},
+        "ok": True,
+    }
+    results = {"failover": {"valid": True, "bound_s": 2, "faults": [row], "by_kind": {}}}
+    out = failover_table(results)
+    assert "not judged: no read was attempted while it acted" in out
+    assert "<td>100 ms</td>" in out

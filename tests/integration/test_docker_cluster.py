@@ -174,3 +174,28 @@ def test_a_node_that_cannot_start_fails_up_with_its_log_and_leaves_nothing() -> 
     with pytest.raises(ClusterError, match="(?s)not healthy.*squall-broken-node-marker"):
         c.up()
     assert run_objects(spec.name) == [], "a failed up() must remove what it created"
+
+
+def test_a_port_another_run_took_first_is_picked_again(
+    cluster: DockerCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import squall.cluster.docker as docker_backend
+
+    taken = int(cluster.address("n1").rsplit(":", 1)[1])
+    real = docker_backend.free_ports
+    picks: list[list[int]] = []
+
+    def first_pick_collides(n: int) -> list[int]:
+        ports = real(n) if picks else [taken, *real(n - 1)]
+        picks.append(ports)
+        return ports
+
+    monkeypatch.setattr(docker_backend, "free_ports", first_pick_collides)
+    other = DockerCluster(ClusterSpec(name=run_id("ports"), nodes=1), AURORA)
+    try:
+        other.up()
+        assert len(picks) == 2, "the collision was not met, so the retry was not tested"
+        assert other.address("n1") != f"127.0.0.1:{taken}"
+    finally:
+        other.down()
+    assert run_objects(other.spec.name) == []

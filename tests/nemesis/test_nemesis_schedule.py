@@ -26,7 +26,7 @@ def test_a_typo_names_every_known_nemesis() -> None:
         registry.parse_names("kill,partiton")
     assert str(err.value) == (
         'nemesis "partiton" is unknown; known: kill, pause, partition, '
-        "link, disk-stall, clock, power-cut"
+        "link, disk-stall, clock, power-cut, failpoint"
     )
 
 
@@ -265,3 +265,47 @@ def test_a_failing_fault_completes_info_with_the_error(tmp_path: Path) -> None:
         runner.final_heal(timeout=1)
         start = history.ops[1]
     assert start.type == "info" and "n9" in (start.error or "")
+
+
+def _targets_leader(ev: Event) -> bool:
+    return any(ev.params.get(k) == "leader" for k in ("target", "grudge"))
+
+
+def test_every_pair_of_random_faults_holds_exactly_one_leader_fault() -> None:
+    names = ["kill", "pause", "partition", "link", "disk-stall", "clock", "power-cut"]
+    for seed in range(50):
+        events = Schedule.random(names, seed=seed, interval=2, time_limit=120).events
+        pairs = [events[i : i + 2] for i in range(0, len(events) - 1, 2)]
+        assert all(sum(map(_targets_leader, p)) == 1 for p in pairs), seed
+
+
+def test_which_of_a_pair_hits_the_leader_is_drawn_from_the_seed() -> None:
+    firsts = {
+        _targets_leader(Schedule.random(["kill"], seed=s, interval=2, time_limit=20).events[0])
+        for s in range(20)
+    }
+    assert firsts == {True, False}
+
+
+def test_the_demo_schedule_always_has_a_leader_fault_and_another() -> None:
+    # ./scripts/demo: kill,partition, 30 s, interval 5 s: the worst draw is
+    # 7.5 s quiet + 7.5 s held + 7.5 s quiet + 7.5 s held = 30 s, so two faults fit.
+    for seed in range(200):
+        events = Schedule.random(["kill", "partition"], seed=seed, interval=5, time_limit=30).events
+        assert {_targets_leader(e) for e in events} == {True, False}, seed
+
+
+def test_a_fault_with_no_leader_entry_is_still_drawn_in_a_leader_slot() -> None:
+    from squall.faults import FaultKind
+
+    plain = FaultKind(name="plain", factory="squall.nemesis.process:Kill", menu=({},))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(squall_registry, "fault", lambda name: plain)
+        mp.setattr(squall_registry, "faults", lambda: {"plain": plain})
+        events = Schedule.random(["plain"], seed=1, interval=2, time_limit=20).events
+    assert len(events) >= 2
+
+
+def test_a_random_schedule_may_draw_failpoints_with_the_point_left_to_the_run() -> None:
+    events = Schedule.random(["failpoint"], seed=3, interval=5, time_limit=60).events
+    assert events and all(e.fault == "failpoint" and e.params["point"] == "random" for e in events)

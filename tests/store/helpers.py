@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 
 from squall.cluster.base import Cluster
+from squall.systems.aurora.store.config import Config
+from squall.systems.aurora.store.raft import Raft
+from squall.systems.aurora.store.wal import Wal
 from squall.systems.aurora.system import admin_headers
 from squall.util import WaitTimeout, wait_until
 from tests.aurora import get, node_url
@@ -101,3 +105,16 @@ def converged(cluster: Cluster, nodes: list[str] | None = None) -> dict[str, Any
     d = digests(cluster, nodes)
     values = {(v["index"], v["digest"]) if v else None for v in d.values()}
     return d if len(values) == 1 and None not in values else None
+
+
+def lone_raft(data_dir: Path, node: str = "n1", nodes: int = 3, **timing: Any) -> Raft:
+    """A Raft of ``node`` over a fresh log in ``data_dir``, its peers at addresses nobody serves."""
+    cfg = Config(
+        id=node,
+        data_dir=data_dir,
+        peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, nodes + 1)},
+        **timing,
+    )
+    wal = Wal(data_dir / "raft.log")
+    wal.open()
+    return Raft(cfg, wal, data_dir / "raft-meta.json")

@@ -6,23 +6,13 @@ import asyncio
 import threading
 from pathlib import Path
 
-from squall.systems.aurora.store.config import Config
 from squall.systems.aurora.store.diskwatch import DiskWatch
 from squall.systems.aurora.store.raft import Raft
-from squall.systems.aurora.store.wal import Wal
+from tests.store.helpers import lone_raft
 
 
 def _raft(tmp_path: Path) -> Raft:
-    cfg = Config(
-        id="n1",
-        data_dir=tmp_path,
-        peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, 4)},
-        election_timeout_ms=(100, 200),
-        heartbeat_ms=20,
-    )
-    wal = Wal(tmp_path / "raft.log")
-    wal.open()
-    return Raft(cfg, wal, tmp_path / "raft-meta.json")
+    return lone_raft(tmp_path, "n1", 3, election_timeout_ms=(100, 200), heartbeat_ms=20)
 
 
 def _hold_a_write(disk: DiskWatch) -> threading.Event:

@@ -6,20 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from squall.systems.aurora.store.config import Config
 from squall.systems.aurora.store.raft import Raft
-from squall.systems.aurora.store.wal import Wal
+from tests.store.helpers import lone_raft
 
 
 def _raft(tmp_path: Path) -> Raft:
-    cfg = Config(
-        id="n3",
-        data_dir=tmp_path,
-        peers={f"n{i}": f"http://127.0.0.1:{9000 + i}" for i in range(1, 6)},
-    )
-    wal = Wal(tmp_path / "raft.log")
-    wal.open()
-    return Raft(cfg, wal, tmp_path / "raft-meta.json")
+    return lone_raft(tmp_path, "n3", 5)
 
 
 def test_a_follower_whose_own_timer_just_fired_grants_a_pre_vote(tmp_path: Path) -> None:

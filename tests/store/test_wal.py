@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,63 @@ def test_a_torn_last_record_is_cut_off(tmp_path: Path) -> None:
         f.write(b"\x00\x00\x00\x40\x00")
     w = reopen(tmp_path / "raft.log")
     assert w.last_index == 2 and (tmp_path / "raft.log").stat().st_size == size
+
+
+def _busy_io(w: Wal) -> threading.Event:
+    """Occupies the log's I/O thread until the returned event is set (a slow disk)."""
+    release = threading.Event()
+    w._io.submit(release.wait, 10)
+    return release
+
+
+def test_a_sync_cancelled_while_its_write_waits_for_the_disk_still_writes(
+    tmp_path: Path,
+) -> None:
+    # aiohttp cancels a handler whose client hung up; under load that is a write
+    # still queued behind a slow fsync. The bytes must land anyway: their offsets
+    # are already counted, and a later sync writes the entries after them.
+    async def go() -> None:
+        w = await written(tmp_path / "raft.log", [1, 1])
+        release = _busy_io(w)
+        w.append(2, {"op": "noop", "n": "queued"})
+        task = asyncio.ensure_future(w.sync())
+        await asyncio.sleep(0.05)  # its write is queued behind the busy disk
+        task.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        w.append(2, {"op": "noop", "n": "after"})
+        await w.sync()
+        w.close()
+
+    run(go())
+    w = reopen(tmp_path / "raft.log")
+    assert [e.index for e in w.entries] == [1, 2, 3, 4]
+
+
+def test_a_compaction_cancelled_while_it_rewrites_keeps_its_bookkeeping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is rewritten with a new base; offsets must follow it, or a later
+    # conflicting append truncates the new file at a byte of the old one.
+    async def go() -> None:
+        w = await written(tmp_path / "raft.log", [1] * 6)
+        release, real = threading.Event(), w._rewrite
+
+        def slow_rewrite(records: list[bytes]) -> None:
+            release.wait(10)
+            real(records)
+
+        monkeypatch.setattr(w, "_rewrite", slow_rewrite)
+        task = asyncio.ensure_future(w.compact(4, 1))
+        await asyncio.sleep(0.05)  # the rewrite is running on the I/O thread
+        task.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.sleep(0.2)
+        await w.extend([Entry(6, 2, {"op": "noop", "n": "conflict"})])
+        await w.sync()
+        w.close()
+
+    run(go())
+    w = reopen(tmp_path / "raft.log")
+    assert (w.base_index, [(e.index, e.term) for e in w.entries]) == (4, [(5, 1), (6, 2)])

@@ -26,7 +26,10 @@ def quiesce(cluster: Cluster, timeout: float = 15.0) -> None:
     """Waits until every live node has applied the same index (or time runs out)."""
 
     def same() -> bool:
-        return len({o.applied_index for n in cluster.nodes if (o := cluster.observe(n))}) == 1
+        # A cold standby applies nothing (store/standby.py): there is nothing it catches up on.
+        seen = [o for n in cluster.nodes if (o := cluster.observe(n))]
+        live = [o for o in seen if (o.extra.get("standby") or {}).get("state") != "standby"]
+        return len({o.applied_index for o in live}) == 1
 
     with contextlib.suppress(WaitTimeout):
         wait_until(same, timeout, "every node at the same applied index", every=0.1)

@@ -104,6 +104,10 @@ def check_fidelity(ctx: CheckContext) -> dict[str, Any]:
     restarted = sorted(n for n, i in ctx.nodes.items() if i.get("restarts"))
     compared = sum(1 for seen in by_index.values() if len(seen) > 1)
     unverified = _unverified(by_index)
+    # A restore (a restart's, or a cold standby's on winning) compared with a digest another
+    # node recorded at its index: the old leader's snapshot, or its apply digest there.
+    restores = [s for seen in by_index.values() for s in seen if s.event == "restore"]
+    restores_compared = sum(1 for s in restores if any(o.node != s.node for o in by_index[s.index]))
     # The collector records {"error": ...} when the offline restore itself failed: the
     # data could not be restored at all, which no digest comparison can pass.
     rt_errors = {
@@ -124,6 +128,8 @@ def check_fidelity(ctx: CheckContext) -> dict[str, Any]:
         "mismatches": mismatches[:SHOW],
         "unverified": unverified[:SHOW],
         "unverified_count": len(unverified),
+        "restores": len(restores),
+        "restores_compared": restores_compared,
     }
     if mismatches:
         res["why"] = f"digests differ {mismatches[0]['text']}" + (

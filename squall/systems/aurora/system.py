@@ -9,6 +9,7 @@ run and the fidelity checker that compares them, and its bug modes.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -38,9 +39,10 @@ OPTIONS: dict[str, Any] = {
     "digest_every": 100,
     "election_timeout_ms": [300, 600],
     "heartbeat_ms": 50,
+    "standby": "hot",
 }
 # What a status sample keeps beside role, term, leader and indexes.
-SAMPLED = ("snapshot_in_progress", "sending_snapshot")
+SAMPLED = ("snapshot_in_progress", "sending_snapshot", "standby")
 
 
 def _descriptions() -> dict[str, str]:
@@ -163,6 +165,37 @@ class AuroraSystem:
             return {"status": r.status_code, "result": body}
         except requests.RequestException as exc:
             return {"error": str(exc)}
+
+    def failpoints(self) -> Mapping[str, str]:
+        """The store's failpoints, each with the sentence saying what is on disk when it fires."""
+        from squall.systems.aurora.store import failpoints
+
+        return dict(failpoints.POINTS)
+
+    def failpoint(
+        self, address: str, timeout: float, secret: str, point: str, action: str, at: str = "now"
+    ) -> dict[str, Any]:
+        """POST /admin/failpoints, signed: arms ``point`` with ``action`` (``off`` disarms);
+        the node's answer ({"armed", "hits"}) or the error."""
+        body = json.dumps({"point": point, "action": action, "at": at}).encode()
+        try:
+            r = requests.post(
+                f"http://{address}/admin/failpoints",
+                data=body,
+                headers={
+                    **admin_headers(secret, "/admin/failpoints", body),
+                    "Content-Type": "application/json",
+                },
+                timeout=timeout,
+            )
+            return {"status": r.status_code, "result": r.json()}
+        except (requests.RequestException, ValueError) as exc:
+            return {"error": str(exc)}
+
+    def failpoint_hits(self, address: str, timeout: float) -> dict[str, int] | None:
+        """How often each armed failpoint fired on the node at ``address`` (None: no answer)."""
+        got = get_json(address, "/status", timeout)
+        return dict(got["failpoints"]["hits"]) if isinstance(got, dict) else None
 
     def refusal(self, log_tail: str) -> str | None:
         """The line in which a node refused the data it found on start, if it did."""

@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import bugs, limits, peerauth, schema
+from . import bugs, failpoints, limits, peerauth, schema
 from .fsutil import DamagedData
 from .limits import MAX_KEY, TooLarge, TooSlow
 from .raft import BATCH_BYTES, NotLeader
+from .standby import Recovering
 from .statemachine import applied_of, digest_of
 from .store import Indeterminate, Store
 from .wal import Entry
@@ -58,6 +59,8 @@ def error_response(code: str, message: str, **extra: Any) -> web.Response:
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except Recovering as e:  # a cold standby rebuilding its state: nothing was done
+        return error_response("unavailable", str(e))
     except ApiError as e:
         resp = error_response(e.code, e.message, **e.extra)
         if e.code in ("too_large", "request_timeout"):
@@ -160,6 +163,7 @@ class Api:
                 web.get("/digest", self.digest),
                 web.get("/digest/history", self.digest_history),
                 web.post("/admin/snapshot", self.admin_snapshot),
+                web.post("/admin/failpoints", self.admin_failpoints),
                 web.get("/health", self.health),
             ]
         )
@@ -231,6 +235,7 @@ class Api:
         """Runs ``fn(conn)`` on a reader connection once this node has confirmed, through
         ReadIndex, that it still leads and has applied everything committed before the read
         began: a linearizable read, never a local one on a node that might be deposed."""
+        self.store.check_serving()
         if bugs.STALE_READ not in self.cfg.bugs:  # bugs.STALE_READ skips all of this
             try:
                 index = await self.store.raft.read_index(self.timeout)
@@ -291,6 +296,33 @@ class Api:
         self._authenticate(request, body, {peerauth.ADMIN}, peerauth.ANY_NODE)
         s = await self.store.snapshot()
         return web.json_response({k: s[k] for k in ("index", "codec", "bytes", "ms")})
+
+    async def admin_failpoints(self, request: web.Request) -> web.Response:
+        """Arms (``action``: crash | error | sleep:<ms>, ``<n>*`` first to fire n times) or
+        disarms (``off``) a failpoint; ``at: next-start`` arms it for the next start only.
+        Signed like every admin call: a failpoint crashes or stalls the node."""
+        body = await read_body(request, 4096, self.body_timeout)
+        self._authenticate(request, body, {peerauth.ADMIN}, peerauth.ANY_NODE)
+        try:
+            req = json.loads(body)
+            point, action, at = str(req["point"]), str(req["action"]), req.get("at", "now")
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(
+                "bad_request",
+                'body must be {"point": NAME, "action": ACTION, "at"?: now|next-start}',
+            ) from None
+        try:
+            if at == "next-start":
+                failpoints.arm_next_start(self.cfg.data_dir, point, action)
+            elif at != "now":
+                raise failpoints.FailpointError(f"at {at!r} must be now or next-start")
+            elif action == "off":
+                failpoints.disarm(point)
+            else:
+                failpoints.arm(point, action)
+        except failpoints.FailpointError as e:
+            raise ApiError("bad_request", str(e)) from None
+        return web.json_response({"armed": failpoints.armed(), "hits": failpoints.hits()})
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

@@ -20,6 +20,16 @@ with ``bugs.STALE_READ`` etc., so ``grep`` finds every one.
 ``no-fsync``
     The log, the term/vote file and snapshots are written but never fsynced:
     only a power cut (or LazyFS) shows it; a process kill does not.
+``forgive-fsync``
+    A failed fsync fails only the request that asked for it and the node
+    carries on; a later fsync that succeeds is taken to cover the earlier
+    bytes, which Linux may have dropped. The correct store stops (fsutil).
+    Caught with the disk-stall ``eio`` mode, which drops the unsynced tail.
+``rename-before-fsync``
+    A snapshot is renamed into place (and the rename made durable) before
+    its data is fsynced: a power cut in between leaves a snapshot that is
+    there by name but not by content. Caught by the failpoint
+    ``snapshot.renamed`` followed by a power cut.
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ STALE_READ = "stale-read"
 EARLY_ACK = "early-ack"
 LOSSY_SNAPSHOT = "lossy-snapshot"
 NO_FSYNC = "no-fsync"
-KNOWN = (STALE_READ, EARLY_ACK, LOSSY_SNAPSHOT, NO_FSYNC)
+FORGIVE_FSYNC = "forgive-fsync"
+RENAME_BEFORE_FSYNC = "rename-before-fsync"
+KNOWN = (STALE_READ, EARLY_ACK, LOSSY_SNAPSHOT, NO_FSYNC, FORGIVE_FSYNC, RENAME_BEFORE_FSYNC)
 LOSSY_LAG = 3  # entries a lossy snapshot leaves out
 
 

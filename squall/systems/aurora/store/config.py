@@ -35,6 +35,9 @@ class Config:
     heartbeat_ms: int = 50
     snapshot_every: int = 1000
     snapshot_codec: str = "dump"
+    # hot: followers apply as they replicate; cold: they keep log and snapshots only, and
+    # a new leader rebuilds its state before serving (standby.py, Aurora's failover)
+    standby: str = "hot"
     digest_every: int = 100
     max_value_bytes: int = 65536
     request_timeout_ms: int = 5000
@@ -98,6 +101,8 @@ def from_dict(raw: dict[str, Any], env_bugs: str | None = None) -> Config:
     values["election_timeout_ms"] = (int(lo_hi[0]), int(lo_hi[1]))
     if values.get("snapshot_codec", "dump") not in ("dump", "rows"):
         raise ConfigError(f"snapshot_codec must be dump or rows, got {values['snapshot_codec']!r}")
+    if values.get("standby", "hot") not in ("hot", "cold"):
+        raise ConfigError(f"standby must be hot or cold, got {values['standby']!r}")
     for key in (
         "heartbeat_ms",
         "snapshot_every",

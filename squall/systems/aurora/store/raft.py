@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import random
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ MAX_BATCH = 256  # entries per AppendEntries
 # ... and bytes: a follower refuses a peer body past a bound (limits.py), so a batch of
 # large entries is cut short rather than sent whole (one entry always goes, whatever its size).
 BATCH_BYTES = 4 << 20
+
+
+def meta_crc(term: Any, vote: Any) -> int:
+    """The checksum of the term/vote file's values."""
+    return zlib.crc32(json.dumps([term, vote]).encode())
 
 
 class NotLeader(Exception):
@@ -109,11 +115,19 @@ class Raft:
         if self.meta_path.exists():
             try:
                 m = json.loads(self.meta_path.read_text())
+                # A file of a store before the checksum has exactly these two keys (one
+                # flipped bit cannot make a "crc" key vanish and leave exactly them).
+                legacy = set(m) == {"term", "vote"}
+                if not legacy and m.get("crc") != meta_crc(m["term"], m["vote"]):
+                    # A flipped bit can leave valid JSON with another term (5 -> 4): a
+                    # node that believed it would vote twice in one term.
+                    raise ValueError("its checksum does not match")
                 self.term, self.voted_for = int(m["term"]), m["vote"]
                 self._persisted = (self.term, self.voted_for)
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise DamagedData(
-                    f"{self.meta_path} is damaged ({e}); the node cannot know its term and vote"
+                    f"{self.meta_path} is damaged ({e}); the node cannot know its term and "
+                    "vote: remove the data dir to rejoin from the leader"
                 ) from None
 
     async def start(self) -> None:
@@ -147,17 +161,23 @@ class Raft:
         self._timeout = self._rng.uniform(lo, hi) / 1000
 
     async def _persist(self) -> None:
+        # Shielded: a vote handler cancelled mid-write (its caller hung up) would
+        # release the lock while its thread still writes the temporary file, and
+        # the next persist would race it for the same name.
+        await asyncio.shield(self._persist_locked())
+
+    async def _persist_locked(self) -> None:
         async with (
             self._meta_lock
         ):  # writes the newest values, so a late writer never regresses them
             term, vote = self.term, self.voted_for
-            value = {"term": term, "vote": vote}
+            value = {"term": term, "vote": vote, "crc": meta_crc(term, vote)}
             await asyncio.get_running_loop().run_in_executor(None, self._write_meta, value)
             self._persisted = (term, vote)
 
     def _write_meta(self, value: dict[str, Any]) -> None:
         with self.disk.write():
-            write_json_atomic(self.meta_path, value, self.fsync)
+            write_json_atomic(self.meta_path, value, self.fsync, point="meta")
 
     # -- roles ---------------------------------------------------------------
     def _become_follower(self, term: int, leader: str | None) -> None:
@@ -289,7 +309,12 @@ class Raft:
         while self.role == "leader" and self.term == term:
             await self._appended.wait()
             self._appended.clear()
-            await self.wal.sync()
+            try:
+                await self.wal.sync()
+            except OSError as e:  # reached only when forgiven (bugs.FORGIVE_FSYNC): retry later
+                log.error("term %d: log sync failed (%s); carrying on", term, e)
+                self._appended.set()
+                await asyncio.sleep(self.cfg.heartbeat_ms / 1000)
             self._advance_commit()
 
     def _advance_commit(self) -> None:
@@ -529,3 +554,16 @@ class Raft:
             self.commit_index = max(self.commit_index, index)
             self.committed.notify()
             return {"term": self.term, "match": index}
+
+    async def offer_snapshot(self, attempts: int = 4) -> None:
+        """Sends the newest snapshot to every peer now (cold standby: a follower keeps the
+        leader's snapshots to rebuild from, since it applies nothing itself). A peer that
+        did not take it (down, busy restoring) is offered it again, a few times, with
+        backoff; one that never does keeps its older snapshot and a longer log tail."""
+        term, todo = self.term, list(self.peers)
+        for attempt in range(attempts):
+            if self.role != "leader" or self.term != term or not todo:
+                return
+            sent = await asyncio.gather(*(self._send_snapshot(p, term) for p in todo))
+            todo = [p for p, ok in zip(todo, sent, strict=True) if not ok]
+            await asyncio.sleep(self.cfg.heartbeat_ms / 1000 * 4**attempt)

@@ -156,6 +156,7 @@ class SchedulerRoutes:
 
     async def _barrier(self) -> int:
         """ReadIndex: the index a linearizable read must see, once this node has applied it."""
+        self.store.check_serving()
         if bugs.STALE_READ in self.api.cfg.bugs:  # bugs.STALE_READ: served from local state as is
             return 0
         timeout = self.api.timeout

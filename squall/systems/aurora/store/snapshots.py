@@ -54,11 +54,10 @@ def make_meta(index: int, term: int, codec: str, payload: bytes) -> SnapshotMeta
     return SnapshotMeta(index, term, codec, len(payload), hashlib.sha256(payload).hexdigest())
 
 
-def parse(blob: bytes, source: str) -> tuple[SnapshotMeta, bytes]:
-    """Splits and verifies a snapshot file's bytes. Raises CorruptSnapshot."""
-    nl = blob.find(b"\n")
+def parse_header(line: bytes, source: str) -> SnapshotMeta:
+    """A snapshot file's first line. Raises CorruptSnapshot."""
     try:
-        h: dict[str, Any] = json.loads(blob[:nl]) if nl > 0 else {}
+        h: dict[str, Any] = json.loads(line) if line.strip() else {}
         meta = SnapshotMeta(
             int(h["index"]), int(h["term"]), str(h["codec"]), int(h["bytes"]), str(h["sha256"])
         )
@@ -66,6 +65,13 @@ def parse(blob: bytes, source: str) -> tuple[SnapshotMeta, bytes]:
             raise ValueError(f"format {h.get('format')!r}")
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptSnapshot(f"{source}: unreadable snapshot header ({e})") from None
+    return meta
+
+
+def parse(blob: bytes, source: str) -> tuple[SnapshotMeta, bytes]:
+    """Splits and verifies a snapshot file's bytes. Raises CorruptSnapshot."""
+    nl = blob.find(b"\n")
+    meta = parse_header(blob[:nl] if nl > 0 else b"", source)
     payload = blob[nl + 1 :]
     if len(payload) != meta.bytes or hashlib.sha256(payload).hexdigest() != meta.sha256:
         raise CorruptSnapshot(
@@ -79,6 +85,7 @@ class SnapshotStore:
     def __init__(self, directory: Path, fsync: bool = True) -> None:
         self.dir = directory
         self.fsync = fsync
+        self.rename_first = False  # bugs.RENAME_BEFORE_FSYNC (set by the node)
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, index: int) -> Path:
@@ -89,7 +96,7 @@ class SnapshotStore:
 
     def write(self, meta: SnapshotMeta, payload: bytes) -> Path:
         path = self.path_for(meta.index)
-        write_atomic(path, [meta.header(), payload], self.fsync)
+        write_atomic(path, [meta.header(), payload], self.fsync, "snapshot", self.rename_first)
         for old in self.files()[:-KEEP]:
             old.unlink()
         return path
@@ -103,6 +110,14 @@ class SnapshotStore:
         if not files:
             return None
         return parse(files[-1].read_bytes(), str(files[-1]))
+
+    def latest_meta(self) -> SnapshotMeta | None:
+        """The newest snapshot's header only (its payload unread and unchecked), or None."""
+        files = self.files()
+        if not files:
+            return None
+        with files[-1].open("rb") as f:
+            return parse_header(f.readline(), str(files[-1]))
 
     def latest_blob(self) -> bytes | None:
         files = self.files()

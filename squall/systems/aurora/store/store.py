@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 # taken (it covers the registered tables), in the node and the offline tool alike.
 from . import (
     bugs,
+    failpoints,
+    fsutil,
     scheduler,  # noqa: F401  (scheduler tables, ops and the rows codec)
     snapshots,
 )
@@ -29,8 +31,9 @@ from .fsutil import DamagedData, write_json_atomic
 from .raft import Raft
 from .signal import Signal
 from .snapshots import SnapshotStore, make_meta
+from .standby import ColdStandby
 from .statemachine import StateMachine
-from .wal import Wal
+from .wal import Entry, Wal
 
 log = logging.getLogger("squall.store")
 T = TypeVar("T")
@@ -43,10 +46,12 @@ class Indeterminate(Exception):
 
 
 def open_state(
-    data_dir: Path, digest_every: int, lossy: bool, fsync: bool
+    data_dir: Path, digest_every: int, lossy: bool, fsync: bool, restore: bool = True
 ) -> tuple[Wal, StateMachine, SnapshotStore, dict[str, Any] | None]:
     """Recovery, shared by the node and the offline tool: newest snapshot, then the log tail.
 
+    ``restore=False`` (a cold standby starting) opens an empty state beside the log and
+    snapshots, reading only the newest snapshot's header: it rebuilds on winning.
     Raises CorruptLog / CorruptSnapshot / RuntimeError with a message saying what is damaged.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +59,10 @@ def open_state(
     wal.open()
     snaps = SnapshotStore(data_dir / "snapshots", fsync)
     sm = StateMachine(data_dir, digest_every, bugs.LOSSY_LAG if lossy else 0)
+    if not restore:
+        return wal, sm, snaps, _cold_open(wal, sm, snaps)
     found = snaps.latest()
+    failpoints.hit("restore.before")
     last: dict[str, Any] | None = None
     if found is None:
         if wal.base_index > 0:
@@ -94,7 +102,28 @@ def open_state(
     if upto > sm.applied_index:
         sm.apply(wal.slice(sm.applied_index + 1, upto - sm.applied_index))
         log.info("replayed the log up to index %d", upto)
+    failpoints.hit("restore.after")
     return wal, sm, snaps, last
+
+
+def _cold_open(wal: Wal, sm: StateMachine, snaps: SnapshotStore) -> dict[str, Any] | None:
+    """An empty state, and the newest snapshot's header, checked against the log's start."""
+    meta = snaps.latest_meta()
+    if (meta.index if meta else 0) < wal.base_index:
+        raise DamagedData(
+            f"the log starts after index {wal.base_index} but the newest snapshot holds only "
+            f"{meta.index if meta else 'nothing'}; entries in between are lost"
+        )
+    sm.open_empty()
+    if meta is None:
+        return None
+    return {
+        "index": meta.index,
+        "term": meta.term,
+        "codec": meta.codec,
+        "bytes": meta.bytes,
+        "ms": 0.0,
+    }
 
 
 def read_hint(data_dir: Path) -> int:
@@ -112,9 +141,16 @@ class Store:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="sqlite-reader")
         self.io = ThreadPoolExecutor(1, thread_name_prefix="snapshot-io")
+        fsutil.forgive_fsync = bugs.FORGIVE_FSYNC in cfg.bugs  # bugs.FORGIVE_FSYNC
+        failpoints.arm_from(cfg.data_dir)  # before open_state: restore.* fire in it
         self.wal, self.sm, self.snaps, self.last_snapshot = open_state(
-            cfg.data_dir, cfg.digest_every, bugs.LOSSY_SNAPSHOT in cfg.bugs, self.fsync
+            cfg.data_dir,
+            cfg.digest_every,
+            bugs.LOSSY_SNAPSHOT in cfg.bugs,
+            self.fsync,
+            restore=cfg.standby != "cold",
         )
+        self.snaps.rename_first = bugs.RENAME_BEFORE_FSYNC in cfg.bugs
         self.sm.disk = self.wal.disk  # one watch over all of this node's writes
         self.raft = Raft(cfg, self.wal, cfg.data_dir / "raft-meta.json", self.fsync, secret)
         self.raft.load_meta()
@@ -131,6 +167,8 @@ class Store:
         self.failed = asyncio.Event()  # set when the node must stop (see failure)
         self.failure: str | None = None
         self._hint_index = -1
+        # standby: cold (standby.py): followers keep the log and snapshots, not live state
+        self.standby = ColdStandby(self) if cfg.standby == "cold" else None
 
     async def start(self) -> None:
         await self.raft.start()
@@ -175,6 +213,8 @@ class Store:
     async def _apply_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if self.standby is not None and not await self.standby.may_apply(HINT_EVERY):
+                continue
             target = min(self.raft.commit_index, self.wal.last_index)
             start = self.sm.applied_index + 1
             if target < start:
@@ -183,7 +223,7 @@ class Store:
                 await self.raft.committed.wait(HINT_EVERY)
                 continue
             batch = self.wal.slice(start, min(APPLY_BATCH, target - start + 1))
-            results = await self.on_writer(self.sm.apply, batch)
+            results = await self.on_writer(self._apply, batch)
             self.applied_index = self.sm.applied_index
             for e, result in results:
                 w = self._waiters.pop(e.index, None)
@@ -200,8 +240,24 @@ class Store:
                 every
                 and self.applied_index - self._snapshot_index() >= every
                 and not self.snapshot_in_progress
+                and self.serving()
             ):
                 asyncio.ensure_future(self.snapshot())
+
+    def serving(self) -> bool:
+        """False while a cold standby rebuilds its state (it takes no snapshot meanwhile)."""
+        return self.standby is None or self.standby.state == "serving"
+
+    def check_serving(self) -> None:
+        """Raises standby.Recovering on a leader still rebuilding its state (cold standby)."""
+        if self.standby is not None:
+            self.standby.check_serving()
+
+    def _apply(self, batch: list[Entry]) -> list[tuple[Entry, Any]]:
+        failpoints.hit("apply.before")
+        results = self.sm.apply(batch)
+        failpoints.hit("apply.after")
+        return results
 
     def _write_hint(self) -> None:
         """Records the applied index (no fsync: a hint). Restart replays the log up to it at once."""
@@ -223,6 +279,7 @@ class Store:
 
         Raises NotLeader before anything is appended; Indeterminate after.
         """
+        self.check_serving()
         entry = self.raft.propose(command)
         if bugs.EARLY_ACK in self.cfg.bugs and command.get("op") == "kv.put":
             return entry.index, {
@@ -256,18 +313,24 @@ class Store:
                     )
                     self.sm.digests.record("snapshot", index, digest)
                     await self.wal.compact(index, term)
+                    if self.standby is not None:  # the followers keep it for their own win
+                        asyncio.ensure_future(self.raft.offer_snapshot())
                 ms = (time.monotonic() - t0) * 1000
-                self.last_snapshot = {
-                    "index": index,
-                    "term": term,
-                    "codec": codec,
-                    "bytes": meta.bytes,
-                    "ms": round(ms, 2),
-                }
                 log.info("snapshot at %d (%d bytes, %.1f ms)", index, meta.bytes, ms)
-                return self.last_snapshot
+                return self._note_snapshot(meta, ms)
             finally:
                 self.snapshot_in_progress = False
+
+    def _note_snapshot(self, meta: snapshots.SnapshotMeta, ms: float = 0.0) -> dict[str, Any]:
+        """What /status says of the newest snapshot taken, installed or kept."""
+        self.last_snapshot = {
+            "index": meta.index,
+            "term": meta.term,
+            "codec": meta.codec,
+            "bytes": meta.bytes,
+            "ms": round(ms, 2),
+        }
+        return self.last_snapshot
 
     async def _snapshot_blob(self) -> bytes | None:
         return await asyncio.get_running_loop().run_in_executor(self.io, self.snaps.latest_blob)
@@ -279,8 +342,11 @@ class Store:
 
     async def _install(self, blob: bytes) -> int:
         meta, payload = snapshots.parse(blob, "snapshot from the leader")
+        if self.standby is not None and self.raft.role != "leader":
+            return await self._keep(meta, blob)
         if meta.index <= self.sm.applied_index:
             return self.sm.applied_index
+        await failpoints.ahit("snapshot.install.received")
         async with self._snap_lock:
             self.snapshot_in_progress = True
             try:
@@ -289,22 +355,32 @@ class Store:
                 # they were. A crash between the two leaves the old snapshot and the
                 # uncompacted log, from which the node rebuilds its state on start.
                 await self.on_writer(self.sm.restore, meta.codec, payload, meta.index, meta.term)
+                await failpoints.ahit("snapshot.install.restored")
                 await asyncio.get_running_loop().run_in_executor(
                     self.io, self.snaps.write, meta, payload
                 )
                 await self.wal.compact(meta.index, meta.term)
                 self.applied_index = self.sm.applied_index
-                self.last_snapshot = {
-                    "index": meta.index,
-                    "term": meta.term,
-                    "codec": meta.codec,
-                    "bytes": meta.bytes,
-                    "ms": 0.0,
-                }
+                self._note_snapshot(meta)
                 log.info("installed the leader's snapshot at %d", meta.index)
             finally:
                 self.snapshot_in_progress = False
         self.applied.notify()
+        return meta.index
+
+    async def _keep(self, meta: snapshots.SnapshotMeta, blob: bytes) -> int:
+        """A cold standby keeps the leader's snapshot (checksummed by parse) and compacts its
+        log to it, without restoring it: it rebuilds state from it only on winning."""
+        if meta.index <= self._snapshot_index():
+            return meta.index
+        payload = blob[blob.index(b"\n") + 1 :]
+        async with self._snap_lock:
+            await asyncio.get_running_loop().run_in_executor(
+                self.io, self.snaps.write, meta, payload
+            )
+            await self.wal.compact(meta.index, meta.term)
+            self._note_snapshot(meta)
+        log.info("kept the leader's snapshot at %d (cold standby)", meta.index)
         return meta.index
 
     # -- observation ---------------------------------------------------------------
@@ -321,6 +397,8 @@ class Store:
             "snapshot_in_progress": self.snapshot_in_progress,
             "sending_snapshot": sorted(r.sending_snapshot),
             "snapshot_codec": self.cfg.snapshot_codec,
+            "standby": self.standby.status() if self.standby is not None else {"mode": "hot"},
             "bugs": sorted(self.cfg.bugs),
+            "failpoints": {"armed": failpoints.armed(), "hits": failpoints.hits()},
             "log": {"first_index": self.wal.base_index + 1, "last_index": self.wal.last_index},
         }

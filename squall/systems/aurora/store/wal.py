@@ -13,7 +13,8 @@ fsyncs everything buffered so far in one system call pair, and callers that
 arrive while an fsync runs share the next one. Every file operation is queued
 on one I/O thread at the moment its bookkeeping changes, so the file sees
 them in that order even when the coroutine that queued one is cancelled
-(aiohttp cancels a handler whose client hung up).
+(aiohttp cancels a handler whose client hung up): the waits are shielded, so
+a cancel can neither unqueue a write nor skip a compaction's bookkeeping.
 
 Reading: a record whose checksum or length is wrong is corruption and the
 node refuses to start, with one exception: a torn *last* record, the trace of
@@ -34,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import failpoints
 from .diskwatch import DiskWatch
-from .fsutil import DamagedData, write_atomic
+from .fsutil import DamagedData, fsync_fd, stop_now, write_atomic
 
 log = logging.getLogger("squall.wal")
 HEADER = struct.Struct(">II")
@@ -248,7 +250,11 @@ class Wal:
                 data, upto = b"".join(self._pending), self.last_index
                 self._pending, self._pending_size = [], 0
                 self._written += len(data)  # now, so appends meanwhile get the right offsets
-                await asyncio.get_running_loop().run_in_executor(self._io, self._write, data)
+                # Shielded: cancelling the caller (aiohttp cancels the handler of a client
+                # that hung up) must not cancel a write still queued behind a slow fsync.
+                # Its bytes are counted in _written already; dropped, the next write would
+                # land where they belong and leave a gap that refuses the node's restart.
+                await asyncio.shield(asyncio.wrap_future(self._io.submit(self._write, data)))
                 # a truncate may have run while we waited: never claim more than exists
                 self.durable_index = max(self.durable_index, min(upto, self.last_index))
 
@@ -261,15 +267,30 @@ class Wal:
         with self.disk.write():
             os.lseek(self._fd, 0, os.SEEK_END)
             view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            if self.fsync:
-                os.fsync(self._fd)
+            try:
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+            except OSError as e:
+                # Part of a record may be on disk now, and the next append would land
+                # after it, in the middle of the file, where a torn record is damage.
+                # Restarting cuts it off as the torn tail it is (a full disk: ENOSPC).
+                stop_now(
+                    f"writing {self.path} failed ({e.strerror or e}); part of a record may "
+                    "be on disk, so the node stops (restart it once the disk takes writes)"
+                )
+            fsync_fd(self._fd, self.path, "wal.append.before-fsync", self.fsync)
+            failpoints.hit("wal.append.after-fsync")
 
     async def compact(self, index: int, term: int) -> None:
         """Drops entries up to ``index`` (now held by a snapshot) by rewriting the file atomically."""
         await self.sync()
+        # Shielded as a whole: a rewrite that ran while its bookkeeping did not would
+        # leave the offsets of the old file, and a later truncate would cut the new one
+        # at the wrong byte. The caller may be cancelled; the compaction is not.
+        await asyncio.shield(self._compact(index, term))
+
+    async def _compact(self, index: int, term: int) -> None:
         async with self._lock:
             if index <= self.base_index:
                 return
@@ -301,7 +322,7 @@ class Wal:
             self.durable_index = index + len(keep)
 
     def _rewrite(self, records: list[bytes]) -> None:
-        write_atomic(self.path, records, self.fsync)
+        write_atomic(self.path, records, self.fsync, point="wal.compact")
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY)

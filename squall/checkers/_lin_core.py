@@ -1,0 +1,192 @@
+"""Which search checks a partition: the compiled core or the Python one.
+
+The compiled core (``squall_core``, Rust, built from ``squall_core/`` by
+``scripts/setup``) runs the same search as ``_lin_search`` move for move,
+for the built-in models only: a model declares the compiled step it is
+through ``Model.core``. A user's own model, a model whose values the core
+cannot represent exactly, or a machine where the core was not built, uses
+the Python search, which stays the reference the compiled one is tested
+against (tests/checkers/test_lin_cores.py).
+
+The core sees interned values. Every value of a partition (the initial
+state, written values, cas operands, read results) is given a small integer
+by a Python dict, so two values share an id exactly when Python's ``==``
+(and hash) call them equal, which is all the built-in models ask of a value.
+The kv model also concatenates: it needs every value to be a string, and the
+core keeps its own table of the strings appends make.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from squall.checkers._lin_search import Best, Outcome, search
+from squall.checkers.models import UNKNOWN, Model
+
+_compiled: Any
+try:  # a module with no stubs: Any, and the calls below are the typed seam
+    _compiled = importlib.import_module("squall_core")
+except ImportError:  # not built here (no Rust toolchain): the Python search does it all
+    _compiled = None
+if not hasattr(_compiled, "search"):
+    # Run from the repository's root without the build installed, ``import
+    # squall_core`` finds the crate's source folder (a namespace package).
+    _compiled = None
+
+CORES = ("auto", "rust", "python")
+# The Python search cannot weigh its cache, so the byte budget becomes a count
+# there: ~250 bytes a configuration (a 3-tuple key, its ints and state, a
+# dict slot) was measured as 4 M configurations to 1 GB.
+PY_BYTES_PER_STATE = 256
+_OPS = {"read": 0, "get": 0, "write": 1, "put": 1, "cas": 2, "append": 3}
+_NONE = 2**32 - 1  # the core's UNKNOWN
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What bounds one check: the clock, the memory, and which core runs it."""
+
+    deadline: float | None = None  # time.monotonic() past which the answer is unknown
+    max_bytes: int | None = None  # the cache's memory budget
+    max_states: int | None = None  # a configuration count, if the caller asked for one
+    core: str = "auto"
+
+
+def available() -> bool:
+    """Whether the compiled core is installed in this interpreter."""
+    return _compiled is not None
+
+
+def check_core(core: str) -> str:
+    """``core`` if it can run here; ValueError naming the fix otherwise."""
+    if core not in CORES:
+        raise ValueError(f"core {core!r} is unknown; known: {', '.join(CORES)}")
+    if core == "rust" and _compiled is None:
+        raise ValueError(
+            "the compiled core (squall_core) is not installed; run ./scripts/setup "
+            "(it needs cargo), or use core 'python'"
+        )
+    return core
+
+
+def search_columns(
+    model: Model, columns: Sequence[Sequence[Any]], limits: Limits, track: bool = False
+) -> Outcome:
+    """One partition's outcome (``columns``: inputs, outputs, calls, returns, pure)."""
+    if limits.core != "python" and _compiled is not None and model.core is not None:
+        encoded = _encode(model, columns[0], columns[1])
+        if encoded is not None:
+            return _run_compiled(model, encoded, columns, limits, track)
+    if limits.core == "rust":
+        raise ValueError(
+            f"the compiled core cannot check model {model.name!r} on this history "
+            "(a user's model, or values it cannot represent); use core 'auto'"
+        )
+    max_states = limits.max_states
+    if max_states is None and limits.max_bytes is not None:
+        max_states = limits.max_bytes // PY_BYTES_PER_STATE
+    inputs, outputs, calls, returns, pure = columns
+    return search(
+        model.init,
+        model.step,
+        inputs,
+        outputs,
+        calls,
+        returns,
+        pure,
+        deadline=limits.deadline,
+        max_states=max_states,
+        track=track,
+    )
+
+
+Encoded = tuple[list[int], list[int], list[int], list[int], list[Any]]
+
+
+def _encode(model: Model, inputs: Sequence[Any], outputs: Sequence[Any]) -> Encoded | None:
+    """(op codes, a ids, b ids, output ids, the table of values by id), or None
+    when the core cannot represent these values exactly."""
+    strings_only = model.core == "kv"
+    ids: dict[Any, int] = {}
+    table: list[Any] = []
+
+    def intern(v: Any) -> int:
+        found = ids.get(v)
+        if found is not None:
+            return found
+        # NaN is not equal to itself, and a dict would call it equal to itself.
+        if (strings_only and type(v) is not str) or (type(v) is float and math.isnan(v)):
+            raise _Unrepresentable
+        ids[v] = len(table)
+        table.append(v)
+        return len(table) - 1
+
+    fs: list[int] = []
+    a: list[int] = []
+    b: list[int] = []
+    out: list[int] = []
+    try:
+        intern(model.init)
+        for (f, arg), o in zip(inputs, outputs, strict=True):
+            code = _OPS[f]
+            fs.append(code)
+            if code == 2:
+                a.append(intern(arg[0]))
+                b.append(intern(arg[1]))
+            else:
+                a.append(0 if code == 0 else intern(arg))
+                b.append(0)
+            if o is UNKNOWN:
+                out.append(_NONE)
+            elif code == 0:
+                out.append(intern(o))
+            else:
+                out.append(1 if o else 0)
+    except (_Unrepresentable, KeyError, TypeError):
+        return None
+    return fs, a, b, out, table
+
+
+class _Unrepresentable(Exception):
+    pass
+
+
+def _run_compiled(
+    model: Model,
+    encoded: Encoded,
+    columns: Sequence[Sequence[Any]],
+    limits: Limits,
+    track: bool,
+) -> Outcome:
+    assert _compiled is not None and model.core is not None
+    fs, a, b, out, table = encoded
+    left = None if limits.deadline is None else limits.deadline - time.monotonic()
+    valid, explored, reason, peak, best, made = _compiled.search(
+        model.core,
+        0,
+        fs,
+        a,
+        b,
+        out,
+        columns[2],
+        columns[3],
+        columns[4],
+        table if model.core == "kv" else [],
+        time_limit=left,
+        max_states=limits.max_states,
+        max_bytes=limits.max_bytes,
+        track=track,
+    )
+    found = None
+    if best is not None:
+        spelled = dict(made)  # the kv strings the search made that the trace shows, by id
+        order, states, stuck, blocking = best
+        shown = [spelled[s] if s >= len(table) else table[s] for s in states]
+        found = Best(order=order, states=shown, stuck=stuck, blocking=blocking)
+    verdict: bool | str = True if valid == 1 else False if valid == 0 else "unknown"
+    return Outcome(verdict, explored, reason=reason, best=found, peak_bytes=peak, core="rust")

@@ -1,0 +1,459 @@
+//! The search of squall/checkers/_lin_search.py, move for move.
+//!
+//! Same event list, same candidate order (the urgent op first, then call
+//! order), same prunings (forced pure ops, indeterminate ops that change
+//! nothing, twins in call order, dominance by indeterminate ops spent), the
+//! same cache key and the same counterexample trace: both cores explore the
+//! same configurations in the same order, so they give the same verdict,
+//! the same count of configurations and the same counterexample. The
+//! arguments for each pruning are written beside the Python; this file
+//! only says where the port differs.
+//!
+//! Differences: values are interned ids (see models.rs), the bitsets are
+//! `Bits`, and the bound is a byte budget over the cache (its table at its
+//! real capacity plus whatever the entries hold on the heap), not a count.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+
+use crate::bits::Bits;
+use crate::models::Model;
+
+const CHECK_EVERY: u64 = 4096; // backtracks between clock and memory checks
+const DOMINANCE_CHECKS: usize = 16; // most masks compared per configuration
+
+pub struct Input {
+    pub f: Vec<u8>,
+    pub a: Vec<u32>,
+    pub b: Vec<u32>,
+    pub out: Vec<u32>,
+    pub calls: Vec<f64>,
+    pub returns: Vec<f64>,
+    pub pure: Vec<bool>,
+}
+
+pub struct Limits {
+    pub deadline: Option<Instant>,
+    pub max_states: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+pub struct Best {
+    pub order: Vec<usize>,
+    pub states: Vec<u32>,
+    pub stuck: Vec<usize>,
+    pub blocking: i64,
+}
+
+pub enum Verdict {
+    Valid,
+    Invalid,
+    Unknown(String),
+}
+
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub explored: u64,
+    pub peak_bytes: u64,
+    pub best: Option<Best>,
+}
+
+/// The configuration cache's key: (ops below `low` all linearized, the
+/// window `rel` above it, the model state). The state is part of the key
+/// (hashed with it, as Porcupine v1.3 does), so two paths that linearized
+/// the same ops into different states are distinct configurations.
+#[derive(PartialEq, Eq, Hash)]
+struct Key {
+    low: u32,
+    state: u32,
+    rel: Bits,
+}
+
+enum Seen {
+    One(Bits),
+    // A set, as in Python: the exact-match test must stay O(1) however many
+    // masks a configuration collects (a scanned list made etcd logs quadratic).
+    Many(FxHashSet<Bits>),
+}
+
+struct Frame {
+    e: usize,
+    state: u32,
+    low: u32,
+    rel: Bits,
+    ib: Bits,
+    urg: usize,
+}
+
+/// The doubly linked event list and what each event is (see _lin_search.py).
+struct Events {
+    nxt: Vec<usize>,
+    prv: Vec<usize>,
+    matched: Vec<i64>, // call -> its return event, -1 indeterminate; 0 for a return event
+    owner: Vec<usize>, // return event -> its call event (0 for the tail)
+    opno: Vec<usize>,
+    rank: Vec<i64>,
+    ibit: Vec<usize>,
+    need: Vec<Option<usize>>, // the bit of the earlier identical indeterminate op
+    forced: Vec<bool>,
+    inp: Vec<(u8, u32, u32)>,
+    out: Vec<u32>,
+}
+
+impl Events {
+    fn new(inp: &Input) -> Events {
+        let n = inp.f.len();
+        let finite: Vec<usize> = (0..n).filter(|&i| inp.returns[i].is_finite()).collect();
+        let mut events: Vec<(f64, u8, usize)> = (0..n).map(|i| (inp.calls[i], 0, i)).collect();
+        events.extend(finite.iter().map(|&i| (inp.returns[i], 1, i)));
+        events.sort_by(|x, y| x.partial_cmp(y).expect("times are never NaN"));
+        let size = events.len() + 2;
+        let mut ev = Events {
+            nxt: (1..=size).collect(),
+            prv: (0..size).map(|i| i.wrapping_sub(1)).collect(),
+            matched: vec![0; size],
+            owner: vec![0; size],
+            opno: vec![0; size],
+            rank: vec![-1; size],
+            ibit: vec![0; size],
+            need: vec![None; size],
+            forced: vec![false; size],
+            inp: vec![(0, 0, 0); size],
+            out: vec![0; size],
+        };
+        let mut call_of = vec![0usize; n];
+        for (k, &(_, kind, i)) in events.iter().enumerate() {
+            let node = k + 1;
+            ev.opno[node] = i;
+            if kind == 0 {
+                call_of[i] = node;
+                ev.matched[node] = -1;
+            } else {
+                ev.matched[call_of[i]] = node as i64;
+                ev.owner[node] = call_of[i];
+            }
+        }
+        for i in 0..n {
+            let node = call_of[i];
+            ev.inp[node] = (inp.f[i], inp.a[i], inp.b[i]);
+            ev.out[node] = inp.out[i];
+            ev.forced[node] = inp.pure[i];
+        }
+        let mut ranked: Vec<usize> = finite.iter().map(|&i| call_of[i]).collect();
+        ranked.sort_unstable();
+        for (r, &node) in ranked.iter().enumerate() {
+            ev.rank[node] = r as i64;
+        }
+        let mut pending: Vec<usize> = (0..n)
+            .filter(|&i| !inp.returns[i].is_finite())
+            .map(|i| call_of[i])
+            .collect();
+        pending.sort_unstable();
+        let mut last_twin: HashMap<(u8, u32, u32), usize> = HashMap::new();
+        for (k, &node) in pending.iter().enumerate() {
+            ev.ibit[node] = k;
+            ev.need[node] = last_twin.insert(ev.inp[node], k);
+        }
+        ev
+    }
+
+    #[inline]
+    fn lift(&mut self, x: usize) {
+        let (p, q) = (self.prv[x], self.nxt[x]);
+        self.nxt[p] = q;
+        self.prv[q] = p;
+    }
+
+    #[inline]
+    fn relink(&mut self, x: usize) {
+        let (p, q) = (self.prv[x], self.nxt[x]);
+        self.nxt[p] = x;
+        self.prv[q] = x;
+    }
+
+    /// The op owning the first return event still in the list (0: none left).
+    #[inline]
+    fn urgent(&self) -> usize {
+        let mut x = self.nxt[0];
+        while self.matched[x] != 0 {
+            x = self.nxt[x];
+        }
+        self.owner[x]
+    }
+
+    /// The next candidate after `e`, the urgent one having been tried first.
+    #[inline]
+    fn advance(&self, e: usize, urg: usize) -> usize {
+        let mut e = if e == urg { self.nxt[0] } else { self.nxt[e] };
+        if e == urg {
+            e = self.nxt[e];
+        }
+        e
+    }
+}
+
+struct Cache {
+    map: FxHashMap<Key, Seen>,
+    heap: usize, // bytes the entries hold beyond the table's own slots
+}
+
+impl Cache {
+    /// Is (key, nib) a configuration not dominated by one already explored?
+    /// Records it if so. The rule of _lin_search.py, step for step.
+    fn fresh(&mut self, key: Key, nib: &Bits) -> bool {
+        let heap = key.rel.heap_bytes() + nib.heap_bytes();
+        match self.map.entry(key) {
+            Entry::Vacant(slot) => {
+                self.heap += heap;
+                slot.insert(Seen::One(nib.clone()));
+                true
+            }
+            Entry::Occupied(mut slot) => match slot.get_mut() {
+                Seen::One(m) => {
+                    if !m.has_bit_outside(nib) {
+                        return false;
+                    }
+                    let mut set = FxHashSet::default();
+                    set.insert(std::mem::take(m));
+                    set.insert(nib.clone());
+                    self.heap += 4 * (std::mem::size_of::<Bits>() + 1) + nib.heap_bytes();
+                    *slot.get_mut() = Seen::Many(set);
+                    true
+                }
+                Seen::Many(ms) => {
+                    if ms.contains(nib) || ms.contains(&Bits::default()) {
+                        return false;
+                    }
+                    let fresh =
+                        ms.len() > DOMINANCE_CHECKS || ms.iter().all(|m| m.has_bit_outside(nib));
+                    if fresh {
+                        let grows = ms.len() == ms.capacity();
+                        let slot = std::mem::size_of::<Bits>() + 1;
+                        self.heap += nib.heap_bytes() + if grows { ms.capacity() * slot } else { 0 };
+                        ms.insert(nib.clone());
+                    }
+                    fresh
+                }
+            },
+        }
+    }
+
+    /// Whether the table may grow for the next entry within `budget` bytes: a
+    /// full table doubles, and while it moves both tables are held (three
+    /// times the old one), so the budget is checked before that, not after.
+    fn has_room(&self, budget: Option<u64>, extra: usize) -> bool {
+        let Some(budget) = budget else { return true };
+        if self.map.len() < self.map.capacity() {
+            return true;
+        }
+        let slot = std::mem::size_of::<(Key, Seen)>() + 1;
+        (3 * self.map.capacity().max(4) * slot + self.heap + extra) as u64 <= budget
+    }
+
+    fn bytes(&self) -> usize {
+        // hashbrown: one slot and one control byte per bucket.
+        let slot = std::mem::size_of::<(Key, Seen)>() + 1;
+        self.map.capacity() * slot + self.heap
+    }
+}
+
+pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, track: bool) -> Outcome {
+    let mut ev = Events::new(input);
+    let mut cache = Cache { map: HashMap::with_hasher(FxBuildHasher), heap: 0 };
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut trace = if track { Some(Trace::default()) } else { None };
+    let mut explored: u64 = 0;
+    let mut backtracks: u64 = 0;
+    let mut peak: usize = 0;
+    let mut state = init;
+    let (mut low, mut rel, mut ib) = (0u32, Bits::default(), Bits::default());
+    let done = |verdict, explored, peak: usize, best| Outcome {
+        verdict,
+        explored,
+        peak_bytes: peak as u64,
+        best,
+    };
+    let mut urg = ev.urgent();
+    if urg == 0 {
+        return done(Verdict::Valid, 0, 0, None);
+    }
+    let mut e = urg;
+    loop {
+        let r = ev.matched[e];
+        let mut backtrack = r == 0;
+        if !backtrack {
+            let (f, a, b) = ev.inp[e];
+            let (ok, new) = model.step(state, f, a, b, ev.out[e]);
+            if !ok {
+                e = ev.advance(e, urg);
+                continue;
+            }
+            let j = ev.rank[e];
+            let (nlow, nrel, nib);
+            if j < 0 {
+                let twin_pending = ev.need[e].is_some_and(|bit| !ib.get(bit));
+                if new == state || twin_pending {
+                    e = ev.advance(e, urg);
+                    continue;
+                }
+                nlow = low;
+                nrel = rel.clone();
+                let mut m = ib.clone();
+                m.set(ev.ibit[e]);
+                nib = m;
+            } else {
+                nib = ib.clone();
+                let j = (j - low as i64) as usize;
+                let mut m = rel.clone();
+                if j > 0 {
+                    m.set(j);
+                    nlow = low;
+                } else {
+                    nlow = low + m.set_low_and_shift() as u32;
+                }
+                nrel = m;
+            }
+            if !cache.has_room(limits.max_bytes, model.extra_bytes()) {
+                let peak = peak.max(cache.bytes() + model.extra_bytes());
+                return done(Verdict::Unknown(over_budget(limits, explored)), explored, peak, None);
+            }
+            let key = Key { low: nlow, state: new, rel: nrel.clone() };
+            if cache.fresh(key, &nib) {
+                explored += 1;
+                let frame = Frame {
+                    e,
+                    state,
+                    low,
+                    rel: std::mem::replace(&mut rel, nrel),
+                    ib: std::mem::replace(&mut ib, nib),
+                    urg,
+                };
+                stack.push(frame);
+                state = new;
+                low = nlow;
+                ev.lift(e);
+                if r > 0 {
+                    ev.lift(r as usize);
+                }
+                if let Some(t) = trace.as_mut() {
+                    t.pushed(&stack, state, &ev);
+                }
+                urg = ev.urgent();
+                if urg == 0 {
+                    return done(Verdict::Valid, explored, peak.max(cache.bytes()), None);
+                }
+                e = urg;
+                continue;
+            }
+            if !ev.forced[e] {
+                e = ev.advance(e, urg);
+                continue;
+            }
+            backtrack = true;
+        }
+        debug_assert!(backtrack);
+        loop {
+            let Some(fr) = stack.pop() else {
+                let best = trace.map(|mut t| {
+                    if !t.recorded {
+                        t.pushed(&stack, state, &ev);
+                    }
+                    t.best()
+                });
+                return done(Verdict::Invalid, explored, peak.max(cache.bytes()), best);
+            };
+            e = fr.e;
+            state = fr.state;
+            low = fr.low;
+            rel = fr.rel;
+            ib = fr.ib;
+            urg = fr.urg;
+            let r = ev.matched[e];
+            if r > 0 {
+                ev.relink(r as usize);
+            }
+            ev.relink(e);
+            if !ev.forced[e] {
+                break;
+            }
+        }
+        if let Some(t) = trace.as_mut() {
+            t.popped(stack.len());
+        }
+        e = ev.advance(e, urg);
+        backtracks += 1;
+        if backtracks & (CHECK_EVERY - 1) == 0 {
+            let bytes = cache.bytes() + model.extra_bytes();
+            peak = peak.max(bytes);
+            if limits.deadline.is_some_and(|d| Instant::now() > d) {
+                let why = "time limit reached".to_string();
+                return done(Verdict::Unknown(why), explored, peak, None);
+            }
+            if limits.max_states.is_some_and(|m| explored > m) {
+                let m = limits.max_states.unwrap_or(0);
+                let why = format!("explored more than {m} configurations (memory bound)");
+                return done(Verdict::Unknown(why), explored, peak, None);
+            }
+            if limits.max_bytes.is_some_and(|m| bytes as u64 > m) {
+                return done(Verdict::Unknown(over_budget(limits, explored)), explored, peak, None);
+            }
+        }
+    }
+}
+
+fn over_budget(limits: &Limits, explored: u64) -> String {
+    let mib = limits.max_bytes.unwrap_or(0) >> 20;
+    format!(
+        "the search's cache would outgrow its memory budget of {mib} MiB \
+         ({explored} configurations explored)"
+    )
+}
+
+/// The deepest stack seen, copying only what changed since the last record
+/// (the Python _Trace, for the counterexample of an invalid partition).
+#[derive(Default)]
+struct Trace {
+    order: Vec<usize>,
+    states: Vec<u32>,
+    low_water: usize,
+    stuck: Vec<usize>,
+    blocking: i64,
+    recorded: bool,
+}
+
+impl Trace {
+    fn popped(&mut self, depth: usize) {
+        self.low_water = self.low_water.min(depth);
+    }
+
+    fn pushed(&mut self, stack: &[Frame], state: u32, ev: &Events) {
+        if self.recorded && stack.len() <= self.order.len() {
+            return;
+        }
+        let lw = self.low_water;
+        self.order.truncate(lw);
+        self.states.truncate(lw);
+        self.order.extend(stack[lw..].iter().map(|f| ev.opno[f.e]));
+        if lw + 1 <= stack.len() {
+            self.states.extend(stack[lw + 1..].iter().map(|f| f.state));
+        }
+        self.states.push(state);
+        self.low_water = stack.len();
+        self.recorded = true;
+        self.stuck.clear();
+        let tail = ev.matched.len() - 1;
+        let mut e = ev.nxt[0];
+        while e != tail && ev.matched[e] != 0 {
+            self.stuck.push(ev.opno[e]);
+            e = ev.nxt[e];
+        }
+        self.blocking = if e != tail { ev.opno[e] as i64 } else { -1 };
+    }
+
+    fn best(self) -> Best {
+        Best { order: self.order, states: self.states, stuck: self.stuck, blocking: self.blocking }
+    }
+}

@@ -1,0 +1,174 @@
+//! The built-in models (squall/checkers/models.py), over interned values.
+//!
+//! Python interns every value a partition mentions (by Python's own `==`
+//! and hash, so `1 == 1.0` stays true here) and hands over small integers:
+//! a state is one of them, and equality of ids is equality of values. The
+//! kv model's appends make strings no input named, so it owns a string
+//! table and interns each new concatenation, keeping that equality exact.
+
+use rustc_hash::FxHashMap;
+
+pub const UNKNOWN: u32 = u32::MAX; // the output of an indeterminate op
+
+// Operation codes, as squall/checkers/_lin_core.py numbers them.
+pub const READ: u8 = 0; // read / get
+pub const WRITE: u8 = 1; // write / put
+pub const CAS: u8 = 2; // cas (a = from, b = to); output 1 ok, 0 precondition failed
+pub const APPEND: u8 = 3; // kv append
+
+pub enum Model {
+    Register,
+    CasRegister,
+    Kv(Strings),
+}
+
+/// The kv model's values: every string a partition names or its appends make.
+///
+/// A string made by an append is stored as (the state it extends, the string
+/// appended), not spelled out: a long single-key history makes millions of
+/// states, each a little longer than the last, and spelling each out would
+/// cost time and memory quadratic in the history. Equal strings must still
+/// share one id, however they were made, so each string also carries a
+/// polynomial hash of its bytes (mod 2^61 - 1), which an append extends in
+/// O(1): h(s + t) = h(s) * B^len(t) + h(t). Strings with equal hash and
+/// length are compared byte by byte before they share an id, so a collision
+/// costs time, never a wrong verdict.
+pub struct Strings {
+    nodes: Vec<Node>,
+    index: FxHashMap<(u64, usize), Vec<u32>>, // (hash, length) -> ids with it
+    concat: FxHashMap<(u32, u32), u32>,       // (state, appended) -> the result
+    pub bytes: usize,
+}
+
+struct Node {
+    hash: u64,
+    pow: u64, // B^len mod M
+    len: usize,
+    spelled: Spelled,
+}
+
+enum Spelled {
+    Given(String),
+    Append(u32, u32),
+}
+
+const M: u64 = (1 << 61) - 1;
+const B: u64 = 1_000_003;
+
+fn mulmod(a: u64, b: u64) -> u64 {
+    let p = (a as u128) * (b as u128);
+    let r = ((p & M as u128) + (p >> 61)) as u64;
+    if r >= M {
+        r - M
+    } else {
+        r
+    }
+}
+
+impl Strings {
+    pub fn new(table: Vec<String>) -> Strings {
+        let mut st = Strings {
+            nodes: Vec::with_capacity(table.len()),
+            index: FxHashMap::default(),
+            concat: FxHashMap::default(),
+            bytes: 0,
+        };
+        for s in table {
+            let (mut hash, mut pow) = (0u64, 1u64);
+            for &c in s.as_bytes() {
+                hash = (mulmod(hash, B) + c as u64 + 1) % M;
+                pow = mulmod(pow, B);
+            }
+            let id = st.nodes.len() as u32;
+            st.index.entry((hash, s.len())).or_default().push(id);
+            st.nodes.push(Node { hash, pow, len: s.len(), spelled: Spelled::Given(s) });
+        }
+        st
+    }
+
+    /// The string with this id, spelled out (for equality on a hash match and
+    /// for the counterexample: both rare).
+    pub fn spell(&self, id: u32) -> String {
+        let mut parts = Vec::new();
+        let mut at = id;
+        loop {
+            match &self.nodes[at as usize].spelled {
+                Spelled::Given(s) => {
+                    parts.push(s.as_str());
+                    break;
+                }
+                Spelled::Append(state, arg) => {
+                    parts.push(self.given(*arg));
+                    at = *state;
+                }
+            }
+        }
+        parts.iter().rev().copied().collect()
+    }
+
+    fn given(&self, id: u32) -> &str {
+        match &self.nodes[id as usize].spelled {
+            Spelled::Given(s) => s,
+            Spelled::Append(..) => unreachable!("an appended value is one of the inputs"),
+        }
+    }
+
+    fn append(&mut self, state: u32, arg: u32) -> u32 {
+        if let Some(&id) = self.concat.get(&(state, arg)) {
+            return id;
+        }
+        let (s, a) = (&self.nodes[state as usize], &self.nodes[arg as usize]);
+        let hash = (mulmod(s.hash, a.pow) + a.hash) % M;
+        let (pow, len) = (mulmod(s.pow, a.pow), s.len + a.len);
+        let same = self.index.get(&(hash, len)).cloned().unwrap_or_default();
+        let found = if same.is_empty() {
+            None
+        } else {
+            let spelled = format!("{}{}", self.spell(state), self.given(arg));
+            same.into_iter().find(|&id| self.spell(id) == spelled)
+        };
+        let id = found.unwrap_or_else(|| {
+            let id = self.nodes.len() as u32;
+            self.nodes.push(Node { hash, pow, len, spelled: Spelled::Append(state, arg) });
+            self.index.entry((hash, len)).or_default().push(id);
+            self.bytes += std::mem::size_of::<Node>() + 48;
+            id
+        });
+        self.bytes += 24;
+        self.concat.insert((state, arg), id);
+        id
+    }
+}
+
+impl Model {
+    /// `step(state, input, output) -> (ok, new_state)`, as models.py defines it.
+    #[inline]
+    pub fn step(&mut self, state: u32, f: u8, a: u32, b: u32, out: u32) -> (bool, u32) {
+        match f {
+            READ => (out == UNKNOWN || out == state, state),
+            WRITE => (true, a),
+            CAS => {
+                if out == UNKNOWN {
+                    // It may have happened: if it did, the precondition decided its effect.
+                    (true, if state == a { b } else { state })
+                } else if out != 0 {
+                    (state == a, b)
+                } else {
+                    (state != a, state)
+                }
+            }
+            APPEND => match self {
+                Model::Kv(strings) => (true, strings.append(state, a)),
+                _ => (false, state), // an append reaches only the kv model
+            },
+            _ => (false, state),
+        }
+    }
+
+    pub fn extra_bytes(&self) -> usize {
+        match self {
+            Model::Kv(s) => s.bytes,
+            _ => 0,
+        }
+    }
+}
