@@ -6,43 +6,20 @@ suites/matrix.yaml."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.matrix_run import run_suite
+
 pytest.importorskip("docker")
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_the_ci_matrix_passes_the_correct_store_and_catches_both_bugs(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "squall.cli",
-            "matrix",
-            str(ROOT / "suites" / "ci.yaml"),
-            "--store",
-            str(tmp_path),
-            "--seed",
-            "7",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    rows = {r["case"]: r for r in summary["rows"]}
-    report = "\n".join(
-        f"{c}: expected {r['expected']} got {r['got']} caught by {r['caught_by']} ({r['run_dir']})"
-        for c, r in rows.items()
-    )
-    assert proc.returncode == 0, report + "\n" + proc.stderr[-3000:]
+    got = run_suite("ci.yaml", tmp_path)
+    rows, report = got.rows, got.report
+    assert got.returncode == 0, report + "\n" + got.stderr[-3000:]
     assert rows["correct-register-kill-partition"]["got"] is True, report
     assert "linearizable" in rows["stale-read"]["caught_by"], report
     assert "fidelity" in rows["lossy-snapshot"]["caught_by"], report
