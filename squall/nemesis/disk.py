@@ -111,14 +111,22 @@ class DiskStall(Fault):
             )
         seen = [""]
 
+        def died() -> bool:
+            # A store that will not write past a failed fsync or a full disk (etcd,
+            # Squall's own store) stops itself at once, often before the state is
+            # read back: the mode took.
+            if mode != "pass" and not self.live.is_running(node):
+                seen[0] = "the node stopped itself"
+                return True
+            return False
+
         def holds() -> bool:
+            if died():
+                return True
             try:
                 rc, seen[0] = self.live.exec(node, ["cat", f"{CONTROL}/state"])
             except ClusterError:
-                # A store that will not write past a failed fsync or a full disk stops
-                # itself at once, often before the state is read back: the mode took.
-                if mode != "pass" and not self.live.is_running(node):
-                    seen[0] = "the node stopped itself"
+                if died():
                     return True
                 raise
             return rc == 0 and seen[0].split()[:1] == [mode]
