@@ -80,14 +80,23 @@ def test_the_next_command_reaps_a_killed_runners_cluster(tmp_path):
         assert len(_ours(client, store)) == 3, "SIGKILL should have left the containers behind"
 
         run_dir = history.parent
+        # The next command that starts clusters reaps them (report, check and serve
+        # never touch Docker, so they start fast); `cluster status` is the lightest.
         proc = subprocess.run(
-            [sys.executable, "-m", "squall.cli", "report", str(run_dir)],
+            [sys.executable, "-m", "squall.cli", "cluster", "status"],
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert "removed leftovers" in proc.stderr, proc.stderr
         assert _ours(client, store) == []
+        report = subprocess.run(
+            [sys.executable, "-m", "squall.cli", "report", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (run_dir / "report.html").exists(), report.stderr
         # What the killed run recorded is still readable, up to the last full line.
         from squall.history import iter_history
 
