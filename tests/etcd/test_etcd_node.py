@@ -54,3 +54,14 @@ def test_stale_read_makes_that_members_reads_serializable():
     system.node(ctx("n2", bugs=("stale-read",)))
     client = system.client(lambda: {n: "127.0.0.1:1" for n in NODES}, 0, {})
     assert client.serializable == frozenset({"n2"})  # type: ignore[attr-defined]
+
+
+def test_members_pre_vote_unless_told_not_to():
+    assert flag(list(EtcdSystem().node(ctx("n1")).argv), "pre-vote") == "true"
+
+
+def test_pre_vote_must_be_a_switch():
+    import pytest
+
+    with pytest.raises(ValueError, match="pre_vote must be true or false"):
+        EtcdSystem().validate_options({"pre_vote": 1})
