@@ -50,6 +50,20 @@ def stale_read_run(tmp_path: Path) -> Path:
     return run
 
 
+def replay_result(bad: bool) -> dict[str, Any]:
+    """What replay_once returns for a replay that did (bad) or did not show a stale read."""
+    lin: dict[str, Any] = {"valid": not bad}
+    if bad:
+        lin["counterexample"] = {"unlinearizable": [{"f": "read"}]}
+    return {
+        "run_dir": "x",
+        "exit": 1 if bad else 0,
+        "valid": not bad,
+        "deciders": ["linearizable"] if bad else [],
+        "results": {"linearizable": lin},
+    }
+
+
 def replays_that_fail_only_with_the_partition(calls: list[Any]) -> Any:
     def fake(
         base: Any,
@@ -61,16 +75,7 @@ def replays_that_fail_only_with_the_partition(calls: list[Any]) -> Any:
     ) -> dict[str, Any]:
         calls.append((len(events), time_limit, seed))
         bad = any(e["fault"] == "partition" for e in events) and time_limit >= 8
-        lin = {"valid": not bad}
-        if bad:
-            lin["counterexample"] = {"unlinearizable": [{"f": "read"}]}
-        return {
-            "run_dir": "x",
-            "exit": 1 if bad else 0,
-            "valid": not bad,
-            "deciders": ["linearizable"] if bad else [],
-            "results": {"linearizable": lin},
-        }
+        return replay_result(bad)
 
     return fake
 
@@ -195,16 +200,7 @@ def test_a_smallest_schedule_that_reproduces_only_by_luck_gives_way_to_a_reliabl
         bad = bool(part) and (held >= 2 or (held >= 1 and lucky["left"] > 0))
         if part and held < 2 and bad:
             lucky["left"] -= 1  # the 1 s cut reproduced once, by luck
-        lin: dict[str, Any] = {"valid": not bad}
-        if bad:
-            lin["counterexample"] = {"unlinearizable": [{"f": "read"}]}
-        return {
-            "run_dir": "x",
-            "exit": 1,
-            "valid": not bad,
-            "deciders": [],
-            "results": {"linearizable": lin},
-        }
+        return replay_result(bad)
 
     monkeypatch.setattr(shrink, "replay_once", fake)
     run = stale_read_run(tmp_path)
