@@ -65,6 +65,17 @@ impl Bits {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty() // canonical: no trailing zero words
+    }
+
+    /// Appends the words, little-endian (the bytes a fingerprint is taken of).
+    pub fn write_words(&self, out: &mut Vec<u8>) {
+        for w in self.0.iter() {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
     /// Heap bytes beyond the inline words (for the memory budget).
     pub fn heap_bytes(&self) -> usize {
         if self.0.spilled() {

@@ -10,14 +10,18 @@
 //! only says where the port differs.
 //!
 //! Differences: values are interned ids (see models.rs), the bitsets are
-//! `Bits`, and the bound is a byte budget over the cache (its table at its
-//! real capacity plus whatever the entries hold on the heap), not a count.
+//! `Bits`, the cache holds 128-bit fingerprints of its keys (see
+//! `fingerprint` for why that cannot make a verdict valid that is not), and
+//! the bound is a byte budget over the cache (its tables at their real
+//! capacity plus whatever the entries hold on the heap), not a count.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
-use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::bits::Bits;
 use crate::models::Model;
@@ -62,14 +66,52 @@ pub struct Outcome {
 }
 
 /// The configuration cache's key: (ops below `low` all linearized, the
-/// window `rel` above it, the model state). The state is part of the key
-/// (hashed with it, as Porcupine v1.3 does), so two paths that linearized
-/// the same ops into different states are distinct configurations.
-#[derive(PartialEq, Eq, Hash)]
-struct Key {
-    low: u32,
-    state: u32,
-    rel: Bits,
+/// window `rel` above it, the model state), stored as its 128-bit xxh3
+/// fingerprint rather than spelled out. The state is part of the key (as
+/// Porcupine v1.3 hashes it in), so two paths that linearized the same ops
+/// into different states are distinct configurations.
+///
+/// Why a fingerprint (TLC stores 64-bit ones): a spelled-out key with its
+/// window cost ~185 bytes per configuration on a 65-client single-key log
+/// (the window spills past its 128 inline bits), and the budget ran out at
+/// 3.7 M configurations; a fingerprint is 16. Two distinct keys collide
+/// with probability about n^2 / 2^129 (below 1e-20 at a billion
+/// configurations), and a collision can only make the search skip a
+/// configuration it has not explored: it can lose a linearization, never
+/// invent one. A `valid` verdict is a complete linearization checked step
+/// by step, so it cannot be false; only an `invalid` one could, at that
+/// probability. The Python core keeps exact keys and is the reference.
+fn fingerprint(scratch: &mut Vec<u8>, low: u32, state: u32, rel: &Bits) -> u128 {
+    scratch.clear();
+    scratch.extend_from_slice(&low.to_le_bytes());
+    scratch.extend_from_slice(&state.to_le_bytes());
+    rel.write_words(scratch);
+    xxh3_128(scratch)
+}
+
+/// The fingerprints are uniform already: the table takes them as they are.
+#[derive(Default, Clone, Copy)]
+struct Spread;
+
+impl BuildHasher for Spread {
+    type Hasher = Folded;
+    fn build_hasher(&self) -> Folded {
+        Folded(0)
+    }
+}
+
+struct Folded(u64);
+
+impl Hasher for Folded {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _bytes: &[u8]) {
+        unreachable!("only u128 fingerprints are hashed here")
+    }
+    fn write_u128(&mut self, x: u128) {
+        self.0 = (x as u64) ^ ((x >> 64) as u64);
+    }
 }
 
 enum Seen {
@@ -195,17 +237,40 @@ impl Events {
     }
 }
 
+/// Configurations explored. Most never meet an indeterminate op (their
+/// mask is empty, which dominates every other), so they are a bare set of
+/// fingerprints; a key whose masks matter moves to `masks`.
 struct Cache {
-    map: FxHashMap<Key, Seen>,
-    heap: usize, // bytes the entries hold beyond the table's own slots
+    plain: HashSet<u128, Spread>, // keys seen with the empty mask
+    masks: HashMap<u128, Seen, Spread>, // keys seen with non-empty masks only
+    heap: usize,                  // bytes the masks hold beyond the tables' own slots
 }
 
+const PLAIN_SLOT: usize = std::mem::size_of::<u128>() + 1; // hashbrown: slot + control byte
+const MASK_SLOT: usize = std::mem::size_of::<(u128, Seen)>() + 1;
+const MASK_IN_SET: usize = std::mem::size_of::<Bits>() + 1;
+
 impl Cache {
+    fn new() -> Cache {
+        Cache { plain: HashSet::with_hasher(Spread), masks: HashMap::with_hasher(Spread), heap: 0 }
+    }
+
     /// Is (key, nib) a configuration not dominated by one already explored?
-    /// Records it if so. The rule of _lin_search.py, step for step.
-    fn fresh(&mut self, key: Key, nib: &Bits) -> bool {
-        let heap = key.rel.heap_bytes() + nib.heap_bytes();
-        match self.map.entry(key) {
+    /// Records it if so. The rule of _lin_search.py, step for step: a mask
+    /// already seen that is a subset of `nib` dominates it.
+    fn fresh(&mut self, key: u128, nib: &Bits) -> bool {
+        if self.plain.contains(&key) {
+            return false; // the empty mask is a subset of every mask
+        }
+        if nib.is_empty() {
+            if let Some(seen) = self.masks.remove(&key) {
+                self.heap -= seen.heap_bytes();
+            }
+            self.plain.insert(key);
+            return true;
+        }
+        let heap = nib.heap_bytes();
+        match self.masks.entry(key) {
             Entry::Vacant(slot) => {
                 self.heap += heap;
                 slot.insert(Seen::One(nib.clone()));
@@ -219,21 +284,20 @@ impl Cache {
                     let mut set = FxHashSet::default();
                     set.insert(std::mem::take(m));
                     set.insert(nib.clone());
-                    self.heap += 4 * (std::mem::size_of::<Bits>() + 1) + nib.heap_bytes();
+                    self.heap += set.capacity() * MASK_IN_SET + heap;
                     *slot.get_mut() = Seen::Many(set);
                     true
                 }
                 Seen::Many(ms) => {
-                    if ms.contains(nib) || ms.contains(&Bits::default()) {
+                    if ms.contains(nib) {
                         return false;
                     }
                     let fresh =
                         ms.len() > DOMINANCE_CHECKS || ms.iter().all(|m| m.has_bit_outside(nib));
                     if fresh {
-                        let grows = ms.len() == ms.capacity();
-                        let slot = std::mem::size_of::<Bits>() + 1;
-                        self.heap += nib.heap_bytes() + if grows { ms.capacity() * slot } else { 0 };
+                        let before = ms.capacity();
                         ms.insert(nib.clone());
+                        self.heap += (ms.capacity() - before) * MASK_IN_SET + heap;
                     }
                     fresh
                 }
@@ -241,28 +305,43 @@ impl Cache {
         }
     }
 
-    /// Whether the table may grow for the next entry within `budget` bytes: a
-    /// full table doubles, and while it moves both tables are held (three
+    /// Whether the tables may grow for the next entry within `budget` bytes:
+    /// a full table doubles, and while it moves both copies are held (three
     /// times the old one), so the budget is checked before that, not after.
     fn has_room(&self, budget: Option<u64>, extra: usize) -> bool {
         let Some(budget) = budget else { return true };
-        if self.map.len() < self.map.capacity() {
-            return true;
-        }
-        let slot = std::mem::size_of::<(Key, Seen)>() + 1;
-        (3 * self.map.capacity().max(4) * slot + self.heap + extra) as u64 <= budget
+        let grow = |len: usize, cap: usize, slot: usize| {
+            if len < cap {
+                cap * slot
+            } else {
+                3 * cap.max(4) * slot
+            }
+        };
+        let plain = grow(self.plain.len(), self.plain.capacity(), PLAIN_SLOT);
+        let masks = grow(self.masks.len(), self.masks.capacity(), MASK_SLOT);
+        (plain + masks + self.heap + extra) as u64 <= budget
     }
 
     fn bytes(&self) -> usize {
-        // hashbrown: one slot and one control byte per bucket.
-        let slot = std::mem::size_of::<(Key, Seen)>() + 1;
-        self.map.capacity() * slot + self.heap
+        self.plain.capacity() * PLAIN_SLOT + self.masks.capacity() * MASK_SLOT + self.heap
+    }
+}
+
+impl Seen {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Seen::One(m) => m.heap_bytes(),
+            Seen::Many(ms) => {
+                ms.capacity() * MASK_IN_SET + ms.iter().map(Bits::heap_bytes).sum::<usize>()
+            }
+        }
     }
 }
 
 pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, track: bool) -> Outcome {
     let mut ev = Events::new(input);
-    let mut cache = Cache { map: HashMap::with_hasher(FxBuildHasher), heap: 0 };
+    let mut cache = Cache::new();
+    let mut scratch: Vec<u8> = Vec::with_capacity(64);
     let mut stack: Vec<Frame> = Vec::new();
     let mut trace = if track { Some(Trace::default()) } else { None };
     let mut explored: u64 = 0;
@@ -320,7 +399,7 @@ pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, trac
                 let peak = peak.max(cache.bytes() + model.extra_bytes());
                 return done(Verdict::Unknown(over_budget(limits, explored)), explored, peak, None);
             }
-            let key = Key { low: nlow, state: new, rel: nrel.clone() };
+            let key = fingerprint(&mut scratch, nlow, new, &nrel);
             if cache.fresh(key, &nib) {
                 explored += 1;
                 let frame = Frame {
@@ -455,5 +534,44 @@ impl Trace {
 
     fn best(self) -> Best {
         Best { order: self.order, states: self.states, stuck: self.stuck, blocking: self.blocking }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(bits: &[usize]) -> Bits {
+        let mut m = Bits::default();
+        for &b in bits {
+            m.set(b);
+        }
+        m
+    }
+
+    #[test]
+    fn a_mask_seen_that_is_a_subset_dominates() {
+        let mut c = Cache::new();
+        assert!(c.fresh(1, &mask(&[1])));
+        assert!(!c.fresh(1, &mask(&[1])), "the same configuration twice");
+        assert!(!c.fresh(1, &mask(&[1, 2])), "more indeterminate ops spent: dominated");
+        assert!(c.fresh(1, &mask(&[2])), "incomparable masks are both kept");
+        assert!(c.fresh(1, &mask(&[])), "the empty mask dominates the others, not they it");
+        assert!(!c.fresh(1, &mask(&[3])), "and every mask that comes after it");
+        assert!(c.masks.is_empty() && c.plain.contains(&1));
+        assert_eq!(c.heap, 0, "the masks' heap bytes leave with them");
+        assert!(c.fresh(2, &mask(&[])));
+        assert!(!c.fresh(2, &mask(&[])));
+    }
+
+    #[test]
+    fn fingerprints_tell_the_parts_of_a_key_apart() {
+        let mut s = Vec::new();
+        let w = mask(&[3, 70]);
+        let fp = fingerprint(&mut s, 1, 2, &w);
+        assert_eq!(fp, fingerprint(&mut s, 1, 2, &w));
+        assert_ne!(fp, fingerprint(&mut s, 2, 1, &w));
+        assert_ne!(fp, fingerprint(&mut s, 1, 2, &mask(&[3])));
+        assert_ne!(fp, fingerprint(&mut s, 1, 3, &w));
     }
 }
