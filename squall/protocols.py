@@ -41,6 +41,10 @@ class Result:
     value: Any = None
     error: str | None = None
     node: str | None = None
+    # The id the system logs the request under, where its client sends one: it
+    # lets an info op be resolved from the system's own log after the run
+    # (the System's optional ``committed`` below).
+    request_id: str | None = None
 
 
 @runtime_checkable
@@ -242,6 +246,12 @@ class System(Protocol):
 #       the line saying the node refused its data on start (power-cut wipes those)
 #   standing() -> object with cluster_up/cluster_status/cluster_down
 #       a cluster a person keeps running to poke at (``squall cluster ...``)
+#   committed(nodes: Mapping[str, Mapping]) -> Mapping | None
+#       from what ``collect`` gathered (nodes/<n>/final.json), which request ids
+#       the system's log holds: {"source": str, "complete": bool, "why": str|None,
+#       "committed": {request_id: [log index or None, took effect: bool]}}.
+#       "complete" says an id missing from it was never committed. The
+#       linearizability checker resolves info ops with it (squall.checkers.resolve).
 OPTIONAL = (
     "workloads",
     "checkers",
@@ -253,4 +263,5 @@ OPTIONAL = (
     "failpoints",
     "failpoint",
     "failpoint_hits",
+    "committed",
 )

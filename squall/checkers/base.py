@@ -33,6 +33,9 @@ class CheckContext:
     # time order: {"time": ns, "node": id, "status": {...} | None}. They
     # explain a verdict (what the leader was doing); they never decide one.
     samples: Sequence[Mapping[str, Any]] = ()
+    # What the system's log says of the request ids its client sent
+    # (System.committed; resolution.json): resolves info ops (checkers/resolve.py).
+    resolution: Mapping[str, Any] | None = None
 
 
 Checker = Callable[[CheckContext], dict[str, Any]]

@@ -24,7 +24,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -397,14 +397,28 @@ def check(
     *,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     core: str = "auto",
+    resolution: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Checks a whole history (nemesis ops are ignored) against ``model``
-    (``check_operations`` says what the limits and ``core`` mean)."""
+    (``check_operations`` says what the limits and ``core`` mean).
+    ``resolution``: what the system's log says of its request ids
+    (squall.checkers.resolve), applied to the info ops before the search."""
     m = get_model(model) if isinstance(model, str) else model
     operations = to_operations(m, history, keyed)
-    return check_operations(
+    summary = None
+    if resolution is not None:
+        from squall.checkers.resolve import resolve
+
+        operations, summary = resolve(operations, resolution)
+    res = check_operations(
         m, operations, time_limit, max_states, parallel, max_bytes=max_bytes, core=core
     )
+    if summary is not None:
+        from squall.checkers.resolve import describe
+
+        # First after the verdict: the report's row shows the leading figures.
+        res = {"valid": res["valid"], "resolved": describe(summary), **res, "resolution": summary}
+    return res
 
 
 def linearizable_checker(
@@ -415,6 +429,6 @@ def linearizable_checker(
     m = get_model(model) if isinstance(model, str) else model
 
     def check_ctx(ctx: CheckContext) -> dict[str, Any]:
-        return check(m, ctx.history, time_limit=time_limit, keyed=keyed)
+        return check(m, ctx.history, time_limit=time_limit, keyed=keyed, resolution=ctx.resolution)
 
     return check_ctx

@@ -280,9 +280,11 @@ class Run:
         """Records invoke + completion; returns the process id for the next op."""
         assert self.history is not None
         self.history.record(Op(process=process, type=INVOKE, f=f, value=value))
+        rid = None
         try:
             res = workload.invoke(client, Invocation(f, value))
             kind, result, error, node = res.type, res.value, res.error, res.node
+            rid = getattr(res, "request_id", None)
         except Exception as exc:  # noqa: BLE001 - a client bug is indeterminate, not a crash
             kind, result, error, node = INFO, value, f"client error: {exc}", None
         self.history.record(
@@ -293,6 +295,7 @@ class Run:
                 value=result if kind != FAIL else value,
                 node=node,
                 error=error,
+                extra={"request_id": rid} if rid else {},
             )
         )
         self.counters.add(kind)
@@ -417,12 +420,14 @@ def check_run_dir(
         "write_fs": list(workload.write_fs),
         "read_fs": list(workload.read_fs),
     }
+    resolution = log_resolution(system, nodes, run_dir if write else None)
     ctx = CheckContext(  # no run_dir when nothing may be written: checkers draw no plots
         history=history,
         test=test,
         run_dir=run_dir if write else None,
         nodes=nodes,
         samples=read_samples(run_dir),
+        resolution=resolution,
     )
     checker = compose({**all_checkers(workload, system, test), **(extra or {})})
     console.print(f"checking {len(history)} ops …")
@@ -490,6 +495,25 @@ def all_checkers(workload: Workload, system: System, test: dict[str, Any]) -> di
     checks["failover"] = check_failover
     checks["perf"] = check_perf
     return checks
+
+
+def log_resolution(
+    system: System, nodes: dict[str, dict[str, Any]], run_dir: Path | None
+) -> dict[str, Any] | None:
+    """What the system's log says of its clients' request ids (System.committed),
+    worked out from what was collected, so a re-check of a stored run finds the
+    same; written to resolution.json beside the history, which stays as recorded."""
+    hook = getattr(system, "committed", None)
+    if hook is None or not nodes:
+        return None
+    try:
+        found = hook(nodes)
+    except Exception as exc:  # noqa: BLE001 - no resolution is the safe answer
+        found = {"source": None, "complete": False, "committed": {}, "why": f"{exc}"}
+    resolution = dict(found) if found else None
+    if resolution is not None and run_dir is not None:
+        (run_dir / "resolution.json").write_text(json.dumps(resolution, indent=1, default=str))
+    return resolution
 
 
 def load_node_info(nodes_dir: Path) -> dict[str, dict[str, Any]]:

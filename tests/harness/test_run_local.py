@@ -92,6 +92,13 @@ def test_a_run_leaves_a_complete_run_directory(tmp_path):
         if json.loads(line)["status"]
     }
     assert answered == {"n1", "n2", "n3"}, "every node's status was sampled during the run"
+    # The store's log, read back from the collected data, holds every acknowledged write.
+    said = results["linearizable"]["resolution"]
+    assert said["complete"] is True and said["acknowledged_not_in_log"] == 0, said
+    committed = json.loads((run / "resolution.json").read_text())["committed"]
+    history = read_history(run / "history.jsonl")
+    acked = {o.extra["request_id"] for o in history if o.type == "ok" and o.f in ("write", "cas")}
+    assert acked and acked <= set(committed), sorted(acked - set(committed))[:5]
 
 
 def test_the_same_seed_gives_the_same_ops_per_worker_and_the_same_faults(tmp_path):

@@ -55,7 +55,9 @@ def test_the_offline_digest_tool_matches_the_running_node(make_cluster: MakeClus
     cluster = make_cluster(1, snapshot_every=20)
     client = Client(cluster)
     for i in range(50):
-        client.put(f"k{i % 6}", i)
+        client.call("PUT", f"/kv/k{i % 6}", {"value": i, "request_id": f"r{i}"})
+    refused = client.call("POST", "/kv/k0/cas", {"from": -1, "to": 9, "request_id": "cas"})
+    assert refused.status_code == 409, refused.text
     live = get(cluster, "n1", "/digest")
     hint = Path(cluster.data_dir("n1")) / "commit-hint.json"
     wait_for(
@@ -74,7 +76,15 @@ def test_the_offline_digest_tool_matches_the_running_node(make_cluster: MakeClus
         text=True,
         check=True,
     )
-    assert json.loads(out.stdout) == live
+    got = json.loads(out.stdout)
+    assert {k: got[k] for k in ("index", "digest")} == live
+    # Every request id applied, with its log index while the log still holds it
+    # (snapshots every 20 entries took the older ones'), and whether it took effect.
+    requests = {rid: (index, took) for rid, index, took in got["requests"]}
+    assert set(requests) == {f"r{i}" for i in range(50)} | {"cas"}
+    assert requests["cas"] == (live["index"], False)
+    assert requests["r49"] == (live["index"] - 1, True)
+    assert requests["r0"] == (None, True)
 
 
 def stopped_node_with_state(make_cluster: MakeCluster) -> LocalCluster:

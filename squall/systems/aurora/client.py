@@ -70,6 +70,15 @@ class StoreClient:
         # wrongly answers reads locally is then read from every node, including a
         # partitioned old leader, instead of only from whichever node leads.
         self.home = self.preferred
+        # Every write carries a request id unique in the run (the store logs it
+        # with the entry and keeps it in its requests table), so an info write
+        # can be looked up in the store's log after the run (committed.py).
+        self.rid_prefix = f"w{first}."
+        self.sent = 0
+
+    def next_request_id(self) -> str:
+        self.sent += 1
+        return f"{self.rid_prefix}{self.sent}"
 
     def urls(self) -> Mapping[str, str]:
         return self._urls() if callable(self._urls) else self._urls
@@ -90,11 +99,15 @@ class StoreClient:
         return Result(type=out.type, value=value, error=out.error, node=out.node)
 
     def write(self, key: str, value: Any) -> Result:
-        return _result(self.call("PUT", f"/kv/{key}", {"value": value}), value)
+        rid = self.next_request_id()
+        out = self.call("PUT", f"/kv/{key}", {"value": value, "request_id": rid})
+        return _result(out, value, rid)
 
     def cas(self, key: str, old: Any, new: Any) -> Result:
         # A refused precondition is a definite fail with error "precondition_failed".
-        return _result(self.call("POST", f"/kv/{key}/cas", {"from": old, "to": new}), [old, new])
+        rid = self.next_request_id()
+        out = self.call("POST", f"/kv/{key}/cas", {"from": old, "to": new, "request_id": rid})
+        return _result(out, [old, new], rid)
 
     def add(self, element: int) -> Result:
         return _result(self.call("PUT", f"/kv/{SET_PREFIX}{element}", {"value": element}), element)
@@ -183,8 +196,8 @@ class StoreClient:
         return Outcome("info", body=err, error=code or f"http {r.status_code}", node=node)
 
 
-def _result(out: Outcome, value: Any) -> Result:
-    return Result(type=out.type, value=value, error=out.error, node=out.node)
+def _result(out: Outcome, value: Any, request_id: str | None = None) -> Result:
+    return Result(type=out.type, value=value, error=out.error, node=out.node, request_id=request_id)
 
 
 def _refused(exc: BaseException) -> bool:

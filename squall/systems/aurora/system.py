@@ -224,6 +224,11 @@ class AuroraSystem:
 
         return collect_nodes(cluster, dest, restarts)
 
+    def committed(self, nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+        from squall.systems.aurora.committed import committed_requests
+
+        return committed_requests(nodes)
+
 
 _LOCAL = threading.local()  # one HTTP session per thread: the sampler polls from several
 
