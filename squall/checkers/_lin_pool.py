@@ -11,7 +11,6 @@ caller checks them itself) and every worker is killed once we are done.
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -54,7 +53,8 @@ def run_parallel(
     Keys missing from the answer were not checked (a worker died): the
     caller checks those itself.
     """
-    from multiprocessing import get_context  # only a check that pays for a pool imports it
+    import queue  # these two: only a check that pays for a pool imports them
+    from multiprocessing import get_context
 
     ctx = get_context("forkserver")  # never fork a process that may run threads
     job_q = ctx.Queue()

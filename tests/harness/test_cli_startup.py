@@ -26,6 +26,11 @@ HEAVY = (
     "pydantic",
     "multiprocessing",
     "requests",
+    # not heavy, but each a few ms of an 80 ms budget (issue 14): argparse
+    # brings shutil and locale; a queue is for the checker's pool only
+    "argparse",
+    "shutil",
+    "queue",
 )
 PROBE = """
 import sys
@@ -73,12 +78,12 @@ def test_the_fast_check_parser_knows_exactly_the_typer_commands_options() -> Non
     import typer.main
 
     from squall.cli import app
-    from squall.launch import check_parser
+    from squall.launch import CHECK_OPTIONS
 
     command = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
     typer_opts = {o for p in command.params for o in p.opts if o.startswith("-")}
     typer_opts -= {"--help"}
-    fast = {o for a in check_parser()._actions for o in a.option_strings}
+    fast = set(CHECK_OPTIONS)
     assert fast == typer_opts
 
 
@@ -91,3 +96,26 @@ def test_a_check_option_the_fast_path_cannot_read_gets_typers_one_line_error(
     h.write_text("")
     assert main(["check", str(h), "--modle", "kv"]) == 3
     assert "--modle" in capsys.readouterr().err
+
+
+def test_the_fast_parser_reads_what_typer_reads_and_leaves_it_the_rest() -> None:
+    from squall.launch import parse_check
+
+    got = parse_check(["h.edn", "--model=kv", "--time-limit", "5", "--skip-damaged"])
+    assert got is not None
+    assert (got["history"], got["model"], got["time_limit"], got["skip_damaged"]) == (
+        "h.edn",
+        "kv",
+        5.0,
+        True,
+    )
+    assert parse_check(["--format", "edn", "--", "-odd-name.edn"])["history"] == "-odd-name.edn"  # type: ignore[index]
+    for unsure in (
+        ["h.edn", "--modle", "kv"],  # unknown: typer names it
+        ["a.edn", "b.edn"],
+        [],
+        ["h.edn", "--time-limit", "soon"],
+        ["h.edn", "--model"],
+        ["h.edn", "--write=yes"],
+    ):
+        assert parse_check(unsure) is None, unsure
