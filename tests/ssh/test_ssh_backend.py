@@ -94,18 +94,32 @@ def results(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "store" / "latest" / "results.json").read_text())
 
 
+def run_clean(
+    cfg: SquallTest, hosts: Hosts, tmp_path: Path, no_docker: Tripwire, code: int
+) -> dict:
+    """Runs ``cfg``, which must exit ``code`` with no Docker call and nothing left on
+    the hosts; returns its results."""
+    got_code = run(cfg)
+    got = results(tmp_path)
+    assert got_code == code, {k: v.get("why") for k, v in got.items() if isinstance(v, dict)}
+    assert no_docker.calls == 0, "the ssh backend talked to a Docker engine"
+    assert nothing_left(hosts.inventory) == {}
+    return got
+
+
+def injected(tmp_path: Path) -> set[str]:
+    """The faults the run's nemesis started."""
+    history = read_history(tmp_path / "store" / "latest" / "history.jsonl")
+    return {op.f for op in history if op.is_nemesis and op.type == "ok"}
+
+
 def test_the_store_is_valid_under_kills_pauses_and_partitions_with_no_docker_call(
     hosts: Hosts, tmp_path: Path, no_docker: Tripwire
 ) -> None:
     cfg = ssh_test(hosts, tmp_path, nemesis=["kill", "pause", "partition"], nemesis_interval=4.0)
-    code = run(cfg)
-    got = results(tmp_path)
-    assert code == 0, {k: v.get("why") for k, v in got.items() if isinstance(v, dict)}
-    assert no_docker.calls == 0, "the ssh backend talked to a Docker engine"
-    assert nothing_left(hosts.inventory) == {}
-    history = read_history(tmp_path / "store" / "latest" / "history.jsonl")
-    injected = {op.f for op in history if op.is_nemesis and op.type == "ok"}
-    assert injected & {"start-kill", "start-pause", "start-partition"}, injected
+    run_clean(cfg, hosts, tmp_path, no_docker, code=0)
+    faults = injected(tmp_path)
+    assert faults & {"start-kill", "start-pause", "start-partition"}, faults
 
 
 def test_a_stale_read_bug_is_caught_on_ssh_hosts(
@@ -116,12 +130,8 @@ def test_a_stale_read_bug_is_caught_on_ssh_hosts(
     cfg = ssh_test(
         hosts, tmp_path, nemesis_file=str(schedule), bugs=["stale-read"], time_limit=34.0
     )
-    code = run(cfg)
-    got = results(tmp_path)
-    assert code == 1, got.get("linearizable")
+    got = run_clean(cfg, hosts, tmp_path, no_docker, code=1)
     assert got["linearizable"]["valid"] is False
-    assert no_docker.calls == 0
-    assert nothing_left(hosts.inventory) == {}
 
 
 # etcd on the same hosts (Debian's etcd-server, baked in as prepare installs it). Its
@@ -138,14 +148,9 @@ def test_etcd_is_valid_under_kills_pauses_and_partitions_with_no_docker_call(
     cfg = ssh_test(
         hosts, tmp_path, **ETCD, nemesis=["kill", "pause", "partition"], nemesis_interval=3.0
     )
-    code = run(cfg)
-    got = results(tmp_path)
-    assert code == 0, {k: v.get("why") for k, v in got.items() if isinstance(v, dict)}
-    assert no_docker.calls == 0, "the ssh backend talked to a Docker engine"
-    assert nothing_left(hosts.inventory) == {}
-    history = read_history(tmp_path / "store" / "latest" / "history.jsonl")
-    injected = {op.f for op in history if op.is_nemesis and op.type == "ok"}
-    assert injected >= {"start-kill", "start-pause", "start-partition"}, injected
+    got = run_clean(cfg, hosts, tmp_path, no_docker, code=0)
+    faults = injected(tmp_path)
+    assert faults >= {"start-kill", "start-pause", "start-partition"}, faults
     # Every member, restarted ones included, ended on one hash at one revision.
     assert got["fidelity"]["valid"] is True, got["fidelity"]
 
@@ -158,12 +163,8 @@ def test_an_etcd_stale_read_bug_is_caught_on_ssh_hosts(
     cfg = ssh_test(
         hosts, tmp_path, **ETCD, nemesis_file=str(schedule), bugs=["stale-read"], time_limit=36.0
     )
-    code = run(cfg)
-    got = results(tmp_path)
-    assert code == 1, got.get("linearizable")
+    got = run_clean(cfg, hosts, tmp_path, no_docker, code=1)
     assert got["linearizable"]["valid"] is False
-    assert no_docker.calls == 0
-    assert nothing_left(hosts.inventory) == {}
 
 
 def test_a_running_packaged_etcd_is_refused_and_prepare_stops_and_disables_it(
