@@ -75,13 +75,19 @@ def check_core(core: str) -> str:
 
 
 def search_columns(
-    model: Model, columns: Sequence[Sequence[Any]], limits: Limits, track: bool = False
+    model: Model,
+    columns: Sequence[Sequence[Any]],
+    limits: Limits,
+    track: bool = False,
+    look: bool = True,
 ) -> Outcome:
-    """One partition's outcome (``columns``: inputs, outputs, calls, returns, pure)."""
+    """One partition's outcome (``columns``: inputs, outputs, calls, returns, pure).
+    ``look=False`` turns the search's look-ahead off (see ``linearizable``'s
+    counterexample run for why)."""
     if limits.core != "python" and _compiled is not None and model.core is not None:
         encoded = _encode(model, columns[0], columns[1])
         if encoded is not None:
-            return _run_compiled(model, encoded, columns, limits, track)
+            return _run_compiled(model, encoded, columns, limits, track, look)
     if limits.core == "rust":
         raise ValueError(
             f"the compiled core cannot check model {model.name!r} on this history "
@@ -91,6 +97,10 @@ def search_columns(
     if max_states is None and limits.max_bytes is not None:
         max_states = limits.max_bytes // PY_BYTES_PER_STATE
     inputs, outputs, calls, returns, pure = columns
+    looking = None
+    if look and model.look is not None:
+        seen = [model.look_at(i, o) for i, o in zip(inputs, outputs, strict=True)]
+        looking = (model.look, [w for w, _ in seen], [s for _, s in seen])
     return search(
         model.init,
         model.step,
@@ -102,6 +112,7 @@ def search_columns(
         deadline=limits.deadline,
         max_states=max_states,
         track=track,
+        look=looking,
     )
 
 
@@ -162,6 +173,7 @@ def _run_compiled(
     columns: Sequence[Sequence[Any]],
     limits: Limits,
     track: bool,
+    look: bool,
 ) -> Outcome:
     assert _compiled is not None and model.core is not None
     fs, a, b, out, table = encoded
@@ -181,6 +193,7 @@ def _run_compiled(
         max_states=limits.max_states,
         max_bytes=limits.max_bytes,
         track=track,
+        look=look,
     )
     found = None
     if best is not None:

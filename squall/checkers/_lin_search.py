@@ -36,10 +36,12 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from squall.checkers.models import NO as _NO
 from squall.checkers.models import Step
 
 CHECK_EVERY = 4096  # backtracks between clock and memory checks (a power of two)
 DOMINANCE_CHECKS = 16  # most masks compared per configuration (see the cache below)
+LOOK_RETURNS = 16  # reads the look-ahead examines per configuration (see ``dead``)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def search(
     deadline: float | None = None,
     max_states: int | None = None,
     track: bool = False,
+    look: tuple[str, Sequence[Any], Sequence[Any]] | None = None,
 ) -> Outcome:
     """Is this one partition linearizable? Operation i is (inputs[i], outputs[i]),
     called at calls[i] and returned at returns[i] (inf: indeterminate, its
@@ -85,6 +88,13 @@ def search(
     take effect in either order. ``track`` records the deepest prefix reached
     (used on a second run once a partition is known to be invalid, so the
     common valid case never pays for it).
+
+    ``look`` is (reach, wants, sets) for the look-ahead below: ``wants[i]`` is
+    the state op i must see to take effect (a read's result), ``sets[i]`` the
+    state op i may leave that the model's other ops cannot reach (a write's
+    value), ``_NO`` where there is none; ``reach`` is ``"eq"`` when ops that
+    set nothing never change the state, ``"prefix"`` when they only extend a
+    string (kv appends). None turns the look-ahead off (a user's model).
     """
     n = len(inputs)
     pure = pure if pure is not None else [False] * n
@@ -116,6 +126,15 @@ def search(
         inp[node] = inputs[i]
         out[node] = outputs[i]
         forced[node] = bool(pure[i])
+    wants = [_NO] * size
+    sets = [_NO] * size
+    reach = None
+    if look is not None:
+        reach = look[0]
+        for i in range(n):
+            wants[call_of[i]] = look[1][i]
+            sets[call_of[i]] = look[2][i]
+    tail = size - 1
     # The linearized set is (low, rel, ib). Ops that returned are numbered in
     # call order: every one below ``low`` is linearized, bit j of ``rel`` says
     # whether op low + j is (bit 0 is always clear, so the form is canonical).
@@ -239,9 +258,13 @@ def search(
                     urg = owner[x]
                     if not urg:  # no return left: every op that returned is linearized
                         return Outcome(True, explored)
-                    e = urg
-                    continue
-                if not forced[e]:
+                    if reach is None or not _dead(
+                        reach, state, nxt, match, owner, wants, sets, tail
+                    ):
+                        e = urg
+                        continue
+                    # A dead configuration: backtrack out of it at once.
+                elif not forced[e]:
                     e = nxt[0] if e == urg else nxt[e]
                     if e == urg:
                         e = nxt[e]
@@ -293,6 +316,61 @@ def search(
                     explored,
                     reason=f"explored more than {max_states} configurations (memory bound)",
                 )
+
+
+def _dead(
+    reach: str,
+    state: Any,
+    nxt: list[int],
+    match: list[int],
+    owner: list[int],
+    wants: list[Any],
+    sets: list[Any],
+    tail: int,
+) -> bool:
+    """Can no extension of this configuration linearize some read still open?
+
+    Every op linearized before a read r was called before r returned (real
+    time), so the state r sees is this configuration's state, or the state
+    some op setting one (``sets``) called before r's return left, carried on
+    by ops that set none: unchanged (``"eq"``: reads, a cas that failed) or
+    extended (``"prefix"``: kv appends). If r's result is reachable from none
+    of these, no order of the ops still open can linearize r, and r must be
+    linearized (it returned): the configuration is dead, whatever the search
+    would try next. The search would find that out too, but only once r's
+    return came first in the list, after trying every way to order the ops
+    before it; a slow append or write in a single-key history makes that
+    exponential. Looking at the first ``LOOK_RETURNS`` reads only keeps this
+    cheap; skipping a read is never wrong, it only prunes less.
+    """
+    made: list[Any] = []
+    left = LOOK_RETURNS
+    x = nxt[0]
+    while x != tail:
+        if match[x]:  # a call: the state it may set is reachable from here on
+            s = sets[x]
+            if s is not _NO:
+                made.append(s)
+        else:
+            v = wants[owner[x]]
+            if v is not _NO:
+                if reach == "eq":
+                    if v != state and v not in made:
+                        return True
+                elif not _extends(state, v) and not any(_extends(m, v) for m in made):
+                    return True
+            left -= 1
+            if not left:
+                return False
+        x = nxt[x]
+    return False
+
+
+def _extends(s: Any, v: Any) -> bool:
+    """Could appends take state ``s`` to ``v``? (Not strings: say yes, prune nothing.)"""
+    if type(s) is str and type(v) is str:
+        return v.startswith(s)
+    return True
 
 
 class _Trace:

@@ -46,6 +46,10 @@ POOL_PAYS_S = 2.0
 # The cache's memory budget per partition. On exhaustion the answer is
 # unknown, with the reason: a shared CI machine must not be driven to swap.
 DEFAULT_MAX_BYTES = 1 << 30
+# The counterexample's re-run without the look-ahead may explore at least
+# this many configurations (tens of ms in the compiled core) before the
+# look-ahead's own prefix is used instead (see ``check``).
+PLAIN_RERUN_STATES = 100_000
 
 
 class Operation(NamedTuple):
@@ -204,9 +208,13 @@ def partition(model: Model, operations: Sequence[Operation]) -> dict[Hashable, l
 
 
 def check_partition(
-    model: Model, ops: Sequence[Operation], limits: Limits, track: bool = False
+    model: Model,
+    ops: Sequence[Operation],
+    limits: Limits,
+    track: bool = False,
+    look: bool = True,
 ) -> Outcome:
-    return search_columns(model, _columns(model, ops), limits, track)
+    return search_columns(model, _columns(model, ops), limits, track, look)
 
 
 Columns = tuple[list[Any], list[Any], list[float], list[float], list[bool]]
@@ -344,7 +352,19 @@ def _verdict(
         # least); if it runs out, the verdict stands without a prefix.
         deadline = limits.deadline
         rerun_deadline = None if deadline is None else t_end + max(deadline - t_end, seconds, 1.0)
-        again = check_partition(model, parts[key], replace(limits, deadline=rerun_deadline), True)
+        # First without the look-ahead, bounded: a dead configuration is
+        # abandoned as soon as some read further on cannot be explained, so
+        # with it the deepest prefix stops short of where the history went
+        # wrong (a stale read after 50 writes blames the 35th). The plain
+        # search walks on to the read itself. Only if it cannot finish within
+        # a few times the first search's work does the look-ahead's prefix do.
+        most = max(PLAIN_RERUN_STATES, 4 * results[key].states)
+        plain = replace(limits, deadline=rerun_deadline, max_states=most)
+        again = check_partition(model, parts[key], plain, track=True, look=False)
+        if again.valid is not False:
+            again = check_partition(
+                model, parts[key], replace(limits, deadline=rerun_deadline), track=True
+            )
         res["counterexample"] = ce = counterexample(model, key, parts[key], again.best)
         res["why"] = _why_invalid(key, ce, len(parts))
     elif unknown or len(results) < len(parts):
@@ -352,7 +372,11 @@ def _verdict(
         reasons = sorted({o.reason or "" for o in results.values() if o.valid == "unknown"})
         res["unknown_reason"] = "; ".join(r for r in reasons if r) or "time limit reached"
         res["unknown_keys"] = [_jsonable(k) for k in unknown[:20]]
-        bound = "memory budget (max_bytes)" if "memory" in res["unknown_reason"] else "time limit"
+        bound = (
+            "memory budget (squall check --max-memory MIB; max_bytes in code)"
+            if "memory" in res["unknown_reason"]
+            else "time limit"
+        )
         res["why"] = (
             f"linearizability undecided: {res['unknown_reason']} after {seconds:.1f}s with "
             f"{len(parts) - len(results) + len(unknown)} of {len(parts)} keys open; raise the "

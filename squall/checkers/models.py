@@ -45,6 +45,7 @@ class _Unknown:
 
 
 UNKNOWN: Any = _Unknown()
+NO: Any = object()  # no state needed or set (Model.look_at)
 
 Step = Callable[[Any, Any, Any], tuple[bool, Any]]
 
@@ -64,6 +65,21 @@ class Model:
     # cas-register, kv), so the compiled search may check this model; None
     # for a model only its Python ``step`` can run (every user's own).
     core: str | None = None
+    # What the search's look-ahead (_lin_search._dead) may assume of the
+    # ops that set no value of their own (see ``look_at``): "eq", they never
+    # change the state (reads, a failed cas); "prefix", they only append to a
+    # string (kv). None: nothing, the look-ahead is off (every user's model).
+    look: str | None = None
+
+    def look_at(self, inp: tuple[str, Any], output: Any) -> tuple[Any, Any]:
+        """(the state this op must see, the state it may set), ``NO`` for none:
+        a read's result; a write's, put's or successful cas's new value."""
+        f, arg = inp
+        if f in self.readonly:
+            return (NO if output is UNKNOWN else output), NO
+        if f in ("write", "put") or (f == "cas" and output is not False):
+            return NO, (arg[1] if f == "cas" else arg)
+        return NO, NO
 
     def canonical_f(self, f: str) -> str:
         """The model's name for ``f``; raises ValueError naming the known ones."""
@@ -184,6 +200,7 @@ REGISTER = Model(
     step=register_step,
     fs=frozenset({"read", "write"}),
     readonly=frozenset({"read"}),
+    look="eq",
 )
 
 CAS_REGISTER = Model(
@@ -193,6 +210,7 @@ CAS_REGISTER = Model(
     step=cas_register_step,
     fs=frozenset({"read", "write", "cas"}),
     readonly=frozenset({"read"}),
+    look="eq",
 )
 
 KV = Model(
@@ -202,6 +220,7 @@ KV = Model(
     step=kv_step,
     fs=frozenset({"get", "put", "append"}),
     readonly=frozenset({"get"}),
+    look="prefix",
 )
 
 # The scheduler's task status: a CAS register per task whose transitions are
@@ -214,6 +233,7 @@ TASK_STATE = Model(
     fs=frozenset({"read", "write", "cas"}),
     readonly=frozenset({"read"}),
     aliases=(("transition", "cas"), ("create", "write"), ("set", "write")),
+    look="eq",
 )
 
 MODELS: dict[str, Model] = {m.name: m for m in (REGISTER, CAS_REGISTER, KV, TASK_STATE)}

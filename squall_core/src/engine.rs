@@ -24,10 +24,12 @@ use rustc_hash::FxHashSet;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::bits::Bits;
-use crate::models::Model;
+use crate::models::{Model, CAS, READ, UNKNOWN, WRITE};
 
 const CHECK_EVERY: u64 = 4096; // backtracks between clock and memory checks
 const DOMINANCE_CHECKS: usize = 16; // most masks compared per configuration
+const LOOK_RETURNS: usize = 16; // reads the look-ahead examines (_lin_search.LOOK_RETURNS)
+const NO: u32 = u32::MAX - 1; // no state needed or set (the look-ahead's columns)
 
 pub struct Input {
     pub f: Vec<u8>,
@@ -143,6 +145,9 @@ struct Events {
     forced: Vec<bool>,
     inp: Vec<(u8, u32, u32)>,
     out: Vec<u32>,
+    wants: Vec<u32>, // call -> the state it must see (a read's result) or NO
+    sets: Vec<u32>,  // call -> the state it may set (write, put, cas ok) or NO
+    made: Vec<u32>,  // scratch for `dead`
 }
 
 impl Events {
@@ -165,6 +170,9 @@ impl Events {
             forced: vec![false; size],
             inp: vec![(0, 0, 0); size],
             out: vec![0; size],
+            wants: vec![NO; size],
+            sets: vec![NO; size],
+            made: Vec::new(),
         };
         let mut call_of = vec![0usize; n];
         for (k, &(_, kind, i)) in events.iter().enumerate() {
@@ -183,6 +191,13 @@ impl Events {
             ev.inp[node] = (inp.f[i], inp.a[i], inp.b[i]);
             ev.out[node] = inp.out[i];
             ev.forced[node] = inp.pure[i];
+            // Model.look_at in models.py, over op codes.
+            let (f, o) = (inp.f[i], inp.out[i]);
+            if f == READ && o != UNKNOWN {
+                ev.wants[node] = o;
+            } else if f == WRITE || (f == CAS && o != 0) {
+                ev.sets[node] = if f == CAS { inp.b[i] } else { inp.a[i] };
+            }
         }
         let mut ranked: Vec<usize> = finite.iter().map(|&i| call_of[i]).collect();
         ranked.sort_unstable();
@@ -224,6 +239,36 @@ impl Events {
             x = self.nxt[x];
         }
         self.owner[x]
+    }
+
+    /// Can no extension of this configuration linearize some read still
+    /// open? The argument is _lin_search._dead's; the walk is the same.
+    fn dead(&mut self, model: &Model, state: u32) -> bool {
+        self.made.clear();
+        let mut left = LOOK_RETURNS;
+        let tail = self.nxt.len() - 1;
+        let mut x = self.nxt[0];
+        while x != tail {
+            if self.matched[x] != 0 {
+                if self.sets[x] != NO {
+                    self.made.push(self.sets[x]);
+                }
+            } else {
+                let v = self.wants[self.owner[x]];
+                if v != NO
+                    && !model.reaches(state, v)
+                    && !self.made.iter().any(|&m| model.reaches(m, v))
+                {
+                    return true;
+                }
+                left -= 1;
+                if left == 0 {
+                    return false;
+                }
+            }
+            x = self.nxt[x];
+        }
+        false
     }
 
     /// The next candidate after `e`, the urgent one having been tried first.
@@ -338,7 +383,14 @@ impl Seen {
     }
 }
 
-pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, track: bool) -> Outcome {
+pub fn search(
+    model: &mut Model,
+    init: u32,
+    input: &Input,
+    limits: &Limits,
+    track: bool,
+    look: bool,
+) -> Outcome {
     let mut ev = Events::new(input);
     let mut cache = Cache::new();
     let mut scratch: Vec<u8> = Vec::with_capacity(64);
@@ -424,10 +476,12 @@ pub fn search(model: &mut Model, init: u32, input: &Input, limits: &Limits, trac
                 if urg == 0 {
                     return done(Verdict::Valid, explored, peak.max(cache.bytes()), None);
                 }
-                e = urg;
-                continue;
-            }
-            if !ev.forced[e] {
+                if !look || !ev.dead(model, state) {
+                    e = urg;
+                    continue;
+                }
+                // A dead configuration: backtrack out of it at once.
+            } else if !ev.forced[e] {
                 e = ev.advance(e, urg);
                 continue;
             }

@@ -29,7 +29,7 @@ type Answer = (i8, u64, Option<String>, u64, Option<Best>, Vec<(u32, String)>);
 /// `made` spells out the kv strings `best` names that the search made (id, string).
 #[pyfunction]
 #[pyo3(signature = (model, init, f, a, b, out, calls, returns, pure, strings,
-                    time_limit=None, max_states=None, max_bytes=None, track=false))]
+                    time_limit=None, max_states=None, max_bytes=None, track=false, look=true))]
 #[allow(clippy::too_many_arguments)]
 fn search(
     py: Python<'_>,
@@ -47,6 +47,7 @@ fn search(
     max_states: Option<u64>,
     max_bytes: Option<u64>,
     track: bool,
+    look: bool,
 ) -> PyResult<Answer> {
     let n = f.len();
     let lens = [a.len(), b.len(), out.len(), calls.len(), returns.len(), pure.len()];
@@ -72,7 +73,7 @@ fn search(
         max_states,
         max_bytes,
     };
-    let got = py.allow_threads(|| engine::search(&mut m, init, &input, &limits, track));
+    let got = py.allow_threads(|| engine::search(&mut m, init, &input, &limits, track, look));
     let (valid, reason) = match got.verdict {
         Verdict::Valid => (1, None),
         Verdict::Invalid => (0, None),

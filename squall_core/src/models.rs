@@ -48,7 +48,10 @@ struct Node {
 }
 
 enum Spelled {
-    Given(String),
+    // An input's string, with the hash of each of its prefixes (pre[k]: of
+    // the first k bytes), so the look-ahead can ask "is s a prefix of this
+    // read's result?" in O(1) whatever s is (see `extends`).
+    Given(String, Vec<u64>),
     Append(u32, u32),
 }
 
@@ -75,13 +78,18 @@ impl Strings {
         };
         for s in table {
             let (mut hash, mut pow) = (0u64, 1u64);
+            let mut pre = Vec::with_capacity(s.len() + 1);
+            pre.push(0);
             for &c in s.as_bytes() {
                 hash = (mulmod(hash, B) + c as u64 + 1) % M;
                 pow = mulmod(pow, B);
+                pre.push(hash);
             }
+            st.bytes += pre.capacity() * std::mem::size_of::<u64>();
             let id = st.nodes.len() as u32;
             st.index.entry((hash, s.len())).or_default().push(id);
-            st.nodes.push(Node { hash, pow, len: s.len(), spelled: Spelled::Given(s) });
+            let len = s.len();
+            st.nodes.push(Node { hash, pow, len, spelled: Spelled::Given(s, pre) });
         }
         st
     }
@@ -93,7 +101,7 @@ impl Strings {
         let mut at = id;
         loop {
             match &self.nodes[at as usize].spelled {
-                Spelled::Given(s) => {
+                Spelled::Given(s, _) => {
                     parts.push(s.as_str());
                     break;
                 }
@@ -108,8 +116,27 @@ impl Strings {
 
     fn given(&self, id: u32) -> &str {
         match &self.nodes[id as usize].spelled {
-            Spelled::Given(s) => s,
+            Spelled::Given(s, _) => s,
             Spelled::Append(..) => unreachable!("an appended value is one of the inputs"),
+        }
+    }
+
+    /// Could appends take string `s` to `v` (is `s` a prefix of `v`)? `v` is
+    /// a read's result, so an input. Ids are canonical (equal strings share
+    /// one), so equal lengths mean equal ids; a shorter `s` is compared by
+    /// the hash of `v`'s prefix of its length. A collision answers yes where
+    /// the truth is no: the look-ahead then prunes less, never wrongly.
+    pub fn extends(&self, s: u32, v: u32) -> bool {
+        if s == v {
+            return true;
+        }
+        let (ns, nv) = (&self.nodes[s as usize], &self.nodes[v as usize]);
+        if ns.len >= nv.len {
+            return false;
+        }
+        match &nv.spelled {
+            Spelled::Given(_, pre) => pre[ns.len] == ns.hash,
+            Spelled::Append(..) => true, // not an input: say yes, prune nothing
         }
     }
 
@@ -165,10 +192,42 @@ impl Model {
         }
     }
 
+    /// Could the ops that set no state of their own take `s` to `v`? They
+    /// never change it (reads, a failed cas), or in the kv model they append.
+    #[inline]
+    pub fn reaches(&self, s: u32, v: u32) -> bool {
+        match self {
+            Model::Kv(strings) => strings.extends(s, v),
+            _ => s == v,
+        }
+    }
+
     pub fn extra_bytes(&self) -> usize {
         match self {
             Model::Kv(s) => s.bytes,
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_told_apart_from_a_string_that_only_shares_a_length() {
+        // 0 "", 1 "ab", 2 "abc", 3 "abd", 4 "c", 5 "b"
+        let words = ["", "ab", "abc", "abd", "c", "b"];
+        let mut st = Strings::new(words.iter().map(|w| w.to_string()).collect());
+        assert!(st.extends(0, 2) && st.extends(1, 2) && st.extends(2, 2));
+        assert!(!st.extends(3, 2), "same length, different string");
+        assert!(!st.extends(2, 1), "longer than the read's result");
+        assert!(!st.extends(4, 2) && !st.extends(5, 2), "not at the start");
+        let ab = st.append(0, 1); // "" + "ab": the input "ab" itself
+        assert_eq!(ab, 1);
+        let made = st.append(5, 4); // "b" + "c", a string no input names
+        assert!(!st.extends(made, 2), "\"bc\" does not start \"abc\"");
+        let b = st.append(0, 5);
+        assert_eq!(st.append(b, 4), made, "\"bc\" again, by another path");
     }
 }

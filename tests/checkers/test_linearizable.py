@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from squall.checkers import _lin_core
 from squall.checkers.base import CheckContext
 from squall.checkers.linearizable import check, linearizable_checker
 from squall.history import HistoryError, Op
@@ -172,11 +173,34 @@ def test_unknown_f_is_refused_naming_it() -> None:
 
 
 def _hard_history(n: int = 16) -> list[Op]:
-    """n concurrent indeterminate writes and a read no order can explain: 2^n configurations."""
+    """n concurrent indeterminate writes and reads no order can explain, which
+    the search's look-ahead cannot see through either: exponential in n.
+
+    Read 0, write 100, read 0 again: the write of 0 can take effect only once,
+    so the second read is impossible, but each read on its own is explainable
+    by a write still open, so only orders that have spent the write of 0 are
+    seen to be dead, and every subset of the other writes is tried first."""
+    events: list[tuple[Any, ...]] = [(p, "invoke", "write", p) for p in range(n)]
+    events += [(100, "invoke", "read", None), (100, "ok", "read", 0)]
+    events += [(101, "invoke", "write", 100), (101, "ok", "write", 100)]
+    events += [(100, "invoke", "read", None), (100, "ok", "read", 0)]
+    events += [(p, "info", "write", p) for p in range(n)]
+    return H(*events)
+
+
+@pytest.mark.parametrize("core", ["python", "rust"])
+def test_a_read_no_open_write_can_explain_is_dead_at_once(core: str) -> None:
+    # n concurrent indeterminate writes and a read of a value none writes:
+    # 2^n configurations for the plain search, a handful with the look-ahead.
+    if core == "rust" and not _lin_core.available():
+        pytest.skip("squall_core is not built here")
+    n = 16
     events: list[tuple[Any, ...]] = [(p, "invoke", "write", p) for p in range(n)]
     events += [(100, "invoke", "read", None), (100, "ok", "read", 99)]
     events += [(p, "info", "write", p) for p in range(n)]
-    return H(*events)
+    res = check("register", H(*events), core=core)
+    assert res["valid"] is False
+    assert res["states_explored"] <= n, res["states_explored"]
 
 
 def test_time_limit_turns_into_unknown() -> None:
