@@ -206,6 +206,10 @@ def check(
     time_limit: Annotated[
         float, typer.Option("--time-limit", help="seconds before the verdict is unknown")
     ] = 60.0,
+    max_memory: Annotated[
+        int | None,
+        typer.Option("--max-memory", help="MiB the search's cache may use per key (1024)"),
+    ] = None,
     write: Annotated[
         bool,
         typer.Option(
@@ -236,6 +240,7 @@ def check(
             html=str(html) if html else None,
             time_limit=time_limit,
             skip_damaged=skip_damaged,
+            max_memory=max_memory,
         )
     )
 

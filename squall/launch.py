@@ -46,6 +46,7 @@ CHECK_OPTIONS: dict[str, type | None] = {
     "--format": str,
     "--html": str,
     "--time-limit": float,
+    "--max-memory": int,
     "--write": None,
     "--skip-damaged": None,
 }
@@ -106,6 +107,7 @@ def _check_fast(argv: list[str]) -> int | None:
         fmt=ns["format"],
         html=ns["html"],
         time_limit=ns["time_limit"],
+        max_memory=ns.get("max_memory"),
         skip_damaged=ns.get("skip_damaged", False),
     )
 

@@ -13,7 +13,7 @@ import sys
 from typing import IO
 
 from squall.checkers.importers import read
-from squall.checkers.linearizable import check
+from squall.checkers.linearizable import DEFAULT_MAX_BYTES, check
 from squall.checkers.models import get_model
 from squall.history import HistoryError
 from squall.run.verdict import conditions, note_conditions
@@ -30,15 +30,20 @@ def run_check(
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
     skip_damaged: bool = False,
+    max_memory: int | None = None,
 ) -> int:
-    """Checks the history at ``path`` against ``model``; returns the exit code."""
+    """Checks the history at ``path`` against ``model``; returns the exit code.
+    ``max_memory``: the search's cache budget per key, in MiB (default 1024)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
         m = get_model(model)
         got = read(path, fmt, skip_damaged)
         history = got.ops
-        result = check(m, history, time_limit=time_limit)
+        if max_memory is not None and max_memory <= 0:
+            raise ValueError(f"--max-memory {max_memory}: give the budget in MiB, above 0")
+        budget = DEFAULT_MAX_BYTES if max_memory is None else max_memory << 20
+        result = check(m, history, time_limit=time_limit, max_bytes=budget)
     except (HistoryError, ValueError) as exc:
         print(f"squall check: bad input: {exc}", file=err)
         return EXIT_BAD_INPUT

@@ -40,12 +40,31 @@ def test_invalid_history_exits_one_and_writes_the_page(tmp_path: Path) -> None:
     assert html.exists() and res["html"] == str(html)
 
 
+def _hard(n: int) -> list[dict]:
+    """test_linearizable._hard_history's shape: exponential in the n writes."""
+    ops = [{"process": p, "type": "invoke", "f": "write", "value": ["k", p]} for p in range(n)]
+    read_0 = [{**R, "process": 100}, {**R, "process": 100, "type": "ok", "value": ["k", 0]}]
+    w = {"process": 101, "type": "invoke", "f": "write", "value": ["k", 100]}
+    ops += [*read_0, w, {**w, "type": "ok"}, *read_0]
+    ops += [{"process": p, "type": "info", "f": "write", "value": ["k", p]} for p in range(n)]
+    return ops
+
+
 def test_time_limit_exits_two(tmp_path: Path) -> None:
-    ops = [{"process": p, "type": "invoke", "f": "write", "value": ["k", p]} for p in range(16)]
-    ops += [{**R, "process": 100}, {**R, "process": 100, "type": "ok", "value": ["k", 99]}]
-    ops += [{"process": p, "type": "info", "f": "write", "value": ["k", p]} for p in range(16)]
-    rc, res, _ = _run(_jsonl(tmp_path, ops), time_limit=0.05)
+    rc, res, _ = _run(_jsonl(tmp_path, _hard(22)), time_limit=0.05)
     assert rc == 2 and res is not None and res["valid"] == "unknown"
+
+
+def test_max_memory_bounds_the_search_and_says_how_to_raise_it(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, _hard(18))
+    rc, res, _ = _run(path, time_limit=60, max_memory=1)
+    assert rc == 2 and res is not None and res["valid"] == "unknown"
+    assert "memory" in res["unknown_reason"], res["unknown_reason"]
+    assert "--max-memory" in res["why"]
+    rc, res, _ = _run(path, time_limit=60, max_memory=256)
+    assert rc == 1 and res is not None and res["valid"] is False
+    rc, _, err = _run(path, max_memory=0)
+    assert rc == 3 and "--max-memory 0" in err
 
 
 def test_a_history_cut_mid_line_is_checked_up_to_the_cut_naming_it(tmp_path: Path) -> None:
