@@ -10,9 +10,9 @@ CPU milliseconds (a shared machine's load inflates wall time far more),
 median of ``--runs`` interleaved rounds, for each input with the Rust core
 and the Python core. Inputs: Porcupine's etcd_000-049 and kv c01/c10 logs,
 and generated kv histories (50 clients over 10 keys, like Porcupine's c50
-logs; with ``--big``, 60-70 clients on one key, and 20-30 clients putting
-and getting one key, with peak memory and the configurations the search
-explores with its look-ahead and without).
+logs; with ``--big``, 60-70 clients appending to one key, and 60-70 clients
+putting and getting one key, with peak memory and the configurations the
+search explores with its look-ahead and without).
 
 Porcupine (Go) is not installed on this project's machines and cannot be
 fetched, so its times are never built in: ``--write-inputs DIR`` writes the
@@ -205,11 +205,11 @@ def cases(big: bool) -> list[Case]:
             )
         # Puts and gets only: the look-ahead's strong case (a read names the
         # put it saw), where appends leave every order of them open.
-        for clients in (20, 25, 30):
+        for clients in (60, 65, 70):
             h = kv_history(clients, 12 * clients, keys=1, seed=clients, mix=(0.5, 0.5, 0))
             out.append(
                 Case(
-                    group="put/get 20-30 clients, 1 key",
+                    group="put/get 60-70 clients, 1 key",
                     name=f"putget-c{clients}-1key.txt",
                     model="kv",
                     history=h,

@@ -28,7 +28,10 @@ use crate::models::{Model, CAS, READ, UNKNOWN, WRITE};
 
 const CHECK_EVERY: u64 = 4096; // backtracks between clock and memory checks
 const DOMINANCE_CHECKS: usize = 16; // most masks compared per configuration
-const LOOK_RETURNS: usize = 16; // reads the look-ahead examines (_lin_search.LOOK_RETURNS)
+// Reads the look-ahead examines: _lin_search.LOOK_RETURNS and why.
+const LOOK_RETURNS: usize = 16;
+const LOOK_RETURNS_CROWDED: usize = 4096;
+const LOOK_CROWD: usize = 16;
 const NO: u32 = u32::MAX - 1; // no state needed or set (the look-ahead's columns)
 
 pub struct Input {
@@ -148,6 +151,7 @@ struct Events {
     wants: Vec<u32>, // call -> the state it must see (a read's result) or NO
     sets: Vec<u32>,  // call -> the state it may set (write, put, cas ok) or NO
     made: Vec<u32>,  // scratch for `dead`
+    look_returns: usize,
 }
 
 impl Events {
@@ -173,7 +177,22 @@ impl Events {
             wants: vec![NO; size],
             sets: vec![NO; size],
             made: Vec::new(),
+            look_returns: LOOK_RETURNS,
         };
+        let (mut now, mut most) = (0usize, 0usize);
+        for &(_, kind, i) in &events {
+            if inp.returns[i].is_finite() {
+                if kind == 0 {
+                    now += 1;
+                    most = most.max(now);
+                } else {
+                    now -= 1;
+                }
+            }
+        }
+        if most > LOOK_CROWD {
+            ev.look_returns = LOOK_RETURNS_CROWDED;
+        }
         let mut call_of = vec![0usize; n];
         for (k, &(_, kind, i)) in events.iter().enumerate() {
             let node = k + 1;
@@ -245,7 +264,7 @@ impl Events {
     /// open? The argument is _lin_search._dead's; the walk is the same.
     fn dead(&mut self, model: &Model, state: u32) -> bool {
         self.made.clear();
-        let mut left = LOOK_RETURNS;
+        let mut left = self.look_returns;
         let tail = self.nxt.len() - 1;
         let mut x = self.nxt[0];
         while x != tail {
