@@ -11,12 +11,15 @@ the single-key shapes it was made for, where it must cut the work.
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from squall.checkers import _lin_core
-from squall.checkers.linearizable import check
+from squall.checkers.linearizable import _columns, check, partition, to_operations
+from squall.checkers.models import KV
 from squall.history import Op
 
 CORES = ["python"] + (["rust"] if _lin_core.available() else [])
@@ -147,9 +150,6 @@ def test_the_look_ahead_changes_no_verdict_and_only_cuts_work(
     # Fewer configurations is not a theorem (a dead configuration is not
     # cached, and another path may reach its descendants, which the plain
     # search would have cached), but it holds on every one of these.
-    from squall.checkers.linearizable import _columns, partition
-    from squall.checkers.models import KV
-
     pruned_somewhere = False
     for seed, h, _ in histories:
         for part in partition(KV, _ops(h)).values():
@@ -164,25 +164,21 @@ def test_the_look_ahead_changes_no_verdict_and_only_cuts_work(
 
 
 def _ops(history: list[Op]) -> list[Any]:
-    from squall.checkers.linearizable import to_operations
-    from squall.checkers.models import KV
-
     return to_operations(KV, history)
+
+
+def _bench_kv_history(**kw: Any) -> list[Op]:
+    """bench/checker.py's generator (closed-loop clients on a simulated store)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from checker import kv_history  # type: ignore[import-not-found]
+
+    return kv_history(**kw)
 
 
 def test_a_slow_single_key_history_is_decided_with_far_less_work() -> None:
     # 10 clients appending to one key, one op in ten slow (bench/checker.py's
     # generator): the plain search explores over ten times as many configurations.
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    from checker import kv_history  # type: ignore[import-not-found]
-
-    from squall.checkers.linearizable import _columns
-    from squall.checkers.models import KV
-
-    h = kv_history(clients=10, ops=120, keys=1, seed=10)
+    h = _bench_kv_history(clients=10, ops=120, keys=1, seed=10)
     cols = _columns(KV, _ops(h))
     limits = _lin_core.Limits(core=CORES[-1])
     on = _lin_core.search_columns(KV, cols, limits, look=True)
@@ -210,13 +206,7 @@ def test_a_counterexample_is_given_where_only_the_look_ahead_can_finish(core: st
 def _crowded(corrupt: bool) -> list[Op]:
     """20 clients putting and getting one key (over LOOK_CROWD open at once,
     so the search looks at nearly every read), optionally with one read wrong."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    from checker import kv_history  # type: ignore[import-not-found]
-
-    h = kv_history(clients=20, ops=240, keys=1, seed=20, mix=(0.5, 0.5, 0))
+    h = _bench_kv_history(clients=20, ops=240, keys=1, seed=20, mix=(0.5, 0.5, 0))
     if corrupt:
         i = [n for n, o in enumerate(h) if o.type == "ok" and o.f == "get"][60]
         h[i] = h[i].with_(value=[h[i].value[0], "x 99 99 y"])
@@ -227,9 +217,6 @@ def _crowded(corrupt: bool) -> list[Op]:
 def test_a_crowded_single_key_history_gets_the_same_answer_from_every_search(
     corrupt: bool,
 ) -> None:
-    from squall.checkers.linearizable import _columns
-    from squall.checkers.models import KV
-
     h = _crowded(corrupt)
     cols = _columns(KV, _ops(h))
     on = [_lin_core.search_columns(KV, cols, _lin_core.Limits(core=c)) for c in CORES]
