@@ -20,8 +20,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def _ours(client, store: Path) -> list:
     """Containers whose runner ran in this test's store directory."""
     out = []
-    for c in client.containers.list(all=True, filters={"label": "squall.run"}):
-        owner = c.labels.get("squall.owner_pid")
+    # sparse: the list's own labels, no inspect of each container, which
+    # raced the reaping under test (a container removed between the list and
+    # its inspect answered 404 and failed one CI run).
+    for c in client.containers.list(all=True, filters={"label": "squall.run"}, sparse=True):
+        owner = (c.attrs.get("Labels") or {}).get("squall.owner_pid")
         if owner and owner == str(_ours.pid):  # type: ignore[attr-defined]
             out.append(c)
     return out
