@@ -178,7 +178,7 @@ def _run_compiled(
     assert _compiled is not None and model.core is not None
     fs, a, b, out, table = encoded
     left = None if limits.deadline is None else limits.deadline - time.monotonic()
-    valid, explored, reason, peak, best, made = _compiled.search(
+    answer = _compiled.search(
         model.core,
         0,
         fs,
@@ -195,6 +195,12 @@ def _run_compiled(
         track=track,
         look=look,
     )
+    return _outcome(answer, table)
+
+
+def _outcome(answer: tuple[Any, ...], table: Sequence[Any]) -> Outcome:
+    """The compiled search's answer as an Outcome (``table``: the values by id)."""
+    valid, explored, reason, peak, best, made = answer
     found = None
     if best is not None:
         spelled = dict(made)  # the kv strings the search made that the trace shows, by id
@@ -203,3 +209,48 @@ def _run_compiled(
         found = Best(order=order, states=shown, stuck=stuck, blocking=blocking)
     verdict: bool | str = True if valid == 1 else False if valid == 0 else "unknown"
     return Outcome(verdict, explored, reason=reason, best=found, peak_bytes=peak, core="rust")
+
+
+# --- the compiled road from a whole history ----------------------------------
+
+
+def prepare(model: Model, history: Sequence[Any], keyed: bool | None) -> Any:
+    """The history paired, converted, split per key and interned by the
+    compiled core in one pass (squall_core/src/prepare_ops.rs), or None when
+    the Python road must take it: no core here, a user's model, or a history
+    that is not plain (prepare_ops.rs says which are). The Python conversion
+    cost three times the search it fed on a typical etcd log."""
+    if _compiled is None or model.core is None or not hasattr(_compiled, "prepare"):
+        return None
+    if not isinstance(history, list | tuple):
+        return None  # walked twice if the Python road must take it
+    return _compiled.prepare(model.core, _codes(model), history, keyed)
+
+
+_CODES: dict[Model, dict[str, int]] = {}
+
+
+def _codes(model: Model) -> dict[str, int]:
+    """Each operation name ``model`` accepts (its aliases too) -> the core's op code."""
+    got = _CODES.get(model)
+    if got is None:
+        names = set(model.fs) | {a for a, _ in model.aliases}
+        canon = {f: model.canonical_f(f) for f in names}
+        got = _CODES[model] = {f: _OPS[c] for f, c in canon.items() if c in _OPS}
+    return got
+
+
+def search_prepared(
+    prepared: Any, i: int, limits: Limits, track: bool = False, look: bool = True
+) -> Outcome:
+    """search_columns for partition ``i`` of a ``prepare``d history."""
+    left = None if limits.deadline is None else limits.deadline - time.monotonic()
+    answer = prepared.search(
+        i,
+        time_limit=left,
+        max_states=limits.max_states,
+        max_bytes=limits.max_bytes,
+        track=track,
+        look=look,
+    )
+    return _outcome(answer, prepared.values(i) if answer[4] is not None else ())

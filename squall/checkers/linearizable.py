@@ -29,7 +29,13 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from squall.checkers._lin_core import Limits, check_core, search_columns
+from squall.checkers._lin_core import (
+    Limits,
+    check_core,
+    prepare,
+    search_columns,
+    search_prepared,
+)
 from squall.checkers._lin_pool import picklable, run_parallel
 from squall.checkers._lin_search import Outcome
 from squall.checkers.base import CheckContext, Checker
@@ -300,7 +306,91 @@ def check_operations(
         remaining -= len(ops)
         if outcome.valid is False:
             break
-    return _verdict(model, dict(parts), results, limits, time.monotonic() - t0)
+    return _verdict(model, _OpParts(model, dict(parts)), results, limits, time.monotonic() - t0)
+
+
+class _OpParts:
+    """The partitions ``_verdict`` reports on, as lists of Operations."""
+
+    def __init__(self, model: Model, parts: dict[Hashable, list[Operation]]) -> None:
+        self.model = model
+        self.parts = parts
+        self.sizes = {k: len(v) for k, v in parts.items()}
+
+    def ops(self, key: Hashable) -> list[Operation]:
+        return self.parts[key]
+
+    def rerun(self, key: Hashable, limits: Limits, look: bool) -> Outcome:
+        """The partition searched again with its trace recorded."""
+        return check_partition(self.model, self.parts[key], limits, track=True, look=look)
+
+
+class _PreparedParts:
+    """The partitions of a history the compiled core prepared: Operations
+    are built only for the partitions that need them (a counterexample's,
+    or the ones a process pool takes)."""
+
+    def __init__(self, model: Model, prepared: Any, history: Sequence[Op]) -> None:
+        self.model = model
+        self.prepared = prepared
+        self.history = history
+        self.keys = prepared.keys()
+        self.sizes = dict(zip(self.keys, prepared.sizes(), strict=True))
+        self.at = {k: i for i, k in enumerate(self.keys)}
+
+    def ops(self, key: Hashable) -> list[Operation]:
+        h = self.history
+        convert = _Converter(self.model, self.prepared.keyed)
+        out = []
+        for ipos, cpos in self.prepared.pairs(self.at[key]):
+            o = (
+                convert(ipos, h[ipos], cpos, h[cpos])
+                if cpos >= 0
+                else convert(ipos, h[ipos], INF, None)
+            )
+            assert o is not None, "squall_core.prepare kept an op the Python road drops"
+            out.append(o)
+        return out
+
+    def rerun(self, key: Hashable, limits: Limits, look: bool) -> Outcome:
+        return search_prepared(self.prepared, self.at[key], limits, track=True, look=look)
+
+
+def _check_prepared(
+    model: Model,
+    prepared: Any,
+    history: Sequence[Op],
+    time_limit: float | None,
+    max_states: int | None,
+    parallel: bool | None,
+    max_bytes: int | None,
+    core: str,
+) -> dict[str, Any]:
+    """check_operations on a history ``prepare`` paired and split: the same
+    order, limits, pool and verdict, without an Operation per op."""
+    t0 = time.monotonic()
+    deadline = None if time_limit is None else t0 + time_limit
+    limits = Limits(deadline=deadline, max_bytes=max_bytes, max_states=max_states, core=core)
+    parts = _PreparedParts(model, prepared, history)
+    keys, sizes = parts.keys, parts.sizes
+    workers = _workers()
+    results: dict[Hashable, Outcome] = {}
+    total = remaining = sum(sizes.values())
+    for i, key in enumerate(keys):
+        if _use_pool(
+            parallel, time.monotonic() - t0, total - remaining, remaining, len(keys) - i, workers
+        ):
+            left = [(k, parts.ops(k)) for k in keys[i:]]
+            results.update(_run_parallel(model, left, limits, workers))
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        outcome = search_prepared(prepared, i, limits)
+        results[key] = outcome
+        remaining -= sizes[key]
+        if outcome.valid is False:
+            break
+    return _verdict(model, parts, results, limits, time.monotonic() - t0)
 
 
 @functools.cache
@@ -327,7 +417,7 @@ def _use_pool(
 
 def _verdict(
     model: Model,
-    parts: dict[Hashable, list[Operation]],
+    parts: _OpParts | _PreparedParts,
     results: dict[Hashable, Outcome],
     limits: Limits,
     seconds: float,
@@ -336,8 +426,8 @@ def _verdict(
     res: dict[str, Any] = {
         "valid": True,
         "model": model.name,
-        "ops": sum(len(v) for v in parts.values()),
-        "partitions": len(parts),
+        "ops": sum(parts.sizes.values()),
+        "partitions": len(parts.sizes),
         "partitions_checked": len(results),
         "states_explored": sum(o.states for o in results.values()),
         "search_seconds": round(seconds, 4),
@@ -368,14 +458,12 @@ def _verdict(
         # a few times the first search's work does the look-ahead's prefix do.
         most = max(PLAIN_RERUN_STATES, 4 * results[key].states)
         plain = replace(limits, deadline=rerun_deadline, max_states=most)
-        again = check_partition(model, parts[key], plain, track=True, look=False)
+        again = parts.rerun(key, plain, look=False)
         if again.valid is not False:
-            again = check_partition(
-                model, parts[key], replace(limits, deadline=rerun_deadline), track=True
-            )
-        res["counterexample"] = ce = counterexample(model, key, parts[key], again.best)
-        res["why"] = _why_invalid(key, ce, len(parts))
-    elif unknown or len(results) < len(parts):
+            again = parts.rerun(key, replace(limits, deadline=rerun_deadline), look=True)
+        res["counterexample"] = ce = counterexample(model, key, parts.ops(key), again.best)
+        res["why"] = _why_invalid(key, ce, len(parts.sizes))
+    elif unknown or len(results) < len(parts.sizes):
         res["valid"] = "unknown"
         reasons = sorted({o.reason or "" for o in results.values() if o.valid == "unknown"})
         res["unknown_reason"] = "; ".join(r for r in reasons if r) or "time limit reached"
@@ -387,7 +475,7 @@ def _verdict(
         )
         res["why"] = (
             f"linearizability undecided: {res['unknown_reason']} after {seconds:.1f}s with "
-            f"{len(parts) - len(results) + len(unknown)} of {len(parts)} keys open; raise the "
+            f"{len(parts.sizes) - len(results) + len(unknown)} of {len(parts.sizes)} keys open; raise the "
             f"{bound}, or use more keys so each stays small"
         )
     return res
@@ -436,6 +524,12 @@ def check(
     ``resolution``: what the system's log says of its request ids
     (squall.checkers.resolve), applied to the info ops before the search."""
     m = get_model(model) if isinstance(model, str) else model
+    if resolution is None and core != "python":
+        prepared = prepare(m, history, keyed)
+        if prepared is not None:
+            return _check_prepared(
+                m, prepared, history, time_limit, max_states, parallel, max_bytes, check_core(core)
+            )
     operations = to_operations(m, history, keyed)
     summary = None
     if resolution is not None:

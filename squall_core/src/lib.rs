@@ -8,14 +8,17 @@
 mod bits;
 mod models;
 mod engine;
+mod prepare_ops;
 
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::models::{Model, Strings};
 use crate::engine::{Input, Limits, Verdict};
+use crate::prepare_ops::Prepared;
 
 type Best = (Vec<usize>, Vec<u32>, Vec<usize>, i64);
 type Answer = (i8, u64, Option<String>, u64, Option<Best>, Vec<(u32, String)>);
@@ -56,6 +59,24 @@ fn search(
             "squall_core.search: columns of unequal length {n} and {lens:?}"
         )));
     }
+    let input = Input { f, a, b, out, calls, returns, pure };
+    run(py, model, init, &input, strings, time_limit, max_states, max_bytes, track, look)
+}
+
+/// One search of one partition, and its answer as Python sees it.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    py: Python<'_>,
+    model: &str,
+    init: u32,
+    input: &Input,
+    strings: Vec<String>,
+    time_limit: Option<f64>,
+    max_states: Option<u64>,
+    max_bytes: Option<u64>,
+    track: bool,
+    look: bool,
+) -> PyResult<Answer> {
     let known = strings.len();
     let mut m = match model {
         "register" => Model::Register,
@@ -67,13 +88,12 @@ fn search(
             )))
         }
     };
-    let input = Input { f, a, b, out, calls, returns, pure };
     let limits = Limits {
         deadline: time_limit.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0))),
         max_states,
         max_bytes,
     };
-    let got = py.allow_threads(|| engine::search(&mut m, init, &input, &limits, track, look));
+    let got = py.allow_threads(|| engine::search(&mut m, init, input, &limits, track, look));
     let (valid, reason) = match got.verdict {
         Verdict::Valid => (1, None),
         Verdict::Invalid => (0, None),
@@ -94,8 +114,85 @@ fn search(
     Ok((valid, got.explored, reason, got.peak_bytes, best, made))
 }
 
+/// prepare(model, codes, history, keyed=None) -> Prepared | None
+///
+/// `history` paired, converted, split per key (smallest first) and interned
+/// for the compiled `model`, as the Python road would (prepare.rs); None
+/// when the Python road must take it. `codes` maps each operation name the
+/// model accepts (its aliases too) to its op code.
+#[pyfunction]
+#[pyo3(signature = (model, codes, history, keyed=None))]
+fn prepare(
+    py: Python<'_>,
+    model: &str,
+    codes: &Bound<'_, PyDict>,
+    history: &Bound<'_, PyAny>,
+    keyed: Option<bool>,
+) -> PyResult<Option<Prepared>> {
+    prepare_ops::prepare(py, model, codes, history, keyed)
+}
+
+#[pymethods]
+impl Prepared {
+    /// The partitions' keys, smallest partition first.
+    fn keys(&self, py: Python<'_>) -> Vec<PyObject> {
+        self.parts.iter().map(|p| p.key.clone_ref(py)).collect()
+    }
+
+    /// The partitions' operation counts, in the order of `keys`.
+    fn sizes(&self) -> Vec<usize> {
+        self.parts.iter().map(|p| p.input.f.len()).collect()
+    }
+
+    /// Partition `i`'s interned values by id (id 0 is the model's init).
+    fn values(&self, py: Python<'_>, i: usize) -> PyResult<Vec<PyObject>> {
+        Ok(self.part(i)?.values.iter().map(|v| v.clone_ref(py)).collect())
+    }
+
+    /// Partition `i`'s ops as (invoke position, completion position or -1).
+    fn pairs(&self, i: usize) -> PyResult<Vec<(usize, i64)>> {
+        Ok(self.part(i)?.pairs.clone())
+    }
+
+    /// Partition `i`'s columns (f, a, b, out, calls, returns, pure), as
+    /// _lin_core._encode and linearizable._columns make them: for tests.
+    #[allow(clippy::type_complexity)]
+    fn columns(&self, i: usize) -> PyResult<(Vec<u8>, Vec<u32>, Vec<u32>, Vec<u32>, Vec<f64>, Vec<f64>, Vec<bool>)> {
+        let c = &self.part(i)?.input;
+        Ok((c.f.clone(), c.a.clone(), c.b.clone(), c.out.clone(), c.calls.clone(), c.returns.clone(), c.pure.clone()))
+    }
+
+    /// search() of partition `i`: the same answer for the same columns.
+    #[pyo3(signature = (i, time_limit=None, max_states=None, max_bytes=None, track=false, look=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        py: Python<'_>,
+        i: usize,
+        time_limit: Option<f64>,
+        max_states: Option<u64>,
+        max_bytes: Option<u64>,
+        track: bool,
+        look: bool,
+    ) -> PyResult<Answer> {
+        let p = self.part(i)?;
+        let strings = if self.model == "kv" { p.strings.clone() } else { Vec::new() };
+        run(py, &self.model, 0, &p.input, strings, time_limit, max_states, max_bytes, track, look)
+    }
+}
+
+impl Prepared {
+    fn part(&self, i: usize) -> PyResult<&prepare_ops::Part> {
+        self.parts
+            .get(i)
+            .ok_or_else(|| PyValueError::new_err(format!("Prepared: no partition {i} of {}", self.parts.len())))
+    }
+}
+
 #[pymodule]
 fn squall_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(search, m)?)?;
+    m.add_function(wrap_pyfunction!(prepare, m)?)?;
+    m.add_class::<Prepared>()?;
     Ok(())
 }

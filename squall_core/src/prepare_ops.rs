@@ -1,0 +1,410 @@
+//! `prepare`: a whole history of `squall.history.Op`s paired, converted,
+//! split per key and interned in one pass, for the built-in models.
+//!
+//! It does what squall/checkers/linearizable.py's `to_operations`,
+//! `partition` and squall/checkers/_lin_core.py's `_encode` do, step for
+//! step, but only on the plain histories nearly every check sees: integer
+//! processes, string or integer keys, and values that are None, integers or
+//! strings (kv: strings). Anything else (a bool or float value, a list, a
+//! malformed op, a completion without an invoke) answers None, and the
+//! Python path takes the history and reports the problem as it always has:
+//! this is a faster road to the same result, never a second judge of what a
+//! history means. On a typical etcd log the Python conversion cost three
+//! times the search it feeds (tests/checkers/test_lin_prepare.py compares
+//! the two roads' columns on every history the suite has).
+
+use std::collections::HashMap;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyLong, PyString, PyTuple};
+
+use crate::engine::Input;
+use crate::models::{CAS, READ, UNKNOWN};
+
+/// A value the fast road can intern exactly as Python's dict does: None,
+/// an int (not a bool: True == 1 there) or a str (not a subclass).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Value {
+    Nil,
+    Int(i64),
+    Str(String),
+}
+
+enum Out {
+    Unknown,
+    Flag(bool),
+    Read(Value), // the value read
+}
+
+/// One converted operation (linearizable.Operation without the Python objects).
+struct Conv<'py> {
+    key: Option<Value>,
+    key_obj: Option<Bound<'py, PyAny>>,
+    code: u8,
+    args: Vec<(Value, Bound<'py, PyAny>)>, // cas: from, to; write/put/append: the value
+    out: Out,
+    read_obj: Option<Bound<'py, PyAny>>,
+    ipos: usize,
+    cpos: i64,
+    ret: f64,
+}
+
+pub struct Part {
+    pub key: PyObject,
+    pub input: Input,
+    pub values: Vec<PyObject>, // the interned values in id order (id 0: the model's init)
+    pub strings: Vec<String>,  // the same, as the kv model's table (kv only)
+    pub pairs: Vec<(usize, i64)>, // each op's invoke position and completion position (-1: none)
+}
+
+/// The partitions of one history, smallest first (as check_operations orders them).
+#[pyclass(frozen, module = "squall_core")]
+pub struct Prepared {
+    pub model: String,
+    #[pyo3(get)]
+    pub keyed: bool,
+    pub parts: Vec<Part>,
+}
+
+fn scalar(v: &Bound<'_, PyAny>) -> Option<Value> {
+    if v.is_none() {
+        return Some(Value::Nil);
+    }
+    if v.is_exact_instance_of::<PyLong>() {
+        return v.extract::<i64>().ok().map(Value::Int);
+    }
+    if let Ok(s) = v.downcast_exact::<PyString>() {
+        return s.to_str().ok().map(|s| Value::Str(s.to_owned()));
+    }
+    None
+}
+
+/// `[key, v]` as Python's `_Converter.split` reads it: a list or tuple of two.
+fn pair<'py>(v: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    if let Ok(l) = v.downcast::<PyList>() {
+        if l.len() == 2 {
+            return Some((l.get_item(0).ok()?, l.get_item(1).ok()?));
+        }
+    } else if let Ok(t) = v.downcast::<PyTuple>() {
+        if t.len() == 2 {
+            return Some((t.get_item(0).ok()?, t.get_item(1).ok()?));
+        }
+    }
+    None
+}
+
+fn is_seq(v: &Bound<'_, PyAny>) -> bool {
+    v.downcast::<PyList>().is_ok() || v.downcast::<PyTuple>().is_ok()
+}
+
+fn text(v: &Bound<'_, PyAny>) -> Option<String> {
+    v.downcast::<PyString>().ok()?.to_str().ok().map(str::to_owned)
+}
+
+/// None: the Python road must take this history (see the module's comment).
+pub fn prepare<'py>(
+    py: Python<'py>,
+    model: &str,
+    codes: &Bound<'py, PyDict>,
+    history: &Bound<'py, PyAny>,
+    keyed: Option<bool>,
+) -> PyResult<Option<Prepared>> {
+    let kv = model == "kv";
+    let mut code_of: HashMap<String, u8> = HashMap::new();
+    for (k, v) in codes.iter() {
+        code_of.insert(k.extract::<String>()?, v.extract::<u8>()?);
+    }
+    let (a_process, a_type, a_f, a_value, a_error) = (
+        intern!(py, "process"),
+        intern!(py, "type"),
+        intern!(py, "f"),
+        intern!(py, "value"),
+        intern!(py, "error"),
+    );
+    // (position, op, process, is invoke) of every client op.
+    let mut client: Vec<(usize, Bound<'py, PyAny>, i64, bool)> = Vec::new();
+    for (pos, op) in history.iter()?.enumerate() {
+        let op = op?;
+        let proc = op.getattr(a_process)?;
+        let p = if proc.is_exact_instance_of::<PyLong>() {
+            match proc.extract::<i64>() {
+                Ok(p) => p,
+                Err(_) => return Ok(None),
+            }
+        } else if proc
+            .downcast_exact::<PyString>()
+            .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "nemesis"))
+        {
+            continue;
+        } else {
+            return Ok(None);
+        };
+        let ty = op.getattr(a_type)?;
+        let invoke = match ty.downcast::<PyString>() {
+            Ok(s) => s.to_str()? == "invoke",
+            Err(_) => return Ok(None),
+        };
+        client.push((pos, op, p, invoke));
+    }
+    let keyed = match keyed {
+        Some(k) => k,
+        None => {
+            // linearizable.is_keyed
+            let mut found = false;
+            let mut all = true;
+            for (_, op, _, invoke) in &client {
+                if !invoke {
+                    continue;
+                }
+                let v = op.getattr(a_value)?;
+                match pair(&v) {
+                    None => {
+                        all = false;
+                        break;
+                    }
+                    Some((_, second)) => {
+                        let f = match text(&op.getattr(a_f)?) {
+                            Some(f) => f,
+                            None => return Ok(None),
+                        };
+                        if (f == "cas" || f == "transition")
+                            && !(is_seq(&second) || second.downcast::<PyDict>().is_ok())
+                        {
+                            all = false;
+                            break;
+                        }
+                    }
+                }
+                found = true;
+            }
+            all && found
+        }
+    };
+    // Pairing: one slot per invoke, in invoke order.
+    let mut open: HashMap<i64, usize> = HashMap::new();
+    let mut slots: Vec<(usize, usize, Option<usize>)> = Vec::new(); // (pos, client index, completion index)
+    for (ci, (pos, _, p, invoke)) in client.iter().enumerate() {
+        if *invoke {
+            if open.contains_key(p) {
+                return Ok(None);
+            }
+            open.insert(*p, slots.len());
+            slots.push((*pos, ci, None));
+        } else {
+            match open.remove(p) {
+                Some(at) => slots[at].2 = Some(ci),
+                None => return Ok(None),
+            }
+        }
+    }
+    let mut convs: Vec<Conv<'py>> = Vec::with_capacity(slots.len());
+    for &(ipos, ci, done) in &slots {
+        let inv = &client[ci].1;
+        let v = inv.getattr(a_value)?;
+        let (key, key_obj, arg) = if keyed {
+            let Some((k, arg)) = pair(&v) else { return Ok(None) };
+            let key = match scalar(&k) {
+                Some(Value::Nil) | None => return Ok(None),
+                Some(key) => key,
+            };
+            (Some(key), Some(k), arg)
+        } else {
+            (None, None, v)
+        };
+        let f = match text(&inv.getattr(a_f)?) {
+            Some(f) => f,
+            None => return Ok(None),
+        };
+        let Some(&code) = code_of.get(&f) else {
+            return Ok(None);
+        };
+        let readonly = code == READ;
+        let mut args = Vec::new();
+        if code == CAS {
+            let (from, to) = if let Ok(d) = arg.downcast::<PyDict>() {
+                match (d.get_item("from")?, d.get_item("to")?) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => return Ok(None),
+                }
+            } else {
+                match pair(&arg) {
+                    Some(p) => p,
+                    None => return Ok(None),
+                }
+            };
+            for x in [from, to] {
+                match scalar(&x) {
+                    Some(val) => args.push((val, x)),
+                    None => return Ok(None),
+                }
+            }
+        } else if !readonly {
+            match scalar(&arg) {
+                Some(val) => args.push((val, arg)),
+                None => return Ok(None),
+            }
+        }
+        let comp = done.map(|c| &client[c].1);
+        let (kind, cpos) = match comp {
+            None => (String::new(), -1),
+            Some(c) => {
+                if text(&c.getattr(a_f)?).as_deref() != Some(f.as_str()) {
+                    return Ok(None);
+                }
+                (
+                    text(&c.getattr(a_type)?).unwrap_or_default(),
+                    client[done.unwrap()].0 as i64,
+                )
+            }
+        };
+        let mut read_obj = None;
+        let (out, ret) = if kind == "ok" {
+            let out = if readonly {
+                let c = comp.unwrap().getattr(a_value)?;
+                let got = if keyed {
+                    match pair(&c) {
+                        Some((_, got)) => got,
+                        None => return Ok(None),
+                    }
+                } else {
+                    c
+                };
+                let Some(val) = scalar(&got) else { return Ok(None) };
+                read_obj = Some(got);
+                Out::Read(val)
+            } else {
+                Out::Flag(true)
+            };
+            (out, cpos as f64)
+        } else if kind == "fail" {
+            let error = comp.unwrap().getattr(a_error)?;
+            if code == CAS && text(&error).as_deref() == Some("precondition_failed") {
+                (Out::Flag(false), cpos as f64)
+            } else {
+                continue;
+            }
+        } else if readonly {
+            continue; // an indeterminate read says nothing
+        } else {
+            (Out::Unknown, f64::INFINITY)
+        };
+        convs.push(Conv {
+            key,
+            key_obj,
+            code,
+            args,
+            out,
+            read_obj,
+            ipos,
+            cpos,
+            ret,
+        });
+    }
+    // partition (first appearance), then smallest first, stably.
+    let mut index: HashMap<Option<Value>, usize> = HashMap::new();
+    let mut groups: Vec<(PyObject, Vec<usize>)> = Vec::new();
+    if !keyed {
+        groups.push((py.None(), Vec::new()));
+        index.insert(None, 0);
+    }
+    for (i, c) in convs.iter().enumerate() {
+        let at = match index.get(&c.key) {
+            Some(&at) => at,
+            None => {
+                let obj = c
+                    .key_obj
+                    .as_ref()
+                    .map_or_else(|| py.None(), |k| k.clone().unbind());
+                index.insert(c.key.clone(), groups.len());
+                groups.push((obj, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[at].1.push(i);
+    }
+    groups.sort_by_key(|(_, ops)| ops.len());
+    let init = if kv { Value::Str(String::new()) } else { Value::Nil };
+    let init_obj: Bound<'py, PyAny> = if kv {
+        PyString::new_bound(py, "").into_any()
+    } else {
+        py.None().into_bound(py)
+    };
+    let mut parts = Vec::with_capacity(groups.len());
+    for (key, ops) in groups {
+        // _lin_core._encode
+        let mut ids: HashMap<Value, u32> = HashMap::new();
+        let mut values: Vec<PyObject> = Vec::new();
+        let mut strings: Vec<String> = Vec::new();
+        let mut intern = |v: &Value, obj: &Bound<'py, PyAny>| -> Option<u32> {
+            if let Some(&id) = ids.get(v) {
+                return Some(id);
+            }
+            if kv {
+                match v {
+                    Value::Str(s) => strings.push(s.clone()),
+                    _ => return None,
+                }
+            }
+            let id = values.len() as u32;
+            ids.insert(v.clone(), id);
+            values.push(obj.clone().unbind());
+            Some(id)
+        };
+        intern(&init, &init_obj);
+        let n = ops.len();
+        let mut input = Input {
+            f: Vec::with_capacity(n),
+            a: Vec::with_capacity(n),
+            b: Vec::with_capacity(n),
+            out: Vec::with_capacity(n),
+            calls: Vec::with_capacity(n),
+            returns: Vec::with_capacity(n),
+            pure: Vec::with_capacity(n),
+        };
+        let mut pairs = Vec::with_capacity(n);
+        for i in ops {
+            let c = &convs[i];
+            input.f.push(c.code);
+            let mut arg_ids = Vec::with_capacity(2);
+            for (val, obj) in &c.args {
+                match intern(val, obj) {
+                    Some(id) => arg_ids.push(id),
+                    None => return Ok(None),
+                }
+            }
+            if c.code == CAS {
+                input.a.push(arg_ids[0]);
+                input.b.push(arg_ids[1]);
+            } else {
+                input.a.push(if c.code == READ { 0 } else { arg_ids[0] });
+                input.b.push(0);
+            }
+            let (out, pure) = match &c.out {
+                Out::Unknown => (UNKNOWN, false),
+                Out::Flag(ok) => (u32::from(*ok), c.code == CAS && !*ok),
+                Out::Read(val) => match intern(val, c.read_obj.as_ref().unwrap()) {
+                    Some(id) => (id, true),
+                    None => return Ok(None),
+                },
+            };
+            input.out.push(out);
+            input.pure.push(pure);
+            input.calls.push(c.ipos as f64);
+            input.returns.push(c.ret);
+            pairs.push((c.ipos, c.cpos));
+        }
+        parts.push(Part {
+            key,
+            input,
+            values,
+            strings,
+            pairs,
+        });
+    }
+    Ok(Some(Prepared {
+        model: model.to_owned(),
+        keyed,
+        parts,
+    }))
+}
