@@ -54,20 +54,29 @@ def op_json(model: Model, o: Operation) -> dict[str, Any]:
 
 
 def counterexample(
-    model: Model, key: Hashable, ops: Sequence[Operation], best: Best | None
+    model: Model,
+    key: Hashable,
+    ops: Sequence[Operation],
+    best: Best | None,
+    spans: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> dict[str, Any]:
+    """``spans``: every op's (call, ret), when ``ops`` builds each op only as it
+    is asked for (most of a partition lies outside the window shown)."""
     if best is None:
         return {"key": as_json(key), "note": "the search did not record a prefix"}
+    calls, rets = spans if spans is not None else ([o.call for o in ops], [o.ret for o in ops])
     order, states = best.order, best.states
     state = states[-1] if states else model.init
     rank = {opno: i for i, opno in enumerate(order)}
     # An indeterminate op may always be left out, so it is never what blocks.
-    stuck = [i for i in best.stuck if not math.isinf(ops[i].ret)]
+    stuck = [i for i in best.stuck if not math.isinf(rets[i])]
     focus = order[-PREFIX_SHOWN:] + stuck
-    lo = min((ops[i].call for i in focus), default=0)
-    finite = [ops[i].ret for i in focus if not math.isinf(ops[i].ret)]
-    hi = max(finite) if finite else max(ops[i].call for i in focus)
-    window = [i for i, o in enumerate(ops) if o.call <= hi and o.ret >= lo][:WINDOW_MAX_OPS]
+    lo = min((calls[i] for i in focus), default=0)
+    finite = [rets[i] for i in focus if not math.isinf(rets[i])]
+    hi = max(finite) if finite else max(calls[i] for i in focus)
+    window = [i for i, (c, r) in enumerate(zip(calls, rets, strict=True)) if c <= hi and r >= lo][
+        :WINDOW_MAX_OPS
+    ]
     window_ops = []
     for i in window:
         d = op_json(model, ops[i])

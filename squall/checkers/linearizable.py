@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from squall.checkers._lin_core import (
     Limits,
@@ -320,9 +320,47 @@ class _OpParts:
     def ops(self, key: Hashable) -> list[Operation]:
         return self.parts[key]
 
+    def spans(self, key: Hashable) -> tuple[list[float], list[float]]:
+        ops = self.parts[key]
+        return [o.call for o in ops], [o.ret for o in ops]
+
     def rerun(self, key: Hashable, limits: Limits, look: bool) -> Outcome:
         """The partition searched again with its trace recorded."""
         return check_partition(self.model, self.parts[key], limits, track=True, look=look)
+
+
+class _LazyOps(Sequence[Operation]):
+    """One prepared partition's Operations, each built when first asked for:
+    a counterexample shows a window of a few dozen ops of a partition that
+    may hold thousands."""
+
+    def __init__(self, model: Model, prepared: Any, i: int, history: Sequence[Op]) -> None:
+        self.pairs: list[tuple[int, int]] = prepared.pairs(i)
+        self.history = history
+        self.convert = _Converter(model, prepared.keyed)
+        self.built: dict[int, Operation] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @overload
+    def __getitem__(self, j: int) -> Operation: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[Operation]: ...
+    def __getitem__(self, j: int | slice) -> Operation | list[Operation]:
+        if isinstance(j, slice):
+            return [self[n] for n in range(*j.indices(len(self)))]
+        got = self.built.get(j)
+        if got is None:
+            ipos, cpos = self.pairs[j]
+            h = self.history
+            if cpos >= 0:
+                o = self.convert(ipos, h[ipos], cpos, h[cpos])
+            else:
+                o = self.convert(ipos, h[ipos], INF, None)
+            assert o is not None, "squall_core.prepare kept an op the Python road drops"
+            got = self.built[j] = o
+        return got
 
 
 class _PreparedParts:
@@ -338,19 +376,12 @@ class _PreparedParts:
         self.sizes = dict(zip(self.keys, prepared.sizes(), strict=True))
         self.at = {k: i for i, k in enumerate(self.keys)}
 
-    def ops(self, key: Hashable) -> list[Operation]:
-        h = self.history
-        convert = _Converter(self.model, self.prepared.keyed)
-        out = []
-        for ipos, cpos in self.prepared.pairs(self.at[key]):
-            o = (
-                convert(ipos, h[ipos], cpos, h[cpos])
-                if cpos >= 0
-                else convert(ipos, h[ipos], INF, None)
-            )
-            assert o is not None, "squall_core.prepare kept an op the Python road drops"
-            out.append(o)
-        return out
+    def ops(self, key: Hashable) -> _LazyOps:
+        return _LazyOps(self.model, self.prepared, self.at[key], self.history)
+
+    def spans(self, key: Hashable) -> tuple[list[float], list[float]]:
+        calls, rets = self.prepared.spans(self.at[key])
+        return calls, [INF if r is None else r for r in rets]
 
     def rerun(self, key: Hashable, limits: Limits, look: bool) -> Outcome:
         return search_prepared(self.prepared, self.at[key], limits, track=True, look=look)
@@ -380,7 +411,7 @@ def _check_prepared(
         if _use_pool(
             parallel, time.monotonic() - t0, total - remaining, remaining, len(keys) - i, workers
         ):
-            left = [(k, parts.ops(k)) for k in keys[i:]]
+            left = [(k, list(parts.ops(k))) for k in keys[i:]]
             results.update(_run_parallel(model, left, limits, workers))
             break
         if deadline is not None and time.monotonic() > deadline:
@@ -461,7 +492,9 @@ def _verdict(
         again = parts.rerun(key, plain, look=False)
         if again.valid is not False:
             again = parts.rerun(key, replace(limits, deadline=rerun_deadline), look=True)
-        res["counterexample"] = ce = counterexample(model, key, parts.ops(key), again.best)
+        res["counterexample"] = ce = counterexample(
+            model, key, parts.ops(key), again.best, parts.spans(key)
+        )
         res["why"] = _why_invalid(key, ce, len(parts.sizes))
     elif unknown or len(results) < len(parts.sizes):
         res["valid"] = "unknown"

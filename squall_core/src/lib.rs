@@ -154,6 +154,15 @@ impl Prepared {
         Ok(self.part(i)?.pairs.clone())
     }
 
+    /// Partition `i`'s ops' (call positions, return positions; None: none),
+    /// as the ints the Python road's Operations hold.
+    fn spans(&self, i: usize) -> PyResult<(Vec<i64>, Vec<Option<i64>>)> {
+        let c = &self.part(i)?.input;
+        let calls = c.calls.iter().map(|&x| x as i64).collect();
+        let rets = c.returns.iter().map(|&x| if x.is_finite() { Some(x as i64) } else { None }).collect();
+        Ok((calls, rets))
+    }
+
     /// Partition `i`'s columns (f, a, b, out, calls, returns, pure), as
     /// _lin_core._encode and linearizable._columns make them: for tests.
     #[allow(clippy::type_complexity)]

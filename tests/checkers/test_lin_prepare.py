@@ -41,8 +41,9 @@ def _python_road(model: str, history: list[Op], **kw: Any) -> dict[str, Any]:
         linearizable.prepare = saved
 
 
-def _without_timing(res: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in res.items() if k != "search_seconds"}
+def _without_timing(res: dict[str, Any]) -> str:
+    """The result as its JSON spells it (12 and 12.0 are == but print apart)."""
+    return json.dumps({k: v for k, v in res.items() if k != "search_seconds"}, default=repr)
 
 
 def _same_columns(model_name: str, history: list[Op], keyed: bool | None = None) -> None:
