@@ -60,25 +60,13 @@ fn search(
         )));
     }
     let input = Input { f, a, b, out, calls, returns, pure };
-    run(py, model, init, &input, strings, time_limit, max_states, max_bytes, track, look)
+    let m = compiled(model, strings)?;
+    run(py, m, init, &input, time_limit, max_states, max_bytes, track, look)
 }
 
-/// One search of one partition, and its answer as Python sees it.
-#[allow(clippy::too_many_arguments)]
-fn run(
-    py: Python<'_>,
-    model: &str,
-    init: u32,
-    input: &Input,
-    strings: Vec<String>,
-    time_limit: Option<f64>,
-    max_states: Option<u64>,
-    max_bytes: Option<u64>,
-    track: bool,
-    look: bool,
-) -> PyResult<Answer> {
-    let known = strings.len();
-    let mut m = match model {
+/// The compiled model called `model` (kv: over this table of strings).
+fn compiled(model: &str, strings: Vec<String>) -> PyResult<Model> {
+    Ok(match model {
         "register" => Model::Register,
         "cas-register" => Model::CasRegister,
         "kv" => Model::Kv(Strings::new(strings)),
@@ -87,6 +75,25 @@ fn run(
                 "squall_core.search: model {other:?} is not compiled; known: register, cas-register, kv"
             )))
         }
+    })
+}
+
+/// One search of one partition, and its answer as Python sees it.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    py: Python<'_>,
+    mut m: Model,
+    init: u32,
+    input: &Input,
+    time_limit: Option<f64>,
+    max_states: Option<u64>,
+    max_bytes: Option<u64>,
+    track: bool,
+    look: bool,
+) -> PyResult<Answer> {
+    let known = match &m {
+        Model::Kv(s) => s.known(),
+        _ => 0,
     };
     let limits = Limits {
         deadline: time_limit.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0))),
@@ -185,8 +192,11 @@ impl Prepared {
         look: bool,
     ) -> PyResult<Answer> {
         let p = self.part(i)?;
-        let strings = if self.model == "kv" { p.strings.clone() } else { Vec::new() };
-        run(py, &self.model, 0, &p.input, strings, time_limit, max_states, max_bytes, track, look)
+        let m = match &p.strings {
+            Some(table) => Model::Kv(table.clone()),
+            None => compiled(&self.model, Vec::new())?,
+        };
+        run(py, m, 0, &p.input, time_limit, max_states, max_bytes, track, look)
     }
 }
 

@@ -33,13 +33,16 @@ pub enum Model {
 /// O(1): h(s + t) = h(s) * B^len(t) + h(t). Strings with equal hash and
 /// length are compared byte by byte before they share an id, so a collision
 /// costs time, never a wrong verdict.
+#[derive(Clone)]
 pub struct Strings {
     nodes: Vec<Node>,
     index: FxHashMap<(u64, usize), Vec<u32>>, // (hash, length) -> ids with it
     concat: FxHashMap<(u32, u32), u32>,       // (state, appended) -> the result
     pub bytes: usize,
+    known: usize,
 }
 
+#[derive(Clone)]
 struct Node {
     hash: u64,
     pow: u64, // B^len mod M
@@ -47,6 +50,7 @@ struct Node {
     spelled: Spelled,
 }
 
+#[derive(Clone)]
 enum Spelled {
     // An input's string, with the hash of each of its prefixes (pre[k]: of
     // the first k bytes), so the look-ahead can ask "is s a prefix of this
@@ -69,19 +73,30 @@ fn mulmod(a: u64, b: u64) -> u64 {
 }
 
 impl Strings {
+    /// How many strings the table was made with (the ids the caller named).
+    pub fn known(&self) -> usize {
+        self.known
+    }
+
     pub fn new(table: Vec<String>) -> Strings {
         let mut st = Strings {
             nodes: Vec::with_capacity(table.len()),
             index: FxHashMap::default(),
             concat: FxHashMap::default(),
             bytes: 0,
+            known: table.len(),
         };
         for s in table {
             let (mut hash, mut pow) = (0u64, 1u64);
             let mut pre = Vec::with_capacity(s.len() + 1);
             pre.push(0);
             for &c in s.as_bytes() {
-                hash = (mulmod(hash, B) + c as u64 + 1) % M;
+                // mulmod is below M and c + 1 at most 256: one subtraction
+                // reduces the sum (a `% M` here was most of a small search).
+                hash = mulmod(hash, B) + c as u64 + 1;
+                if hash >= M {
+                    hash -= M;
+                }
                 pow = mulmod(pow, B);
                 pre.push(hash);
             }
@@ -145,7 +160,10 @@ impl Strings {
             return id;
         }
         let (s, a) = (&self.nodes[state as usize], &self.nodes[arg as usize]);
-        let hash = (mulmod(s.hash, a.pow) + a.hash) % M;
+        let mut hash = mulmod(s.hash, a.pow) + a.hash; // both below M
+        if hash >= M {
+            hash -= M;
+        }
         let (pow, len) = (mulmod(s.pow, a.pow), s.len + a.len);
         let same = self.index.get(&(hash, len)).cloned().unwrap_or_default();
         let found = if same.is_empty() {

@@ -13,48 +13,101 @@
 //! times the search it feeds (tests/checkers/test_lin_prepare.py compares
 //! the two roads' columns on every history the suite has).
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap as HashMap, FxHasher};
+use smallvec::SmallVec;
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyLong, PyString, PyTuple};
 
 use crate::engine::Input;
-use crate::models::{CAS, READ, UNKNOWN};
+use crate::models::{Strings, CAS, READ, UNKNOWN};
 
 /// A value the fast road can intern exactly as Python's dict does: None,
-/// an int (not a bool: True == 1 there) or a str (not a subclass).
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Value {
+/// an int (not a bool: True == 1 there) or a str (not a subclass). A str
+/// stays the Python object, compared by its bytes: a copy per value was a
+/// fifth of the conversion's time.
+#[derive(Clone)]
+enum Value<'py> {
     Nil,
     Int(i64),
-    Str(String),
+    Str(Bound<'py, PyString>, u64),
 }
 
-enum Out {
+impl Value<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            // A str the road accepted was readable as UTF-8 (see `scalar`).
+            Value::Str(s, _) => s.to_str().map(str::as_bytes).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+}
+
+impl PartialEq for Value<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Nil, Value::Nil) => true,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Str(a, h), Value::Str(b, g)) => h == g && (a.is(b) || self.bytes() == other.bytes()),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value<'_> {}
+
+impl Hash for Value<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Value::Nil => state.write_u8(0),
+            Value::Int(i) => {
+                state.write_u8(1);
+                state.write_i64(*i);
+            }
+            Value::Str(_, h) => {
+                state.write_u8(2);
+                state.write_u64(*h);
+            }
+        }
+    }
+}
+
+enum Out<'py> {
     Unknown,
     Flag(bool),
-    Read(Value), // the value read
+    Read(Value<'py>), // the value read
 }
 
 /// One converted operation (linearizable.Operation without the Python objects).
 struct Conv<'py> {
-    key: Option<Value>,
+    key: Option<Value<'py>>,
     key_obj: Option<Bound<'py, PyAny>>,
     code: u8,
-    args: Vec<(Value, Bound<'py, PyAny>)>, // cas: from, to; write/put/append: the value
-    out: Out,
+    args: SmallVec<[(Value<'py>, Bound<'py, PyAny>); 2]>, // cas: from, to; write/put/append: the value
+    out: Out<'py>,
     read_obj: Option<Bound<'py, PyAny>>,
     ipos: usize,
     cpos: i64,
     ret: f64,
 }
 
+struct Client<'py> {
+    pos: usize,
+    op: Bound<'py, PyAny>,
+    p: i64,
+    kind: u8,
+    f: Bound<'py, PyAny>,
+    value: Option<Bound<'py, PyAny>>,
+}
+
 pub struct Part {
     pub key: PyObject,
     pub input: Input,
     pub values: Vec<PyObject>, // the interned values in id order (id 0: the model's init)
-    pub strings: Vec<String>,  // the same, as the kv model's table (kv only)
+    pub strings: Option<Strings>, // the same, as the kv model's table (kv only), made once
     pub pairs: Vec<(usize, i64)>, // each op's invoke position and completion position (-1: none)
 }
 
@@ -67,7 +120,7 @@ pub struct Prepared {
     pub parts: Vec<Part>,
 }
 
-fn scalar(v: &Bound<'_, PyAny>) -> Option<Value> {
+fn scalar<'py>(v: &Bound<'py, PyAny>) -> Option<Value<'py>> {
     if v.is_none() {
         return Some(Value::Nil);
     }
@@ -75,7 +128,9 @@ fn scalar(v: &Bound<'_, PyAny>) -> Option<Value> {
         return v.extract::<i64>().ok().map(Value::Int);
     }
     if let Ok(s) = v.downcast_exact::<PyString>() {
-        return s.to_str().ok().map(|s| Value::Str(s.to_owned()));
+        let mut h = FxHasher::default();
+        h.write(s.to_str().ok()?.as_bytes());
+        return Some(Value::Str(s.clone(), h.finish()));
     }
     None
 }
@@ -98,9 +153,15 @@ fn is_seq(v: &Bound<'_, PyAny>) -> bool {
     v.downcast::<PyList>().is_ok() || v.downcast::<PyTuple>().is_ok()
 }
 
-fn text(v: &Bound<'_, PyAny>) -> Option<String> {
-    v.downcast::<PyString>().ok()?.to_str().ok().map(str::to_owned)
+/// A str attribute, borrowed from the Python string (no copy).
+fn text<'a>(v: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+    v.downcast::<PyString>().ok()?.to_str().ok()
 }
+
+const INVOKE: u8 = 0;
+const OK: u8 = 1;
+const FAIL: u8 = 2;
+const OTHER: u8 = 3; // info, or any other completion: indeterminate
 
 /// None: the Python road must take this history (see the module's comment).
 pub fn prepare<'py>(
@@ -111,7 +172,7 @@ pub fn prepare<'py>(
     keyed: Option<bool>,
 ) -> PyResult<Option<Prepared>> {
     let kv = model == "kv";
-    let mut code_of: HashMap<String, u8> = HashMap::new();
+    let mut code_of: HashMap<String, u8> = HashMap::default();
     for (k, v) in codes.iter() {
         code_of.insert(k.extract::<String>()?, v.extract::<u8>()?);
     }
@@ -122,8 +183,9 @@ pub fn prepare<'py>(
         intern!(py, "value"),
         intern!(py, "error"),
     );
-    // (position, op, process, is invoke) of every client op.
-    let mut client: Vec<(usize, Bound<'py, PyAny>, i64, bool)> = Vec::new();
+    // Every client op: (position, op, process, INVOKE/OK/FAIL/OTHER, f,
+    // value if an invoke), each attribute read once.
+    let mut client: Vec<Client<'py>> = Vec::new();
     for (pos, op) in history.iter()?.enumerate() {
         let op = op?;
         let proc = op.getattr(a_process)?;
@@ -141,11 +203,16 @@ pub fn prepare<'py>(
             return Ok(None);
         };
         let ty = op.getattr(a_type)?;
-        let invoke = match ty.downcast::<PyString>() {
-            Ok(s) => s.to_str()? == "invoke",
-            Err(_) => return Ok(None),
+        let kind = match text(&ty) {
+            Some("invoke") => INVOKE,
+            Some("ok") => OK,
+            Some("fail") => FAIL,
+            Some(_) => OTHER,
+            None => return Ok(None),
         };
-        client.push((pos, op, p, invoke));
+        let f = op.getattr(a_f)?;
+        let value = if kind == INVOKE { Some(op.getattr(a_value)?) } else { None };
+        client.push(Client { pos, op, p, kind, f, value });
     }
     let keyed = match keyed {
         Some(k) => k,
@@ -153,21 +220,15 @@ pub fn prepare<'py>(
             // linearizable.is_keyed
             let mut found = false;
             let mut all = true;
-            for (_, op, _, invoke) in &client {
-                if !invoke {
-                    continue;
-                }
-                let v = op.getattr(a_value)?;
-                match pair(&v) {
+            for c in &client {
+                let Some(v) = &c.value else { continue };
+                match pair(v) {
                     None => {
                         all = false;
                         break;
                     }
                     Some((_, second)) => {
-                        let f = match text(&op.getattr(a_f)?) {
-                            Some(f) => f,
-                            None => return Ok(None),
-                        };
+                        let Some(f) = text(&c.f) else { return Ok(None) };
                         if (f == "cas" || f == "transition")
                             && !(is_seq(&second) || second.downcast::<PyDict>().is_ok())
                         {
@@ -182,17 +243,17 @@ pub fn prepare<'py>(
         }
     };
     // Pairing: one slot per invoke, in invoke order.
-    let mut open: HashMap<i64, usize> = HashMap::new();
+    let mut open: HashMap<i64, usize> = HashMap::default();
     let mut slots: Vec<(usize, usize, Option<usize>)> = Vec::new(); // (pos, client index, completion index)
-    for (ci, (pos, _, p, invoke)) in client.iter().enumerate() {
-        if *invoke {
-            if open.contains_key(p) {
+    for (ci, c) in client.iter().enumerate() {
+        if c.kind == INVOKE {
+            if open.contains_key(&c.p) {
                 return Ok(None);
             }
-            open.insert(*p, slots.len());
-            slots.push((*pos, ci, None));
+            open.insert(c.p, slots.len());
+            slots.push((c.pos, ci, None));
         } else {
-            match open.remove(p) {
+            match open.remove(&c.p) {
                 Some(at) => slots[at].2 = Some(ci),
                 None => return Ok(None),
             }
@@ -200,8 +261,8 @@ pub fn prepare<'py>(
     }
     let mut convs: Vec<Conv<'py>> = Vec::with_capacity(slots.len());
     for &(ipos, ci, done) in &slots {
-        let inv = &client[ci].1;
-        let v = inv.getattr(a_value)?;
+        let inv = &client[ci];
+        let v = inv.value.clone().expect("an invoke's value was read");
         let (key, key_obj, arg) = if keyed {
             let Some((k, arg)) = pair(&v) else { return Ok(None) };
             let key = match scalar(&k) {
@@ -212,15 +273,14 @@ pub fn prepare<'py>(
         } else {
             (None, None, v)
         };
-        let f = match text(&inv.getattr(a_f)?) {
-            Some(f) => f,
-            None => return Ok(None),
+        let Some(f) = text(&inv.f) else {
+            return Ok(None);
         };
-        let Some(&code) = code_of.get(&f) else {
+        let Some(&code) = code_of.get(f) else {
             return Ok(None);
         };
         let readonly = code == READ;
-        let mut args = Vec::new();
+        let mut args = SmallVec::new();
         if code == CAS {
             let (from, to) = if let Ok(d) = arg.downcast::<PyDict>() {
                 match (d.get_item("from")?, d.get_item("to")?) {
@@ -245,21 +305,18 @@ pub fn prepare<'py>(
                 None => return Ok(None),
             }
         }
-        let comp = done.map(|c| &client[c].1);
-        let (kind, cpos) = match comp {
-            None => (String::new(), -1),
-            Some(c) => {
-                if text(&c.getattr(a_f)?).as_deref() != Some(f.as_str()) {
+        let comp = done.map(|c| &client[c].op);
+        let (kind, cpos) = match (comp, done) {
+            (Some(_), Some(d)) => {
+                if text(&client[d].f) != Some(f) {
                     return Ok(None);
                 }
-                (
-                    text(&c.getattr(a_type)?).unwrap_or_default(),
-                    client[done.unwrap()].0 as i64,
-                )
+                (client[d].kind, client[d].pos as i64)
             }
+            _ => (OTHER, -1),
         };
         let mut read_obj = None;
-        let (out, ret) = if kind == "ok" {
+        let (out, ret) = if kind == OK {
             let out = if readonly {
                 let c = comp.unwrap().getattr(a_value)?;
                 let got = if keyed {
@@ -277,9 +334,9 @@ pub fn prepare<'py>(
                 Out::Flag(true)
             };
             (out, cpos as f64)
-        } else if kind == "fail" {
+        } else if kind == FAIL {
             let error = comp.unwrap().getattr(a_error)?;
-            if code == CAS && text(&error).as_deref() == Some("precondition_failed") {
+            if code == CAS && text(&error) == Some("precondition_failed") {
                 (Out::Flag(false), cpos as f64)
             } else {
                 continue;
@@ -302,7 +359,7 @@ pub fn prepare<'py>(
         });
     }
     // partition (first appearance), then smallest first, stably.
-    let mut index: HashMap<Option<Value>, usize> = HashMap::new();
+    let mut index: HashMap<Option<Value>, usize> = HashMap::default();
     let mut groups: Vec<(PyObject, Vec<usize>)> = Vec::new();
     if !keyed {
         groups.push((py.None(), Vec::new()));
@@ -324,25 +381,22 @@ pub fn prepare<'py>(
         groups[at].1.push(i);
     }
     groups.sort_by_key(|(_, ops)| ops.len());
-    let init = if kv { Value::Str(String::new()) } else { Value::Nil };
-    let init_obj: Bound<'py, PyAny> = if kv {
-        PyString::new_bound(py, "").into_any()
-    } else {
-        py.None().into_bound(py)
-    };
+    let init_obj: Bound<'py, PyAny> =
+        if kv { PyString::new_bound(py, "").into_any() } else { py.None().into_bound(py) };
+    let init = scalar(&init_obj).expect("the models' init is None or a str");
     let mut parts = Vec::with_capacity(groups.len());
     for (key, ops) in groups {
         // _lin_core._encode
-        let mut ids: HashMap<Value, u32> = HashMap::new();
+        let mut ids: HashMap<Value<'py>, u32> = HashMap::default();
         let mut values: Vec<PyObject> = Vec::new();
         let mut strings: Vec<String> = Vec::new();
-        let mut intern = |v: &Value, obj: &Bound<'py, PyAny>| -> Option<u32> {
+        let mut intern = |v: &Value<'py>, obj: &Bound<'py, PyAny>| -> Option<u32> {
             if let Some(&id) = ids.get(v) {
                 return Some(id);
             }
             if kv {
                 match v {
-                    Value::Str(s) => strings.push(s.clone()),
+                    Value::Str(s, _) => strings.push(s.to_str().ok()?.to_owned()),
                     _ => return None,
                 }
             }
@@ -394,13 +448,8 @@ pub fn prepare<'py>(
             input.returns.push(c.ret);
             pairs.push((c.ipos, c.cpos));
         }
-        parts.push(Part {
-            key,
-            input,
-            values,
-            strings,
-            pairs,
-        });
+        let strings = if kv { Some(Strings::new(strings)) } else { None };
+        parts.push(Part { key, input, values, strings, pairs });
     }
     Ok(Some(Prepared {
         model: model.to_owned(),
