@@ -77,9 +77,19 @@ def counterexample(
     window = [i for i, (c, r) in enumerate(zip(calls, rets, strict=True)) if c <= hi and r >= lo][
         :WINDOW_MAX_OPS
     ]
+    # Most ops shown appear twice (the prefix's tail lies in the window):
+    # each is described once, and every place it appears gets its own copy.
+    described: dict[int, dict[str, Any]] = {}
+
+    def shown(i: int) -> dict[str, Any]:
+        d = described.get(i)
+        if d is None:
+            d = described[i] = op_json(model, ops[i])
+        return dict(d)
+
     window_ops = []
     for i in window:
-        d = op_json(model, ops[i])
+        d = shown(i)
         d["linearized_at"] = rank.get(i)
         d["state_after"] = model.describe_state(states[rank[i]]) if i in rank else None
         if i in rank:
@@ -96,13 +106,13 @@ def counterexample(
         "prefix_length": len(order),
         "partition_ops": len(ops),
         "prefix_tail": [
-            {**op_json(model, ops[i]), "state_after": model.describe_state(states[rank[i]])}
+            {**shown(i), "state_after": model.describe_state(states[rank[i]])}
             for i in order[-PREFIX_SHOWN:]
         ],
         "state": as_json(state),
         "state_desc": model.describe_state(state),
-        "unlinearizable": [op_json(model, ops[i]) for i in stuck],
-        "blocking": op_json(model, ops[best.blocking]) if best.blocking >= 0 else None,
+        "unlinearizable": [shown(i) for i in stuck],
+        "blocking": shown(best.blocking) if best.blocking >= 0 else None,
         "window": [lo, hi],
         "window_ops": window_ops,
     }
