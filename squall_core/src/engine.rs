@@ -315,10 +315,6 @@ const MASK_SLOT: usize = std::mem::size_of::<(u128, Seen)>() + 1;
 const MASK_IN_SET: usize = std::mem::size_of::<Bits>() + 1;
 
 impl Cache {
-    fn new() -> Cache {
-        Cache::with_capacity(0)
-    }
-
     /// Room for `n` configurations from the start: a search explores at least
     /// one per op it linearizes, and growing the table from empty was a tenth
     /// of a small partition's search.
@@ -635,7 +631,7 @@ mod tests {
 
     #[test]
     fn a_mask_seen_that_is_a_subset_dominates() {
-        let mut c = Cache::new();
+        let mut c = Cache::with_capacity(0);
         assert!(c.fresh(1, &mask(&[1])));
         assert!(!c.fresh(1, &mask(&[1])), "the same configuration twice");
         assert!(!c.fresh(1, &mask(&[1, 2])), "more indeterminate ops spent: dominated");

@@ -192,9 +192,10 @@ impl Prepared {
         look: bool,
     ) -> PyResult<Answer> {
         let p = self.part(i)?;
-        let m = match &p.strings {
-            Some(table) => Model::Kv(table.clone()),
-            None => compiled(&self.model, Vec::new())?,
+        let m = if self.model == "kv" {
+            Model::Kv(p.table.get_or_init(|| Strings::new(p.texts.clone())).clone())
+        } else {
+            compiled(&self.model, Vec::new())?
         };
         run(py, m, 0, &p.input, time_limit, max_states, max_bytes, track, look)
     }

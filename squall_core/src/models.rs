@@ -7,6 +7,7 @@
 //! table and interns each new concatenation, keeping that equality exact.
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 pub const UNKNOWN: u32 = u32::MAX; // the output of an indeterminate op
 
@@ -40,6 +41,7 @@ pub struct Strings {
     concat: FxHashMap<(u32, u32), u32>,       // (state, appended) -> the result
     pub bytes: usize,
     known: usize,
+    scratch: (Vec<u8>, Vec<u8>), // append's buffers for comparing bytes
 }
 
 #[derive(Clone)]
@@ -72,6 +74,19 @@ fn mulmod(a: u64, b: u64) -> u64 {
     }
 }
 
+/// b^e mod M, by squaring.
+fn powmod(mut b: u64, mut e: usize) -> u64 {
+    let mut r = 1u64;
+    while e > 0 {
+        if e & 1 == 1 {
+            r = mulmod(r, b);
+        }
+        b = mulmod(b, b);
+        e >>= 1;
+    }
+    r
+}
+
 impl Strings {
     /// How many strings the table was made with (the ids the caller named).
     pub fn known(&self) -> usize {
@@ -85,21 +100,22 @@ impl Strings {
             concat: FxHashMap::default(),
             bytes: 0,
             known: table.len(),
+            scratch: (Vec::new(), Vec::new()),
         };
         for s in table {
-            let (mut hash, mut pow) = (0u64, 1u64);
+            let mut hash = 0u64;
             let mut pre = Vec::with_capacity(s.len() + 1);
             pre.push(0);
-            for &c in s.as_bytes() {
+            pre.extend(s.as_bytes().iter().map(|&c| {
                 // mulmod is below M and c + 1 at most 256: one subtraction
                 // reduces the sum (a `% M` here was most of a small search).
                 hash = mulmod(hash, B) + c as u64 + 1;
                 if hash >= M {
                     hash -= M;
                 }
-                pow = mulmod(pow, B);
-                pre.push(hash);
-            }
+                hash
+            }));
+            let pow = powmod(B, s.len());
             st.bytes += pre.capacity() * std::mem::size_of::<u64>();
             let id = st.nodes.len() as u32;
             st.index.entry((hash, s.len())).or_default().push(id);
@@ -109,10 +125,16 @@ impl Strings {
         st
     }
 
-    /// The string with this id, spelled out (for equality on a hash match and
-    /// for the counterexample: both rare).
+    /// The string with this id, spelled out (for the counterexample).
     pub fn spell(&self, id: u32) -> String {
-        let mut parts = Vec::new();
+        let mut out = Vec::new();
+        self.spell_into(id, &mut out);
+        String::from_utf8(out).expect("concatenated UTF-8 strings are UTF-8")
+    }
+
+    /// Appends the bytes of string `id` to `out` (for equality on a hash match).
+    fn spell_into(&self, id: u32, out: &mut Vec<u8>) {
+        let mut parts: SmallVec<[&str; 16]> = SmallVec::new();
         let mut at = id;
         loop {
             match &self.nodes[at as usize].spelled {
@@ -126,7 +148,9 @@ impl Strings {
                 }
             }
         }
-        parts.iter().rev().copied().collect()
+        for p in parts.iter().rev() {
+            out.extend_from_slice(p.as_bytes());
+        }
     }
 
     fn given(&self, id: u32) -> &str {
@@ -165,12 +189,23 @@ impl Strings {
             hash -= M;
         }
         let (pow, len) = (mulmod(s.pow, a.pow), s.len + a.len);
-        let same = self.index.get(&(hash, len)).cloned().unwrap_or_default();
-        let found = if same.is_empty() {
-            None
-        } else {
-            let spelled = format!("{}{}", self.spell(state), self.given(arg));
-            same.into_iter().find(|&id| self.spell(id) == spelled)
+        // A hash match is common (an append makes the string a read saw):
+        // the bytes decide, spelled into two reused buffers.
+        let found = match self.index.get(&(hash, len)) {
+            None => None,
+            Some(same) => {
+                let (mut want, mut have) = std::mem::take(&mut self.scratch);
+                want.clear();
+                self.spell_into(state, &mut want);
+                want.extend_from_slice(self.given(arg).as_bytes());
+                let hit = same.iter().copied().find(|&id| {
+                    have.clear();
+                    self.spell_into(id, &mut have);
+                    have == want
+                });
+                self.scratch = (want, have);
+                hit
+            }
         };
         let id = found.unwrap_or_else(|| {
             let id = self.nodes.len() as u32;

@@ -14,6 +14,7 @@
 //! the two roads' columns on every history the suite has).
 
 use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 use rustc_hash::{FxHashMap as HashMap, FxHasher};
 use smallvec::SmallVec;
@@ -107,7 +108,10 @@ pub struct Part {
     pub key: PyObject,
     pub input: Input,
     pub values: Vec<PyObject>, // the interned values in id order (id 0: the model's init)
-    pub strings: Option<Strings>, // the same, as the kv model's table (kv only), made once
+    pub texts: Vec<String>, // the same, spelled out (kv only)
+    // The kv model's table of `texts`, made on the partition's first search
+    // (most partitions of an invalid history are never searched).
+    pub table: OnceLock<Strings>,
     pub pairs: Vec<(usize, i64)>, // each op's invoke position and completion position (-1: none)
 }
 
@@ -185,7 +189,7 @@ pub fn prepare<'py>(
     );
     // Every client op: (position, op, process, INVOKE/OK/FAIL/OTHER, f,
     // value if an invoke), each attribute read once.
-    let mut client: Vec<Client<'py>> = Vec::new();
+    let mut client: Vec<Client<'py>> = Vec::with_capacity(history.len().unwrap_or(0));
     for (pos, op) in history.iter()?.enumerate() {
         let op = op?;
         let proc = op.getattr(a_process)?;
@@ -448,8 +452,7 @@ pub fn prepare<'py>(
             input.returns.push(c.ret);
             pairs.push((c.ipos, c.cpos));
         }
-        let strings = if kv { Some(Strings::new(strings)) } else { None };
-        parts.push(Part { key, input, values, strings, pairs });
+        parts.push(Part { key, input, values, texts: strings, table: OnceLock::new(), pairs });
     }
     Ok(Some(Prepared {
         model: model.to_owned(),
