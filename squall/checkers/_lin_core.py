@@ -227,17 +227,19 @@ def prepare(model: Model, history: Sequence[Any], keyed: bool | None) -> Any:
     return _compiled.prepare(model.core, _codes(model), history, keyed)
 
 
-_CODES: dict[Model, dict[str, int]] = {}
+# By id, the model kept beside its codes so the id cannot be reused: hashing
+# a Model (a dataclass of nine fields) cost more than a small search.
+_CODES: dict[int, tuple[Model, dict[str, int]]] = {}
 
 
 def _codes(model: Model) -> dict[str, int]:
     """Each operation name ``model`` accepts (its aliases too) -> the core's op code."""
-    got = _CODES.get(model)
-    if got is None:
+    got = _CODES.get(id(model))
+    if got is None or got[0] is not model:
         names = set(model.fs) | {a for a, _ in model.aliases}
         canon = {f: model.canonical_f(f) for f in names}
-        got = _CODES[model] = {f: _OPS[c] for f, c in canon.items() if c in _OPS}
-    return got
+        got = _CODES[id(model)] = (model, {f: _OPS[c] for f, c in canon.items() if c in _OPS})
+    return got[1]
 
 
 def search_prepared(

@@ -193,7 +193,7 @@ impl Prepared {
     ) -> PyResult<Answer> {
         let p = self.part(i)?;
         let m = if self.model == "kv" {
-            Model::Kv(p.table.get_or_init(|| Strings::new(p.texts.clone())).clone())
+            Model::Kv(Strings::new(p.texts.clone()))
         } else {
             compiled(&self.model, Vec::new())?
         };

@@ -14,7 +14,6 @@
 //! the two roads' columns on every history the suite has).
 
 use std::hash::{Hash, Hasher};
-use std::sync::OnceLock;
 
 use rustc_hash::{FxHashMap as HashMap, FxHasher};
 use smallvec::SmallVec;
@@ -24,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyLong, PyString, PyTuple};
 
 use crate::engine::Input;
-use crate::models::{Strings, CAS, READ, UNKNOWN};
+use crate::models::{CAS, READ, UNKNOWN};
 
 /// A value the fast road can intern exactly as Python's dict does: None,
 /// an int (not a bool: True == 1 there) or a str (not a subclass). A str
@@ -108,10 +107,10 @@ pub struct Part {
     pub key: PyObject,
     pub input: Input,
     pub values: Vec<PyObject>, // the interned values in id order (id 0: the model's init)
-    pub texts: Vec<String>, // the same, spelled out (kv only)
-    // The kv model's table of `texts`, made on the partition's first search
-    // (most partitions of an invalid history are never searched).
-    pub table: OnceLock<Strings>,
+    // The same, spelled out (kv only): each search makes its string table
+    // from them (most partitions are searched once, and some, of an invalid
+    // history, never; a table kept to be cloned cost more than it saved).
+    pub texts: Vec<String>,
     pub pairs: Vec<(usize, i64)>, // each op's invoke position and completion position (-1: none)
 }
 
@@ -452,7 +451,7 @@ pub fn prepare<'py>(
             input.returns.push(c.ret);
             pairs.push((c.ipos, c.cpos));
         }
-        parts.push(Part { key, input, values, texts: strings, table: OnceLock::new(), pairs });
+        parts.push(Part { key, input, values, texts: strings, pairs });
     }
     Ok(Some(Prepared {
         model: model.to_owned(),
