@@ -14,18 +14,23 @@ logs; with ``--big``, 60-70 clients appending to one key, and 60-70 clients
 putting and getting one key, with peak memory and the configurations the
 search explores with its look-ahead and without).
 
-Porcupine (Go) is not installed on this project's machines and cannot be
-fetched, so its times are never built in: ``--write-inputs DIR`` writes the
-generated histories as Porcupine kv logs, Porcupine is timed on the same
-files on the same machine, and ``--porcupine`` reads its figures back as a
-JSON object of file name -> milliseconds (Porcupine's single-threaded, in-process
-check time, which on a quiet machine is its CPU time too). Ends with one line of JSON.
+Porcupine's times are never built in. Go installs from Debian's packages
+(golang-go), but Porcupine itself cannot be fetched here and its code is
+never committed to this project: build it from a checkout of your own,
+time its ``CheckEvents`` on the same files on the same machine (its own
+test parsers' reading of the etcd and kv logs; ``--write-inputs DIR``
+writes the generated histories as Porcupine kv logs), and pass the figures
+back with ``--porcupine``: a JSON object of file name -> milliseconds
+(CPU time, median of runs, parsing excluded, as here). A shared machine's
+speed drifts by tens of per cent over minutes: time Porcupine just before
+and just after this script and give the mean. Ends with one line of JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -223,6 +228,7 @@ def cases(big: bool) -> list[Case]:
 def once(case: Case, core: str, time_limit: float | None) -> tuple[float, dict[str, Any]]:
     """CPU ms of one check: the checks run in this process (parallel=False), and CPU
     time does not count the time a loaded machine left the process waiting."""
+    gc.collect()  # no collection owed by the last check lands in this one
     t0 = time.process_time()
     res = check(case.model, case.history, parallel=False, core=core, time_limit=time_limit)
     return (time.process_time() - t0) * 1000, res
@@ -371,6 +377,9 @@ def main() -> None:
             "bench/checker.py: the compiled core is not built; run ./scripts/setup (needs cargo)"
         )
     all_cases = cases(args.big)
+    # The inputs live for the whole run: frozen, the collector never walks them
+    # during a check (a pass over tens of thousands of ops is a millisecond).
+    gc.freeze()
     if args.write_inputs:
         args.write_inputs.mkdir(parents=True, exist_ok=True)
         for c in all_cases:
@@ -390,7 +399,9 @@ def main() -> None:
                 "of input file name -> milliseconds"
             )
     else:
-        print("no --porcupine figures: Rust against Python only (Go is not installed here)")
+        print(
+            "no --porcupine figures: Rust against Python only (see --help for how to time Porcupine)"
+        )
     figures = report(all_cases, measure(all_cases, args.runs, args.time_limit), porcupine)
     if args.profile:
         profile_all()

@@ -22,8 +22,7 @@ import importlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from squall.checkers._lin_search import Best, Outcome, search
 from squall.checkers.models import UNKNOWN, Model
@@ -47,9 +46,9 @@ _OPS = {"read": 0, "get": 0, "write": 1, "put": 1, "cas": 2, "append": 3}
 _NONE = 2**32 - 1  # the core's UNKNOWN
 
 
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """What bounds one check: the clock, the memory, and which core runs it."""
+class Limits(NamedTuple):
+    """What bounds one check: the clock, the memory, and which core runs it.
+    (A named tuple for the reason Outcome is one.)"""
 
     deadline: float | None = None  # time.monotonic() past which the answer is unknown
     max_bytes: int | None = None  # the cache's memory budget

@@ -26,7 +26,6 @@ import math
 import os
 import time
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, NamedTuple, overload
 
 from squall.checkers._lin_core import (
@@ -488,10 +487,10 @@ def _verdict(
         # search walks on to the read itself. Only if it cannot finish within
         # a few times the first search's work does the look-ahead's prefix do.
         most = max(PLAIN_RERUN_STATES, 4 * results[key].states)
-        plain = replace(limits, deadline=rerun_deadline, max_states=most)
+        plain = limits._replace(deadline=rerun_deadline, max_states=most)
         again = parts.rerun(key, plain, look=False)
         if again.valid is not False:
-            again = parts.rerun(key, replace(limits, deadline=rerun_deadline), look=True)
+            again = parts.rerun(key, limits._replace(deadline=rerun_deadline), look=True)
         res["counterexample"] = ce = counterexample(
             model, key, parts.ops(key), again.best, parts.spans(key)
         )
