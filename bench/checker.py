@@ -10,9 +10,9 @@ CPU milliseconds (a shared machine's load inflates wall time far more),
 median of ``--runs`` interleaved rounds, for each input with the Rust core
 and the Python core. Inputs: Porcupine's etcd_000-049 and kv c01/c10 logs,
 and generated kv histories (50 clients over 10 keys, like Porcupine's c50
-logs; with ``--big``, 60-70 clients appending to one key, and 60-70 clients
-putting and getting one key, with peak memory and the configurations the
-search explores with its look-ahead and without).
+logs; with ``--big``, 60-70 clients on one key: appending, appending among
+many reads, and putting and getting, with peak memory and the configurations
+the search explores with its look-ahead and without).
 
 Porcupine's times are never built in. Go installs from Debian's packages
 (golang-go), but Porcupine itself cannot be fetched here and its code is
@@ -73,12 +73,15 @@ def kv_history(
     seed: int,
     slow: float = 0.1,
     mix: tuple[float, float, float] = (0.45, 0.1, 0.45),
+    think: float = 0.1,
 ) -> list[Op]:
     """A linearizable kv history shaped like Porcupine's kv logs: closed-loop
     clients, most ops quick and a fraction ``slow`` twenty times slower (one
     in ten fits their c10 log: median span 5 events, 90th percentile 57);
     each op takes effect at a random instant inside its interval on a
-    simulated store. ``mix`` weighs get, put and append."""
+    simulated store. ``mix`` weighs get, put and append; a client waits up to
+    ``think`` (mean latency 1) between its ops, so with a long think only
+    some of the clients have an op open at once."""
     rng = random.Random(seed)
     store: dict[str, str] = {}
     events: list[tuple[float, int, Op]] = []
@@ -90,7 +93,7 @@ def kv_history(
         latency = rng.expovariate(1.0) * (20 if rng.random() < slow else 1)
         effect = start + rng.random() * latency
         end = start + latency
-        clock[c] = end + rng.random() * 0.1
+        clock[c] = end + rng.random() * think
         k = str(rng.randrange(keys))
         f = rng.choices(["get", "put", "append"], mix)[0]
         v = None if f == "get" else f"x {c} {count[c]} y"
@@ -204,6 +207,20 @@ def cases(big: bool) -> list[Case]:
                     name=f"kv-c{clients}-1key.txt",
                     model="kv",
                     history=kv_history(clients=clients, ops=12 * clients, keys=1, seed=clients),
+                    expected=True,
+                    big=True,
+                )
+            )
+        # Appends among many reads: each read pins the string, and the
+        # look-ahead cuts every order of the appends that no read allows.
+        for clients in (60, 65, 70):
+            h = kv_history(clients, 12 * clients, keys=1, seed=clients, mix=(0.8, 0.1, 0.1))
+            out.append(
+                Case(
+                    group="read-heavy appends 60-70 clients, 1 key",
+                    name=f"readheavy-c{clients}-1key.txt",
+                    model="kv",
+                    history=h,
                     expected=True,
                     big=True,
                 )
