@@ -14,6 +14,15 @@ by a Python dict, so two values share an id exactly when Python's ``==``
 (and hash) call them equal, which is all the built-in models ask of a value.
 The kv model also concatenates: it needs every value to be a string, and the
 core keeps its own table of the strings appends make.
+
+Two roads lead to the compiled search. ``check`` first offers the whole
+history to ``prepare``: the core pairs, converts, splits and interns it in
+one pass (squall_core/src/prepare_ops.rs), and Operations are built only
+for the partitions that need them (a counterexample's, a pool's). A history
+that is not plain (a bool or float value, a named process, a malformed op)
+is declined, and the Python road (``linearizable.to_operations``, then
+``search_columns`` per partition) takes it, errors and all;
+tests/checkers/test_lin_prepare.py holds the two roads to the same result.
 """
 
 from __future__ import annotations
