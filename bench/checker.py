@@ -199,42 +199,23 @@ def cases(big: bool) -> list[Case]:
                 expected=True,
             )
         )
-    if big:
+    # 60-70 clients on one key, three ways: appends (every order of the
+    # appends no read has seen is a state of its own); appends among many
+    # reads (each read pins the string, and the look-ahead cuts the orders
+    # no read allows); puts and gets only (a read names the put it saw).
+    kinds = [
+        ("kv 60-70 clients, 1 key", "kv", (0.45, 0.1, 0.45)),
+        ("read-heavy appends 60-70 clients, 1 key", "readheavy", (0.8, 0.1, 0.1)),
+        ("put/get 60-70 clients, 1 key", "putget", (0.5, 0.5, 0.0)),
+    ]
+    for group, prefix, mix in kinds if big else []:
         for clients in (60, 65, 70):
             out.append(
                 Case(
-                    group="kv 60-70 clients, 1 key",
-                    name=f"kv-c{clients}-1key.txt",
+                    group=group,
+                    name=f"{prefix}-c{clients}-1key.txt",
                     model="kv",
-                    history=kv_history(clients=clients, ops=12 * clients, keys=1, seed=clients),
-                    expected=True,
-                    big=True,
-                )
-            )
-        # Appends among many reads: each read pins the string, and the
-        # look-ahead cuts every order of the appends that no read allows.
-        for clients in (60, 65, 70):
-            h = kv_history(clients, 12 * clients, keys=1, seed=clients, mix=(0.8, 0.1, 0.1))
-            out.append(
-                Case(
-                    group="read-heavy appends 60-70 clients, 1 key",
-                    name=f"readheavy-c{clients}-1key.txt",
-                    model="kv",
-                    history=h,
-                    expected=True,
-                    big=True,
-                )
-            )
-        # Puts and gets only: the look-ahead's strong case (a read names the
-        # put it saw), where appends leave every order of them open.
-        for clients in (60, 65, 70):
-            h = kv_history(clients, 12 * clients, keys=1, seed=clients, mix=(0.5, 0.5, 0))
-            out.append(
-                Case(
-                    group="put/get 60-70 clients, 1 key",
-                    name=f"putget-c{clients}-1key.txt",
-                    model="kv",
-                    history=h,
+                    history=kv_history(clients, 12 * clients, keys=1, seed=clients, mix=mix),
                     expected=True,
                     big=True,
                 )
