@@ -5,7 +5,9 @@ against Porcupine's figures when given, on identical inputs.
                             [--big] [--profile]
 
 Times ``check()`` in process on parsed histories (pairing, partitioning, the
-search, and the counterexample of an invalid history; not the parsing), in
+search, and the counterexample of an invalid history; not the parsing; and,
+as "verdict", ``check(explain=False)``, the verdict without a counterexample
+as Porcupine's CheckEvents answers), in
 CPU milliseconds (a shared machine's load inflates wall time far more),
 median of ``--runs`` interleaved rounds, for each input with the Rust core
 and the Python core. Inputs: Porcupine's etcd_000-049 and kv c01/c10 logs,
@@ -53,7 +55,9 @@ from squall.checkers.linearizable import check  # noqa: E402
 from squall.history import Op  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "porcupine"
-CORES = ("rust", "python")
+# "verdict": the compiled core asked for the verdict alone (check(explain=False):
+# no counterexample), the answer Porcupine's CheckEvents gives.
+CORES = ("rust", "python", "verdict")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,9 +230,13 @@ def cases(big: bool) -> list[Case]:
 def once(case: Case, core: str, time_limit: float | None) -> tuple[float, dict[str, Any]]:
     """CPU ms of one check: the checks run in this process (parallel=False), and CPU
     time does not count the time a loaded machine left the process waiting."""
+    explain = core != "verdict"
+    core = "rust" if core == "verdict" else core
     gc.collect()  # no collection owed by the last check lands in this one
     t0 = time.process_time()
-    res = check(case.model, case.history, parallel=False, core=core, time_limit=time_limit)
+    res = check(
+        case.model, case.history, parallel=False, core=core, time_limit=time_limit, explain=explain
+    )
     return (time.process_time() - t0) * 1000, res
 
 
@@ -244,8 +252,8 @@ def measure(all_cases: list[Case], runs: int, time_limit: float | None) -> dict[
     for r in range(runs):
         for case in all_cases:
             for core in CORES:
-                if case.big and r > 0:
-                    continue  # seconds each: one round says it
+                if case.big and (r > 0 or core == "verdict"):
+                    continue  # seconds each: one round says it; all valid, nothing to explain
                 ms, res = once(case, core, time_limit)
                 times.setdefault((case.name, core), []).append(ms)
                 results[(case.name, core)] = res
@@ -262,32 +270,40 @@ def report(
         for c in all_cases
         for core in CORES
         if c.expected is not None
+        and (c.name, core) in results
         and results[(c.name, core)]["valid"] is not c.expected
         and results[(c.name, core)]["valid"] != "unknown"
     ]
     groups: dict[str, list[Case]] = {}
     for c in all_cases:
         groups.setdefault(c.group, []).append(c)
+    nan = float("nan")
     print(
         f"{'group':26s} {'files':>5s} {'rust cpu ms':>11s} {'py cpu ms':>10s} {'py/rust':>8s}"
-        f" {'porcupine ms':>13s} {'rust/porc':>9s}"
+        f" {'porcupine ms':>13s} {'rust/porc':>9s} {'verdict ms':>10s} {'verd/porc':>9s}"
     )
     for group, cs in groups.items():
         rust = sum(ms[(c.name, "rust")] for c in cs)
         py = sum(ms[(c.name, "python")] for c in cs)
+        bare = sum(ms[(c.name, "verdict")] for c in cs) if not cs[0].big else None
         have = [c for c in cs if c.name in porcupine]
         porc = sum(porcupine[c.name] for c in have) if len(have) == len(cs) else None
         ratio = rust / porc if porc else None
+        bare_ratio = bare / porc if porc and bare is not None else None
         print(
             f"{group:26s} {len(cs):5d} {rust:11.2f} {py:10.2f} {py / rust:8.1f}x"
-            f" {porc if porc is not None else float('nan'):13.2f} "
-            f"{ratio if ratio is not None else float('nan'):8.2f}x"
+            f" {nan if porc is None else porc:13.2f} {nan if ratio is None else ratio:8.2f}x"
+            f" {nan if bare is None else bare:10.2f} {nan if bare_ratio is None else bare_ratio:8.2f}x"
         )
         key = group.replace(" ", "_").replace(",", "")
         figures[f"{key}_rust_ms"] = round(rust, 3)
         figures[f"{key}_python_ms"] = round(py, 3)
+        if bare is not None:
+            figures[f"{key}_verdict_ms"] = round(bare, 3)
         if ratio is not None:
             figures[f"{key}_rust_over_porcupine"] = round(ratio, 3)
+        if bare_ratio is not None:
+            figures[f"{key}_verdict_over_porcupine"] = round(bare_ratio, 3)
     etcd = groups.get("etcd", [])
     if etcd:
         med_rust = statistics.median(ms[(c.name, "rust")] for c in etcd)
@@ -296,12 +312,17 @@ def report(
         figures.update(
             etcd_median_rust_ms=round(med_rust, 4), etcd_median_python_ms=round(med_py, 4)
         )
+        med_bare = statistics.median(ms[(c.name, "verdict")] for c in etcd)
+        print(f"etcd per-file median, verdict only: rust {med_bare:.3f} ms")
+        figures["etcd_median_verdict_ms"] = round(med_bare, 4)
         if all(c.name in porcupine for c in etcd):
             med_p = statistics.median(porcupine[c.name] for c in etcd)
             print(
-                f"etcd per-file median: porcupine {med_p:.3f} ms, rust/porcupine {med_rust / med_p:.2f}x"
+                f"etcd per-file median: porcupine {med_p:.3f} ms, rust/porcupine "
+                f"{med_rust / med_p:.2f}x, verdict only {med_bare / med_p:.2f}x"
             )
             figures["etcd_median_rust_over_porcupine"] = round(med_rust / med_p, 3)
+            figures["etcd_median_verdict_over_porcupine"] = round(med_bare / med_p, 3)
     for c in (c for c in all_cases if c.big):
         r = results[(c.name, "rust")]
         plain = plain_configurations(c, r["states_explored"])

@@ -271,8 +271,10 @@ def check_operations(
     *,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     core: str = "auto",
+    explain: bool = True,
 ) -> dict[str, Any]:
-    """The verdict for already-paired operations, with a counterexample if invalid.
+    """The verdict for already-paired operations, with a counterexample if invalid
+    (``explain=False``: the verdict and the failing key only, see ``check``).
 
     ``parallel``: None decides by itself (a pool only when the sequential
     work so far took long and much remains), True/False force it.
@@ -305,7 +307,9 @@ def check_operations(
         remaining -= len(ops)
         if outcome.valid is False:
             break
-    return _verdict(model, _OpParts(model, dict(parts)), results, limits, time.monotonic() - t0)
+    return _verdict(
+        model, _OpParts(model, dict(parts)), results, limits, time.monotonic() - t0, explain
+    )
 
 
 class _OpParts:
@@ -395,6 +399,7 @@ def _check_prepared(
     parallel: bool | None,
     max_bytes: int | None,
     core: str,
+    explain: bool,
 ) -> dict[str, Any]:
     """check_operations on a history ``prepare`` paired and split: the same
     order, limits, pool and verdict, without an Operation per op."""
@@ -420,7 +425,7 @@ def _check_prepared(
         remaining -= sizes[key]
         if outcome.valid is False:
             break
-    return _verdict(model, parts, results, limits, time.monotonic() - t0)
+    return _verdict(model, parts, results, limits, time.monotonic() - t0, explain)
 
 
 @functools.cache
@@ -451,6 +456,7 @@ def _verdict(
     results: dict[Hashable, Outcome],
     limits: Limits,
     seconds: float,
+    explain: bool = True,
 ) -> dict[str, Any]:
     t_end = time.monotonic()
     res: dict[str, Any] = {
@@ -474,6 +480,9 @@ def _verdict(
         key = failed[0]
         res["valid"] = False
         res["failed_key"] = _jsonable(key)
+        if not explain:
+            res["why"] = _why_invalid(key, {}, len(parts.sizes))
+            return res
         # Re-run the failing partition with tracking on: it is deterministic,
         # and valid partitions never pay for recording the deepest prefix.
         # A deadline still applies (as long as the first search took, at
@@ -550,17 +559,31 @@ def check(
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     core: str = "auto",
     resolution: Mapping[str, Any] | None = None,
+    explain: bool = True,
 ) -> dict[str, Any]:
     """Checks a whole history (nemesis ops are ignored) against ``model``
     (``check_operations`` says what the limits and ``core`` mean).
     ``resolution``: what the system's log says of its request ids
-    (squall.checkers.resolve), applied to the info ops before the search."""
+    (squall.checkers.resolve), applied to the info ops before the search.
+    ``explain=False`` answers an invalid history with its failing key but no
+    counterexample (no re-run of the search that records the deepest
+    prefix, no window of ops described): the verdict alone, as Porcupine's
+    CheckEvents gives it, for callers that only count verdicts. On a small
+    invalid log the counterexample is most of the check."""
     m = get_model(model) if isinstance(model, str) else model
     if resolution is None and core != "python":
         prepared = prepare(m, history, keyed)
         if prepared is not None:
             return _check_prepared(
-                m, prepared, history, time_limit, max_states, parallel, max_bytes, check_core(core)
+                m,
+                prepared,
+                history,
+                time_limit,
+                max_states,
+                parallel,
+                max_bytes,
+                check_core(core),
+                explain,
             )
     operations = to_operations(m, history, keyed)
     summary = None
@@ -569,7 +592,14 @@ def check(
 
         operations, summary = resolve(operations, resolution)
     res = check_operations(
-        m, operations, time_limit, max_states, parallel, max_bytes=max_bytes, core=core
+        m,
+        operations,
+        time_limit,
+        max_states,
+        parallel,
+        max_bytes=max_bytes,
+        core=core,
+        explain=explain,
     )
     if summary is not None:
         from squall.checkers.resolve import describe

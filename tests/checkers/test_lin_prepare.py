@@ -243,3 +243,18 @@ def test_both_roads_agree_on_mixed_keys_values_and_aliases() -> None:
         fast = check("task-state", h, parallel=False)
         assert _without_timing(fast) == _without_timing(_python_road("task-state", h)), seed
     assert took > 250, f"the compiled road took only {took} of 300"
+
+
+def test_a_verdict_without_its_explanation_is_the_same_verdict() -> None:
+    invalid = 0
+    for model, h in HISTORIES:
+        for core in ("rust", "python"):
+            full = check(model, h, parallel=False, core=core)
+            bare = check(model, h, parallel=False, core=core, explain=False)
+            assert "counterexample" not in bare
+            same = ("valid", "failed_key", "states_explored", "partitions_checked")
+            assert {k: bare.get(k) for k in same} == {k: full.get(k) for k in same}
+            if full["valid"] is False:
+                invalid += 1
+                assert bare["why"].startswith("linearizability failed")
+    assert invalid > 20
