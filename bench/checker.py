@@ -22,10 +22,13 @@ never committed to this project: build it from a checkout of your own,
 time its ``CheckEvents`` on the same files on the same machine (its own
 test parsers' reading of the etcd and kv logs; ``--write-inputs DIR``
 writes the generated histories as Porcupine kv logs), and pass the figures
-back with ``--porcupine``: a JSON object of file name -> milliseconds
-(CPU time, median of runs, parsing excluded, as here). A shared machine's
-speed drifts by tens of per cent over minutes: time Porcupine just before
-and just after this script and give the mean. Ends with one line of JSON.
+back: ``--porcupine FIGURES.json``, a JSON object of file name ->
+milliseconds (CPU time, median of runs, parsing excluded, as here), or
+better ``--porcupine-cmd CMD``, a command that times the files it is given
+and prints such an object: it is run at the start of every round, so both
+checkers see the same load (this machine's speed drifts twofold within
+minutes, and figures taken minutes apart compare nothing). Ends with one
+line of JSON.
 """
 
 from __future__ import annotations
@@ -38,8 +41,11 @@ import json
 import pstats
 import random
 import resource
+import shlex
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +74,7 @@ class Case:
     history: list[Op]
     expected: bool | None = None
     big: bool = False  # seconds each: timed once, and reported with its memory
+    path: Path | None = None  # the input's file, for Porcupine; None: generated here
 
 
 def kv_history(
@@ -180,6 +187,7 @@ def cases(big: bool) -> list[Case]:
             model="cas-register",
             history=load(DATA / "etcd" / name),
             expected=want,
+            path=DATA / "etcd" / name,
         )
         for name, want in sorted(expected["etcd_linearizable"].items())
     ]
@@ -190,6 +198,7 @@ def cases(big: bool) -> list[Case]:
             model="kv",
             history=load(DATA / "kv" / name),
             expected=want,
+            path=DATA / "kv" / name,
         )
         for name, want in sorted(expected["kv_linearizable"].items())
     ]
@@ -240,9 +249,17 @@ def once(case: Case, core: str, time_limit: float | None) -> tuple[float, dict[s
     return (time.process_time() - t0) * 1000, res
 
 
-def measure(all_cases: list[Case], runs: int, time_limit: float | None) -> dict[str, Any]:
-    """Median ms per (case, core), interleaved rounds so both cores see the same load."""
+def measure(
+    all_cases: list[Case],
+    runs: int,
+    time_limit: float | None,
+    rival: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Median ms per (case, core), interleaved rounds so both cores see the same
+    load; ``rival`` (Porcupine's command, see ``rival_command``) is timed at the
+    start of every round, so it sees that load too."""
     times: dict[tuple[str, str], list[float]] = {}
+    theirs: dict[str, list[float]] = {}
     results: dict[tuple[str, str], dict[str, Any]] = {}
     # One untimed check of an invalid history first: the counterexample's
     # module is imported on first use, and that is start-up, not checking.
@@ -250,6 +267,8 @@ def measure(all_cases: list[Case], runs: int, time_limit: float | None) -> dict[
     for core in CORES if warm else ():
         once(warm, core, time_limit)  # type: ignore[arg-type]
     for r in range(runs):
+        for name, ms in (rival() if rival else {}).items():
+            theirs.setdefault(name, []).append(ms)
         for case in all_cases:
             for core in CORES:
                 if case.big and (r > 0 or core == "verdict"):
@@ -257,7 +276,42 @@ def measure(all_cases: list[Case], runs: int, time_limit: float | None) -> dict[
                 ms, res = once(case, core, time_limit)
                 times.setdefault((case.name, core), []).append(ms)
                 results[(case.name, core)] = res
-    return {"ms": {k: statistics.median(v) for k, v in times.items()}, "results": results}
+    return {
+        "ms": {k: statistics.median(v) for k, v in times.items()},
+        "results": results,
+        "rival": {k: statistics.median(v) for k, v in theirs.items()},
+    }
+
+
+def rival_command(cmd: str, all_cases: list[Case], tmp: Path) -> Callable[[], dict[str, float]]:
+    """Porcupine timed by a command of the user's (``--porcupine-cmd``): run as
+    ``CMD FILE...`` on every input but the --big ones (seconds to minutes
+    each), it prints a JSON object of file name -> milliseconds. Generated
+    inputs are written to ``tmp`` as Porcupine kv logs first."""
+    paths = []
+    for c in all_cases:
+        if c.big:
+            continue
+        if c.path is None:
+            (tmp / c.name).write_text(porcupine_kv_text(c.history))
+        paths.append(str(c.path or tmp / c.name))
+
+    def run() -> dict[str, float]:
+        try:
+            done = subprocess.run(
+                [*shlex.split(cmd), *paths], capture_output=True, text=True, timeout=600
+            )
+            got = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else None
+            if done.returncode != 0 or not isinstance(got, dict):
+                raise ValueError(f"exit {done.returncode}, stderr: {done.stderr.strip()[-300:]!r}")
+            return {str(k): float(v) for k, v in got.items() if not str(k).endswith(":unknown")}
+        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            sys.exit(
+                f"bench/checker.py: --porcupine-cmd {cmd!r}: {exc}; it must print one JSON "
+                "object of input file name -> milliseconds for the files it is given"
+            )
+
+    return run
 
 
 def report(
@@ -384,6 +438,10 @@ def main() -> None:
     ap.add_argument(
         "--porcupine", type=Path, help="JSON: input file name -> Porcupine ms, measured here"
     )
+    ap.add_argument(
+        "--porcupine-cmd",
+        help="a command timing Porcupine: CMD FILE... prints JSON file name -> ms; run every round",
+    )
     ap.add_argument("--write-inputs", type=Path, help="write the generated histories here and stop")
     ap.add_argument("--big", action="store_true", help="add 60-70-client single-key histories")
     ap.add_argument("--time-limit", type=float, default=120.0, help="per check, seconds")
@@ -407,7 +465,11 @@ def main() -> None:
         print(json.dumps({"written": str(args.write_inputs)}))
         return
     porcupine: dict[str, float] = {}
-    if args.porcupine:
+    rival = None
+    if args.porcupine_cmd:
+        tmp = Path(tempfile.mkdtemp(prefix="squall-bench-"))
+        rival = rival_command(args.porcupine_cmd, all_cases, tmp)
+    elif args.porcupine:
         try:
             porcupine = {
                 str(k): float(v) for k, v in json.loads(args.porcupine.read_text()).items()
@@ -421,7 +483,8 @@ def main() -> None:
         print(
             "no --porcupine figures: Rust against Python only (see --help for how to time Porcupine)"
         )
-    figures = report(all_cases, measure(all_cases, args.runs, args.time_limit), porcupine)
+    got = measure(all_cases, args.runs, args.time_limit, rival)
+    figures = report(all_cases, got, got["rival"] or porcupine)
     if args.profile:
         profile_all()
     print(json.dumps(figures))
