@@ -58,13 +58,14 @@ def counterexample(
     key: Hashable,
     ops: Sequence[Operation],
     best: Best | None,
-    spans: tuple[Sequence[float], Sequence[float]] | None = None,
+    spans: tuple[Sequence[float], Sequence[float]],
 ) -> dict[str, Any]:
-    """``spans``: every op's (call, ret), when ``ops`` builds each op only as it
-    is asked for (most of a partition lies outside the window shown)."""
+    """``spans``: every op's (call, ret), apart from ``ops``, which may build
+    each op only as it is asked for (most of a partition lies outside the
+    window shown)."""
     if best is None:
         return {"key": as_json(key), "note": "the search did not record a prefix"}
-    calls, rets = spans if spans is not None else ([o.call for o in ops], [o.ret for o in ops])
+    calls, rets = spans
     order, states = best.order, best.states
     state = states[-1] if states else model.init
     rank = {opno: i for i, opno in enumerate(order)}

@@ -283,41 +283,60 @@ def check_operations(
     where it applies), rust (refuse otherwise) or python.
     """
     t0 = time.monotonic()
-    deadline = None if time_limit is None else t0 + time_limit
-    limits = Limits(
-        deadline=deadline, max_bytes=max_bytes, max_states=max_states, core=check_core(core)
-    )
+    limits = _limits(t0, time_limit, max_bytes, max_states, core)
     # Small partitions first: cheap ones often hold the violation, and what
     # remains when the pool takes over is the expensive part.
     parts = sorted(partition(model, operations).items(), key=lambda kv: len(kv[1]))
-    workers = _workers()
-    results: dict[Hashable, Outcome] = {}
-    total = remaining = sum(len(ops) for _, ops in parts)
-    for i, (key, ops) in enumerate(parts):
-        left = parts[i:]
-        if _use_pool(
-            parallel, time.monotonic() - t0, total - remaining, remaining, len(left), workers
-        ):
-            results.update(_run_parallel(model, left, limits, workers))
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            break  # the partitions left are unchecked: the verdict is unknown
-        outcome = check_partition(model, ops, limits)
-        results[key] = outcome
-        remaining -= len(ops)
-        if outcome.valid is False:
-            break
-    return _verdict(
-        model, _OpParts(model, dict(parts)), results, limits, time.monotonic() - t0, explain
+    return _check_parts(model, _OpParts(model, dict(parts)), limits, parallel, t0, explain)
+
+
+def _limits(
+    t0: float, time_limit: float | None, max_bytes: int | None, max_states: int | None, core: str
+) -> Limits:
+    deadline = None if time_limit is None else t0 + time_limit
+    return Limits(
+        deadline=deadline, max_bytes=max_bytes, max_states=max_states, core=check_core(core)
     )
 
 
+def _check_parts(
+    model: Model,
+    parts: _OpParts | _PreparedParts,
+    limits: Limits,
+    parallel: bool | None,
+    t0: float,
+    explain: bool,
+) -> dict[str, Any]:
+    """The partitions searched in order (smallest first), in a process pool
+    once that pays, until one is invalid or the time is up; then the verdict."""
+    keys = parts.keys
+    workers = _workers()
+    results: dict[Hashable, Outcome] = {}
+    total = remaining = sum(parts.sizes.values())
+    for i, key in enumerate(keys):
+        if _use_pool(
+            parallel, time.monotonic() - t0, total - remaining, remaining, len(keys) - i, workers
+        ):
+            left = [(k, list(parts.ops(k))) for k in keys[i:]]
+            results.update(_run_parallel(model, left, limits, workers))
+            break
+        if limits.deadline is not None and time.monotonic() > limits.deadline:
+            break  # the partitions left are unchecked: the verdict is unknown
+        outcome = parts.search(key, limits)
+        results[key] = outcome
+        remaining -= parts.sizes[key]
+        if outcome.valid is False:
+            break
+    return _verdict(model, parts, results, limits, time.monotonic() - t0, explain)
+
+
 class _OpParts:
-    """The partitions ``_verdict`` reports on, as lists of Operations."""
+    """The partitions ``_check_parts`` searches, as lists of Operations."""
 
     def __init__(self, model: Model, parts: dict[Hashable, list[Operation]]) -> None:
         self.model = model
         self.parts = parts
+        self.keys = list(parts)
         self.sizes = {k: len(v) for k, v in parts.items()}
 
     def ops(self, key: Hashable) -> list[Operation]:
@@ -327,9 +346,10 @@ class _OpParts:
         ops = self.parts[key]
         return [o.call for o in ops], [o.ret for o in ops]
 
-    def rerun(self, key: Hashable, limits: Limits, look: bool) -> Outcome:
-        """The partition searched again with its trace recorded."""
-        return check_partition(self.model, self.parts[key], limits, track=True, look=look)
+    def search(
+        self, key: Hashable, limits: Limits, track: bool = False, look: bool = True
+    ) -> Outcome:
+        return check_partition(self.model, self.parts[key], limits, track=track, look=look)
 
 
 class _LazyOps(Sequence[Operation]):
@@ -367,9 +387,9 @@ class _LazyOps(Sequence[Operation]):
 
 
 class _PreparedParts:
-    """The partitions of a history the compiled core prepared: Operations
-    are built only for the partitions that need them (a counterexample's,
-    or the ones a process pool takes)."""
+    """The partitions of a history the compiled core prepared (``prepare``):
+    Operations are built only for the partitions that need them (a
+    counterexample's, or the ones a process pool takes)."""
 
     def __init__(self, model: Model, prepared: Any, history: Sequence[Op]) -> None:
         self.model = model
@@ -386,46 +406,10 @@ class _PreparedParts:
         calls, rets = self.prepared.spans(self.at[key])
         return calls, [INF if r is None else r for r in rets]
 
-    def rerun(self, key: Hashable, limits: Limits, look: bool) -> Outcome:
-        return search_prepared(self.prepared, self.at[key], limits, track=True, look=look)
-
-
-def _check_prepared(
-    model: Model,
-    prepared: Any,
-    history: Sequence[Op],
-    time_limit: float | None,
-    max_states: int | None,
-    parallel: bool | None,
-    max_bytes: int | None,
-    core: str,
-    explain: bool,
-) -> dict[str, Any]:
-    """check_operations on a history ``prepare`` paired and split: the same
-    order, limits, pool and verdict, without an Operation per op."""
-    t0 = time.monotonic()
-    deadline = None if time_limit is None else t0 + time_limit
-    limits = Limits(deadline=deadline, max_bytes=max_bytes, max_states=max_states, core=core)
-    parts = _PreparedParts(model, prepared, history)
-    keys, sizes = parts.keys, parts.sizes
-    workers = _workers()
-    results: dict[Hashable, Outcome] = {}
-    total = remaining = sum(sizes.values())
-    for i, key in enumerate(keys):
-        if _use_pool(
-            parallel, time.monotonic() - t0, total - remaining, remaining, len(keys) - i, workers
-        ):
-            left = [(k, list(parts.ops(k))) for k in keys[i:]]
-            results.update(_run_parallel(model, left, limits, workers))
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        outcome = search_prepared(prepared, i, limits)
-        results[key] = outcome
-        remaining -= sizes[key]
-        if outcome.valid is False:
-            break
-    return _verdict(model, parts, results, limits, time.monotonic() - t0, explain)
+    def search(
+        self, key: Hashable, limits: Limits, track: bool = False, look: bool = True
+    ) -> Outcome:
+        return search_prepared(self.prepared, self.at[key], limits, track=track, look=look)
 
 
 @functools.cache
@@ -497,9 +481,9 @@ def _verdict(
         # a few times the first search's work does the look-ahead's prefix do.
         most = max(PLAIN_RERUN_STATES, 4 * results[key].states)
         plain = limits._replace(deadline=rerun_deadline, max_states=most)
-        again = parts.rerun(key, plain, look=False)
+        again = parts.search(key, plain, track=True, look=False)
         if again.valid is not False:
-            again = parts.rerun(key, limits._replace(deadline=rerun_deadline), look=True)
+            again = parts.search(key, limits._replace(deadline=rerun_deadline), track=True)
         res["counterexample"] = ce = counterexample(
             model, key, parts.ops(key), again.best, parts.spans(key)
         )
@@ -574,17 +558,10 @@ def check(
     if resolution is None and core != "python":
         prepared = prepare(m, history, keyed)
         if prepared is not None:
-            return _check_prepared(
-                m,
-                prepared,
-                history,
-                time_limit,
-                max_states,
-                parallel,
-                max_bytes,
-                check_core(core),
-                explain,
-            )
+            t0 = time.monotonic()
+            limits = _limits(t0, time_limit, max_bytes, max_states, core)
+            parts = _PreparedParts(m, prepared, history)
+            return _check_parts(m, parts, limits, parallel, t0, explain)
     operations = to_operations(m, history, keyed)
     summary = None
     if resolution is not None:
