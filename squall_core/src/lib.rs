@@ -61,7 +61,13 @@ fn search(
     }
     let input = Input { f, a, b, out, calls, returns, pure };
     let m = compiled(model, strings)?;
-    run(py, m, init, &input, time_limit, max_states, max_bytes, track, look)
+    run(py, m, init, &input, limits(time_limit, max_states, max_bytes), track, look)
+}
+
+/// A search's bounds from the arguments Python names them by.
+fn limits(time_limit: Option<f64>, max_states: Option<u64>, max_bytes: Option<u64>) -> Limits {
+    let deadline = time_limit.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    Limits { deadline, max_states, max_bytes }
 }
 
 /// The compiled model called `model` (kv: over this table of strings).
@@ -79,26 +85,18 @@ fn compiled(model: &str, strings: Vec<String>) -> PyResult<Model> {
 }
 
 /// One search of one partition, and its answer as Python sees it.
-#[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
     mut m: Model,
     init: u32,
     input: &Input,
-    time_limit: Option<f64>,
-    max_states: Option<u64>,
-    max_bytes: Option<u64>,
+    limits: Limits,
     track: bool,
     look: bool,
 ) -> PyResult<Answer> {
     let known = match &m {
         Model::Kv(s) => s.known(),
         _ => 0,
-    };
-    let limits = Limits {
-        deadline: time_limit.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0))),
-        max_states,
-        max_bytes,
     };
     let got = py.allow_threads(|| engine::search(&mut m, init, input, &limits, track, look));
     let (valid, reason) = match got.verdict {
@@ -124,7 +122,7 @@ fn run(
 /// prepare(model, codes, history, keyed=None) -> Prepared | None
 ///
 /// `history` paired, converted, split per key (smallest first) and interned
-/// for the compiled `model`, as the Python road would (prepare.rs); None
+/// for the compiled `model`, as the Python road would (prepare_ops.rs); None
 /// when the Python road must take it. `codes` maps each operation name the
 /// model accepts (its aliases too) to its op code.
 #[pyfunction]
@@ -197,7 +195,7 @@ impl Prepared {
         } else {
             compiled(&self.model, Vec::new())?
         };
-        run(py, m, 0, &p.input, time_limit, max_states, max_bytes, track, look)
+        run(py, m, 0, &p.input, limits(time_limit, max_states, max_bytes), track, look)
     }
 }
 
