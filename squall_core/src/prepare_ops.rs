@@ -247,24 +247,25 @@ pub fn prepare<'py>(
     };
     // Pairing: one slot per invoke, in invoke order.
     let mut open: HashMap<i64, usize> = HashMap::default();
-    let mut slots: Vec<(usize, usize, Option<usize>)> = Vec::new(); // (pos, client index, completion index)
+    let mut slots: Vec<(usize, Option<usize>)> = Vec::new(); // (invoke's client index, completion's)
     for (ci, c) in client.iter().enumerate() {
         if c.kind == INVOKE {
             if open.contains_key(&c.p) {
                 return Ok(None);
             }
             open.insert(c.p, slots.len());
-            slots.push((c.pos, ci, None));
+            slots.push((ci, None));
         } else {
             match open.remove(&c.p) {
-                Some(at) => slots[at].2 = Some(ci),
+                Some(at) => slots[at].1 = Some(ci),
                 None => return Ok(None),
             }
         }
     }
     let mut convs: Vec<Conv<'py>> = Vec::with_capacity(slots.len());
-    for &(ipos, ci, done) in &slots {
+    for &(ci, done) in &slots {
         let inv = &client[ci];
+        let ipos = inv.pos;
         let v = inv.value.clone().expect("an invoke's value was read");
         let (key, key_obj, arg) = if keyed {
             let Some((k, arg)) = pair(&v) else { return Ok(None) };
@@ -308,20 +309,20 @@ pub fn prepare<'py>(
                 None => return Ok(None),
             }
         }
-        let comp = done.map(|c| &client[c].op);
-        let (kind, cpos) = match (comp, done) {
-            (Some(_), Some(d)) => {
-                if text(&client[d].f) != Some(f) {
+        let comp = done.map(|d| &client[d]);
+        let (kind, cpos) = match comp {
+            Some(c) => {
+                if text(&c.f) != Some(f) {
                     return Ok(None);
                 }
-                (client[d].kind, client[d].pos as i64)
+                (c.kind, c.pos as i64)
             }
-            _ => (OTHER, -1),
+            None => (OTHER, -1),
         };
         let mut read_obj = None;
         let (out, ret) = if kind == OK {
             let out = if readonly {
-                let c = comp.unwrap().getattr(a_value)?;
+                let c = comp.expect("an ok op has a completion").op.getattr(a_value)?;
                 let got = if keyed {
                     match pair(&c) {
                         Some((_, got)) => got,
@@ -338,7 +339,7 @@ pub fn prepare<'py>(
             };
             (out, cpos as f64)
         } else if kind == FAIL {
-            let error = comp.unwrap().getattr(a_error)?;
+            let error = comp.expect("a fail op has a completion").op.getattr(a_error)?;
             if code == CAS && text(&error) == Some("precondition_failed") {
                 (Out::Flag(false), cpos as f64)
             } else {
