@@ -34,7 +34,6 @@ pub enum Model {
 /// O(1): h(s + t) = h(s) * B^len(t) + h(t). Strings with equal hash and
 /// length are compared byte by byte before they share an id, so a collision
 /// costs time, never a wrong verdict.
-#[derive(Clone)]
 pub struct Strings {
     nodes: Vec<Node>,
     index: FxHashMap<(u64, usize), Vec<u32>>, // (hash, length) -> ids with it
@@ -44,7 +43,6 @@ pub struct Strings {
     scratch: (Vec<u8>, Vec<u8>), // append's buffers for comparing bytes
 }
 
-#[derive(Clone)]
 struct Node {
     hash: u64,
     pow: u64, // B^len mod M
@@ -52,7 +50,6 @@ struct Node {
     spelled: Spelled,
 }
 
-#[derive(Clone)]
 enum Spelled {
     // An input's string, with the hash of each of its prefixes (pre[k]: of
     // the first k bytes), so the look-ahead can ask "is s a prefix of this
